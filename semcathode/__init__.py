@@ -1,0 +1,56 @@
+"""semcathode: diagnose Li-ion battery NCM cathodes from SEM micrographs.
+
+Composition (NCM333/622/811) x aging state (pristine, formation, 100 cycles) classification
+with EfficientNet transfer learning from a data-rich to a data-poor domain, honest metrics,
+and Grad-CAM maps. The public API is re-exported here explicitly.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .config import ConfigError, RunConfig, config_hash, load_config, save_config
+from .datasets import DatasetError, fetch, find_local_data, resolve_data_dir
+from .io import BarCrop, SEMImage, SEMMetadata, SEMReadError, crop_data_bar, find_data_bar, read_metadata, read_sem
+from .manifest import ManifestError, check_duplicates, find_duplicates, index_folder, read_manifest, write_manifest
+from .preprocess import PreprocessCache, PreprocessParams, build_items
+from .figures import plot_bars, plot_class_counts, plot_confusion, plot_curves, plot_examples
+from .report import NotebookOutputs, write_index
+from .schema import Schema, default_schema
+from .splits import (
+    SIMULATED_SHIFT_NOTE,
+    assign_groups,
+    check_no_group_leak,
+    group_folds,
+    make_transfer_splits,
+    split_groups,
+    subset_per_class,
+)
+from .study import (
+    build_manifest,
+    cache_for,
+    data_dir_for,
+    prepare_splits,
+    preprocess_params,
+    schema_from_config,
+    target_domain_note,
+    write_attribution,
+)
+from .summary import count_table, data_summary, duplicate_note, duplicate_report, pixel_size_table, split_table
+
+__all__ = [
+    "__version__",
+    "ConfigError", "RunConfig", "config_hash", "load_config", "save_config",
+    "DatasetError", "fetch", "find_local_data", "resolve_data_dir",
+    "BarCrop", "SEMImage", "SEMMetadata", "SEMReadError", "crop_data_bar", "find_data_bar", "read_metadata", "read_sem",
+    "ManifestError", "check_duplicates", "find_duplicates", "index_folder", "read_manifest", "write_manifest",
+    "PreprocessCache", "PreprocessParams", "build_items",
+    "Schema", "default_schema",
+    "SIMULATED_SHIFT_NOTE", "assign_groups", "check_no_group_leak", "group_folds", "make_transfer_splits",
+    "split_groups", "subset_per_class",
+    "plot_bars", "plot_class_counts", "plot_confusion", "plot_curves", "plot_examples",
+    "NotebookOutputs", "write_index",
+    "build_manifest", "cache_for", "data_dir_for", "prepare_splits", "preprocess_params", "schema_from_config",
+    "target_domain_note", "write_attribution",
+    "count_table", "data_summary", "duplicate_note", "duplicate_report", "pixel_size_table", "split_table",
+]

@@ -1,0 +1,111 @@
+"""Figures (matplotlib/seaborn) for the notebooks and the report."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["plot_examples", "plot_class_counts", "plot_confusion", "plot_curves", "plot_bars"]
+
+
+def plot_examples(df: pd.DataFrame, per_class: int = 1, scale_bar_um: float = 50.0, apply_shift: bool = False):
+    """One (or more) bar-cropped micrograph per class, with a scale bar from the pixel size."""
+    from .preprocess import load_bar_free
+
+    labels = list(dict.fromkeys(df["label"]))
+    ncol = min(len(labels), 4)
+    nrow = int(np.ceil(len(labels) * per_class / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.2 * nrow), squeeze=False)
+    k = 0
+    for label in labels:
+        rows = df[df["label"] == label].head(per_class)
+        for _, row in rows.iterrows():
+            ax = axes.flat[k]
+            img = load_bar_free(row, apply_shift=apply_shift)
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+            px = row.get("pixel_size_um")
+            if px and px == px:
+                length = scale_bar_um / px
+                h, w = img.shape
+                ax.plot([w * 0.05, w * 0.05 + length], [h * 0.92] * 2, color="yellow", lw=3)
+                ax.text(w * 0.05, h * 0.88, f"{scale_bar_um:g} µm", color="yellow", fontsize=9)
+            ax.set_title(f"{label}\n{row.get('domain', '')} · {str(row.get('session', ''))[:24]}", fontsize=9)
+            ax.axis("off")
+            k += 1
+    for ax in axes.flat[k:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_counts(df: pd.DataFrame, hue: str = "split"):
+    """Images per class, coloured by ``hue`` (split or domain)."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    order = list(dict.fromkeys(df["label"]))
+    sns.countplot(data=df, y="label", hue=hue if hue in df.columns else None, order=order, ax=ax)
+    ax.set_xlabel("images")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str = "", normalize: bool = True, ax=None):
+    """A confusion matrix heatmap (row-normalised by default)."""
+    import seaborn as sns
+
+    cm = np.asarray(cm, dtype=float)
+    data = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    short = [c.replace("NCM", "").replace("_", " ") for c in classes]
+    sns.heatmap(data, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", vmin=0,
+                vmax=1 if normalize else None, xticklabels=short, yticklabels=short, cbar=False, ax=ax,
+                annot_kws={"fontsize": 7})
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    if own:
+        ax.figure.tight_layout()
+        return ax.figure
+    return ax
+
+
+def plot_curves(df: pd.DataFrame, x: str, y: str, hue: str, col: str | None = None, title: str = "",
+                logx: bool = False, chance: float | None = None):
+    """Mean and 95% interval over seeds of ``y`` against ``x`` per ``hue`` (one panel per ``col``)."""
+    import seaborn as sns
+
+    g = sns.relplot(data=df, x=x, y=y, hue=hue, col=col, kind="line", marker="o", errorbar=("ci", 95),
+                    height=3.2, aspect=1.2, col_wrap=min(3, df[col].nunique()) if col else None,
+                    facet_kws={"sharey": True})
+    for ax in g.axes.flat:
+        if logx:
+            ax.set_xscale("symlog", linthresh=1)
+        if chance is not None:
+            ax.axhline(chance, ls=":", color="grey", lw=1)
+    if title:
+        g.figure.suptitle(title, y=1.03)
+    return g.figure
+
+
+def plot_bars(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", chance: float | None = None):
+    """Bar chart of ``y`` per ``x`` (mean and 95% interval over rows)."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    sns.barplot(data=df, x=x, y=y, hue=hue, errorbar=("ci", 95), ax=ax)
+    if chance is not None:
+        ax.axhline(chance, ls=":", color="grey", lw=1, label="chance")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,155 @@
+"""Assemble the study's data from a :class:`~semcathode.config.RunConfig`.
+
+files -> manifest (indexed, validated) -> groups -> source / target / new-domain splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .config import RunConfig
+from .datasets import resolve_data_dir
+from .manifest import index_folder
+from .preprocess import PreprocessCache, PreprocessParams, default_cache_dir
+from .schema import Schema
+from .splits import assign_groups, make_transfer_splits, split_groups
+
+__all__ = [
+    "schema_from_config", "data_dir_for", "build_manifest", "prepare_splits", "preprocess_params", "cache_for",
+    "target_domain_note", "write_attribution",
+]
+
+
+def schema_from_config(cfg: RunConfig) -> Schema:
+    """The class schema configured in ``cfg.data``."""
+    return Schema(
+        compositions=tuple(cfg.data.compositions),
+        states=tuple(cfg.data.states),
+        extra_compositions=tuple(cfg.data.extra_compositions),
+    )
+
+
+def data_dir_for(cfg: RunConfig) -> Path:
+    """Folder of micrographs for ``cfg``: the configured folder, the local KAIST copy (or a
+    fetch of it), or a deterministic synthetic set written to the cache."""
+    if cfg.data.dataset == "synthetic":
+        if cfg.data.data_dir:
+            root = Path(cfg.data.data_dir)
+        else:
+            key = hashlib.sha256(
+                json.dumps([cfg.data.synthetic_per_class, cfg.data.synthetic_size, cfg.data.extra_compositions, 1]).encode()
+            ).hexdigest()[:10]
+            root = _cache_root(cfg) / "synthetic" / key
+        if not (root / ".complete").exists():
+            from .synthetic import write_synthetic_dataset
+
+            s = cfg.data.synthetic_size
+            write_synthetic_dataset(
+                root, n_per_class=cfg.data.synthetic_per_class, compositions=tuple(cfg.data.compositions),
+                states=tuple(cfg.data.states), size=(s * 3 // 4 + s // 15, s), seed=0,
+            )
+            (root / ".complete").write_text("ok\n")
+        return root
+    if cfg.data.dataset == "folder":
+        if not cfg.data.data_dir:
+            raise ValueError("data.dataset is 'folder' but data.data_dir is empty")
+        return Path(cfg.data.data_dir)
+    return resolve_data_dir(cfg.data.dataset, cfg.data.data_dir or None)
+
+
+def _cache_root(cfg: RunConfig) -> Path:
+    return Path(cfg.preprocess.cache_dir) if cfg.preprocess.cache_dir else default_cache_dir()
+
+
+def build_manifest(cfg: RunConfig) -> pd.DataFrame:
+    """Index the configured data into a validated manifest (see :func:`index_folder`)."""
+    root = data_dir_for(cfg)
+    kaist_layout = (root / "images").is_dir() and (root / "manifest.csv").exists()
+    return index_folder(
+        root / "images" if kaist_layout else root,
+        schema=schema_from_config(cfg),
+        labels_csv=cfg.data.labels_csv or None,
+        skip_bad=cfg.data.skip_bad,
+        min_size=cfg.data.min_size,
+        bar_method=cfg.data.bar_method,
+        bar_fraction=cfg.data.bar_fraction,
+    )
+
+
+def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
+    """Groups, the transfer study's domains and the splits, all in one manifest.
+
+    Rows of the schema's classes are partitioned into ``source`` and ``target``: with
+    ``target.kind = simulated_shift`` by held-out frame blocks plus the acquisition shift
+    (see :data:`semcathode.splits.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
+    manifest's own ``domain`` column. Rows of extra compositions (e.g. NCM523, a real new
+    domain) keep their domain and get their own group split.
+    """
+    schema = schema_from_config(cfg)
+    df = assign_groups(manifest, cfg.data.block_size)
+    main = df[df["label"].isin(schema.classes)]
+    extra = df[~df["label"].isin(schema.classes)]
+    if cfg.target.kind == "simulated_shift":
+        from .shift import simulated_instrument_shift
+
+        shift = simulated_instrument_shift()
+        main = make_transfer_splits(
+            main, target_frac=cfg.target.target_frac, valid_frac=cfg.data.valid_frac,
+            test_frac=cfg.data.test_frac, per_class_train=cfg.target.per_class_train,
+            seed=cfg.data.split_seed, shift=shift.to_dict(),
+        )
+    else:
+        parts = []
+        for dom, sub in main.groupby("domain", sort=False):
+            sub = split_groups(sub, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
+            parts.append(sub)
+        main = pd.concat(parts)
+        main["domain"] = ["target" if d == cfg.target.domain else "source" for d in main["domain"]]
+        main["shift"] = ""
+    if len(extra):
+        extra = split_groups(extra, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
+        extra["shift"] = ""
+        out = pd.concat([main, extra])
+    else:
+        out = main
+    return out.loc[manifest.index.intersection(out.index)]
+
+
+def preprocess_params(cfg: RunConfig) -> PreprocessParams:
+    """:class:`PreprocessParams` from ``cfg.preprocess``."""
+    p = cfg.preprocess
+    return PreprocessParams(mode=p.mode, size=p.size, tile_scale_um=p.tile_scale_um, tile_stride=p.tile_stride)
+
+
+def cache_for(cfg: RunConfig) -> PreprocessCache:
+    """The pre-processing cache configured in ``cfg``."""
+    return PreprocessCache(_cache_root(cfg) / "preprocessed")
+
+
+def target_domain_note(cfg: RunConfig) -> str:
+    """What the target domain of this configuration is, in words (printed in every output)."""
+    from .splits import SIMULATED_SHIFT_NOTE
+
+    if cfg.target.kind == "simulated_shift":
+        from .shift import simulated_instrument_shift
+
+        return SIMULATED_SHIFT_NOTE + f" Shift parameters: {simulated_instrument_shift().to_dict()}."
+    return f"Target domain: rows whose `domain` column is {cfg.target.domain!r} (real data given by the user)."
+
+
+def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
+    """Write ``ATTRIBUTION.md`` for the configured data into ``out_dir``."""
+    from ._files import atomic_write_text
+    from .datasets import DATASETS, attribution
+
+    if cfg.data.dataset in DATASETS:
+        text = attribution(cfg.data.dataset)
+    elif cfg.data.dataset == "synthetic":
+        text = "# synthetic\n\nSynthetic micrographs generated by semcathode.synthetic (no real data).\n"
+    else:
+        text = f"# {cfg.data.data_dir}\n\nUser-supplied micrographs.\n"
+    return atomic_write_text(Path(out_dir) / "ATTRIBUTION.md", text)

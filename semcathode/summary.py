@@ -1,0 +1,90 @@
+"""Tables that summarise a manifest: counts, pixel sizes, splits, duplicates."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .manifest import check_duplicates, find_duplicates
+
+__all__ = ["count_table", "pixel_size_table", "split_table", "duplicate_report", "duplicate_note", "data_summary"]
+
+
+def count_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Images per class, with composition, state, domain(s) and session(s)."""
+    g = df.groupby("label", sort=False)
+    return pd.DataFrame({
+        "composition": g["composition"].first(),
+        "state": g["state"].first(),
+        "images": g.size(),
+        "sessions": g["session"].nunique(),
+        "session": g["session"].agg(lambda s: "; ".join(sorted(set(map(str, s))))),
+        "mean_grey": g["mean_grey"].mean().round(1),
+    }).reset_index()
+
+
+def pixel_size_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Pixel size (µm/px), frame size and metadata source per class."""
+    g = df.groupby("label", sort=False)
+    return pd.DataFrame({
+        "pixel_size_um": g["pixel_size_um"].median().round(4),
+        "field_of_view_um": (g["pixel_size_um"].median() * g["width"].median()).round(1),
+        "width": g["width"].median().astype(int),
+        "height": g["height"].median().astype(int),
+        "bar_row": g["bar_row"].median().astype(int),
+        "bar_method": g["bar_method"].agg(lambda s: ",".join(sorted(set(s)))),
+        "metadata": g["meta_source"].agg(lambda s: ",".join(sorted(set(map(str, s))))),
+        "missing_pixel_size": g["pixel_size_um"].apply(lambda s: int(s.isna().sum())),
+    }).reset_index()
+
+
+def split_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Images per class x (domain, split), plus the number of groups."""
+    t = df.pivot_table(index="label", columns=["domain", "split"], values="path", aggfunc="count", fill_value=0)
+    t.columns = [f"{d}/{s}" for d, s in t.columns]
+    t["groups"] = df.groupby("label")["group"].nunique()
+    order = list(dict.fromkeys(df["label"]))
+    return t.loc[order].reset_index()
+
+
+def duplicate_report(df: pd.DataFrame, max_distance: int = 4) -> tuple[pd.DataFrame, list[str]]:
+    """Duplicate pairs with the split/domain/group of each side, and cross-split warnings."""
+    dups = find_duplicates(df, max_distance=max_distance)
+    for col in ("split", "domain", "group"):
+        if col in df.columns and len(dups):
+            dups[f"{col}_a"] = df.loc[dups["a"], col].to_numpy()
+            dups[f"{col}_b"] = df.loc[dups["b"], col].to_numpy()
+    warnings = check_duplicates(df, dups, columns=("split", "domain"))
+    return dups, warnings
+
+
+def data_summary(df: pd.DataFrame) -> dict:
+    """Machine-readable summary of a split manifest."""
+    out = {
+        "n_images": int(len(df)),
+        "classes": {k: int(v) for k, v in df["label"].value_counts(sort=False).items()},
+        "domains": {k: int(v) for k, v in df["domain"].value_counts().items()},
+        "sessions": int(df["session"].nunique()),
+        "sessions_per_class": {k: int(v) for k, v in df.groupby("label")["session"].nunique().items()},
+    }
+    if "split" in df.columns:
+        out["splits"] = {f"{d}/{s}": int(n) for (d, s), n in df.groupby(["domain", "split"]).size().items()}
+        out["groups"] = int(df["group"].nunique())
+    return out
+
+
+def duplicate_note(dups: pd.DataFrame, warnings: list[str]) -> str:
+    """A sentence on the duplicates found and whether they cross splits or domains."""
+    if dups.empty:
+        return "No exact or near-duplicate images were found."
+    n_exact = int((dups["kind"] == "exact").sum())
+    n_near = int((dups["kind"] == "near").sum())
+    same_group = int((dups["group_a"] == dups["group_b"]).sum()) if "group_a" in dups else 0
+    text = (f"{n_exact} exact and {n_near} near-duplicate pairs (perceptual hash). "
+            f"{same_group} of them lie inside one frame-block group, as expected for neighbouring stage positions. ")
+    if warnings:
+        text += (f"**Warning:** {len(warnings)} pair(s) cross a split or domain boundary: those images are "
+                 f"nearly the same field of view on both sides, so scores on the held-out side are optimistic "
+                 f"for them. A larger `data.block_size` keeps more neighbours together.")
+    else:
+        text += "None crosses a split or domain boundary."
+    return text

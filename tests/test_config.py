@@ -1,0 +1,56 @@
+import pytest
+import yaml
+
+from semcathode.config import PROFILES, ConfigError, RunConfig, config_hash, load_config, save_config
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_load(profile):
+    cfg = load_config(profile)
+    assert isinstance(cfg, RunConfig) and cfg.profile == profile
+
+
+def test_precedence_profile_file_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("stage1:\n  epochs: 7\n  lr: 0.5\n")
+    cfg = load_config("smoke", f, {"stage1.lr": 0.25})
+    assert cfg.stage1.epochs == 7  # file beats profile
+    assert cfg.stage1.lr == 0.25  # override beats file
+    cfg2 = load_config("smoke", f, ["stage1.epochs=3", "protocol.seeds=[4, 5]"])
+    assert cfg2.stage1.epochs == 3 and cfg2.protocol.seeds == [4, 5]
+
+
+def test_unknown_key_is_named(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("stage1:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"stage1\.epochz"):
+        load_config("smoke", f)
+    with pytest.raises(ConfigError, match="nonsense"):
+        load_config("smoke", overrides={"nonsense": 1})
+
+
+def test_bad_value_is_named(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("stage2:\n  epochs: many\n")
+    with pytest.raises(ConfigError, match=r"stage2\.epochs.*many"):
+        load_config("smoke", f)
+    with pytest.raises(ConfigError, match=r"preprocess\.mode.*'squash'"):
+        load_config("smoke", overrides={"preprocess.mode": "squash"})
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_config("huge")
+    f.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config("smoke", f)
+
+
+def test_save_roundtrip_and_hash(tmp_path):
+    cfg = load_config("demo", overrides={"stage1.epochs": 9})
+    p = save_config(cfg, tmp_path / "config.yaml")
+    saved = yaml.safe_load(p.read_text())
+    assert saved["config_hash"] == config_hash(cfg)
+    again = load_config("demo", p)
+    assert again == cfg and config_hash(again) == config_hash(cfg)
+    other = load_config("demo", overrides={"stage1.epochs": 8})
+    assert config_hash(other) != config_hash(cfg)
+    assert config_hash(other, "data") == config_hash(cfg, "data")
+    assert config_hash(other, "stage1") != config_hash(cfg, "stage1")

@@ -1,0 +1,92 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from semcathode.splits import (
+    assign_groups,
+    check_no_group_leak,
+    group_folds,
+    make_transfer_splits,
+    split_groups,
+    subset_per_class,
+)
+
+
+def _manifest(sizes=None):
+    sizes = sizes or {"A": 40, "B": 23, "C": 31}
+    rows = []
+    for label, n in sizes.items():
+        for k in range(n):
+            rows.append({"path": f"/{label}/{k}.png", "label": label, "session": f"s-{label}",
+                         "frame": 100 + 3 * k, "sha256": f"{label}{k}"})
+    return pd.DataFrame(rows)
+
+
+def test_groups_are_blocks_of_consecutive_frames():
+    df = assign_groups(_manifest().sample(frac=1, random_state=0), block_size=5)
+    for _, sub in df.groupby("group"):
+        assert len(sub) <= 5 and sub["label"].nunique() == 1
+        frames = sorted(sub["frame"])
+        assert frames == list(range(frames[0], frames[0] + 3 * len(frames), 3))  # consecutive
+
+
+def test_split_no_group_leak_stratified_and_deterministic():
+    df = assign_groups(_manifest(), block_size=4)
+    a = split_groups(df, 0.2, 0.2, seed=1)
+    b = split_groups(df, 0.2, 0.2, seed=1)
+    c = split_groups(df, 0.2, 0.2, seed=2)
+    check_no_group_leak(a)
+    assert (a["split"] == b["split"]).all()
+    assert not (a["split"] == c["split"]).all()
+    for label, sub in a.groupby("label"):
+        share = sub["split"].value_counts(normalize=True)
+        assert set(share.index) == {"train", "valid", "test"}
+        assert 0.1 <= share["test"] <= 0.4
+
+
+def test_leak_check_detects_straddling_group():
+    df = split_groups(assign_groups(_manifest(), 4), 0.2, 0.2)
+    df.loc[df.index[0], "split"] = "test" if df.loc[df.index[0], "split"] != "test" else "train"
+    with pytest.raises(ValueError, match="straddle"):
+        check_no_group_leak(df)
+
+
+def test_sample_id_column_defines_groups():
+    df = _manifest({"A": 12})
+    df["sample_id"] = ["x", "y", "z"] * 4
+    g = assign_groups(df, block_size=2)
+    assert g["group"].nunique() == 3
+
+
+def test_transfer_splits_budget_and_shift():
+    df = assign_groups(_manifest({"A": 100, "B": 41, "C": 60}), 5)
+    t = make_transfer_splits(df, target_frac=0.4, per_class_train=20, seed=0, shift={"brightness": 0.1})
+    check_no_group_leak(t)
+    # a group is either source or target
+    assert (t.groupby("group")["domain"].nunique() == 1).all()
+    tgt_train = t[(t.domain == "target") & (t.split == "train")]
+    assert tgt_train.groupby("label").size().max() <= 20
+    assert tgt_train.groupby("label").size()["A"] == 20
+    assert (t.loc[t.domain == "target", "shift"] != "").all()
+    assert (t.loc[t.domain == "source", "shift"] == "").all()
+    for dom in ("source", "target"):
+        assert set(t[t.domain == dom]["split"]) >= {"train", "valid", "test"}
+
+
+def test_subsets_nested_and_from_train_only():
+    df = split_groups(assign_groups(_manifest(), 3), 0.2, 0.2, seed=0)
+    prev = None
+    for n in (1, 2, 5, 10):
+        s = subset_per_class(df, n, seed=3)
+        assert (s["split"] == "train").all()
+        assert (s.groupby("label").size() == n).all()
+        if prev is not None:
+            assert set(prev.index) <= set(s.index)
+        prev = s
+
+
+def test_group_folds_keep_groups_together():
+    df = assign_groups(_manifest(), 4)
+    for tr, te in group_folds(df, n_splits=3, seed=0):
+        assert not set(df.iloc[tr]["group"]) & set(df.iloc[te]["group"])
+        assert set(df.iloc[te]["label"]) == {"A", "B", "C"}
