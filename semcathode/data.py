@@ -207,7 +207,7 @@ def make_dataloaders(
     src = pd.concat([train.assign(is_valid=False), valid.assign(is_valid=True)], ignore_index=True)
     bs = max(2, min(bs, len(train)))
     block = DataBlock(
-        blocks=(TransformBlock(type_tfms=[load_item], batch_tfms=[IntToFloatTensor()]), CategoryBlock(vocab=list(classes))),
+        blocks=(TransformBlock(type_tfms=[load_item], batch_tfms=[IntToFloatTensor()]), CategoryBlock(vocab=list(classes), sort=False)),
         get_y=ColReader("label"),
         splitter=ColSplitter("is_valid"),
         batch_tfms=_batch_tfms(augment, normalize, mean, std),
