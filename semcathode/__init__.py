@@ -14,8 +14,46 @@ from .datasets import DatasetError, fetch, find_local_data, resolve_data_dir
 from .io import BarCrop, SEMImage, SEMMetadata, SEMReadError, crop_data_bar, find_data_bar, read_metadata, read_sem
 from .manifest import ManifestError, check_duplicates, find_duplicates, index_folder, read_manifest, write_manifest
 from .preprocess import PreprocessCache, PreprocessParams, build_items
-from .figures import plot_bars, plot_class_counts, plot_confusion, plot_curves, plot_examples
-from .report import NotebookOutputs, write_index
+from .evaluate import (
+    aggregate_tiles,
+    bootstrap_ci,
+    chance_level,
+    classification_metrics,
+    image_bootstrap_ci,
+    paired_comparison,
+    paired_table,
+    paper_table,
+    summarize_runs,
+)
+from .export import ExportedModel, ModelFileError, export_model, export_models, export_trained, load_model, predict_paths
+from .figures import (
+    plot_bars,
+    plot_class_counts,
+    plot_confusion,
+    plot_confusions,
+    plot_curves,
+    plot_domain_pair,
+    plot_examples,
+    plot_history,
+)
+from .learner import efficientnet_splitter, fit_stage, make_learner, predict_items
+from .protocol import (
+    ARMS,
+    ModelStore,
+    curve_note,
+    evaluate_model,
+    evaluate_models,
+    learning_curve,
+    linear_probe,
+    linear_probe_report,
+    new_domain_curve,
+    probe_verdict,
+    run_arms,
+    stack_histories,
+    train_arm,
+    train_stage1,
+)
+from .report import NotebookOutputs, provenance_note, read_table, write_index
 from .schema import Schema, default_schema
 from .splits import (
     SIMULATED_SHIFT_NOTE,
@@ -27,7 +65,9 @@ from .splits import (
     subset_per_class,
 )
 from .study import (
+    Study,
     build_manifest,
+    load_study,
     cache_for,
     data_dir_for,
     prepare_splits,
@@ -37,6 +77,14 @@ from .study import (
     write_attribution,
 )
 from .summary import count_table, data_summary, duplicate_note, duplicate_report, pixel_size_table, split_table
+from .validity import (
+    normalisation_ablation,
+    robustness_study,
+    session_check,
+    shortcut_baseline,
+    shortcut_study,
+    shortcut_verdict,
+)
 
 __all__ = [
     "__version__",
@@ -53,4 +101,14 @@ __all__ = [
     "build_manifest", "cache_for", "data_dir_for", "prepare_splits", "preprocess_params", "schema_from_config",
     "target_domain_note", "write_attribution",
     "count_table", "data_summary", "duplicate_note", "duplicate_report", "pixel_size_table", "split_table",
+    "aggregate_tiles", "bootstrap_ci", "chance_level", "classification_metrics", "image_bootstrap_ci",
+    "paired_comparison", "paired_table", "paper_table", "summarize_runs",
+    "ExportedModel", "ModelFileError", "export_model", "export_trained", "load_model", "predict_paths",
+    "plot_confusions", "plot_domain_pair", "plot_history",
+    "efficientnet_splitter", "fit_stage", "make_learner", "predict_items",
+    "ARMS", "ModelStore", "evaluate_model", "evaluate_models", "learning_curve", "linear_probe",
+    "linear_probe_report", "new_domain_curve", "probe_verdict", "run_arms", "stack_histories", "train_arm",
+    "train_stage1", "Study", "load_study",
+    "normalisation_ablation", "robustness_study", "session_check", "shortcut_baseline", "shortcut_study",
+    "shortcut_verdict", "export_models", "provenance_note", "read_table", "curve_note",
 ]

@@ -99,6 +99,8 @@ class StageConfig:
     batch_size: int = 16
     schedule: str = "discriminative"  # discriminative | paper (Adam 1e-3, no freezing)
     weight_decay: float = 0.01
+    min_steps: int = 0  # tiny train sets: train at least this many optimiser steps
+    validate: bool = True  # score the valid split after every epoch (off = faster)
 
 
 @dataclass

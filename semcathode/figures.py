@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_examples", "plot_class_counts", "plot_confusion", "plot_curves", "plot_bars"]
+__all__ = ["plot_examples", "plot_class_counts", "plot_confusion", "plot_confusions", "plot_curves", "plot_bars", "plot_history", "plot_domain_pair"]
 
 
 def plot_examples(df: pd.DataFrame, per_class: int = 1, scale_bar_um: float = 50.0, apply_shift: bool = False):
@@ -107,5 +107,62 @@ def plot_bars(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: s
         ax.axhline(chance, ls=":", color="grey", lw=1, label="chance")
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(hist: pd.DataFrame):
+    """Training curves (loss and valid macro-F1 per epoch) for every seed."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for seed, h in hist.groupby("seed"):
+        axes[0].plot(h["step"], h["train_loss"], "-", label=f"train seed {seed}")
+        if "valid_loss" in h:
+            axes[0].plot(h["step"], h["valid_loss"], "--", label=f"valid seed {seed}")
+        if "macro_f1" in h:
+            axes[1].plot(h["step"], h["macro_f1"], "-o", ms=3, label=f"seed {seed}")
+    axes[0].set_xlabel("epoch (head-only epochs first)")
+    axes[0].set_ylabel("cross-entropy")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("valid macro-F1")
+    axes[1].set_ylim(0, 1.02)
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusions(preds: pd.DataFrame, classes: Sequence[str], by: str = "arm", normalize: bool = True):
+    """Row-normalised confusion matrices (summed over seeds), one panel per ``by`` value."""
+    from sklearn.metrics import confusion_matrix
+
+    keys = list(dict.fromkeys(preds[by]))
+    ncol = min(3, len(keys))
+    nrow = int(np.ceil(len(keys) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.6 * nrow), squeeze=False)
+    for ax, k in zip(axes.flat, keys):
+        sub = preds[preds[by] == k]
+        cm = confusion_matrix(sub["label"], sub["pred"], labels=list(classes))
+        plot_confusion(cm, classes, title=f"{k} (n={len(sub)})", normalize=normalize, ax=ax)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_domain_pair(df: pd.DataFrame, n: int = 3):
+    """The same classes in the source and in the (simulated) target domain, side by side."""
+    from .preprocess import load_bar_free
+
+    src = df[df["domain"] == "source"].drop_duplicates("label").head(n)
+    tgt = df[df["domain"] == "target"].drop_duplicates("label").head(n)
+    fig, axes = plt.subplots(2, n, figsize=(4 * n, 6.2), squeeze=False)
+    for j in range(n):
+        for i, (part, name) in enumerate([(src, "source"), (tgt, "target")]):
+            ax = axes[i, j]
+            if j < len(part):
+                row = part.iloc[j]
+                ax.imshow(load_bar_free(row), cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"{name}: {row['label']}", fontsize=9)
+            ax.axis("off")
     fig.tight_layout()
     return fig

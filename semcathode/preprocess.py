@@ -84,7 +84,8 @@ def load_bar_free(row: pd.Series | dict, apply_shift: bool = True) -> np.ndarray
     Parameters
     ----------
     row : Series or dict
-        Manifest row with ``path`` and ``bar_row`` (and optionally ``shift`` JSON, ``sha256``).
+        Manifest row with ``path`` and ``bar_row`` (and optionally ``shift``: JSON of one
+        :class:`~semcathode.shift.AcquisitionShift` dict or of a list applied in order; ``sha256``).
     apply_shift : bool
         Apply the row's ``shift`` (simulated target domain) when present.
 
@@ -104,7 +105,9 @@ def load_bar_free(row: pd.Series | dict, apply_shift: bool = True) -> np.ndarray
         from .shift import AcquisitionShift
 
         seed = _image_seed(str(row.get("sha256", "0" * 8)))
-        img = AcquisitionShift.from_dict(json.loads(shift)).apply(img, rng=seed)
+        spec = json.loads(shift)
+        for k, d in enumerate(spec if isinstance(spec, list) else [spec]):  # a list = shifts in sequence
+            img = AcquisitionShift.from_dict(d).apply(img, rng=seed + k)
     return img.astype(np.float32)
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ._files import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 
-__all__ = ["NotebookOutputs", "write_index", "df_to_markdown", "read_outputs"]
+__all__ = ["NotebookOutputs", "write_index", "df_to_markdown", "read_outputs", "read_table", "provenance_note"]
 
 _TITLES = {
     "01_data": "Dataset",
@@ -196,3 +196,21 @@ def _anchor(title: str) -> str:
     import re
 
     return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+
+
+def read_table(run_dir: str | Path, notebook: str, stem: str) -> pd.DataFrame:
+    """A CSV table written by an earlier notebook of the same run."""
+    path = Path(run_dir) / notebook / f"{stem}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run notebook {notebook} first (same out_dir)")
+    return pd.read_csv(path)
+
+
+def provenance_note(weights_info: dict) -> str:
+    """Backbone and weights provenance in one sentence for the report."""
+    w = weights_info
+    text = (f"Backbone `{w.get('backbone')}` (timm `{w.get('timm_name')}`), weights: {w.get('origin')}"
+            f"{', sha256 ' + str(w.get('sha256'))[:16] + '…' if w.get('sha256') else ''}.")
+    if w.get("note"):
+        text += f" Note: {w['note']}"
+    return text

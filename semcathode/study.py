@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,13 +15,13 @@ import pandas as pd
 from .config import RunConfig
 from .datasets import resolve_data_dir
 from .manifest import index_folder
-from .preprocess import PreprocessCache, PreprocessParams, default_cache_dir
+from .preprocess import PreprocessCache, PreprocessParams, build_items, default_cache_dir
 from .schema import Schema
 from .splits import assign_groups, make_transfer_splits, split_groups
 
 __all__ = [
     "schema_from_config", "data_dir_for", "build_manifest", "prepare_splits", "preprocess_params", "cache_for",
-    "target_domain_note", "write_attribution",
+    "target_domain_note", "write_attribution", "Study", "load_study",
 ]
 
 
@@ -153,3 +154,42 @@ def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
     else:
         text = f"# {cfg.data.data_dir}\n\nUser-supplied micrographs.\n"
     return atomic_write_text(Path(out_dir) / "ATTRIBUTION.md", text)
+
+
+@dataclass
+class Study:
+    """What the notebooks after 01 share: the split manifest, its network inputs and classes."""
+
+    cfg: RunConfig
+    manifest: pd.DataFrame
+    items: pd.DataFrame  # pre-processed inputs of the schema's classes (source + target)
+    new_items: pd.DataFrame  # pre-processed inputs of extra compositions (e.g. NCM523)
+    classes: list[str]
+    cache: PreprocessCache
+
+    @property
+    def params(self) -> PreprocessParams:
+        return preprocess_params(self.cfg)
+
+    def rows(self, domain: str, split: str) -> pd.DataFrame:
+        """Items of one domain and split."""
+        return self.items[(self.items["domain"] == domain) & (self.items["split"] == split)]
+
+
+def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
+    """Read notebook 01's manifest from ``out_dir`` and pre-process it (through the cache)."""
+    from .manifest import read_manifest
+
+    path = Path(out_dir) / "01_data" / "manifest.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run notebook 01_data first (same out_dir)")
+    manifest = read_manifest(path)
+    manifest["shift"] = manifest["shift"].fillna("") if "shift" in manifest else ""
+    classes = schema_from_config(cfg).classes
+    cache = cache_for(cfg)
+    params = preprocess_params(cfg)
+    main = manifest[manifest["label"].isin(classes)]
+    extra = manifest[~manifest["label"].isin(classes)]
+    items = build_items(main, params, cache)
+    new_items = build_items(extra, params, cache) if len(extra) else main.head(0).assign(image_id=[], cache_path=[], tile=[])
+    return Study(cfg, manifest, items, new_items, classes, cache)

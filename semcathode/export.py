@@ -1,0 +1,258 @@
+"""Export a trained model as safetensors + JSON; load it back; predict on files.
+
+No pickles: the weights are a safetensors file, everything else (classes, schema, backbone,
+pre-processing, normalisation, metrics, configuration hash) is plain JSON beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ._files import atomic_save, atomic_write_json
+from .preprocess import PreprocessParams, preprocess_image
+
+__all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "load_model", "predict_paths", "FORMAT"]
+
+FORMAT = "semcathode-model-v1"
+_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+
+
+class ModelFileError(ValueError):
+    """An exported model is missing, corrupt, or its JSON does not match its weights."""
+
+
+def _json_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def export_model(
+    model: nn.Module,
+    path: str | Path,
+    classes: Sequence[str],
+    backbone: str,
+    timm_name: str,
+    preprocess: PreprocessParams,
+    normalize: str,
+    mean: Sequence[float],
+    std: Sequence[float],
+    weights_info: dict | None = None,
+    metrics: dict | None = None,
+    config_hash: str = "",
+    bar_method: str = "auto",
+    bar_fraction: float = 0.0667,
+    extra: dict | None = None,
+) -> Path:
+    """Write ``<path>`` (safetensors weights) and ``<path>.json`` (everything else), atomically.
+
+    Returns
+    -------
+    Path
+        The safetensors path.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path).with_suffix(".safetensors")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    meta = {
+        "format": FORMAT,
+        "classes": list(classes),
+        "backbone": backbone,
+        "timm_name": timm_name,
+        "num_classes": len(classes),
+        "preprocess": {"mode": preprocess.mode, "size": preprocess.size,
+                       "tile_scale_um": preprocess.tile_scale_um, "tile_stride": preprocess.tile_stride},
+        "normalize": normalize,
+        "mean": list(map(float, mean)),
+        "std": list(map(float, std)),
+        "bar": {"method": bar_method, "fraction": bar_fraction},
+        "weights": weights_info or {},
+        "metrics": metrics or {},
+        "config_hash": config_hash,
+        **(extra or {}),
+    }
+    atomic_write_json(_json_path(path), meta)
+    return path
+
+
+@dataclass
+class ExportedModel:
+    """A loaded model: ``model`` (eval mode), ``classes`` and the pre-processing to apply."""
+
+    model: nn.Module
+    classes: list[str]
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def params(self) -> PreprocessParams:
+        return PreprocessParams(**self.meta["preprocess"])
+
+    def normalise(self, arr: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W) or (T, H, W) network input -> normalised float tensor (N, 3, H, W)."""
+        x = torch.from_numpy(np.asarray(arr, dtype=np.float32) / 255.0)
+        if x.ndim == 2:
+            x = x[None]
+        x = x[:, None].expand(-1, 3, -1, -1)
+        if self.meta.get("normalize") == "per_image":
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
+            return ((x - mean) / std).contiguous()
+        m = torch.tensor(self.meta["mean"]).view(1, 3, 1, 1)
+        s = torch.tensor(self.meta["std"]).view(1, 3, 1, 1)
+        return ((x - m) / s).contiguous()
+
+    def preprocess_path(self, path: str | Path) -> tuple[np.ndarray, torch.Tensor]:
+        """Read a micrograph, remove its data bar, pre-process: (bar-free grey image, input tensor)."""
+        from .io import crop_data_bar, read_sem
+
+        sem = read_sem(path)
+        bar = self.meta.get("bar", {})
+        img, _ = crop_data_bar(sem.image, sem.meta, method=bar.get("method", "auto"), fraction=bar.get("fraction", 0.0667))
+        arr = preprocess_image(img, self.params, sem.meta.pixel_size_um)
+        return img, self.normalise(arr)
+
+    @torch.no_grad()
+    def predict_tensor(self, x: torch.Tensor, bs: int = 32) -> np.ndarray:
+        """Softmax probabilities (N, n_classes) for normalised inputs."""
+        self.model.eval()
+        dev = next(self.model.parameters()).device
+        out = [torch.softmax(self.model(x[i : i + bs].to(dev)).float(), 1).cpu() for i in range(0, len(x), bs)]
+        return torch.cat(out).numpy()
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> ExportedModel:
+    """Load a model written by :func:`export_model`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.safetensors`` file (its ``.json`` must be beside it).
+    device : str or torch.device
+
+    Raises
+    ------
+    ModelFileError
+        Missing or corrupt weights, missing or invalid JSON, or weights that do not match the
+        JSON (backbone or number of classes).
+    """
+    import timm
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    jp = _json_path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model weights not found")
+    if not jp.is_file():
+        raise ModelFileError(f"{jp}: model description (JSON) not found beside the weights")
+    try:
+        meta = json.loads(jp.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{jp}: not valid JSON ({exc})") from None
+    for key in ("format", "classes", "timm_name", "preprocess", "mean", "std"):
+        if key not in meta:
+            raise ModelFileError(f"{jp}: missing key '{key}'")
+    if meta["format"] != FORMAT:
+        raise ModelFileError(f"{jp}: unknown format {meta['format']!r} (expected {FORMAT})")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelFileError(f"{path}: corrupt or unreadable safetensors file ({exc})") from None
+    model = timm.create_model(meta["timm_name"], pretrained=False, num_classes=len(meta["classes"]))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelFileError(
+            f"{path}: weights do not match {jp.name} (backbone {meta['timm_name']}, "
+            f"{len(meta['classes'])} classes): {first}"
+        ) from None
+    model.to(device).eval()
+    return ExportedModel(model=model, classes=list(meta["classes"]), meta=meta, path=path)
+
+
+def _expand(inputs: Sequence[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in _IMAGE_EXT)
+        else:
+            files.append(p)
+    return files
+
+
+def predict_paths(model: ExportedModel, inputs: Sequence[str | Path]) -> pd.DataFrame:
+    """Predict every image (folders are expanded): one row per image.
+
+    Tile-mode models average their tiles' probabilities per image. Files that cannot be read
+    get an ``error`` and no prediction (nothing else is lost).
+
+    Returns
+    -------
+    DataFrame
+        ``path, pred, confidence, p_<class>..., error``.
+    """
+    from .io import SEMReadError
+
+    rows: list[dict[str, Any]] = []
+    for f in _expand(inputs):
+        row: dict[str, Any] = {"path": str(f)}
+        try:
+            _, x = model.preprocess_path(f)
+        except (SEMReadError, ValueError) as exc:
+            row["error"] = str(exc)
+            rows.append(row)
+            continue
+        p = model.predict_tensor(x).mean(0)
+        row.update(pred=model.classes[int(p.argmax())], confidence=float(p.max()), error="")
+        row.update({f"p_{c}": float(v) for c, v in zip(model.classes, p)})
+        rows.append(row)
+    cols = ["path", "pred", "confidence"] + [f"p_{c}" for c in model.classes] + ["error"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], metrics: dict | None = None) -> Path:
+    """Export a :class:`~semcathode.protocol.TrainedModel` with its configuration's pre-processing.
+
+    Parameters
+    ----------
+    tm : TrainedModel
+    path : str or Path
+    cfg : RunConfig
+    classes : sequence of str
+    metrics : dict, optional
+        Stored in the JSON (e.g. the test metrics).
+    """
+    from .backbones import BACKBONES
+    from .config import config_hash
+    from .study import preprocess_params
+
+    winfo = dict(tm.weights_info)
+    backbone = winfo.get("backbone", cfg.model.backbone)
+    timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
+    mean, std = tm.learner.norm_stats
+    return export_model(
+        tm.model, path, classes, backbone, timm_name, preprocess_params(cfg), cfg.preprocess.normalize, mean, std,
+        weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,
+        bar_fraction=cfg.data.bar_fraction, extra={"arm": tm.arm, "seed": tm.seed},
+    )
+
+
+def export_models(models: dict, out_dir: str | Path, cfg: Any, classes: Sequence[str], seed: int) -> dict[str, Path]:
+    """Export the ``{(arm, seed): TrainedModel}`` of one seed as ``model_<arm>.safetensors``."""
+    out = {}
+    for key, tm in models.items():
+        arm, s = key if isinstance(key, tuple) else (key, tm.seed)
+        if s == seed:
+            out[arm] = export_trained(tm, Path(out_dir) / f"model_{arm}.safetensors", cfg, classes)
+    return out
