@@ -90,6 +90,20 @@ NOTEBOOKS["04_ablation"] = [
     ("code", "out.save({'shortcut_warning': verdict['warn'], 'arms': summary.to_dict(orient='records')})"),
 ]
 
+NOTEBOOKS["05_gradcam"] = [
+    ("md", "# 05 · Grad-CAM: what does the model look at?\n\n"
+           "CAM grids per class for the chosen arms, a quantitative check (CAM energy on particle boundaries and "
+           "crack-like lines vs a uniform map; deletion curves vs random order), a static gallery, and the "
+           "interactive explorer (live in JupyterLab, inert under papermill)."),
+    ("code", "study = sc.load_study(cfg, out_dir)\nmodels = sc.load_run_models(out_dir, cfg.cam.arms)\nsample = sc.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)\nrecords, grids = sc.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity)"),
+    ("code", "for arm, fig in grids.items():\n    out.figure(fig, f'cam_grid_{arm}', f'{cfg.cam.method} overlays, {arm}: target test micrographs per class', section='CAM grids')"),
+    ("md", "## Is the model looking at the particles?"),
+    ("code", "quant = sc.cam_quant_table(records)\nout.table(quant, 'cam_quant', 'Share of CAM energy on particle boundaries / crack-like lines vs the area they cover (ratio 1 = uniform map), and deletion AUC (most-attended pixels first vs random order)', section='Quantitative CAM check')\nout.text('Quantitative CAM check', sc.cam_note(quant))\nquant"),
+    ("md", "## Gallery and explorer"),
+    ("code", "out.table(records, 'cam_records', section=None)\ngallery = sc.write_gallery(out.dir, records)\nout.text('Gallery', f'Static gallery of every overlay, misclassified first: [gallery.html](05_gradcam/{gallery.name})')\nsc.explorer_for(records, models, study.classes)"),
+    ("code", "out.save({'cam_quant': quant.to_dict(orient='records')})"),
+]
+
 
 def build(name: str, cells: list) -> nbformat.NotebookNode:
     nb = new_notebook()

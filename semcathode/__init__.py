@@ -14,6 +14,22 @@ from .datasets import DatasetError, fetch, find_local_data, resolve_data_dir
 from .io import BarCrop, SEMImage, SEMMetadata, SEMReadError, crop_data_bar, find_data_bar, read_metadata, read_sem
 from .manifest import ManifestError, check_duplicates, find_duplicates, index_folder, read_manifest, write_manifest
 from .preprocess import PreprocessCache, PreprocessParams, build_items
+from .cam import (
+    CAM_METHODS,
+    cam_files,
+    cam_grid,
+    cam_quant_table,
+    compute_cams,
+    deletion_auc,
+    deletion_curve,
+    energy_on_mask,
+    explain_items,
+    find_target_layer,
+    overlay,
+    save_overlay,
+    structure_map,
+    write_gallery,
+)
 from .evaluate import (
     aggregate_tiles,
     bootstrap_ci,
@@ -25,6 +41,8 @@ from .evaluate import (
     paper_table,
     summarize_runs,
 )
+from .explain import cam_note, cam_sample, cam_study, explorer_for, load_run_models
+from .explorer import Explorer, ExplorerState, explore
 from .export import ExportedModel, ModelFileError, export_model, export_models, export_trained, load_model, predict_paths
 from .figures import (
     plot_bars,
@@ -110,5 +128,9 @@ __all__ = [
     "linear_probe_report", "new_domain_curve", "probe_verdict", "run_arms", "stack_histories", "train_arm",
     "train_stage1", "Study", "load_study",
     "normalisation_ablation", "robustness_study", "session_check", "shortcut_baseline", "shortcut_study",
+    "CAM_METHODS", "cam_files", "cam_grid", "cam_quant_table", "compute_cams", "deletion_auc", "deletion_curve",
+    "energy_on_mask", "explain_items", "find_target_layer", "overlay", "save_overlay", "structure_map",
+    "write_gallery", "cam_note", "cam_sample", "cam_study", "explorer_for", "load_run_models",
+    "Explorer", "ExplorerState", "explore",
     "shortcut_verdict", "export_models", "provenance_note", "read_table", "curve_note",
 ]

@@ -62,6 +62,7 @@ __all__ = [
     "compute_cams",
     "overlay",
     "stitch_tiles",
+    "tile_layout",
     "save_overlay",
     "cam_files",
     "make_cam_fn",
@@ -203,11 +204,15 @@ def _as_layers(model: nn.Module, target_layer: Any) -> list[nn.Module]:
 # --------------------------------------------------------------------------- computing CAMs
 
 
-def _method_class(method: str) -> type:
+def _method_key(method: str) -> str:
     key = str(method).lower().replace("++", "pp").replace("-", "").replace("_", "").replace("+", "p")
     if key not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {method!r}; known: {', '.join(CAM_METHODS)}")
-    return CAM_METHODS[key]
+    return key
+
+
+def _method_class(method: str) -> type:
+    return CAM_METHODS[_method_key(method)]
 
 
 def _as_batch(inputs: torch.Tensor) -> torch.Tensor:
@@ -252,10 +257,11 @@ def _kept_modes(model: nn.Module) -> Iterator[None]:
 
 
 def _grad_entry_hook(module: nn.Module, args: Any, output: Any) -> Any:
-    # Parameters are frozen during a CAM call, so nothing upstream requires grad: make this
-    # layer's output a leaf that does, so the gradient is computed from here on only.
+    # Parameters are frozen during a CAM call, so nothing upstream requires grad: restart the
+    # graph at this layer's output, so the gradient is computed from here on only.  The clone
+    # makes it a non-leaf, which a following in-place op (ReLU(inplace=True)) may modify.
     if isinstance(output, torch.Tensor) and output.is_floating_point() and not output.requires_grad:
-        return output.detach().requires_grad_(True)
+        return output.detach().requires_grad_(True).clone()
     return None
 
 
@@ -463,6 +469,40 @@ def stitch_tiles(
     return out.astype(np.float32)
 
 
+def tile_layout(
+    frame_shape: tuple[int, int], size: int, stride: float = 1.0, scale: float | None = None
+) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Where tile mode cuts its tiles (mirrors :func:`semcathode.preprocess.preprocess_image`).
+
+    Parameters
+    ----------
+    frame_shape : (H, W)
+        The bar-free micrograph.
+    size : int
+        Tile side (network input), pixels.
+    stride : float
+        Stride as a fraction of ``size``.
+    scale : float or None
+        Resampling factor applied first (pixel size / target pixel size); None: native.
+
+    Returns
+    -------
+    positions : list of (row, col)
+        Top-left corners, row-major, in the resampled frame.
+    resampled_shape : (h, w)
+        The frame the tiles were cut from (at least ``size`` each way).
+    """
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    s = int(size)
+    if scale:
+        h, w = max(s, round(h * scale)), max(s, round(w * scale))
+    h, w = max(h, s), max(w, s)
+    step = max(1, int(round(s * stride)))
+    ys = list(range(0, h - s + 1, step)) or [0]
+    xs = list(range(0, w - s + 1, step)) or [0]
+    return [(y, x) for y in ys for x in xs], (h, w)
+
+
 def _png_writer(rgb: np.ndarray) -> Callable[[str], Any]:
     from PIL import Image
 
@@ -542,11 +582,14 @@ def cam_files(
     list of Path
         ``<out_dir>/<stem>_<method>.png`` per image, overlaid on the bar-free micrograph at
         its own resolution (``-2``, ``-3``... appended when stems repeat).  Unreadable
-        images (``SEMReadError``) are skipped with a logged warning.
+        images (``SEMReadError``) are skipped with a logged warning.  When
+        ``preprocess_path`` returns several inputs (tile mode, ``model_like.params.mode ==
+        'tiles'``) every tile is explained for the image's class (tile probabilities
+        averaged) and the CAMs are stitched with :func:`tile_layout` / :func:`stitch_tiles`.
     """
     from .io import SEMReadError
 
-    _method_class(method)
+    method = _method_key(method)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model_like.model
@@ -560,8 +603,12 @@ def cam_files(
         except SEMReadError as exc:
             _log.warning("skipping %s: %s", p, exc)
             continue
-        cam = compute_cams(model, x, method=method, targets=None if t_index is None else [t_index],
-                           target_layer=layer)[0]
+        x = _as_batch(x)
+        if x.shape[0] == 1:
+            cam = compute_cams(model, x, method=method, targets=None if t_index is None else [t_index],
+                               target_layer=layer)[0]
+        else:
+            cam = _tiled_cam(model_like, p, grey, x, method, t_index, layer)
         name, k = f"{p.stem}_{method}", 1
         while name in used:
             k += 1
@@ -569,6 +616,30 @@ def cam_files(
         used.add(name)
         written.append(save_overlay(out / f"{name}.png", grey, cam, opacity=opacity))
     return written
+
+
+def _tiled_cam(model_like: ModelLike, path: Path, grey: np.ndarray, x: torch.Tensor, method: str,
+               t_index: int | None, layer: nn.Module) -> np.ndarray:
+    """Tile-mode input: explain every tile for the image's class, stitch them into the frame."""
+    params = getattr(model_like, "params", None)
+    if getattr(params, "mode", None) != "tiles":
+        raise ValueError(f"{path}: {x.shape[0]} inputs for one image but the model has no tile-mode params")
+    scale = None
+    if getattr(params, "tile_scale_um", 0.0):
+        from .io import read_sem
+
+        px = read_sem(path).meta.pixel_size_um
+        scale = px / params.tile_scale_um
+    positions, frame = tile_layout(grey.shape, params.size, params.tile_stride, scale)
+    if len(positions) != x.shape[0]:
+        raise ValueError(f"{path}: {x.shape[0]} tiles but the tile layout gives {len(positions)}")
+    if t_index is None:  # the image's prediction: tile probabilities averaged, as in evaluation
+        model = model_like.model
+        with _kept_modes(model), torch.no_grad():
+            logits = torch.cat([model(x[i : i + 8].to(_device(model))).float().cpu() for i in range(0, len(x), 8)])
+        t_index = int(torch.softmax(logits, 1).mean(0).argmax())
+    cams = compute_cams(model_like.model, x, method=method, targets=t_index, target_layer=layer)
+    return stitch_tiles(cams, positions, frame)
 
 
 def make_cam_fn(

@@ -116,12 +116,13 @@ def sample_weights(df: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
 
 def load_item(row: pd.Series) -> TensorImage:
     """Cached uint8 array of one item -> 3-channel ``TensorImage`` (uint8, C x H x W)."""
-    arr = np.load(row["cache_path"], mmap_mode="r")
     tile = int(row.get("tile", -1))
     if tile >= 0:
-        arr = arr[tile]
-    t = torch.from_numpy(np.ascontiguousarray(arr))
-    return TensorImage(t.unsqueeze(0).expand(3, -1, -1).contiguous())
+        arr = np.array(np.load(row["cache_path"], mmap_mode="r")[tile])
+    else:
+        arr = np.load(row["cache_path"])
+    # a broadcast view, not a copy: collation stacks the batch into new memory anyway
+    return TensorImage(torch.from_numpy(arr).unsqueeze(0).expand(3, -1, -1))
 
 
 class PerImageStandardize(Transform):

@@ -145,7 +145,7 @@ def _describe(item: _Item, root: Path, min_size: int, bar_method: str, bar_fract
             return (str(path), "file does not exist")
         sem = read_sem(path, min_size=min_size)
     except SEMReadError as exc:
-        return (str(path), str(exc))
+        return (str(path), getattr(exc, "problem", None) or str(exc))
     img = sem.image
     cropped, crop = crop_data_bar(img, sem.meta, method=bar_method, fraction=bar_fraction)
     if cropped.shape[0] < min_size:
