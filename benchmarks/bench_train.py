@@ -84,8 +84,7 @@ def main() -> None:
         # prediction through an exported model
         path = sc.export_trained(sc.protocol.TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0), f"{tmp}/m.safetensors",
                                  sc.load_config("smoke", overrides={"preprocess.size": args.size}), classes)
-        em = sc.load_model(path)
-        em.model.to(memory_format=torch.channels_last)
+        em = sc.load_model(path).optimize()  # BatchNorm folded, channels_last
         x = torch.stack([em.normalise(np.load(p)) [0] for p in items["cache_path"]]).contiguous(memory_format=torch.channels_last)
         em.predict_tensor(x[:32])
         t0 = time.perf_counter()

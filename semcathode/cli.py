@@ -70,7 +70,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out or Path("reports") / args.profile)
     try:
-        run_pipeline(cfg, out, notebooks=args.notebooks, log_output=args.verbose)
+        run_pipeline(cfg, out, notebooks=args.notebooks, log_output=not args.quiet)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -81,7 +81,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .export import ModelFileError, load_model, predict_paths
 
     try:
-        model = load_model(args.model)
+        model = load_model(args.model).optimize()
     except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="report folder (default reports/<profile>)")
     run.add_argument("--set", action="append", help="override, e.g. --set stage1.epochs=2")
     run.add_argument("--notebooks", nargs="+", default=None, help="subset of notebooks")
-    run.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' output")
+    run.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' progress output")
     run.set_defaults(func=_cmd_run)
 
     pr = sub.add_parser("predict", help="classify micrographs with an exported model")

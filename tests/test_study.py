@@ -1,0 +1,47 @@
+import pytest
+
+from semcathode.config import load_config
+from semcathode.splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
+from semcathode.study import build_manifest, load_study, prepare_splits, target_domain_note, write_attribution
+from semcathode.manifest import write_manifest
+
+
+@pytest.fixture(scope="module")
+def cfg(synthetic_root):
+    return load_config("smoke", overrides={"data.data_dir": str(synthetic_root), "preprocess.size": 32,
+                                           "data.extra_compositions": []})
+
+
+def test_prepare_splits_simulated_shift(cfg):
+    df = prepare_splits(build_manifest(cfg), cfg)
+    check_no_group_leak(df)
+    assert set(df["domain"]) == {"source", "target"}
+    assert (df.loc[df.domain == "target", "shift"] != "").all()
+    assert SIMULATED_SHIFT_NOTE.split(":")[0] in target_domain_note(cfg)
+
+
+def test_domain_column_target(cfg, synthetic_root, tmp_path):
+    import pandas as pd
+
+    files = sorted(synthetic_root.rglob("*.png"))
+    labels = pd.DataFrame({"path": [str(f) for f in files], "label": [f.parent.name for f in files],
+                           "domain": ["additive" if i % 3 == 0 else "plain" for i in range(len(files))]})
+    labels.to_csv(tmp_path / "l.csv", index=False)
+    from dataclasses import replace
+
+    c = replace(cfg, data=replace(cfg.data, labels_csv=str(tmp_path / "l.csv")),
+                target=replace(cfg.target, kind="domain_column", domain="additive"))
+    df = prepare_splits(build_manifest(c), c)
+    assert set(df["domain"]) == {"source", "target"} and (df["shift"] == "").all()
+    assert "real data" in target_domain_note(c)
+
+
+def test_load_study_needs_01(cfg, tmp_path):
+    with pytest.raises(FileNotFoundError, match="01_data"):
+        load_study(cfg, tmp_path)
+    df = prepare_splits(build_manifest(cfg), cfg)
+    write_manifest(df, tmp_path / "01_data" / "manifest.csv")
+    st = load_study(cfg, tmp_path)
+    assert len(st.items) == len(df) and st.classes[0] == "NCM333_pristine"
+    assert len(st.rows("target", "test")) > 0
+    assert "synthetic" in write_attribution(cfg, tmp_path).read_text()
