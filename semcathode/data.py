@@ -215,8 +215,9 @@ def make_dataloaders(
     )
     kw = dict(bs=bs, num_workers=0, device=device, drop_last=len(train) > bs)
     if sampler == "weighted":
-        wgts = sample_weights(src, classes)
-        wgts[src["is_valid"].to_numpy()] = 0.0
+        is_train = ~src["is_valid"].to_numpy()
+        wgts = np.zeros(len(src))
+        wgts[is_train] = sample_weights(src[is_train], classes)  # class sizes of the train rows only
         dls = block.weighted_dataloaders(src, wgts=wgts, **kw)
     else:
         dls = block.dataloaders(src, **kw)

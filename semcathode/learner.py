@@ -17,6 +17,7 @@ import fastai.callback.progress  # noqa: F401  (Learner.no_bar)
 import fastai.callback.schedule  # noqa: F401  (Learner.fit_one_cycle)
 import torch
 from fastai.callback.core import Callback
+from fastai.callback.training import BnFreeze
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import F1Score, accuracy
@@ -164,7 +165,7 @@ def make_learner(
     if init_state is not None:
         load_body_weights(model, init_state)
     w = torch.as_tensor(loss_weights, dtype=torch.float32) if loss_weights is not None else None
-    cbs = [ChannelsLastInputs()] if channels_last else []
+    cbs = [BnFreeze()] + ([ChannelsLastInputs()] if channels_last else [])
     learn = Learner(
         dls, model, loss_func=CrossEntropyLossFlat(weight=w), opt_func=Adam, splitter=efficientnet_splitter,
         metrics=[accuracy, F1Score(average="macro")], wd=weight_decay, train_bn=False, cbs=cbs,
@@ -177,8 +178,8 @@ def make_learner(
 def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False) -> pd.DataFrame:
     """Train one stage; returns the per-epoch history (losses, accuracy, macro-F1, wall time).
 
-    ``discriminative``: ``freeze_epochs`` with only the classifier trained (BatchNorm frozen
-    too, so these epochs are cheap), then ``epochs`` of all groups with learning rates
+    ``discriminative``: ``freeze_epochs`` with only the classifier trained (BatchNorm weights
+    and running statistics of the frozen body held fixed, fastai's ``BnFreeze``), then ``epochs`` of all groups with learning rates
     ``slice(lr / lr_div, lr)``, one-cycle. ``paper``: ``epochs`` of Adam at ``lr``, nothing frozen.
     """
     hist = []

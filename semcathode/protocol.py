@@ -40,6 +40,7 @@ __all__ = [
     "ARMS",
     "Arm",
     "ModelStore",
+    "resolve_backbone",
     "TrainedModel",
     "stage1_key",
     "train_stage1",
@@ -103,11 +104,29 @@ def _log(log: Callable[[str], None] | None, msg: str) -> None:
         log(msg)
 
 
+_RESOLVED: dict[tuple[str, str], str] = {}
+
+
+def resolve_backbone(cfg: RunConfig) -> str:
+    """The backbone a run actually gets: ``efficientnet_b0`` with ``weights=auto`` falls back to
+    ``efficientnet_lite0`` when the hub cannot be reached (decided once per process)."""
+    from .backbones import create_backbone
+
+    key = (cfg.model.backbone, cfg.model.weights)
+    if key not in _RESOLVED:
+        if cfg.model.weights in ("scratch", "packaged") or cfg.model.backbone == "efficientnet_lite0":
+            _RESOLVED[key] = cfg.model.backbone
+        else:
+            _, info = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
+            _RESOLVED[key] = info.backbone
+    return _RESOLVED[key]
+
+
 def _norm(cfg: RunConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Input normalisation of the backbone actually used (see :func:`resolve_backbone`)."""
     from .backbones import normalization
 
-    name = cfg.model.backbone
-    return normalization("efficientnet_lite0" if name not in ("efficientnet_b0",) else name)
+    return normalization(resolve_backbone(cfg))
 
 
 def _stage_epochs(stage: StageConfig, n_train: int) -> StageConfig:
@@ -117,7 +136,8 @@ def _stage_epochs(stage: StageConfig, n_train: int) -> StageConfig:
     bs = max(2, min(stage.batch_size, n_train))
     steps_per_epoch = max(1, n_train // bs)
     need = math.ceil(stage.min_steps / steps_per_epoch)
-    return replace(stage, epochs=max(stage.epochs, need - stage.freeze_epochs))
+    frozen = stage.freeze_epochs if stage.schedule != "paper" else 0  # paper: no head-only epochs
+    return replace(stage, epochs=max(stage.epochs, need - frozen))
 
 
 def _fit(
@@ -143,7 +163,7 @@ def _fit(
                            sampler=sampler, oversample_target=cfg.protocol.oversample_target, seed=seed)
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
     weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
-    learn = make_learner(dls, len(classes), cfg.model.backbone, weights, loss_weights=lw,
+    learn = make_learner(dls, len(classes), resolve_backbone(cfg), weights, loss_weights=lw,
                          channels_last=cfg.model.channels_last, drop_rate=cfg.model.drop_rate,
                          init_state=init_state, weight_decay=stage.weight_decay)
     n_train = len(dls.train_ds)
@@ -214,9 +234,14 @@ def _cached_fit(store: ModelStore, key: str, train_items, valid_items, classes, 
     return learn, hist, winfo, wall, False
 
 
-def stage1_key(cfg: RunConfig, seed: int) -> str:
-    """Hash of everything that determines a stage-1 model (data, pre-processing, model, stage 1, seed)."""
-    return f"{config_hash(cfg, 'data', 'preprocess', 'model', 'stage1', 'target')}-s{seed}"
+def stage1_key(cfg: RunConfig, seed: int, items: pd.DataFrame | None = None) -> str:
+    """Hash of everything that determines a stage-1 model: data, pre-processing, model and
+    stage-1 configuration, the seed and (given ``items``) the exact source train images."""
+    key = f"{config_hash(cfg, 'data', 'preprocess', 'model', 'stage1', 'target')}-s{seed}"
+    if items is not None:
+        src = items[(items["domain"] == "source") & (items["split"] == "train")]
+        key += f"-{_items_key(src)}"
+    return key
 
 
 def train_stage1(
@@ -235,7 +260,7 @@ def train_stage1(
     store = ModelStore(Path(cache_dir) / "models" if cache_dir else None)
     src = items[items["domain"] == "source"]
     train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
-    key = f"stage1-{stage1_key(cfg, seed)}"
+    key = f"stage1-{stage1_key(cfg, seed, items)}"
     learn, hist, winfo, wall, hit = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet", "none")
     _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if hit else
                                           f"trained on {len(train)} source images in {wall:.0f} s"))

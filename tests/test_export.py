@@ -1,0 +1,285 @@
+"""Tests for semcathode.export: export -> load -> predict equals the in-memory model; file errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from semcathode.backbones import normalization
+from semcathode.config import config_hash, load_config
+from semcathode.data import make_dataloaders
+from semcathode.export import FORMAT, ModelFileError, export_model, export_trained, load_model, predict_paths
+from semcathode.learner import make_learner, predict_items, seed_everything
+from semcathode.manifest import index_folder
+from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.protocol import TrainedModel
+from semcathode.schema import default_schema
+from semcathode.splits import assign_groups, split_groups
+
+CLASSES = default_schema().classes
+PCOLS = [f"p_{c}" for c in CLASSES]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a busy 2-core machine, torch's thread pool oversubscribes and
+    tiny convolutions get many times slower; restored after the module."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def manifest(synthetic_root):
+    m = index_folder(synthetic_root)
+    return split_groups(assign_groups(m, block_size=2), valid_frac=0.25, test_frac=0.25, seed=0)
+
+
+@pytest.fixture(scope="module")
+def pcache(tmp_path_factory):
+    return PreprocessCache(tmp_path_factory.mktemp("pc"))
+
+
+def _sharpen_head(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give the (near-zero) new head large random weights so probabilities depend strongly on the input."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.randn(model.classifier.weight.shape, generator=g) * 0.3)
+
+
+def _learner_and_export(manifest, pcache, tmp_path, mode="resize", normalize="dataset"):
+    cfg = load_config("smoke", overrides={"preprocess.size": 32, "preprocess.mode": mode,
+                                          "preprocess.normalize": normalize})
+    params = PreprocessParams(mode, 32)
+    items = build_items(manifest, params, pcache)
+    mean, std = normalization("efficientnet_lite0")
+    dls = make_dataloaders(items, CLASSES, bs=8, augment=False, normalize=normalize, mean=mean, std=std)
+    seed_everything(0)
+    learn = make_learner(dls, len(CLASSES), weights="packaged")
+    _sharpen_head(learn.model)
+    tm = TrainedModel(learn, "ft_only", 3, pd.DataFrame(), learn.weights_info.to_dict(), 0.0)
+    path = export_trained(tm, tmp_path / "model.safetensors", cfg, CLASSES, metrics={"macro_f1": 0.5})
+    return cfg, items, learn, path
+
+
+@pytest.fixture(scope="module")
+def exported(manifest, pcache, tmp_path_factory):
+    """One exported (untrained, sharpened-head) resize-32 model and its items."""
+    return _learner_and_export(manifest, pcache, tmp_path_factory.mktemp("exp"))
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+@pytest.mark.parametrize("mode,normalize", [("resize", "dataset"), ("resize", "per_image"), ("tiles", "dataset")])
+def test_export_load_predict_matches_in_memory(manifest, pcache, tmp_path, mode, normalize):
+    cfg, items, learn, path = _learner_and_export(manifest, pcache, tmp_path, mode, normalize)
+    sub = items[items["image_id"].isin(manifest.index[manifest["split"] == "test"][::3])]
+    ref = predict_items(learn, sub, CLASSES)
+    ref = ref.groupby("image_id", sort=False)[PCOLS].mean()  # tiles: mean over an image's tiles
+    paths = list(manifest.loc[ref.index, "path"])
+    assert len(paths) >= 4
+
+    model = load_model(path)
+    got = predict_paths(model, paths)
+    assert list(got["path"]) == paths and (got["error"] == "").all()
+    np.testing.assert_allclose(got[PCOLS].to_numpy(), ref.to_numpy(), atol=1e-5, rtol=0)
+    # the probabilities are far from uniform, so the comparison is a sensitive one
+    assert got[PCOLS].to_numpy().max() > 0.3
+    assert list(got["pred"]) == [CLASSES[j] for j in ref.to_numpy().argmax(1)]
+    np.testing.assert_allclose(got["confidence"], ref.to_numpy().max(1), atol=1e-5)
+
+
+def test_prediction_is_sensitive_to_the_preprocessing(exported, manifest):
+    """Guard for the round-trip test: a wrong pre-processing changes the probabilities beyond 1e-5."""
+    _, _, _, path = exported
+    model = load_model(path)
+    x = model.preprocess_path(manifest["path"].iloc[0])[1]
+    p = model.predict_tensor(x)
+    p_flip = model.predict_tensor(x.flip(-1))
+    p_bar = model.predict_tensor(model.normalise(np.zeros((32, 32), np.uint8)))
+    assert np.abs(p - p_flip).max() > 1e-3 and np.abs(p - p_bar).max() > 1e-3
+
+
+def test_exported_json_describes_the_model(exported):
+    cfg, _, learn, path = exported
+    assert path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["format"] == FORMAT
+    assert meta["classes"] == CLASSES and meta["num_classes"] == 9
+    assert meta["timm_name"] == "tf_efficientnet_lite0" and meta["backbone"] == "efficientnet_lite0"
+    assert meta["preprocess"]["mode"] == "resize" and meta["preprocess"]["size"] == 32
+    assert meta["normalize"] == "dataset" and meta["mean"] == [0.5] * 3 and meta["std"] == [0.5] * 3
+    assert meta["arm"] == "ft_only" and meta["seed"] == 3 and meta["metrics"] == {"macro_f1": 0.5}
+    assert meta["config_hash"] == config_hash(cfg)
+    assert meta["bar"] == {"method": cfg.data.bar_method, "fraction": cfg.data.bar_fraction}
+    model = load_model(path)
+    assert model.classes == CLASSES and not model.model.training
+    for k, v in learn.model.state_dict().items():
+        assert torch.equal(model.model.state_dict()[k], v.cpu()), k
+    # a path without the suffix is accepted too
+    assert load_model(path.with_suffix("")).classes == CLASSES
+
+
+# --------------------------------------------------------------------------- broken files
+
+
+def _copy(path: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, dest / path.name)
+    shutil.copy(path.with_suffix(".json"), dest / path.with_suffix(".json").name)
+    return dest / path.name
+
+
+def test_corrupt_safetensors_raises_naming_the_file(exported, tmp_path):
+    p = _copy(exported[3], tmp_path)
+    p.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
+    with pytest.raises(ModelFileError, match="corrupt") as exc:
+        load_model(p)
+    assert str(p) in str(exc.value)
+    data = exported[3].read_bytes()
+    p.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(ModelFileError) as exc:
+        load_model(p)
+    assert str(p) in str(exc.value)
+
+
+def test_json_class_count_must_match_weights(exported, tmp_path):
+    p = _copy(exported[3], tmp_path)
+    jp = p.with_suffix(".json")
+    meta = json.loads(jp.read_text())
+    meta["classes"] = CLASSES[:8]
+    jp.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="do not match") as exc:
+        load_model(p)
+    assert str(p) in str(exc.value) and "8 classes" in str(exc.value)
+
+
+def test_missing_or_invalid_json_and_missing_weights(exported, tmp_path):
+    p = _copy(exported[3], tmp_path)
+    jp = p.with_suffix(".json")
+    meta = json.loads(jp.read_text())
+    jp.write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        load_model(p)
+    jp.write_text(json.dumps({**meta, "format": "other-v9"}))
+    with pytest.raises(ModelFileError, match="unknown format"):
+        load_model(p)
+    jp.write_text(json.dumps({k: v for k, v in meta.items() if k != "classes"}))
+    with pytest.raises(ModelFileError, match="classes"):
+        load_model(p)
+    jp.unlink()
+    with pytest.raises(ModelFileError, match="JSON") as exc:
+        load_model(p)
+    assert str(jp) in str(exc.value)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "absent.safetensors")
+
+
+# --------------------------------------------------------------------------- predict_paths
+
+
+def test_predict_paths_expands_folders_and_reports_unreadable_files(exported, manifest, tmp_path):
+    model = load_model(exported[3])
+    src = [Path(p) for p in manifest["path"].iloc[:3]]
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    dests = [folder / "a.png", folder / "sub" / "c.png", folder / "z.png"]
+    for s, d in zip(src, dests):
+        shutil.copy(s, d)
+        shutil.copy(s.with_name(s.name + ".txt"), d.with_name(d.name + ".txt"))  # keep the sidecars
+    (folder / "b_broken.png").write_bytes(b"this is not an image")
+    (folder / "notes.csv").write_text("x\n")
+
+    out = predict_paths(model, [folder])
+    names = [Path(p).name for p in out["path"]]
+    assert names == ["a.png", "b_broken.png", "c.png", "z.png"]  # sorted (sub/c.png < z.png), images only
+    bad = out[out["path"].str.endswith("b_broken.png")].iloc[0]
+    assert bad["error"] and "b_broken.png" in bad["error"]
+    assert pd.isna(bad["pred"]) and bad[PCOLS].isna().all()
+    good = out[out["error"] == ""]
+    assert len(good) == 3 and good["pred"].isin(CLASSES).all()
+    np.testing.assert_allclose(good[PCOLS].sum(1), 1.0, atol=1e-5)
+    # each good row is what predicting that file alone gives
+    single = predict_paths(model, [folder / "z.png", folder / "sub" / "c.png"])
+    np.testing.assert_allclose(single[PCOLS].to_numpy(), good.set_index("path").loc[list(single["path"]), PCOLS].to_numpy(),
+                               atol=1e-6)
+    # a missing file is a row with an error, too
+    miss = predict_paths(model, [tmp_path / "gone.png"])
+    assert len(miss) == 1 and "gone.png" in miss["error"].iloc[0]
+    assert list(miss.columns) == ["path", "pred", "confidence", *PCOLS, "error"]
+
+
+# --------------------------------------------------------------------------- through the protocol
+
+
+def _protocol_export(manifest, pcache, tmp_path, overrides):
+    from semcathode.protocol import train_arm
+
+    cfg = load_config("smoke", overrides={"preprocess.size": 32, "stage2.epochs": 0, "stage2.freeze_epochs": 0,
+                                          **overrides})
+    items = build_items(manifest, PreprocessParams("resize", 32), pcache)
+    train = items[items["split"] == "train"].assign(domain="target", shift="")
+    tm = train_arm("ft_only", train, cfg, 0, CLASSES, cache_dir=tmp_path / "c")
+    _sharpen_head(tm.model)
+    test = items[items["split"] == "test"].iloc[::4]
+    ref = predict_items(tm.learner, test, CLASSES)
+    got = predict_paths(load_model(export_trained(tm, tmp_path / "m.safetensors", cfg, CLASSES)), list(test["path"]))
+    return ref, got
+
+
+def test_protocol_model_export_matches_in_memory(manifest, pcache, tmp_path):
+    ref, got = _protocol_export(manifest, pcache, tmp_path, {})
+    np.testing.assert_allclose(got[PCOLS].to_numpy(), ref[PCOLS].to_numpy(), atol=1e-5, rtol=0)
+
+
+def test_protocol_model_export_matches_after_b0_fallback(manifest, pcache, tmp_path, monkeypatch):
+    from semcathode import backbones
+
+    def offline(*a, **k):
+        raise backbones.HubUnavailableError("offline (test)")
+
+    monkeypatch.setattr(backbones, "_hub_weights_file", offline)
+    ref, got = _protocol_export(manifest, pcache, tmp_path, {"model.backbone": "efficientnet_b0",
+                                                             "model.weights": "auto"})
+    np.testing.assert_allclose(got[PCOLS].to_numpy(), ref[PCOLS].to_numpy(), atol=1e-5, rtol=0)
+
+
+def test_export_model_writes_atomically_named_pair(exported, tmp_path):
+    _, _, learn, _ = exported
+    p = export_model(learn.model, tmp_path / "x.pt", CLASSES, "efficientnet_lite0", "tf_efficientnet_lite0",
+                     PreprocessParams("resize", 32), "dataset", (0.5,) * 3, (0.5,) * 3)
+    assert p == tmp_path / "x.safetensors"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["x.json", "x.safetensors"]  # no temp files left
+    assert load_model(p).meta["bar"] == {"method": "auto", "fraction": 0.0667}
+
+
+def test_fold_batchnorm_keeps_predictions():
+    import timm
+
+    from semcathode.export import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = timm.create_model("tf_efficientnet_lite0", num_classes=9, pretrained=False)
+    model.train()
+    with torch.no_grad():  # non-trivial running statistics
+        for _ in range(3):
+            model(torch.randn(4, 3, 64, 64))
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = torch.softmax(model(x), 1)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        fold_batchnorm(model)
+        after = torch.softmax(model(x), 1)
+    assert n_bn > 0 and sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 0
+    assert torch.allclose(before, after, atol=1e-5)
+    with pytest.raises(ValueError, match="eval"):
+        fold_batchnorm(model.train())
