@@ -59,6 +59,7 @@ class DataConfig:
     bar_method: str = "auto"  # auto | metadata | detect | fraction | none
     bar_fraction: float = 0.0667
     block_size: int = 5  # consecutive frames of a session that form one split group
+    merge_duplicates: bool = True  # duplicate / near-duplicate images always share a split group
     valid_frac: float = 0.15
     test_frac: float = 0.2
     split_seed: int = 0
@@ -109,6 +110,7 @@ class TargetConfig:
 
     kind: str = "simulated_shift"  # simulated_shift | domain_column
     target_frac: float = 0.4  # share of each class's frame blocks held out for the target
+    valid_frac: float = 0.0  # target valid share (stage 2 trains a fixed schedule: no valid needed)
     per_class_train: int = 20
     domain: str = "target"  # domain_column: which domain value is the target
     shift_strength: float = 1.0
@@ -128,6 +130,7 @@ class ProtocolConfig:
             "scratch_ft",
         ]
     )
+    stage1_imbalance: str = "oversample"  # none | oversample | weighted_loss (stage 1 on the source)
     oversample_target: int = 0  # 0 = size of the largest class
     sampler: str = "replicate"  # replicate | weighted
     class_weights: str = "median"  # median | inverse
@@ -166,8 +169,9 @@ class ValidityConfig:
     robustness_severities: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     robustness_arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only", "pretrain_only"])
     learning_curve_sizes: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20])
-    learning_curve_arms: list[str] = field(default_factory=lambda: ["pre_ft", "ft_only", "scratch_ft"])
+    learning_curve_arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only", "scratch_ft"])
     learning_curve_seeds: list[int] = field(default_factory=lambda: [0, 1])
+    ablation_seeds: list[int] = field(default_factory=lambda: [0, 1])  # normalisation ablation
     new_domain: bool = True
     new_domain_sizes: list[int] = field(default_factory=lambda: [2, 5, 10])
 
@@ -209,6 +213,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "stage2.schedule": ("discriminative", "paper"),
     "target.kind": ("simulated_shift", "domain_column"),
     "protocol.sampler": ("replicate", "weighted"),
+    "protocol.stage1_imbalance": ("none", "oversample", "weighted_loss"),
     "protocol.class_weights": ("median", "inverse"),
 }
 

@@ -170,6 +170,8 @@ def make_learner(
         dls, model, loss_func=CrossEntropyLossFlat(weight=w), opt_func=Adam, splitter=efficientnet_splitter,
         metrics=[accuracy, F1Score(average="macro")], wd=weight_decay, train_bn=False, cbs=cbs,
     )
+    if torch.cuda.is_available():
+        learn.to_fp16()  # mixed precision on CUDA; CPU stays in float32 (bf16 is slower there)
     learn.weights_info = info
     learn.norm_stats = normalization(model)
     return learn

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from ._files import atomic_write_json
+from ._progress import progress as _progress
 from .config import RunConfig, StageConfig, config_hash
 from .data import class_weights, make_dataloaders
 from .evaluate import aggregate_tiles, classification_metrics, results_row
@@ -237,7 +238,7 @@ def _cached_fit(store: ModelStore, key: str, train_items, valid_items, classes, 
 def stage1_key(cfg: RunConfig, seed: int, items: pd.DataFrame | None = None) -> str:
     """Hash of everything that determines a stage-1 model: data, pre-processing, model and
     stage-1 configuration, the seed and (given ``items``) the exact source train images."""
-    key = f"{config_hash(cfg, 'data', 'preprocess', 'model', 'stage1', 'target')}-s{seed}"
+    key = f"{config_hash(cfg, 'data', 'preprocess', 'model', 'stage1', 'target')}-{cfg.protocol.stage1_imbalance}-s{seed}"
     if items is not None:
         src = items[(items["domain"] == "source") & (items["split"] == "train")]
         key += f"-{_items_key(src)}"
@@ -254,6 +255,9 @@ def train_stage1(
 ) -> TrainedModel:
     """Stage 1: train on the source domain's train split (validated on its valid split).
 
+    Class imbalance of the source is handled by ``protocol.stage1_imbalance`` (default
+    targeted oversampling: the small formation/cycled classes otherwise cost macro-F1).
+
     The model is cached in the :class:`ModelStore` under ``stage1-<key>`` (see
     :func:`stage1_key`); a later call with the same configuration and seed loads it.
     """
@@ -261,7 +265,8 @@ def train_stage1(
     src = items[items["domain"] == "source"]
     train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
     key = f"stage1-{stage1_key(cfg, seed, items)}"
-    learn, hist, winfo, wall, hit = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet", "none")
+    learn, hist, winfo, wall, hit = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet",
+                                                cfg.protocol.stage1_imbalance)
     _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if hit else
                                           f"trained on {len(train)} source images in {wall:.0f} s"))
     return TrainedModel(learn, "stage1", seed, hist, winfo, wall)
@@ -350,7 +355,7 @@ def run_arms(
         if any(ARMS[a].init == "stage1" for a in arms):
             s1 = train_stage1(items, cfg, seed, classes, cache_dir=cache_dir, log=log)
             models[("stage1", seed)] = s1
-        for arm in arms:
+        for arm in _progress(arms, f"stage 2 arms, seed {seed}"):
             tm = train_arm(arm, tr, cfg, seed, classes, stage1=s1, cache_dir=cache_dir)
             img, _, row = evaluate_model(tm, te, classes, train_s=round(tm.wall_s, 1), n_train=len(tr))
             rows.append(row)
@@ -395,7 +400,7 @@ def learning_curve(
         s1 = None
         if any(ARMS[a].init == "stage1" for a in arms):
             s1 = (stage1_models or {}).get(seed) or train_stage1(items, cfg, seed, classes, cache_dir, log)
-        for n in sizes:
+        for n in _progress(sizes, f"learning curve {domain}, seed {seed}"):
             sub = subset_per_class(dom, n, seed=seed, split="train")
             for arm in arms:
                 tm = train_arm(arm, sub, cfg, seed, classes, stage1=s1, cache_dir=cache_dir)
@@ -498,8 +503,9 @@ def curve_note(curve: pd.DataFrame) -> str:
     for n, r in m.iterrows():
         parts.append(f"n={n}: " + ", ".join(f"{a} {v:.2f}" for a, v in r.items()))
     text = "Mean target macro-F1 over seeds — " + "; ".join(parts) + "."
-    if {"pre_ft", "ft_only"} <= set(m.columns):
-        gap = (m["pre_ft"] - m["ft_only"])
+    pre = next((a for a in ("pre_ft_oversample", "pre_ft") if a in m.columns), None)
+    if pre and "ft_only" in m.columns:
+        gap = (m[pre] - m["ft_only"])
         helps = [int(n) for n, g in gap.items() if g > 0.05]
         text += (f" Pre+FT is ahead of FT-only by more than 0.05 at n = {helps} images per class." if helps else
                  " Pre+FT is nowhere ahead of FT-only by more than 0.05.")

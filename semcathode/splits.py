@@ -15,6 +15,7 @@ import pandas as pd
 
 __all__ = [
     "assign_groups",
+    "merge_duplicate_groups",
     "split_groups",
     "make_transfer_splits",
     "subset_per_class",
@@ -63,6 +64,45 @@ def assign_groups(df: pd.DataFrame, block_size: int = 5) -> pd.DataFrame:
         for rank, idx in enumerate(order):
             groups[idx] = f"{label}|{session}|b{rank // block_size:04d}"
     out["group"] = groups
+    return out
+
+
+def merge_duplicate_groups(df: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Join the groups of duplicate images (same label) so that no pair can straddle splits.
+
+    Near-duplicates are often the same field of view taken twice a few frames apart; if they
+    sat in different frame blocks, one could land in train and its twin in test. Groups linked
+    by a duplicate pair are merged (union-find); pairs with different labels are left alone
+    (a labelling problem that :func:`semcathode.manifest.check_duplicates` reports).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Manifest with ``group`` and ``label``.
+    pairs : DataFrame
+        From :func:`semcathode.manifest.find_duplicates` (row labels ``a``, ``b``).
+
+    Returns
+    -------
+    DataFrame
+        A copy with merged ``group`` values (each merged group named after its first member).
+    """
+    parent = {g: g for g in df["group"].unique()}
+
+    def find(g: str) -> str:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    for a, b in zip(pairs.get("a", []), pairs.get("b", [])):
+        if df.loc[a, "label"] != df.loc[b, "label"]:
+            continue
+        ra, rb = find(df.loc[a, "group"]), find(df.loc[b, "group"])
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    out = df.copy()
+    out["group"] = out["group"].map(find)
     return out
 
 
@@ -134,6 +174,7 @@ def make_transfer_splits(
     per_class_train: int = 20,
     seed: int = 0,
     shift: dict | None = None,
+    target_valid_frac: float | None = None,
 ) -> pd.DataFrame:
     """Partition a one-domain manifest into a source and a simulated-shift target domain.
 
@@ -151,6 +192,8 @@ def make_transfer_splits(
         Share of each class's images held out for the target domain.
     valid_frac, test_frac : float
         Shares within each domain.
+    target_valid_frac : float, optional
+        Valid share within the target domain (default ``valid_frac``).
     per_class_train : int
         Target train budget per class (0 = all).
     seed : int
@@ -176,7 +219,8 @@ def make_transfer_splits(
         out.loc[tgt, "domain"] = "target"
     parts = []
     for dom, sub in out.groupby("domain", sort=False):
-        parts.append(split_groups(sub, valid_frac, test_frac, seed=seed))
+        vf = valid_frac if dom == "source" or target_valid_frac is None else target_valid_frac
+        parts.append(split_groups(sub, vf, test_frac, seed=seed))
     out = pd.concat(parts).loc[out.index]
     if per_class_train:
         tgt_train = out[(out["domain"] == "target") & (out["split"] == "train")]

@@ -84,6 +84,8 @@ def build_manifest(cfg: RunConfig) -> pd.DataFrame:
 def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     """Groups, the transfer study's domains and the splits, all in one manifest.
 
+    Duplicate and near-duplicate images of one class are first put into one group
+    (``data.merge_duplicates``), so a pair never straddles train/test or source/target.
     Rows of the schema's classes are partitioned into ``source`` and ``target``: with
     ``target.kind = simulated_shift`` by held-out frame blocks plus the acquisition shift
     (see :data:`semcathode.splits.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
@@ -92,6 +94,11 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     """
     schema = schema_from_config(cfg)
     df = assign_groups(manifest, cfg.data.block_size)
+    if cfg.data.merge_duplicates:
+        from .manifest import find_duplicates
+        from .splits import merge_duplicate_groups
+
+        df = merge_duplicate_groups(df, find_duplicates(df))
     main = df[df["label"].isin(schema.classes)]
     extra = df[~df["label"].isin(schema.classes)]
     if cfg.target.kind == "simulated_shift":
@@ -101,7 +108,7 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
         main = make_transfer_splits(
             main, target_frac=cfg.target.target_frac, valid_frac=cfg.data.valid_frac,
             test_frac=cfg.data.test_frac, per_class_train=cfg.target.per_class_train,
-            seed=cfg.data.split_seed, shift=shift.to_dict(),
+            seed=cfg.data.split_seed, shift=shift.to_dict(), target_valid_frac=cfg.target.valid_frac,
         )
     else:
         parts = []

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ._progress import progress as _progress
 from .evaluate import chance_level, classification_metrics
 
 __all__ = [
@@ -246,14 +247,18 @@ def robustness_study(study, cfg, arms: Sequence[str], seeds: Sequence[int], kind
     tgt = study.manifest[study.manifest["label"].isin(study.classes)]
     test_rows = tgt[(tgt["domain"] == "target") & (tgt["split"] == "test")]
     train = study.rows("target", "train")
+    base = robustness_items(test_rows, kinds[0], 0.0, study.params, study.cache)
     shifted = {(k, s): robustness_items(test_rows, k, s, study.params, study.cache)
-               for k in kinds for s in severities}
+               for k in kinds for s in severities if s}
     rows = []
     for seed in seeds:
         s1 = train_stage1(study.items, cfg, seed, study.classes, log=log)
         for arm in arms:
             tm = train_arm(arm, train, cfg, seed, study.classes, stage1=s1)
-            for (k, s), items in shifted.items():
+            _, _, row0 = evaluate_model(tm, base, study.classes)
+            if 0.0 in severities:  # severity 0 is the plain test set: scored once, shared by every kind
+                rows += [{**row0, "kind": k, "severity": 0.0} for k in kinds]
+            for (k, s), items in _progress(shifted.items(), f"robustness {arm} seed {seed}"):
                 _, _, row = evaluate_model(tm, items, study.classes, kind=k, severity=s)
                 rows.append(row)
         if log:

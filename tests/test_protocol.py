@@ -124,7 +124,7 @@ def test_arms_start_from_the_documented_weights(run):
     """Stage 1 once, then one stage-2 fit per arm with stage 2: init and balancing per the ARMS table."""
     fits = run["fits"]
     assert [(f["init"], f["strategy"], f["init_state"], f["n"]) for f in fits] == [
-        ("imagenet", "none", False, 18),  # stage 1 on the source train split
+        ("imagenet", "oversample", False, 18),  # stage 1 on the source train split (protocol.stage1_imbalance)
         ("stage1", "oversample", True, 18),
         ("stage1", "weighted_loss", True, 18),
         ("imagenet", "oversample", False, 18),
@@ -237,7 +237,7 @@ def test_learning_curve_draws_from_train_split_only(setup, run, monkeypatch):
     assert list(curve["arm"]) == ["pre_ft_oversample"] * 2
     assert not any(line.startswith("stage 1") for line in logs)  # the given stage-1 model is used
     tgt = items[items["domain"] == "target"]
-    assert set(tgt["split"]) >= {"train", "valid", "test"}  # other rows were there to be (wrongly) drawn
+    assert set(tgt["split"]) >= {"train", "unused", "test"}  # other rows were there to be (wrongly) drawn
     assert len(calls) == 2
     for (arm, sub), n in zip(calls, [1, 2]):
         assert (sub["split"] == "train").all() and (sub["domain"] == "target").all()

@@ -90,3 +90,19 @@ def test_group_folds_keep_groups_together():
     for tr, te in group_folds(df, n_splits=3, seed=0):
         assert not set(df.iloc[tr]["group"]) & set(df.iloc[te]["group"])
         assert set(df.iloc[te]["label"]) == {"A", "B", "C"}
+
+
+def test_duplicate_pairs_share_a_group():
+    from semcathode.splits import merge_duplicate_groups
+
+    df = assign_groups(_manifest({"A": 20, "B": 10}), block_size=5)
+    a, b, c = df.index[0], df.index[12], df.index[21]  # A block 0, A block 2, B block 0
+    pairs = pd.DataFrame({"a": [a, a], "b": [b, c]})
+    merged = merge_duplicate_groups(df, pairs)
+    assert merged.loc[a, "group"] == merged.loc[b, "group"]  # same label: joined
+    assert merged.loc[a, "group"] != merged.loc[c, "group"]  # different labels: left alone
+    assert merged["group"].nunique() == df["group"].nunique() - 1
+    for seed in range(5):
+        s = split_groups(merged, 0.2, 0.3, seed=seed)
+        check_no_group_leak(s)
+        assert s.loc[a, "split"] == s.loc[b, "split"]
