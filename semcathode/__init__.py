@@ -99,6 +99,7 @@ from .validity import (
     normalisation_ablation,
     robustness_study,
     session_check,
+    session_probe,
     shortcut_baseline,
     shortcut_study,
     shortcut_verdict,
@@ -132,5 +133,5 @@ __all__ = [
     "energy_on_mask", "explain_items", "find_target_layer", "overlay", "save_overlay", "structure_map",
     "write_gallery", "cam_note", "cam_sample", "cam_study", "explorer_for", "load_run_models",
     "Explorer", "ExplorerState", "explore",
-    "shortcut_verdict", "export_models", "provenance_note", "read_table", "curve_note",
+    "shortcut_verdict", "session_probe", "export_models", "provenance_note", "read_table", "curve_note",
 ]

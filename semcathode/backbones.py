@@ -46,7 +46,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ._files import atomic_save
+from ._files import atomic_save, sha256_file
 
 __all__ = [
     "WeightsInfo",
@@ -184,14 +184,6 @@ def weights_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir).expanduser() / "weights"
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _tensors_digest(sd: dict[str, torch.Tensor]) -> str:
     """sha256 over names, dtypes, shapes and raw bytes of a state dict (sorted by name)."""
     h = hashlib.sha256()
@@ -312,7 +304,7 @@ def lite0_state_dict(
     src = Path(source) if source is not None else _packaged_lite0_path()
     if not src.is_file():
         raise FileNotFoundError(f"EfficientNet-Lite0 checkpoint not found: {src}")
-    sha = _sha256_file(src)
+    sha = sha256_file(src)
     if sha != LITE0_SHA256:
         raise WeightsIntegrityError(
             f"EfficientNet-Lite0 checkpoint {src} has sha256 {sha}, expected {LITE0_SHA256}; "
@@ -436,7 +428,7 @@ def _hub_model(name: str, num_classes: int, drop_rate: float, timeout: float) ->
     sd = timm.models.load_state_dict(str(path))
     model = _new_model(timm_name, num_classes, drop_rate)
     _load_strict(model, sd, f"hub weights {path}")
-    return model, WeightsInfo(name, timm_name, "hub", _sha256_file(path))
+    return model, WeightsInfo(name, timm_name, "hub", sha256_file(path))
 
 
 def create_backbone(

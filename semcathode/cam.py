@@ -503,21 +503,34 @@ def tile_layout(
     return [(y, x) for y in ys for x in xs], (h, w)
 
 
-def _png_writer(rgb: np.ndarray) -> Callable[[str], Any]:
+def _image_writer(rgb: np.ndarray, fmt: str) -> Callable[[str], Any]:
     from PIL import Image
 
-    return lambda tmp: Image.fromarray(rgb).save(tmp, format="PNG")
+    kwargs = {"quality": 88} if fmt == "JPEG" else {}
+    return lambda tmp: Image.fromarray(rgb).save(tmp, format=fmt, **kwargs)
 
 
-def save_overlay(path: str | Path, image: np.ndarray, cam: np.ndarray, opacity: float = 0.45) -> Path:
-    """Write :func:`overlay` ``(image, cam, opacity)`` as a PNG, atomically.
+def save_overlay(path: str | Path, image: np.ndarray, cam: np.ndarray, opacity: float = 0.45,
+                 max_side: int | None = None) -> Path:
+    """Write :func:`overlay` ``(image, cam, opacity)`` as PNG (or JPEG for ``.jpg``), atomically.
+
+    Parameters
+    ----------
+    max_side : int, optional
+        Downscale the micrograph (and the CAM with it) so that its longer side is at most this
+        many pixels (for reports); None keeps the micrograph's own resolution.
 
     Returns
     -------
     Path
         ``path`` (written through a temporary file in the same folder and ``os.replace``).
     """
-    return atomic_save(path, _png_writer(overlay(image, cam, opacity=opacity)))
+    grey = _grey01(image)
+    if max_side and max(grey.shape) > max_side:
+        f = max_side / max(grey.shape)
+        grey = _resize(grey, (max(1, round(grey.shape[0] * f)), max(1, round(grey.shape[1] * f))))
+    fmt = "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    return atomic_save(path, _image_writer(overlay(grey, cam, opacity=opacity), fmt))
 
 
 def _expand(paths: Sequence[str | Path], exclude: Path | None = None) -> list[Path]:

@@ -69,6 +69,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or Path("reports") / args.profile)
+    if not args.quiet:  # papermill logs the notebooks' streamed output at INFO level
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("    %(message)s"))
+        pm_log = logging.getLogger("papermill")
+        pm_log.addHandler(handler)
+        pm_log.setLevel(logging.INFO)
     try:
         run_pipeline(cfg, out, notebooks=args.notebooks, log_output=not args.quiet)
     except PipelineError as exc:

@@ -8,7 +8,6 @@ copied from a local mirror (``--mirror`` / ``$SEMCATHODE_DATA_MIRROR``) with the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.parse
@@ -20,7 +19,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ._files import atomic_write_text
+from ._files import atomic_write_text, sha256_file
 
 __all__ = [
     "DatasetError",
@@ -80,14 +79,6 @@ def registry(name: str = "kaist-ncm") -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_registry(data_dir: str | Path) -> pd.DataFrame:
     """Build a registry from a local copy's ``manifest.csv`` (images and their sidecars).
 
@@ -109,7 +100,7 @@ def build_registry(data_dir: str | Path) -> pd.DataFrame:
         rows.append((r.file, r.sha256, int(r.bytes), r.upstream_commit, r.upstream_path))
         if isinstance(r.sidecar, str) and r.sidecar and (data_dir / r.sidecar).exists():
             p = data_dir / r.sidecar
-            rows.append((r.sidecar, _sha256(p), p.stat().st_size, r.upstream_commit, r.upstream_path + ".txt"))
+            rows.append((r.sidecar, sha256_file(p), p.stat().st_size, r.upstream_commit, r.upstream_path + ".txt"))
     return pd.DataFrame(rows, columns=["file", "sha256", "bytes", "upstream_commit", "upstream_path"])
 
 
@@ -138,7 +129,7 @@ def verify(data_dir: str | Path, name: str = "kaist-ncm") -> list[str]:
     bad = []
     for r in registry(name).itertuples(index=False):
         p = data_dir / r.file
-        if not p.exists() or _sha256(p) != r.sha256:
+        if not p.exists() or sha256_file(p) != r.sha256:
             bad.append(r.file)
     return bad
 
@@ -183,7 +174,7 @@ def fetch(
         target = dest / r.file
         if progress:
             progress(i + 1, n, r.file)
-        if target.exists() and _sha256(target) == r.sha256:
+        if target.exists() and sha256_file(target) == r.sha256:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".fetching")
@@ -201,7 +192,7 @@ def fetch(
                     _download(url, tmp)
                 except OSError as exc:
                     raise DatasetError(f"{r.file}: download from {url} failed: {exc}") from None
-            got = _sha256(tmp)
+            got = sha256_file(tmp)
             if got != r.sha256:
                 raise DatasetError(f"{r.file}: sha256 mismatch (expected {r.sha256}, got {got}); file rejected")
             os.replace(tmp, target)

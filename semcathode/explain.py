@@ -48,8 +48,11 @@ def row_loader(model: ExportedModel):
 
 
 def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: str | Path, method: str = "gradcam",
-              steps: int = 8, opacity: float = 0.45) -> tuple[pd.DataFrame, dict]:
+              steps: int = 8, opacity: float = 0.45, max_side: int = 640) -> tuple[pd.DataFrame, dict]:
     """CAMs of every arm on the sampled micrographs, with overlays and quantitative records.
+
+    Overlays are saved as JPEG with the longer side at most ``max_side`` pixels (the report
+    stays small); ``semcathode cam`` writes full-resolution PNGs instead.
 
     Returns
     -------
@@ -77,7 +80,8 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
         rec["probs"] = [", ".join(f"{model.classes[k]} {p[k]:.2f}" for k in np.argsort(-p)[:3]) for p in probs]
         paths = []
         for i, (g, cam) in enumerate(zip(greys, cams)):
-            p = save_overlay(out_dir / "overlays" / f"{arm}_{i:03d}_{sample['label'].iloc[i]}.png", g, cam, opacity)
+            p = save_overlay(out_dir / "overlays" / f"{arm}_{i:03d}_{sample['label'].iloc[i]}.jpg", g, cam, opacity,
+                             max_side=max_side)
             paths.append(str(p.relative_to(out_dir)))
         rec["overlay_path"] = paths
         recs.append(rec)

@@ -8,7 +8,6 @@ bar_row, bar_method, mean_grey, std_grey, sha256, bytes, phash``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ._files import atomic_write_csv
+from ._files import atomic_write_csv, sha256_file
 from .io import SEMReadError, crop_data_bar, read_sem
 from .schema import Schema, default_schema
 
@@ -76,14 +75,6 @@ _FRAME = re.compile(r"(\d+)\D*$")
 def _frame_number(stem: str) -> int | None:
     m = _FRAME.search(stem)
     return int(m.group(1)) if m else None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _phash(image: np.ndarray) -> str:
@@ -178,7 +169,7 @@ def _describe(item: _Item, root: Path, min_size: int, bar_method: str, bar_fract
         "bar_method": crop.method,
         "mean_grey": float(cropped.mean() * 255.0),
         "std_grey": float(cropped.std() * 255.0),
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
         "bytes": path.stat().st_size,
         "phash": _phash(cropped),
     }
@@ -258,9 +249,14 @@ def index_folder(
         d if isinstance(d, str) and d else ("source" if c in schema.compositions else c)
         for d, c in zip(df["domain"], df["composition"])
     ]
+    # session: the user's column, else acquisition date | folder; a file without a date (e.g. a
+    # missing sidecar) belongs to its folder's most common date rather than to a session of its own
+    folder = df["path"].map(lambda p: Path(p).parent.name)
+    usual = df.assign(folder=folder).dropna(subset=["acq_date"]).groupby("folder")["acq_date"].agg(
+        lambda d: d.mode().iloc[0])
     df["session"] = [
-        s if isinstance(s, str) and s else f"{a or 'unknown-date'}|{Path(p).parent.name}"
-        for s, a, p in zip(df["session"], df["acq_date"], df["path"])
+        s if isinstance(s, str) and s else f"{a if isinstance(a, str) and a else usual.get(f, 'unknown-date')}|{f}"
+        for s, a, f in zip(df["session"], df["acq_date"], folder)
     ]
     if df["sample_id"].isna().all():
         df = df.drop(columns="sample_id")

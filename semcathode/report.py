@@ -72,10 +72,10 @@ class NotebookOutputs:
     def _rel(self, p: Path) -> str:
         return str(p.relative_to(self.run_dir))
 
-    def figure(self, fig: Any, stem: str, caption: str = "", section: str | None = None) -> Path:
+    def figure(self, fig: Any, stem: str, caption: str = "", section: str | None = None, dpi: int = 90) -> Path:
         """Save a matplotlib figure as PNG (atomically) and list it under ``section``."""
         path = self.dir / f"{stem}.png"
-        atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+        atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
         self.files.append(self._rel(path))
         self._add(section, figures=[{"path": self._rel(path), "caption": caption}])
         return path

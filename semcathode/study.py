@@ -36,7 +36,8 @@ def schema_from_config(cfg: RunConfig) -> Schema:
 
 def data_dir_for(cfg: RunConfig) -> Path:
     """Folder of micrographs for ``cfg``: the configured folder, the local KAIST copy (or a
-    fetch of it), or a deterministic synthetic set written to the cache."""
+    fetch of it), or a deterministic synthetic set written to the cache (or into
+    ``data.data_dir`` when that folder holds no images yet; an existing set is never touched)."""
     if cfg.data.dataset == "synthetic":
         if cfg.data.data_dir:
             root = Path(cfg.data.data_dir)
@@ -45,7 +46,8 @@ def data_dir_for(cfg: RunConfig) -> Path:
                 json.dumps([cfg.data.synthetic_per_class, cfg.data.synthetic_size, cfg.data.extra_compositions, 1]).encode()
             ).hexdigest()[:10]
             root = _cache_root(cfg) / "synthetic" / key
-        if not (root / ".complete").exists():
+        has_images = root.is_dir() and any(p.suffix.lower() in (".png", ".jpg", ".tif") for p in root.rglob("*.*"))
+        if not (root / ".complete").exists() and not has_images:
             from .synthetic import write_synthetic_dataset
 
             s = cfg.data.synthetic_size

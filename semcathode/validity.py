@@ -29,6 +29,7 @@ __all__ = [
     "shortcut_study",
     "normalisation_ablation",
     "robustness_study",
+    "session_probe",
 ]
 
 
@@ -263,4 +264,45 @@ def robustness_study(study, cfg, arms: Sequence[str], seeds: Sequence[int], kind
                 rows.append(row)
         if log:
             log(f"robustness seed {seed}: {len(arms)} arms x {len(shifted)} shifted test sets done")
+    return pd.DataFrame(rows)
+
+
+def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
+    """Session-aware evaluation: the linear probe with whole imaging sessions held out.
+
+    Only classes with at least two sessions can be scored this way (a class's only session
+    cannot be both trained on and held out), and at least two such classes are needed. For them, folds hold out whole sessions
+    (scikit-learn ``GroupKFold`` over ``session``) and, for comparison, frame blocks; a large
+    drop from frame-block to session folds means the model keys on the session.
+
+    Returns
+    -------
+    DataFrame
+        One row per protocol (``frame-block folds``, ``session folds``) with macro-F1 and the
+        classes used; empty when no class has two sessions (see :func:`session_check`).
+    """
+    from sklearn.model_selection import GroupKFold
+
+    from .evaluate import classification_metrics
+    from .preprocess import build_items
+    from .protocol import extract_features, linear_probe
+
+    m = study.manifest[study.manifest["label"].isin(study.classes)]
+    spc = m.groupby("label")["session"].nunique()
+    keep = list(spc[spc >= 2].index)
+    if len(keep) < 2:  # a classifier needs two classes that each have a held-out session
+        return pd.DataFrame(columns=["protocol", "classes", "n", "macro_f1", "accuracy"])
+    raw = build_items(m[m["label"].isin(keep)].assign(shift=""), study.params, study.cache)
+    feats = extract_features(raw, cfg)
+    rows = []
+    for name, groups in (("frame-block folds", raw["group"]), ("session folds", raw["session"])):
+        k = min(n_splits, groups.nunique())
+        y_true, y_pred = [], []
+        for tr, te in GroupKFold(n_splits=k).split(feats, raw["label"], groups):
+            img, _ = linear_probe(raw.iloc[tr], raw.iloc[te], cfg, study.classes, features=(feats[tr], feats[te]))
+            y_true += list(img["label"])
+            y_pred += list(img["pred"])
+        met = classification_metrics(y_true, y_pred, study.classes)
+        rows.append({"protocol": name, "classes": ", ".join(keep), "n": met["n"], "macro_f1": met["macro_f1"],
+                     "accuracy": met["accuracy"]})
     return pd.DataFrame(rows)

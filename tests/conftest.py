@@ -47,3 +47,15 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic_dataset(root, n_per_class=8, size=(128, 160), seed=0)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a test module: on a busy 2-core machine torch's thread pool
+    oversubscribes and tiny convolutions get many times slower. Restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -14,6 +14,12 @@ import torch
 from semcathode import backbones as bb
 
 
+def _sha(path):
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One weights cache shared by the module's tests (built once)."""
@@ -191,7 +197,7 @@ def test_hub_file_loaded_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(bb, "_hub_weights_file", lambda timm_name, timeout=0: ckpt)
     model, info = bb.create_backbone("efficientnet_b0", "auto", num_classes=3)
     assert info.origin == "hub" and info.backbone == "efficientnet_b0" and info.note == ""
-    assert info.sha256 == bb._sha256_file(ckpt)
+    assert info.sha256 == _sha(ckpt)
     assert torch.equal(model.conv_stem.weight, ref.conv_stem.weight)
     assert model.get_classifier().out_features == 3
 

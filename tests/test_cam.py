@@ -36,16 +36,11 @@ from semcathode.cam import (  # noqa: E402
 )
 from semcathode.synthetic import make_blob_dataset  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 METHODS = ["gradcam", "gradcampp", "eigencam", "layercam", "hirescam", "xgradcam"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: small CPU models are faster and far steadier on a shared 2-core box."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

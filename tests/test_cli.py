@@ -6,6 +6,12 @@ from semcathode.cli import build_parser, main
 from conftest import KAIST, needs_kaist
 
 
+def _sha(path):
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
 def test_data_index_writes_manifest(synthetic_root, tmp_path, capsys):
     out = tmp_path / "m.csv"
     assert main(["data", "index", str(synthetic_root), "--out", str(out)]) == 0
@@ -52,7 +58,7 @@ def test_fetch_from_mirror_cli(tmp_path, capsys, monkeypatch, synthetic_root):
     f = next((synthetic_root / "NCM333_cycled").glob("*.png"))
     (tmp_path / "mirror" / "images").mkdir(parents=True)
     shutil.copy(f, tmp_path / "mirror" / "images" / f.name)
-    reg = pd.DataFrame([(f"images/{f.name}", ds._sha256(f), f.stat().st_size, "0" * 40, f.name)],
+    reg = pd.DataFrame([(f"images/{f.name}", _sha(f), f.stat().st_size, "0" * 40, f.name)],
                        columns=["file", "sha256", "bytes", "upstream_commit", "upstream_path"])
     monkeypatch.setattr(ds, "registry", lambda name="kaist-ncm": reg)
     assert main(["data", "fetch", "kaist-ncm", str(tmp_path / "dest"), "--mirror", str(tmp_path / "mirror")]) == 0

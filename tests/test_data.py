@@ -14,18 +14,12 @@ from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items
 from semcathode.schema import default_schema
 from semcathode.splits import assign_groups, split_groups
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CLASSES = default_schema().classes
 HALF = (0.5, 0.5, 0.5)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine, torch's thread pool oversubscribes and
-    tiny convolutions get many times slower; restored after the module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _table(counts: dict[str, int]) -> pd.DataFrame:

@@ -9,6 +9,12 @@ from semcathode.datasets import DatasetError, build_registry, fetch, registry, v
 from conftest import KAIST, needs_kaist
 
 
+def _sha(path):
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
 def test_registry_is_complete():
     reg = registry("kaist-ncm")
     assert len(reg) == 770 + 769  # images + sidecars (one image has none upstream)
@@ -28,7 +34,7 @@ def small_registry(tmp_path, monkeypatch, synthetic_root):
         rel = f"images/NCM333_cycled/{f.name}"
         (mirror / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(f, mirror / rel)
-        rows.append((rel, ds._sha256(f), f.stat().st_size, "0" * 40, rel))
+        rows.append((rel, _sha(f), f.stat().st_size, "0" * 40, rel))
     reg = pd.DataFrame(rows, columns=["file", "sha256", "bytes", "upstream_commit", "upstream_path"])
     monkeypatch.setattr(ds, "registry", lambda name="kaist-ncm": reg)
     return mirror, reg

@@ -128,3 +128,12 @@ def test_index_kaist_counts_and_speed():
     assert set(df["sha256"]) == set(ref["sha256"])
     assert (df.loc[df.composition == "NCM523", "domain"] == "NCM523").all()
     assert ((df["bar_row"] - 896).abs() <= 2).all()
+
+
+def test_file_without_date_joins_its_folder_session(tree):
+    side = next((tree / "NCM622_formation").glob("*.txt"))
+    side.unlink()  # like KAIST frame 1200: an image without its sidecar
+    df = index_folder(tree)
+    sub = df[df["label"] == "NCM622_formation"]
+    assert sub["acq_date"].isna().sum() == 1
+    assert sub["session"].nunique() == 1

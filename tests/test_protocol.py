@@ -36,19 +36,13 @@ from semcathode.protocol import (
 from semcathode.schema import default_schema
 from semcathode.study import prepare_splits
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CLASSES = default_schema().classes
 PCOLS = [f"p_{c}" for c in CLASSES]
 ARMS5 = ["pre_ft_oversample", "pre_ft_weighted", "ft_only", "pretrain_only", "scratch_ft"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine, torch's thread pool oversubscribes and
-    tiny convolutions get many times slower; restored after the module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _cfg(tmp, **over):

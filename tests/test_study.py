@@ -8,7 +8,7 @@ from semcathode.manifest import write_manifest
 
 @pytest.fixture(scope="module")
 def cfg(synthetic_root):
-    return load_config("smoke", overrides={"data.data_dir": str(synthetic_root), "preprocess.size": 32,
+    return load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
                                            "data.extra_compositions": []})
 
 

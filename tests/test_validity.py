@@ -73,3 +73,23 @@ def test_extra_shift_composes(tmp_path):
     a = np.mean([np.load(p).mean() for p in base["cache_path"]])
     b = np.mean([np.load(p).mean() for p in bright["cache_path"]])
     assert b > a + 20
+
+
+def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
+    from semcathode.config import load_config
+    from semcathode.manifest import write_manifest
+    from semcathode.study import build_manifest, load_study, prepare_splits
+    from semcathode.validity import session_probe
+
+    cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
+                                          "data.extra_compositions": [], "model.weights": "scratch"})
+    df = prepare_splits(build_manifest(cfg), cfg)
+    write_manifest(df, tmp_path / "01_data" / "manifest.csv")
+    study = load_study(cfg, tmp_path)
+    assert session_probe(study, cfg).empty  # one session per class: nothing to hold out
+    # two sessions in two classes: first half and second half of their frames
+    two = study.manifest["label"].isin(["NCM333_pristine", "NCM811_cycled"])
+    study.manifest.loc[two, "session"] = [f"s{i % 2}" for i in range(int(two.sum()))]
+    res = session_probe(study, cfg, n_splits=2)
+    assert list(res["protocol"]) == ["frame-block folds", "session folds"]
+    assert (res["n"] == 16).all() and res["classes"].iloc[0] == "NCM333_pristine, NCM811_cycled"
