@@ -198,10 +198,12 @@ def run_pipeline(
                 kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
             )
         except pm.PapermillExecutionError as exc:
-            state.data["notebooks"][nb] = {"status": "failed", "hash": hashes[nb], "cell": exc.cell_index}
+            cell = _source_cell_index(executed, exc.cell_index)
+            state.data["notebooks"][nb] = {"status": "failed", "hash": hashes[nb], "cell": cell}
             state.save()
             raise PipelineError(
-                f"notebook {nb} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+                f"notebook {nb} failed in cell {cell} of {nb}.ipynb (cell {exc.cell_index} of the executed "
+                f"notebook, execution count {exc.exec_count}): "
                 f"{exc.ename}: {exc.evalue}\n  executed notebook: {executed}\n"
                 f"  the previous report in {out_dir} is untouched; rerun to resume from {nb}"
             ) from None
@@ -220,6 +222,19 @@ def run_pipeline(
     swap_dir(staging, out_dir)
     log(f"report ready: {out_dir / 'README.md'} and {out_dir / 'index.html'}")
     return out_dir
+
+
+def _source_cell_index(executed: Path, index: int) -> int:
+    """Index of a cell in the source notebook: papermill inserts an ``injected-parameters``
+    cell into the executed copy, which shifts the cells after it by one."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(str(executed), as_version=4).cells
+    except Exception:  # the executed notebook could not be read: report papermill's index
+        return index
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    return index - sum(1 for i in injected if i < index)
 
 
 def _to_html(ipynb: Path) -> Path:
