@@ -53,6 +53,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from ._files import atomic_save, atomic_write_text
+from .explorer import _truthy
 
 __all__ = [
     "CAM_METHODS",
@@ -1032,15 +1033,6 @@ def cam_grid(
                 ax.set_title(str(titles[k]), fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def _truthy(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("true", "1", "yes")
-    try:
-        return bool(v) and v == v
-    except (TypeError, ValueError):
-        return False
 
 
 def write_gallery(out_dir: str | Path, records: pd.DataFrame, title: str = "Grad-CAM gallery") -> Path:

@@ -327,14 +327,15 @@ def chance_level(y_true: Sequence[str], classes: Sequence[str]) -> dict:
 # ----------------------------------------------------------------------------- intervals
 
 
-def _percentile_ci(data: np.ndarray, statistic, n_boot: int, ci: float, seed: int) -> tuple[float, float]:
+def _percentile_ci(data: np.ndarray, statistic, n_boot: int, ci: float, seed: int,
+                   vectorized: bool = False) -> tuple[float, float]:
     res = stats.bootstrap(
         (data,),
         statistic,
         n_resamples=int(n_boot),
         confidence_level=float(ci),
         method="percentile",
-        vectorized=False,
+        vectorized=vectorized,
         rng=np.random.default_rng(seed),
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -371,16 +372,7 @@ def bootstrap_ci(
         return (math.nan, math.nan)
     if x.size == 1 or np.all(x == x[0]):
         return (float(x[0]), float(x[0]))
-    res = stats.bootstrap(
-        (x,),
-        np.mean,
-        n_resamples=int(n_boot),
-        confidence_level=float(ci),
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return _percentile_ci(x, np.mean, n_boot, ci, seed, vectorized=True)
 
 
 def image_bootstrap_ci(
