@@ -22,11 +22,6 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers never see a half-written file."""
-    return _atomic(path, lambda tmp: Path(tmp).write_bytes(data))
-
-
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return _atomic(path, lambda tmp: Path(tmp).write_text(text))

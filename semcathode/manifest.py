@@ -291,10 +291,6 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _hamming(a: str, b: str) -> int:
-    return bin(int(a, 16) ^ int(b, 16)).count("1")
-
-
 def find_duplicates(df: pd.DataFrame, max_distance: int = 4) -> pd.DataFrame:
     """Exact (sha256) and near-duplicate (perceptual hash) pairs.
 
