@@ -59,6 +59,7 @@ class DataConfig:
     bar_method: str = "auto"  # auto | metadata | detect | fraction | none
     bar_fraction: float = 0.0667
     block_size: int = 5  # consecutive frames of a session that form one split group
+    tail_frac: float = 0.1  # share of each session's last frames (by frame number) held out as the session-tail test split (0 = off)
     merge_duplicates: bool = True  # duplicate / near-duplicate images always share a split group
     valid_frac: float = 0.15
     test_frac: float = 0.2
@@ -71,10 +72,12 @@ class DataConfig:
 class PreprocessConfig:
     """How a bar-free micrograph becomes a network input."""
 
-    mode: str = "resize"  # resize | tiles
-    size: int = 224
-    tile_scale_um: float = 0.0  # tiles: µm/px to resample to (0 = native)
-    tile_stride: float = 1.0  # tiles: stride as a fraction of the tile size
+    mode: str = "scale"  # scale (physical-scale crops) | resize (whole frame squeezed to size x size)
+    size: int = 224  # network input side in px (scale: the crop; resize: the whole frame)
+    scale_um: float = 0.5  # scale: µm per px every micrograph is resampled to (0 = keep native)
+    crops_per_image: int = 2  # scale: random crops drawn per micrograph per training epoch
+    tile_stride: float = 1.0  # scale: evaluation tile-grid stride as a fraction of size (grid always covers the frame)
+    pixel_size_um: float = 0.0  # fallback µm/px for files without one (0 = such a file is an error)
     normalize: str = "dataset"  # dataset (ImageNet stats) | per_image (histogram standardisation)
     cache_dir: str = ""  # '' = ~/.cache/semcathode or $SEMCATHODE_CACHE
 
@@ -101,6 +104,7 @@ class StageConfig:
     schedule: str = "discriminative"  # discriminative | paper (Adam 1e-3, no freezing)
     weight_decay: float = 0.01
     min_steps: int = 0  # tiny train sets: train at least this many optimiser steps
+    freeze_early_epochs: int = 0  # epochs of the unfrozen phase with the high-resolution early group still frozen
     validate: bool = True  # score the valid split after every epoch (off = faster)
 
 
@@ -135,6 +139,8 @@ class ProtocolConfig:
     sampler: str = "replicate"  # replicate | weighted
     class_weights: str = "median"  # median | inverse
     linear_probe: bool = True
+    fair_budget: bool = True  # FT-only/Scratch+FT train at least as many steps as Pre+FT in both stages
+    fair_max_epochs: int = 60  # cap on those epochs
 
 
 @dataclass
@@ -143,6 +149,9 @@ class EvalConfig:
 
     n_boot: int = 1000
     ci: float = 0.95
+    aggregate: str = "mean_log_prob"  # per-micrograph aggregation of tiles: mean_log_prob | mean_prob
+    ood_k: int = 5  # neighbours in feature space for the ood_score
+    familiar_quantile: float = 0.95  # valid-split quantile of ood_score that sets the `familiar` threshold
 
 
 @dataclass
@@ -206,7 +215,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "profile": PROFILES + ("custom",),
     "data.dataset": ("kaist-ncm", "synthetic", "folder"),
     "data.bar_method": ("auto", "metadata", "detect", "fraction", "none"),
-    "preprocess.mode": ("resize", "tiles"),
+    "preprocess.mode": ("scale", "resize"),
+    "evaluate.aggregate": ("mean_log_prob", "mean_prob"),
     "preprocess.normalize": ("dataset", "per_image"),
     "model.weights": ("auto", "hub", "packaged", "scratch"),
     "stage1.schedule": ("discriminative", "paper"),

@@ -17,17 +17,12 @@ import torch
 from torch import nn
 
 from ._files import atomic_save, atomic_write_json
+from ._modelcheck import FORMAT, ModelFileError, validate_model_meta
 from .preprocess import PreprocessParams, preprocess_image
 
 __all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
 
-FORMAT = "semcathode-model-v1"
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-
-
-class ModelFileError(ValueError):
-    """An exported model is missing, corrupt, or its JSON does not match its weights."""
-
 
 def _json_path(path: Path) -> Path:
     return path.with_suffix(".json")
@@ -197,15 +192,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
         meta = json.loads(jp.read_text())
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{jp}: not valid JSON ({exc})") from None
-    for key in ("format", "classes", "timm_name", "preprocess", "mean", "std"):
-        if key not in meta:
-            raise ModelFileError(f"{jp}: missing key '{key}'")
-    if meta["format"] != FORMAT:
-        raise ModelFileError(f"{jp}: unknown format {meta['format']!r} (expected {FORMAT})")
     try:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: corrupt or unreadable safetensors file ({exc})") from None
+    validate_model_meta(meta, state, jp)
     model = timm.create_model(meta["timm_name"], pretrained=False, num_classes=len(meta["classes"]))
     try:
         model.load_state_dict(state, strict=True)
