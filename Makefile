@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test smoke bench notebooks clean
+.PHONY: demo test smoke bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,6 @@ smoke: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_data.py
-
-notebooks: $(BIN)/.installed   ## regenerate the notebooks from notebooks/build_notebooks.py
-	$(BIN)/python notebooks/build_notebooks.py
 
 clean:
 	rm -rf reports/smoke reports/*.staging .pytest_cache

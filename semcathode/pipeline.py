@@ -24,47 +24,107 @@ from .config import RunConfig, config_hash, save_config
 
 __all__ = [
     "NOTEBOOKS",
+    "NOTEBOOK_NAMES",
     "NOTEBOOK_SECTIONS",
+    "Notebook",
     "PipelineError",
+    "missing_products",
     "notebook_dir",
     "notebook_hashes",
+    "notebook_spec",
     "run_pipeline",
     "package_versions",
 ]
 
-#: Notebooks in run order.
-NOTEBOOKS: tuple[str, ...] = ("01_data", "02_pretrain", "03_finetune", "04_ablation", "05_gradcam")
 
-#: Configuration sections each notebook depends on (besides those of the notebooks before it).
-NOTEBOOK_SECTIONS: dict[str, tuple[str, ...]] = {
-    "01_data": ("data", "preprocess", "target"),
-    "02_pretrain": ("model", "stage1", "protocol", "evaluate"),
-    "03_finetune": ("stage2",),
-    "04_ablation": ("validity",),
-    "05_gradcam": ("cam",),
-}
+@dataclass(frozen=True)
+class Notebook:
+    """One notebook of the pipeline and what it must leave behind.
 
-_DEFAULT_EXPECTED_S = {"01_data": 60, "02_pretrain": 240, "03_finetune": 240, "04_ablation": 300, "05_gradcam": 120}
+    Attributes
+    ----------
+    name : str
+        File stem in the notebooks folder and the name of its output folder.
+    title : str
+        Heading of its part of the report.
+    sections : tuple of str
+        Configuration sections it depends on (besides those of the notebooks before it).
+    products : tuple of str
+        Glob patterns, relative to the run folder, that must each match a file for the notebook
+        to count as done (besides its executed copy, ``outputs.json`` and the files it lists).
+    expected_s : int
+        Wall time assumed for the progress estimate before a first run measured it.
+    """
+
+    name: str
+    title: str
+    sections: tuple[str, ...]
+    products: tuple[str, ...] = ()
+    expected_s: int = 120
+
+
+#: The notebooks in run order: the one declaration used by the runner, the report and the tests.
+NOTEBOOKS: tuple[Notebook, ...] = (
+    Notebook("01_data", "Dataset", ("data", "preprocess", "target"), ("01_data/manifest.csv",), 60),
+    Notebook("02_pretrain", "Stage 1: pretraining on the source domain",
+             ("model", "stage1", "protocol", "evaluate"), ("02_pretrain/model.safetensors",), 240),
+    Notebook("03_finetune", "Stage 2: fine-tuning on the target domain",
+             ("stage2",), ("03_finetune/model_*.safetensors",), 240),
+    Notebook("04_ablation", "Ablation, statistics and validity checks", ("validity",), (), 300),
+    Notebook("05_gradcam", "Grad-CAM: what the model looks at", ("cam",), (), 120),
+)
+
+#: Notebook names in run order.
+NOTEBOOK_NAMES: tuple[str, ...] = tuple(nb.name for nb in NOTEBOOKS)
+
+#: Configuration sections each notebook depends on (derived from :data:`NOTEBOOKS`).
+NOTEBOOK_SECTIONS: dict[str, tuple[str, ...]] = {nb.name: nb.sections for nb in NOTEBOOKS}
 
 
 class PipelineError(RuntimeError):
     """A notebook failed; the message names the notebook, the cell and the error."""
 
 
+def notebook_spec(name: str) -> Notebook:
+    """The declaration of notebook ``name``.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not one of :data:`NOTEBOOK_NAMES`.
+    """
+    for nb in NOTEBOOKS:
+        if nb.name == name:
+            return nb
+    raise KeyError(f"unknown notebook {name!r}; known: {', '.join(NOTEBOOK_NAMES)}")
+
+
 def notebook_dir() -> Path:
-    """Folder holding the notebooks: ``notebooks/`` of the checkout (or ``$SEMCATHODE_NOTEBOOKS``)."""
+    """Folder holding the notebooks.
+
+    ``$SEMCATHODE_NOTEBOOKS`` if set; else ``notebooks/`` of the checkout this package runs
+    from (editable install or source tree); else the copy shipped inside the installed package
+    (``semcathode/notebooks`` in the wheel).
+    """
     import os
 
     env = os.environ.get("SEMCATHODE_NOTEBOOKS")
     if env:
         return Path(env)
-    for base in [Path.cwd(), Path(__file__).resolve().parents[1]]:
-        if (base / "notebooks" / f"{NOTEBOOKS[0]}.ipynb").exists():
-            return base / "notebooks"
-    raise PipelineError("cannot find the notebooks folder; set SEMCATHODE_NOTEBOOKS")
+    pkg = Path(__file__).resolve().parent
+    checkout = pkg.parent
+    candidates = []
+    if (checkout / "pyproject.toml").exists():
+        candidates.append(checkout / "notebooks")
+    candidates.append(pkg / "notebooks")
+    for d in candidates:
+        if (d / f"{NOTEBOOK_NAMES[0]}.ipynb").exists():
+            return d
+    raise PipelineError(f"cannot find the notebooks (looked in {', '.join(map(str, candidates))}); "
+                        "set SEMCATHODE_NOTEBOOKS")
 
 
-def notebook_hashes(cfg: RunConfig, notebooks: Sequence[str] = NOTEBOOKS) -> dict[str, str]:
+def notebook_hashes(cfg: RunConfig, notebooks: Sequence[str] = NOTEBOOK_NAMES) -> dict[str, str]:
     """Chained configuration hash per notebook: a change upstream invalidates downstream."""
     out, prev = {}, ""
     for nb in notebooks:
@@ -105,13 +165,50 @@ class _State:
         atomic_write_json(self.path, self.data)
 
 
-def _outputs_present(run_dir: Path, nb: str) -> bool:
-    d = run_dir / nb
-    return (d / "outputs.json").exists() and (run_dir / f"{nb}.ipynb").exists()
+def missing_products(run_dir: str | Path, name: str) -> list[str]:
+    """What notebook ``name`` should have left in ``run_dir`` but did not.
+
+    Its executed copy, ``<name>/outputs.json``, every file that ``outputs.json`` lists, and each
+    product pattern of its declaration (e.g. the exported models of 02 and 03).
+
+    Returns
+    -------
+    list of str
+        Missing paths or patterns, relative to ``run_dir``; empty when the notebook is done.
+    """
+    run_dir = Path(run_dir)
+    missing = [p for p in (f"{name}.ipynb", f"{name}/outputs.json") if not (run_dir / p).is_file()]
+    if f"{name}/outputs.json" not in missing:
+        try:
+            listed = json.loads((run_dir / name / "outputs.json").read_text()).get("files", [])
+        except (json.JSONDecodeError, OSError):
+            return missing + [f"{name}/outputs.json (unreadable)"]
+        missing += [f for f in listed if not (run_dir / f).is_file()]
+    try:
+        patterns = notebook_spec(name).products
+    except KeyError:
+        patterns = ()
+    missing += [pat for pat in patterns if not any(p.is_file() for p in run_dir.glob(pat))]
+    return missing
 
 
 def _fmt(s: float) -> str:
     return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def _expected(name: str) -> int:
+    try:
+        return notebook_spec(name).expected_s
+    except KeyError:
+        return 120
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def run_pipeline(
@@ -121,8 +218,12 @@ def run_pipeline(
     log: Callable[[str], None] = print,
     log_output: bool = False,
     html: bool = True,
+    force: bool = False,
 ) -> Path:
     """Execute the notebooks in order with papermill and build the report.
+
+    A notebook is skipped only when its configuration hash matches the last run and all its
+    products exist (:func:`missing_products`); it and every notebook after it run otherwise.
 
     Parameters
     ----------
@@ -131,13 +232,15 @@ def run_pipeline(
     out_dir : str or Path
         Report folder, e.g. ``reports/demo``; replaced atomically when the run completes.
     notebooks : sequence of str, optional
-        Subset/order of :data:`NOTEBOOKS` (default all present in the notebooks folder).
+        Subset/order of :data:`NOTEBOOK_NAMES` (default all present in the notebooks folder).
     log : callable
         Progress messages.
     log_output : bool
-        Stream the notebooks' cell output (training progress) to the log.
+        Stream the notebooks' cell output (per-epoch training lines) to the ``papermill`` logger.
     html : bool
         Also convert each executed notebook to HTML.
+    force : bool
+        Rerun every notebook, ignoring the previous run.
 
     Returns
     -------
@@ -149,17 +252,22 @@ def run_pipeline(
     PipelineError
         A notebook failed; ``out_dir`` is unchanged and the partial run stays in
         ``<out_dir>.staging`` for inspection and resume.
+    SystemExit
+        Code 130 on Ctrl-C, after one line naming the interrupted notebook and the command
+        that resumes the run.
     """
     import papermill as pm
 
     out_dir = Path(out_dir).resolve()
     nb_src = notebook_dir()
-    notebooks = list(notebooks or [n for n in NOTEBOOKS if (nb_src / f"{n}.ipynb").exists()])
+    notebooks = list(notebooks or [n for n in NOTEBOOK_NAMES if (nb_src / f"{n}.ipynb").exists()])
     staging = out_dir.with_name(out_dir.name + ".staging")
     hashes = notebook_hashes(cfg, notebooks)
 
+    if force:
+        shutil.rmtree(staging, ignore_errors=True)
     if not staging.exists():
-        if out_dir.exists() and (out_dir / "run_state.json").exists():
+        if not force and out_dir.exists() and (out_dir / "run_state.json").exists():
             shutil.copytree(out_dir, staging)  # resume from the last complete report
         else:
             staging.mkdir(parents=True)
@@ -167,12 +275,17 @@ def run_pipeline(
     previous_walls = {k: v.get("wall_s") for k, v in state.data.get("notebooks", {}).items()}
     cfg_path = save_config(cfg, staging / "config.yaml")
 
-    # first notebook that must run: outputs missing or hash changed
-    start = len(notebooks)
+    # first notebook that must run: hash changed, not ok, or a product missing
+    start, reasons = len(notebooks), ""
     for i, nb in enumerate(notebooks):
         rec = state.data["notebooks"].get(nb, {})
-        if not (rec.get("hash") == hashes[nb] and rec.get("status") == "ok" and _outputs_present(staging, nb)):
+        missing = missing_products(staging, nb)
+        if rec.get("hash") != hashes[nb] or rec.get("status") != "ok" or missing:
             start = i
+            reasons = ("configuration changed" if rec.get("hash") not in (None, hashes[nb])
+                       else "not run yet" if not rec
+                       else f"last status {rec.get('status')}" if rec.get("status") != "ok"
+                       else "missing " + ", ".join(missing[:3]) + (" …" if len(missing) > 3 else ""))
             break
     for nb in notebooks[start:]:
         state.data["notebooks"].pop(nb, None)
@@ -181,14 +294,16 @@ def run_pipeline(
     state.save()
 
     t_run = time.time()
-    expected_total = sum(previous_walls.get(nb) or _DEFAULT_EXPECTED_S.get(nb, 120) for nb in notebooks[start:])
+    expected_total = sum(previous_walls.get(nb) or _expected(nb) for nb in notebooks[start:])
+    resume = f"semcathode run --profile {cfg.profile} --out {_shown(out_dir)}"
     for i, nb in enumerate(notebooks):
         if i < start:
-            log(f"[{i + 1}/{len(notebooks)}] {nb}: up to date (config hash {hashes[nb]}), skipped")
+            log(f"[{i + 1}/{len(notebooks)}] {nb}: up to date (config hash {hashes[nb]}, products present), skipped")
             continue
-        expected = previous_walls.get(nb) or _DEFAULT_EXPECTED_S.get(nb, 120)
+        expected = previous_walls.get(nb) or _expected(nb)
+        why = f"; {reasons}" if i == start and reasons else ""
         log(f"[{i + 1}/{len(notebooks)}] {nb}: running (expected ~{_fmt(expected)}; "
-            f"elapsed {_fmt(time.time() - t_run)} of ~{_fmt(expected_total)})")
+            f"elapsed {_fmt(time.time() - t_run)} of ~{_fmt(expected_total)}{why})")
         executed = staging / f"{nb}.ipynb"
         t0 = time.time()
         try:
@@ -197,6 +312,12 @@ def run_pipeline(
                 parameters={"profile": cfg.profile, "config": str(cfg_path), "data_dir": "", "out_dir": str(staging)},
                 kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
             )
+        except KeyboardInterrupt:
+            state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
+            state.save()
+            print(f"\ninterrupted in notebook {nb} ({i + 1}/{len(notebooks)}); the previous report in "
+                  f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
         except pm.PapermillExecutionError as exc:
             cell = _source_cell_index(executed, exc.cell_index)
             state.data["notebooks"][nb] = {"status": "failed", "hash": hashes[nb], "cell": cell}
@@ -205,11 +326,16 @@ def run_pipeline(
                 f"notebook {nb} failed in cell {cell} of {nb}.ipynb (cell {exc.cell_index} of the executed "
                 f"notebook, execution count {exc.exec_count}): "
                 f"{exc.ename}: {exc.evalue}\n  executed notebook: {executed}\n"
-                f"  the previous report in {out_dir} is untouched; rerun to resume from {nb}"
+                f"  the previous report in {out_dir} is untouched; rerun to resume from {nb}: {resume}"
             ) from None
         wall = time.time() - t0
-        state.data["notebooks"][nb] = {"status": "ok", "hash": hashes[nb], "wall_s": round(wall, 1)}
+        missing = missing_products(staging, nb)
+        state.data["notebooks"][nb] = {"status": "ok" if not missing else "incomplete", "hash": hashes[nb],
+                                       "wall_s": round(wall, 1)}
         state.save()
+        if missing:
+            raise PipelineError(f"notebook {nb} ran but did not write {', '.join(missing)} "
+                                f"(executed notebook: {executed}); the previous report in {out_dir} is untouched")
         log(f"[{i + 1}/{len(notebooks)}] {nb}: done in {_fmt(wall)}")
         if html:
             _to_html(executed)

@@ -19,15 +19,6 @@ from ._files import atomic_save, atomic_write_csv, atomic_write_json, atomic_wri
 
 __all__ = ["NotebookOutputs", "write_index", "df_to_markdown", "read_outputs", "read_table", "provenance_note"]
 
-_TITLES = {
-    "01_data": "Dataset",
-    "02_pretrain": "Stage 1: pretraining on the source domain",
-    "03_finetune": "Stage 2: fine-tuning on the target domain",
-    "04_ablation": "Ablation, statistics and validity checks",
-    "05_gradcam": "Grad-CAM: what the model looks at",
-}
-
-
 def df_to_markdown(df: pd.DataFrame, floatfmt: str = ".3f", max_rows: int = 60) -> str:
     """A DataFrame as a GitHub markdown table (no extra dependency)."""
     df = df.head(max_rows)
@@ -149,11 +140,11 @@ def write_index(run_dir: str | Path, cfg: Any = None) -> tuple[Path, Path]:
     md.append("")
     toc = []
     body: list[str] = []
-    for nb in NOTEBOOKS:
+    for spec in NOTEBOOKS:
+        nb, title = spec.name, spec.title
         out = read_outputs(run_dir, nb)
         if out is None:
             continue
-        title = _TITLES.get(nb, nb)
         toc.append(f"- [{title}](#{_anchor(title)})")
         body += [f"## {title}", "", f"Notebook: [{nb}.ipynb]({nb}.ipynb) · [HTML]({nb}.html) · "
                  f"wall time {out.get('wall_s', '?')} s", ""]

@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Data: SEM micrographs in, leakage-safe splits out
+#
+# Index the micrographs into a validated manifest (labels, instrument metadata, data-bar crop, hashes), split them by blocks of consecutive frames, and look at what we have.
+
+# %% tags=["parameters"]
+# Parameters (papermill: -p NAME VALUE). The same names are used by `semcathode run`.
+profile = "smoke"        # smoke | demo | paper: the configuration profile
+config = ""              # YAML file overriding the profile (empty: none)
+data_dir = ""            # folder of micrographs (empty: the dataset of the profile)
+out_dir = "../reports/notebook-run"   # run folder; this notebook writes into out_dir/<notebook>/
+
+# %%
+import semcathode as sc
+cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
+out = sc.NotebookOutputs(out_dir, "01_data")
+cfg.profile, sc.config_hash(cfg)
+
+# %%
+manifest = sc.prepare_splits(sc.build_manifest(cfg), cfg)
+sc.write_manifest(manifest, out.dir / 'manifest.csv')
+manifest.head()
+
+# %% [markdown]
+# ## Counts per class, domain and session
+
+# %%
+counts = sc.count_table(manifest)
+out.table(counts, 'class_counts', 'Images per class (each KAIST class is one imaging session)', section='Dataset summary')
+out.figure(sc.plot_class_counts(manifest, hue='domain'), 'class_counts', 'Images per class and domain', section='Dataset summary')
+counts
+
+# %%
+out.text('Target domain', sc.target_domain_note(cfg))
+print(sc.target_domain_note(cfg))
+
+# %% [markdown]
+# ## One bar-cropped example per class
+
+# %%
+out.figure(sc.plot_examples(manifest.drop_duplicates('label')), 'examples', 'One micrograph per class, data bar removed (scale bar from the instrument pixel size)', section='Examples')
+
+# %% [markdown]
+# ## Pixel size and data bar
+
+# %%
+px = sc.pixel_size_table(manifest)
+out.table(px, 'pixel_size', 'Pixel size from the instrument metadata, frame size and data-bar crop', section='Pixel size and data bar')
+px
+
+# %% [markdown]
+# ## Splits (groups of consecutive frames never straddle train/valid/test)
+
+# %%
+sc.check_no_group_leak(manifest)
+splits = sc.split_table(manifest)
+out.table(splits, 'splits', 'Images per class, domain and split', section='Splits')
+splits
+
+# %% [markdown]
+# ## Duplicates
+
+# %%
+dups, dup_warnings = sc.duplicate_report(manifest)
+out.table(dups, 'duplicates', f'{len(dups)} exact or near-duplicate pairs; {len(dup_warnings)} cross a split or domain', section='Duplicates', show=False)
+out.text('Duplicates', sc.duplicate_note(dups, dup_warnings))
+print(sc.duplicate_note(dups, dup_warnings))
+
+# %%
+summary = sc.data_summary(manifest)
+out.json(summary, 'summary')
+sc.write_attribution(cfg, out_dir)
+out.save(summary)
+summary

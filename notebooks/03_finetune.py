@@ -1,0 +1,61 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Stage 2: fine-tune on the data-poor target domain
+#
+# Arms: Pre+FT with targeted oversampling or a class-weighted loss, FT-only (ImageNet to target), Scratch+FT and Pretrain-only (the stage-1 model evaluated on the target).
+
+# %% tags=["parameters"]
+# Parameters (papermill: -p NAME VALUE). The same names are used by `semcathode run`.
+profile = "smoke"        # smoke | demo | paper: the configuration profile
+config = ""              # YAML file overriding the profile (empty: none)
+data_dir = ""            # folder of micrographs (empty: the dataset of the profile)
+out_dir = "../reports/notebook-run"   # run folder; this notebook writes into out_dir/<notebook>/
+
+# %%
+import semcathode as sc
+cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
+out = sc.NotebookOutputs(out_dir, "03_finetune")
+cfg.profile, sc.config_hash(cfg)
+
+# %%
+study = sc.load_study(cfg, out_dir)
+out.text('Target domain', sc.target_domain_note(cfg))
+out.figure(sc.plot_domain_pair(study.manifest[study.manifest.label.isin(study.classes)]), 'source_vs_target', 'Source images and their simulated-shift target counterparts', section='Target domain')
+print(sc.target_domain_note(cfg))
+
+# %%
+results, preds, models = sc.run_arms(study.items, cfg, study.classes, keep=cfg.cam.arms)
+out.table(results, 'arm_results', 'One row per arm and seed: metrics on the target test split', section=None)
+out.table(preds, 'predictions', section=None)
+
+# %% [markdown]
+# ## Headline table (shaped like the paper's)
+
+# %%
+table = sc.paper_table(results, study.classes, n_boot=cfg.evaluate.n_boot)
+out.table(table.reset_index(), 'paper_table', 'Target test split: arms x accuracy, macro-F1 and per-class F1, mean ± std [95% bootstrap CI over seeds]', section='Headline results')
+out.text('Headline results', sc.target_domain_note(cfg))
+table
+
+# %%
+out.figure(sc.plot_bars(results, x='arm', y='macro_f1', title='Target macro-F1 per arm (mean and 95% CI over seeds)'), 'arm_macro_f1', 'Target macro-F1 per arm', section='Headline results')
+out.figure(sc.plot_confusions(preds, study.classes), 'confusion', 'Row-normalised confusion matrices on the target test split, summed over seeds', section='Confusion matrices')
+
+# %%
+exported = sc.export_models(models, out.dir, cfg, study.classes, seed=cfg.protocol.seeds[0])
+out.json({k: str(v) for k, v in exported.items()}, 'exported_models')
+out.save({'arms': sc.summarize_runs(results, n_boot=cfg.evaluate.n_boot).to_dict(orient='records')})

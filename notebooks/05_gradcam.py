@@ -1,0 +1,63 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Grad-CAM: what does the model look at?
+#
+# CAM grids per class for the chosen arms, a quantitative check (CAM energy on particle boundaries and crack-like lines vs a uniform map; deletion curves vs random order), a static gallery, and the interactive explorer (live in JupyterLab, inert under papermill).
+
+# %% tags=["parameters"]
+# Parameters (papermill: -p NAME VALUE). The same names are used by `semcathode run`.
+profile = "smoke"        # smoke | demo | paper: the configuration profile
+config = ""              # YAML file overriding the profile (empty: none)
+data_dir = ""            # folder of micrographs (empty: the dataset of the profile)
+out_dir = "../reports/notebook-run"   # run folder; this notebook writes into out_dir/<notebook>/
+
+# %%
+import semcathode as sc
+cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
+out = sc.NotebookOutputs(out_dir, "05_gradcam")
+cfg.profile, sc.config_hash(cfg)
+
+# %%
+study = sc.load_study(cfg, out_dir)
+models = sc.load_run_models(out_dir, cfg.cam.arms)
+sample = sc.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)
+records, grids = sc.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity)
+
+# %%
+for arm, fig in grids.items():
+    out.figure(fig, f'cam_grid_{arm}', f'{cfg.cam.method} overlays, {arm}: target test micrographs per class', section='CAM grids')
+
+# %% [markdown]
+# ## Is the model looking at the particles?
+
+# %%
+quant = sc.cam_quant_table(records)
+out.table(quant, 'cam_quant', 'Share of CAM energy on particle boundaries / crack-like lines vs the area they cover (ratio 1 = uniform map), and deletion AUC (most-attended pixels first vs random order)', section='Quantitative CAM check')
+out.text('Quantitative CAM check', sc.cam_note(quant))
+quant
+
+# %% [markdown]
+# ## Gallery and explorer
+
+# %%
+out.table(records, 'cam_records', section=None)
+gallery = sc.write_gallery(out.dir, records)
+out.text('Gallery', f'Static gallery of every overlay, misclassified first: [gallery.html](05_gradcam/{gallery.name})')
+sc.explorer_for(records, models, study.classes)
+
+# %%
+out.save({'cam_quant': quant.to_dict(orient='records')})
