@@ -2,136 +2,181 @@
 
 Composition (NCM333/622/811) x aging state (pristine, formation, 100 cycles) classification
 with EfficientNet transfer learning from a data-rich to a data-poor domain, honest metrics,
-and Grad-CAM maps. The public API is re-exported here explicitly.
+and Grad-CAM maps.
+
+The public API is re-exported here lazily (PEP 562): ``import semcathode`` is fast and loads
+no torch, fastai, matplotlib or grad-cam; ``semcathode.NAME`` imports the submodule that
+defines ``NAME`` on first use. To export a new name, add one line to :data:`_LAZY`.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from .config import ConfigError, RunConfig, config_hash, load_config, save_config
-from .datasets import DatasetError, fetch, find_local_data, resolve_data_dir
-from .io import BarCrop, SEMImage, SEMMetadata, SEMReadError, crop_data_bar, find_data_bar, read_metadata, read_sem
-from .manifest import ManifestError, check_duplicates, find_duplicates, index_folder, read_manifest, write_manifest
-from .preprocess import PreprocessCache, PreprocessParams, build_items
-from .cam import (
-    CAM_METHODS,
-    cam_files,
-    cam_grid,
-    cam_quant_table,
-    compute_cams,
-    deletion_auc,
-    deletion_curve,
-    energy_on_mask,
-    explain_items,
-    find_target_layer,
-    overlay,
-    save_overlay,
-    structure_map,
-    write_gallery,
-)
-from .evaluate import (
-    aggregate_tiles,
-    bootstrap_ci,
-    chance_level,
-    classification_metrics,
-    image_bootstrap_ci,
-    paired_comparison,
-    paired_table,
-    paper_table,
-    summarize_runs,
-)
-from .explain import cam_note, cam_sample, cam_study, explorer_for, load_run_models
-from .explorer import Explorer, ExplorerState, explore
-from .export import ExportedModel, ModelFileError, export_model, export_models, export_trained, load_model, predict_paths
-from .figures import (
-    plot_bars,
-    plot_class_counts,
-    plot_confusion,
-    plot_confusions,
-    plot_curves,
-    plot_domain_pair,
-    plot_examples,
-    plot_history,
-)
-from .learner import efficientnet_splitter, fit_stage, make_learner, predict_items
-from .protocol import (
-    ARMS,
-    ModelStore,
-    curve_note,
-    evaluate_model,
-    evaluate_models,
-    learning_curve,
-    linear_probe,
-    linear_probe_report,
-    new_domain_curve,
-    probe_verdict,
-    run_arms,
-    stack_histories,
-    train_arm,
-    train_stage1,
-)
-from .report import NotebookOutputs, provenance_note, read_table, write_index
-from .schema import Schema, default_schema
-from .splits import (
-    SIMULATED_SHIFT_NOTE,
-    assign_groups,
-    check_no_group_leak,
-    group_folds,
-    make_transfer_splits,
-    split_groups,
-    subset_per_class,
-)
-from .study import (
-    Study,
-    build_manifest,
-    load_study,
-    cache_for,
-    data_dir_for,
-    prepare_splits,
-    preprocess_params,
-    schema_from_config,
-    target_domain_note,
-    write_attribution,
-)
-from .summary import count_table, data_summary, duplicate_note, duplicate_report, pixel_size_table, split_table
-from .validity import (
-    normalisation_ablation,
-    robustness_study,
-    session_check,
-    session_probe,
-    shortcut_baseline,
-    shortcut_study,
-    shortcut_verdict,
-)
+#: Public name -> submodule (relative to this package) that defines it.
+_LAZY: dict[str, str] = {
+    # config
+    "ConfigError": "config",
+    "RunConfig": "config",
+    "config_hash": "config",
+    "load_config": "config",
+    "save_config": "config",
+    # datasets
+    "DatasetError": "datasets",
+    "fetch": "datasets",
+    "find_local_data": "datasets",
+    "resolve_data_dir": "datasets",
+    # io
+    "BarCrop": "io",
+    "SEMImage": "io",
+    "SEMMetadata": "io",
+    "SEMReadError": "io",
+    "crop_data_bar": "io",
+    "find_data_bar": "io",
+    "read_metadata": "io",
+    "read_sem": "io",
+    # manifest
+    "ManifestError": "manifest",
+    "check_duplicates": "manifest",
+    "find_duplicates": "manifest",
+    "index_folder": "manifest",
+    "read_manifest": "manifest",
+    "write_manifest": "manifest",
+    # preprocess
+    "PreprocessCache": "preprocess",
+    "PreprocessParams": "preprocess",
+    "build_items": "preprocess",
+    # cam
+    "CAM_METHODS": "cam",
+    "cam_files": "cam",
+    "cam_grid": "cam",
+    "cam_quant_table": "cam",
+    "compute_cams": "cam",
+    "deletion_auc": "cam",
+    "deletion_curve": "cam",
+    "energy_on_mask": "cam",
+    "explain_items": "cam",
+    "find_target_layer": "cam",
+    "overlay": "cam",
+    "save_overlay": "cam",
+    "structure_map": "cam",
+    "write_gallery": "cam",
+    # evaluate
+    "aggregate_tiles": "evaluate",
+    "bootstrap_ci": "evaluate",
+    "chance_level": "evaluate",
+    "classification_metrics": "evaluate",
+    "image_bootstrap_ci": "evaluate",
+    "paired_comparison": "evaluate",
+    "paired_table": "evaluate",
+    "paper_table": "evaluate",
+    "summarize_runs": "evaluate",
+    # explain
+    "cam_note": "explain",
+    "cam_sample": "explain",
+    "cam_study": "explain",
+    "explorer_for": "explain",
+    "load_run_models": "explain",
+    # explorer
+    "Explorer": "explorer",
+    "ExplorerState": "explorer",
+    "explore": "explorer",
+    # export
+    "ExportedModel": "export",
+    "ModelFileError": "export",
+    "export_model": "export",
+    "export_models": "export",
+    "export_trained": "export",
+    "load_model": "export",
+    "predict_paths": "export",
+    # figures
+    "plot_bars": "figures",
+    "plot_class_counts": "figures",
+    "plot_confusion": "figures",
+    "plot_confusions": "figures",
+    "plot_curves": "figures",
+    "plot_domain_pair": "figures",
+    "plot_examples": "figures",
+    "plot_history": "figures",
+    # learner
+    "efficientnet_splitter": "learner",
+    "fit_stage": "learner",
+    "make_learner": "learner",
+    "predict_items": "learner",
+    # protocol
+    "ARMS": "protocol",
+    "ModelStore": "protocol",
+    "curve_note": "protocol",
+    "evaluate_model": "protocol",
+    "evaluate_models": "protocol",
+    "learning_curve": "protocol",
+    "linear_probe": "protocol",
+    "linear_probe_report": "protocol",
+    "new_domain_curve": "protocol",
+    "probe_verdict": "protocol",
+    "run_arms": "protocol",
+    "stack_histories": "protocol",
+    "train_arm": "protocol",
+    "train_stage1": "protocol",
+    # report
+    "NotebookOutputs": "report",
+    "provenance_note": "report",
+    "read_table": "report",
+    "write_index": "report",
+    # schema
+    "Schema": "schema",
+    "default_schema": "schema",
+    # splits
+    "SIMULATED_SHIFT_NOTE": "splits",
+    "assign_groups": "splits",
+    "check_no_group_leak": "splits",
+    "group_folds": "splits",
+    "make_transfer_splits": "splits",
+    "split_groups": "splits",
+    "subset_per_class": "splits",
+    # study
+    "Study": "study",
+    "build_manifest": "study",
+    "load_study": "study",
+    "cache_for": "study",
+    "data_dir_for": "study",
+    "prepare_splits": "study",
+    "preprocess_params": "study",
+    "schema_from_config": "study",
+    "target_domain_note": "study",
+    "write_attribution": "study",
+    # summary
+    "count_table": "summary",
+    "data_summary": "summary",
+    "duplicate_note": "summary",
+    "duplicate_report": "summary",
+    "pixel_size_table": "summary",
+    "split_table": "summary",
+    # validity
+    "normalisation_ablation": "validity",
+    "robustness_study": "validity",
+    "session_check": "validity",
+    "session_probe": "validity",
+    "shortcut_baseline": "validity",
+    "shortcut_study": "validity",
+    "shortcut_verdict": "validity",
+}
 
-__all__ = [
-    "__version__",
-    "ConfigError", "RunConfig", "config_hash", "load_config", "save_config",
-    "DatasetError", "fetch", "find_local_data", "resolve_data_dir",
-    "BarCrop", "SEMImage", "SEMMetadata", "SEMReadError", "crop_data_bar", "find_data_bar", "read_metadata", "read_sem",
-    "ManifestError", "check_duplicates", "find_duplicates", "index_folder", "read_manifest", "write_manifest",
-    "PreprocessCache", "PreprocessParams", "build_items",
-    "Schema", "default_schema",
-    "SIMULATED_SHIFT_NOTE", "assign_groups", "check_no_group_leak", "group_folds", "make_transfer_splits",
-    "split_groups", "subset_per_class",
-    "plot_bars", "plot_class_counts", "plot_confusion", "plot_curves", "plot_examples",
-    "NotebookOutputs", "write_index",
-    "build_manifest", "cache_for", "data_dir_for", "prepare_splits", "preprocess_params", "schema_from_config",
-    "target_domain_note", "write_attribution",
-    "count_table", "data_summary", "duplicate_note", "duplicate_report", "pixel_size_table", "split_table",
-    "aggregate_tiles", "bootstrap_ci", "chance_level", "classification_metrics", "image_bootstrap_ci",
-    "paired_comparison", "paired_table", "paper_table", "summarize_runs",
-    "ExportedModel", "ModelFileError", "export_model", "export_trained", "load_model", "predict_paths",
-    "plot_confusions", "plot_domain_pair", "plot_history",
-    "efficientnet_splitter", "fit_stage", "make_learner", "predict_items",
-    "ARMS", "ModelStore", "evaluate_model", "evaluate_models", "learning_curve", "linear_probe",
-    "linear_probe_report", "new_domain_curve", "probe_verdict", "run_arms", "stack_histories", "train_arm",
-    "train_stage1", "Study", "load_study",
-    "normalisation_ablation", "robustness_study", "session_check", "shortcut_baseline", "shortcut_study",
-    "CAM_METHODS", "cam_files", "cam_grid", "cam_quant_table", "compute_cams", "deletion_auc", "deletion_curve",
-    "energy_on_mask", "explain_items", "find_target_layer", "overlay", "save_overlay", "structure_map",
-    "write_gallery", "cam_note", "cam_sample", "cam_study", "explorer_for", "load_run_models",
-    "Explorer", "ExplorerState", "explore",
-    "shortcut_verdict", "session_probe", "export_models", "provenance_note", "read_table", "curve_note",
-]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` and cache the attribute in this module."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

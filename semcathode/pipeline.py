@@ -103,25 +103,39 @@ def notebook_dir() -> Path:
     """Folder holding the notebooks.
 
     ``$SEMCATHODE_NOTEBOOKS`` if set; else ``notebooks/`` of the checkout this package runs
-    from (editable install or source tree); else the copy shipped inside the installed package
-    (``semcathode/notebooks`` in the wheel).
+    from (source tree or editable install); else the copy an installed wheel put in
+    ``<prefix>/share/semcathode/notebooks`` (found through the distribution's file list).
     """
     import os
 
     env = os.environ.get("SEMCATHODE_NOTEBOOKS")
     if env:
         return Path(env)
-    pkg = Path(__file__).resolve().parent
-    checkout = pkg.parent
+    first = f"{NOTEBOOK_NAMES[0]}.ipynb"
+    checkout = Path(__file__).resolve().parents[1]
     candidates = []
     if (checkout / "pyproject.toml").exists():
         candidates.append(checkout / "notebooks")
-    candidates.append(pkg / "notebooks")
+    candidates += _installed_notebook_dirs(first)
     for d in candidates:
-        if (d / f"{NOTEBOOK_NAMES[0]}.ipynb").exists():
+        if (d / first).is_file():
             return d
-    raise PipelineError(f"cannot find the notebooks (looked in {', '.join(map(str, candidates))}); "
+    raise PipelineError(f"cannot find the notebooks (looked in {', '.join(map(str, candidates)) or 'nothing'}); "
                         "set SEMCATHODE_NOTEBOOKS")
+
+
+def _installed_notebook_dirs(first: str) -> list[Path]:
+    """Where an installed distribution put its notebook data files."""
+    out = []
+    try:
+        dist = metadata.distribution("semcathode")
+        for f in dist.files or []:
+            if f.name == first and f.parent.name == "notebooks":
+                out.append(Path(dist.locate_file(f)).resolve().parent)
+    except metadata.PackageNotFoundError:
+        pass
+    out.append(Path(sys.prefix) / "share" / "semcathode" / "notebooks")
+    return out
 
 
 def notebook_hashes(cfg: RunConfig, notebooks: Sequence[str] = NOTEBOOK_NAMES) -> dict[str, str]:
@@ -190,6 +204,34 @@ def missing_products(run_dir: str | Path, name: str) -> list[str]:
         patterns = ()
     missing += [pat for pat in patterns if not any(p.is_file() for p in run_dir.glob(pat))]
     return missing
+
+
+#: The working manifest later notebooks read back (``sc.load_study``); in a published report its
+#: ``path`` column is relative to the data root.
+_MANIFEST = "01_data/manifest.csv"
+
+
+def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
+    """Resolve the relative micrograph paths of a published report's manifest against this
+    machine's data root, so the notebooks after 01 can read the images when a run resumes
+    (:func:`semcathode.report.make_portable` makes them relative again when the run completes)."""
+    import os
+
+    path = run_dir / _MANIFEST
+    if not path.is_file():
+        return
+    import pandas as pd
+
+    from ._files import atomic_write_csv
+
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)  # every cell kept as written
+    if "path" not in df or df["path"].map(lambda p: os.path.isabs(str(p))).all():
+        return
+    from .study import data_dir_for
+
+    root = data_dir_for(cfg)
+    df["path"] = [p if os.path.isabs(str(p)) else str(root / str(p)) for p in df["path"]]
+    atomic_write_csv(path, df)
 
 
 def _fmt(s: float) -> str:
@@ -271,6 +313,7 @@ def run_pipeline(
             shutil.copytree(out_dir, staging)  # resume from the last complete report
         else:
             staging.mkdir(parents=True)
+    _localise_manifest(staging, cfg)
     state = _State.load(staging / "run_state.json")
     previous_walls = {k: v.get("wall_s") for k, v in state.data.get("notebooks", {}).items()}
     cfg_path = save_config(cfg, staging / "config.yaml")
@@ -309,7 +352,9 @@ def run_pipeline(
         try:
             pm.execute_notebook(
                 str(nb_src / f"{nb}.ipynb"), str(executed),
-                parameters={"profile": cfg.profile, "config": str(cfg_path), "data_dir": "", "out_dir": str(staging)},
+                # relative to the kernel's working directory (the run folder), so the executed
+                # notebooks hold no absolute path of this machine and the report stays relocatable
+                parameters={"profile": cfg.profile, "config": cfg_path.name, "data_dir": "", "out_dir": "."},
                 kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
             )
         except KeyboardInterrupt:
@@ -340,8 +385,9 @@ def run_pipeline(
         if html:
             _to_html(executed)
 
-    from .report import write_index
+    from .report import make_portable, write_index
 
+    make_portable(staging, cfg, also=(out_dir,))
     write_index(staging, cfg)
     state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)
     state.save()
