@@ -163,17 +163,24 @@ def fetch(
     Raises
     ------
     DatasetError
-        A file cannot be had or its sha256 differs (the message names it).
+        A file cannot be had, is a directory in the mirror, or its sha256 differs (the
+        message names it); the mirror or the destination is not a folder.
     """
     info = _info(name)
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise DatasetError(f"destination {dest} exists and is not a folder")
     mirror = mirror or os.environ.get("SEMCATHODE_DATA_MIRROR") or None
+    if mirror and not Path(mirror).is_dir():
+        raise DatasetError(f"mirror {mirror} is not a folder")
     reg = registry(name)
     n = len(reg)
     for i, r in enumerate(reg.itertuples(index=False)):
         target = dest / r.file
         if progress:
             progress(i + 1, n, r.file)
+        if target.is_dir():
+            raise DatasetError(f"{r.file}: {target} is a directory where the file belongs; remove it")
         if target.exists() and sha256_file(target) == r.sha256:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +190,13 @@ def fetch(
                 src = Path(mirror) / r.file
                 if not src.exists():
                     raise DatasetError(f"{r.file}: not found in mirror {mirror}")
-                shutil.copyfile(src, tmp)
+                if not src.is_file():
+                    kind = "a directory" if src.is_dir() else "not a regular file"
+                    raise DatasetError(f"{r.file}: the mirror entry {src} is {kind}, not a file")
+                try:
+                    shutil.copyfile(src, tmp)
+                except OSError as exc:
+                    raise DatasetError(f"{r.file}: cannot copy {src} from the mirror ({exc.strerror or exc})") from None
             else:
                 url = info.url_template.format(
                     commit=r.upstream_commit, path=urllib.parse.quote(r.upstream_path)

@@ -11,7 +11,16 @@ Three real metadata sources are understood, each read as the instrument wrote it
   :mod:`tifffile`. The data bar height is known from ``[Image] ResolutionY`` (or
   ``[PrivateFei] DatabarHeight``).
 
-Fields that a source does not state are ``None``: nothing is guessed.
+Fields that a source does not state are ``None``: nothing is guessed. Metadata is checked
+where it enters: a pixel size outside :data:`PIXEL_SIZE_RANGE_UM` (1 nm/px .. 100 µm/px), not
+finite, in an unknown unit, or derived from a non-positive ``Frame Size`` is treated as
+unknown (``None``) with a :class:`SEMMetadataWarning` naming the file and the raw value, so
+no infinite or negative pixel size ever leaves this module. Sidecar lengths may carry a unit
+(``nm``, ``um``/``µm``, ``mm``); without one they are in µm.
+
+Every reader checks the image size from the file header before decoding (TIFF included):
+an image larger than :data:`MAX_IMAGE_PIXELS` (configurable, see :func:`max_image_pixels`)
+is refused with a :class:`SEMReadError` naming the file and its dimensions.
 
 The instrument's data bar (a band of text and scale bar at the bottom of the frame) is
 found by :func:`find_data_bar`: metadata when the vendor says where it is, else a
@@ -22,6 +31,8 @@ sharp edge at its top, else a fixed fraction of the height.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -37,6 +48,10 @@ __all__ = [
     "SEMImage",
     "BarCrop",
     "SUPPORTED_EXTENSIONS",
+    "MAX_IMAGE_PIXELS",
+    "PIXEL_SIZE_RANGE_UM",
+    "SEMMetadataWarning",
+    "max_image_pixels",
     "read_image",
     "read_metadata",
     "read_sem",
@@ -45,9 +60,23 @@ __all__ = [
     "to_grey",
 ]
 
-#: File name extensions :func:`read_image` accepts (lower case).
-SUPPORTED_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+#: File name extensions :func:`read_image` accepts (lower case). The one list of the package:
+#: folder scans (:mod:`semcathode.manifest`, the CLI) pick up exactly what the reader can read.
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 _TIFF_EXTENSIONS = (".tif", ".tiff")
+
+#: Largest image (width x height, in pixels) any reader decodes, checked from the file header
+#: before the pixels are decoded. The default equals the size at which Pillow refuses an image
+#: as a decompression bomb (2 x ``PIL.Image.MAX_IMAGE_PIXELS``): about 179 MP, i.e. ~0.7 GB as
+#: float32. Override per call (``max_pixels=``), with ``$SEMCATHODE_MAX_IMAGE_PIXELS``, or by
+#: assigning this attribute; ``0`` disables the check (Pillow's own check still applies to
+#: JPEG/PNG/BMP unless ``PIL.Image.MAX_IMAGE_PIXELS`` is raised too).
+MAX_IMAGE_PIXELS: int = 178_956_970
+_MAX_PIXELS_ENV = "SEMCATHODE_MAX_IMAGE_PIXELS"
+
+#: Plausible SEM pixel sizes in µm/px (1 nm/px .. 100 µm/px). A pixel size outside this range
+#: (or not finite) is treated as unknown (``None``) with a :class:`SEMMetadataWarning`.
+PIXEL_SIZE_RANGE_UM: tuple[float, float] = (1e-3, 100.0)
 
 #: ITU-R BT.601 luma weights (the same as Pillow's ``convert("L")``).
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -66,6 +95,10 @@ _TOP_MIN_MEAN = 0.75  # the first rows of the band must be mostly extreme
 _EDGE_MIN = 0.30  # extreme fraction must jump by at least this at the top edge
 _ABOVE_ROW_MAX = 0.75  # the row just above the top is not mostly extreme
 _INK_MIN = 0.005  # the band holds text: >= this share of its pixels is across mid-grey
+
+
+class SEMMetadataWarning(UserWarning):
+    """Instrument metadata that is implausible or unreadable; the value is treated as unknown."""
 
 
 class SEMReadError(ValueError):
@@ -225,7 +258,42 @@ def to_grey(arr: np.ndarray) -> np.ndarray:
     raise ValueError(f"cannot make a grey image from an array of shape {arr.shape}")
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
+def max_image_pixels(max_pixels: int | None = None) -> int:
+    """The image-size limit in force: ``max_pixels``, else ``$SEMCATHODE_MAX_IMAGE_PIXELS``, else
+    :data:`MAX_IMAGE_PIXELS` (``0`` = no limit).
+
+    Raises
+    ------
+    ValueError
+        The environment variable is not a non-negative integer.
+    """
+    if max_pixels is not None:
+        return max(int(max_pixels), 0)
+    env = os.environ.get(_MAX_PIXELS_ENV, "").strip()
+    if env:
+        try:
+            value = int(float(env))
+        except ValueError:
+            raise ValueError(f"${_MAX_PIXELS_ENV}={env!r} is not a number of pixels") from None
+        if value < 0:
+            raise ValueError(f"${_MAX_PIXELS_ENV}={env!r} must be >= 0 (0 = no limit)")
+        return value
+    return max(int(MAX_IMAGE_PIXELS), 0)
+
+
+def _check_pixels(path: Path, width: int, height: int, limit: int, extra: str = "") -> None:
+    """Refuse an image larger than ``limit`` pixels before anything is decoded."""
+    if width <= 0 or height <= 0:
+        raise SEMReadError(path, f"header gives an image of {width}x{height} px")
+    if limit and width * height > limit:
+        raise SEMReadError(
+            path,
+            f"image is {width}x{height} px{extra} ({width * height:,} pixels), more than the limit of "
+            f"{limit:,} pixels; raise it with ${_MAX_PIXELS_ENV} or max_pixels= if this is intended",
+        )
+
+
+def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, int]:
     import tifffile
 
     try:
@@ -233,6 +301,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
             if not tif.pages:
                 raise SEMReadError(path, "TIFF file has no pages")
             page = tif.pages.first
+            depth = int(getattr(page, "imagedepth", 1) or 1)
+            _check_pixels(path, int(page.imagewidth), int(page.imagelength) * depth, limit,
+                          f" x {depth} planes" if depth > 1 else "")
             data = page.asarray()
             photometric = int(page.photometric)
             bps = int(page.bitspersample)
@@ -285,11 +356,12 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(grey, dtype=np.float32), bps
 
 
-def _read_pillow(path: Path) -> tuple[np.ndarray, int]:
+def _read_pillow(path: Path, limit: int) -> tuple[np.ndarray, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            _check_pixels(path, int(im.size[0]), int(im.size[1]), limit)
             im.load()  # actually decode: truncated data must fail here
             mode = im.mode
             if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
@@ -313,9 +385,12 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, int]:
             # P, PA, CMYK, YCbCr, LAB, HSV...: let Pillow apply the palette / colour space.
             rgb = im.convert("RGBA" if mode in ("P", "PA") else "RGB")
             return to_grey(_scale(np.asarray(rgb))), 8
+    except SEMReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise SEMReadError(path, f"image too large: {exc}") from exc
     except (
         UnidentifiedImageError,
-        Image.DecompressionBombError,
         OSError,
         SyntaxError,
         ValueError,
@@ -323,14 +398,17 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, int]:
         raise SEMReadError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, int]:
+def read_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
     """Read an image file as a grey ``float32`` array in ``[0, 1]``.
 
     Parameters
     ----------
     path : str or Path
-        JPEG, PNG or TIFF file. Palette images get their palette applied, colour images
+        JPEG, PNG, TIFF or BMP file. Palette images get their palette applied, colour images
         are reduced to luminance (alpha dropped); multi-page TIFFs give their first page.
+    max_pixels : int, optional
+        Largest width x height decoded (see :func:`max_image_pixels`); the check reads only
+        the file header, so a decompression bomb is refused before it takes memory.
 
     Returns
     -------
@@ -343,13 +421,14 @@ def read_image(path: str | Path) -> tuple[np.ndarray, int]:
     Raises
     ------
     SEMReadError
-        Missing, empty, unsupported or undecodable file.
+        Missing, empty, unsupported, too large or undecodable file.
     """
     p = _check_path(path)
+    limit = max_image_pixels(max_pixels)
     if p.suffix.lower() in _TIFF_EXTENSIONS:
-        img, bits = _read_tiff(p)
+        img, bits = _read_tiff(p, limit)
     else:
-        img, bits = _read_pillow(p)
+        img, bits = _read_pillow(p, limit)
     if img.ndim != 2 or img.size == 0:
         raise SEMReadError(p, f"decoded to an unusable array of shape {img.shape}")
     return np.ascontiguousarray(img, dtype=np.float32), int(bits)
@@ -373,6 +452,7 @@ _LENGTH_TO_UM = {
     "m": 1e6,
 }
 _VOLT_TO_KV = {"v": 1e-3, "kv": 1.0}
+_UNIT = re.compile(r"\s*([A-Za-zµμ]+)")
 
 
 def _first_number(text: Any) -> float | None:
@@ -384,7 +464,45 @@ def _first_number(text: Any) -> float | None:
     if not isinstance(text, str):
         return None
     m = _NUMBER.search(text)
-    return float(m.group()) if m else None
+    if not m:
+        return None
+    v = float(m.group())
+    return v if math.isfinite(v) else None  # '1e999' is no number an instrument writes
+
+
+def _warn_meta(where: Path, message: str) -> None:
+    warnings.warn(f"{where}: {message}", SEMMetadataWarning, stacklevel=4)
+
+
+def _plausible_pixel(value_um: float | None, where: Path, raw: Any) -> float | None:
+    """``value_um`` when finite and within :data:`PIXEL_SIZE_RANGE_UM`, else ``None`` with a warning."""
+    if value_um is None:
+        return None
+    lo, hi = PIXEL_SIZE_RANGE_UM
+    if not (math.isfinite(value_um) and lo <= value_um <= hi):
+        _warn_meta(
+            where,
+            f"pixel size {raw!r} gives {value_um:.4g} µm/px, outside the plausible SEM range "
+            f"{lo:g}..{hi:g} µm/px; pixel size treated as unknown",
+        )
+        return None
+    return float(value_um)
+
+
+def _parse_length(raw: str, default_unit: str = "um") -> tuple[float | None, str]:
+    """``'0.7'``, ``'0.7 um'``, ``'700 nm'``, ``'0.7 mm'`` -> (µm, '') or (None, problem)."""
+    m = _NUMBER.search(raw)
+    if not m:
+        return None, "no number"
+    number = float(m.group())
+    if not math.isfinite(number):
+        return None, "not a finite number"
+    u = _UNIT.match(raw[m.end():])
+    unit = u.group(1) if u else default_unit
+    factor = _LENGTH_TO_UM.get(unit, _LENGTH_TO_UM.get(unit.lower()))
+    if factor is None:
+        return None, f"unknown unit {unit!r} (known: nm, um, µm, mm)"
+    return number * factor, ""
 
 
 def _value_unit(entry: Any) -> tuple[Any, str]:
@@ -552,28 +670,45 @@ def _sne_metadata(sidecar: Path, width: int | None) -> SEMMetadata:
     meta.detector = _clean_str(get("detector mode"))
     meta.brightness = _first_number(get("brightness", "image process"))
     meta.contrast = _first_number(get("contrast", "image process"))
-    pixel = _first_number(get("pixel size"))
-    if pixel is not None and pixel > 0:
-        frame = get("frame size") or get("image size")
-        frame_w = _first_number(frame) if frame else None
-        if not frame_w:
-            frame_w = float(_SNE_DEFAULT_FRAME_WIDTH)
-        if width:
-            meta.pixel_size_um = pixel * frame_w / float(width)
-        else:
-            warnings.warn(
-                f"{sidecar}: image width unknown, pixel size left unset", stacklevel=3
-            )
+    meta.pixel_size_um = _sne_pixel_size(sidecar, get("pixel size"), get("frame size") or get("image size"), width)
     return meta
 
 
-def _zeiss_metadata(sem: dict[str, Any], page_width: int, width: int | None) -> SEMMetadata:
+def _sne_pixel_size(sidecar: Path, raw_pixel: str | None, raw_frame: str | None, width: int | None) -> float | None:
+    """µm/px at ``width`` from the sidecar's ``Pixel Size`` (µm unless a unit is given) and
+    ``Frame Size``; ``None`` (with a :class:`SEMMetadataWarning`) when either is implausible."""
+    if raw_pixel is None:
+        return None
+    pixel, problem = _parse_length(raw_pixel)
+    if pixel is None:
+        _warn_meta(sidecar, f"Pixel Size {raw_pixel!r} is unreadable ({problem}); pixel size treated as unknown")
+        return None
+    if not pixel > 0:
+        _warn_meta(sidecar, f"Pixel Size {raw_pixel!r} is not positive; pixel size treated as unknown")
+        return None
+    if raw_frame is None:
+        frame_w = float(_SNE_DEFAULT_FRAME_WIDTH)
+    else:
+        m = _NUMBER.search(raw_frame)
+        frame_w = float(m.group()) if m else float("nan")
+        if not (math.isfinite(frame_w) and frame_w >= 1):
+            _warn_meta(sidecar, f"Frame Size {raw_frame!r} is not a positive width in pixels; "
+                                "pixel size treated as unknown")
+            return None
+    if not width:
+        _warn_meta(sidecar, "image width unknown, pixel size left unset")
+        return None
+    return _plausible_pixel(pixel * frame_w / float(width), sidecar, f"Pixel Size : {raw_pixel}")
+
+
+def _zeiss_metadata(sem: dict[str, Any], page_width: int, width: int | None, where: Path) -> SEMMetadata:
     meta = SEMMetadata(source="zeiss-cz-sem")
     for key in ("ap_image_pixel_size", "ap_pixel_size"):
         if key in sem:
             um = _length_um(*_value_unit(sem[key]))
-            if um is not None and um > 0:
-                meta.pixel_size_um = um * page_width / float(width or page_width)
+            if um is not None:
+                meta.pixel_size_um = _plausible_pixel(um * page_width / float(width or page_width), where,
+                                                      f"{key} = {_value_unit(sem[key])}")
                 break
     if "ap_mag" in sem:
         meta.magnification = _magnification(*_value_unit(sem["ap_mag"]))
@@ -608,7 +743,7 @@ def _zeiss_metadata(sem: dict[str, Any], page_width: int, width: int | None) -> 
 
 
 def _fei_metadata(
-    fei: dict[str, Any], page_width: int, page_height: int, width: int | None
+    fei: dict[str, Any], page_width: int, page_height: int, width: int | None, where: Path
 ) -> SEMMetadata:
     meta = SEMMetadata(source="fei")
 
@@ -620,8 +755,9 @@ def _fei_metadata(
     res_x = _first_number(image.get("ResolutionX"))
     ref_w = res_x if res_x else float(page_width)
     pw = _first_number(scan.get("PixelWidth")) or _first_number(sect("EScan").get("PixelWidth"))
-    if pw and pw > 0:
-        meta.pixel_size_um = pw * 1e6 * ref_w / float(width or page_width)  # metres -> µm
+    if pw is not None:  # metres -> µm
+        meta.pixel_size_um = _plausible_pixel(pw * 1e6 * ref_w / float(width or page_width), where,
+                                              f"PixelWidth = {pw!r} m")
     hv = _first_number(beam.get("HV"))
     if hv is None:
         beam_name = beam.get("Beam")
@@ -705,9 +841,9 @@ def read_metadata(path: str | Path, width: int | None = None) -> SEMMetadata:
             raise SEMReadError(p, f"cannot read TIFF header ({type(exc).__name__}: {exc})") from exc
         try:
             if fei:
-                return _fei_metadata(fei, pw, ph, width)
+                return _fei_metadata(fei, pw, ph, width, p)
             if sem:
-                return _zeiss_metadata(sem, pw, width)
+                return _zeiss_metadata(sem, pw, width, p)
         except Exception as exc:  # malformed vendor block: say so, do not guess
             warnings.warn(
                 f"{p}: cannot interpret vendor TIFF metadata ({type(exc).__name__}: {exc})",
@@ -725,15 +861,17 @@ def read_metadata(path: str | Path, width: int | None = None) -> SEMMetadata:
     return SEMMetadata()
 
 
-def read_sem(path: str | Path, min_size: int = 64) -> SEMImage:
+def read_sem(path: str | Path, min_size: int = 64, max_pixels: int | None = None) -> SEMImage:
     """Read an SEM micrograph: grey pixels, bit depth and metadata.
 
     Parameters
     ----------
     path : str or Path
-        JPEG, PNG or TIFF file.
+        JPEG, PNG, TIFF or BMP file.
     min_size : int
         Smallest accepted height and width in pixels.
+    max_pixels : int, optional
+        Largest accepted width x height, checked before decoding (see :func:`max_image_pixels`).
 
     Returns
     -------
@@ -743,10 +881,15 @@ def read_sem(path: str | Path, min_size: int = 64) -> SEMImage:
     Raises
     ------
     SEMReadError
-        Missing, empty, unsupported, undecodable or too small file.
+        Missing, empty, unsupported, undecodable, too small or too large file.
+
+    Warns
+    -----
+    SEMMetadataWarning
+        A pixel size or frame size outside the plausible range (it is then ``None``).
     """
     p = Path(path)
-    image, bits = read_image(p)
+    image, bits = read_image(p, max_pixels=max_pixels)
     h, w = image.shape
     if h < min_size or w < min_size:
         raise SEMReadError(p, f"image is {w}x{h} px, smaller than min_size={min_size} px")

@@ -8,6 +8,7 @@ bar_row, bar_method, mean_grey, std_grey, sha256, bytes, phash``.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._files import atomic_write_csv, sha256_file
-from .io import SEMReadError, crop_data_bar, read_sem
+from .io import SUPPORTED_EXTENSIONS, SEMReadError, crop_data_bar, read_sem
 from .schema import Schema, default_schema
 
 __all__ = [
@@ -29,11 +30,13 @@ __all__ = [
     "index_folder",
     "write_manifest",
     "read_manifest",
+    "skipped_path",
     "find_duplicates",
     "check_duplicates",
 ]
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+#: The reader's own list (:data:`semcathode.io.SUPPORTED_EXTENSIONS`): the scan picks up what can be read.
+IMAGE_EXTENSIONS: tuple[str, ...] = SUPPORTED_EXTENSIONS
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "path", "relpath", "label", "composition", "state", "domain", "session", "frame",
     "acq_date", "pixel_size_um", "magnification", "voltage_kv", "brightness", "contrast",
@@ -85,16 +88,66 @@ def _phash(image: np.ndarray) -> str:
     return str(imagehash.phash(im, hash_size=8))
 
 
+def _is_broken_link(p: Path) -> bool:
+    return p.is_symlink() and not p.exists()
+
+
+def _scan(root: Path, schema: Schema) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
+    """Image files and folders under ``root``, following symbolic links to folders.
+
+    Returns ``(files, folders, problems)``; a broken link that looks like an image or a class
+    folder, a link back into a folder already scanned, and an unreadable folder are problems.
+    """
+    files: list[Path] = []
+    dirs: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    seen: dict[str, Path] = {}
+
+    def visit(d: Path) -> None:
+        real = os.path.realpath(d)
+        if real in seen:
+            problems.append((str(d), f"symbolic link to a folder already scanned ({seen[real]}); skipped"))
+            return
+        seen[real] = d
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append((str(d), f"cannot list folder ({exc.strerror or exc})"))
+            return
+        for e in entries:
+            p = Path(e.path)
+            if _is_broken_link(p):
+                if p.suffix.lower() in IMAGE_EXTENSIONS or schema.parse(p.name):
+                    problems.append((str(p), f"broken symbolic link (its target {os.readlink(p)} does not exist)"))
+                continue
+            try:
+                is_dir = e.is_dir()  # follows symbolic links
+                is_file = not is_dir and e.is_file()
+            except OSError as exc:
+                problems.append((str(p), f"cannot stat ({exc.strerror or exc})"))
+                continue
+            if is_dir:
+                dirs.append(p)
+                visit(p)
+            elif is_file and p.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(p)
+
+    visit(root)
+    return sorted(files), sorted(dirs), problems
+
+
 def _items_from_folders(root: Path, schema: Schema) -> tuple[list[_Item], list[tuple[str, str]], list[Path]]:
     items: list[_Item] = []
-    problems: list[tuple[str, str]] = []
     class_dirs: list[Path] = []
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files, dirs, problems = _scan(root, schema)
     dirs_with_images = {p.parent for p in files}
-    for d in sorted(p for p in root.rglob("*") if p.is_dir()):
+    for d in dirs:
         parsed = schema.parse(d.name)
         if parsed and d not in dirs_with_images and not any(d in f.parents for f in files):
-            problems.append((str(d), "empty class folder: no images"))
+            link = f" (symbolic link to {os.path.realpath(d)})" if d.is_symlink() else ""
+            problems.append((str(d), f"empty class folder{link}: no images with a supported extension "
+                             f"({', '.join(IMAGE_EXTENSIONS)})"))
     for f in files:
         label_dir = f.parent
         parsed = schema.parse(label_dir.name)
@@ -108,23 +161,58 @@ def _items_from_folders(root: Path, schema: Schema) -> tuple[list[_Item], list[t
     return items, problems, class_dirs
 
 
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    """Read a CSV the user gave; every way it can be unusable is a :class:`ManifestError`."""
+    if not path.exists():
+        raise ManifestError([(str(path), f"{what} does not exist")])
+    if not path.is_file():
+        raise ManifestError([(str(path), f"{what} is not a regular file")])
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        raise ManifestError([(str(path), f"cannot read {what} ({exc.strerror or exc})")]) from None
+    if not head.strip():
+        raise ManifestError([(str(path), f"{what} is empty")])
+    if b"\0" in head:
+        raise ManifestError([(str(path), f"{what} is a binary file, not a CSV text file")])
+    try:
+        return pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape")
+    except pd.errors.EmptyDataError:
+        raise ManifestError([(str(path), f"{what} is empty (no header row)")]) from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ManifestError([(str(path), f"{what} is not a readable CSV ({first})")]) from None
+
+
 def _items_from_csv(root: Path, labels_csv: Path, schema: Schema) -> tuple[list[_Item], list[tuple[str, str]]]:
-    table = pd.read_csv(labels_csv)
+    table = _read_table(labels_csv, "labels CSV")
     if not {"path", "label"} <= set(table.columns):
-        raise ManifestError([(str(labels_csv), "labels CSV needs the columns 'path' and 'label'")])
+        raise ManifestError([(str(labels_csv), "labels CSV needs the columns 'path' and 'label' "
+                              f"(found: {', '.join(map(str, table.columns))})")])
+    if table.empty:
+        raise ManifestError([(str(labels_csv), "labels CSV has a header but no rows")])
+
+    def text(v: object) -> str | None:
+        return v if isinstance(v, str) and v.strip() else None
+
     items, problems = [], []
-    for row in table.itertuples(index=False):
+    for i, row in enumerate(table.itertuples(index=False), start=2):  # line 1 is the header
+        if text(row.path) is None:
+            problems.append((f"{labels_csv}:{i}", "empty path"))
+            continue
         p = Path(str(row.path))
         p = p if p.is_absolute() else root / p
-        parsed = schema.parse(str(row.label))
+        parsed = schema.parse(str(row.label)) if text(row.label) else None
         if parsed is None:
-            problems.append((str(p), f"unknown label {row.label!r} in {labels_csv}"))
+            problems.append((str(p), f"unknown label {row.label!r} in {labels_csv} line {i} "
+                             f"(classes: {', '.join(schema.classes)})"))
             continue
         comp, state = parsed
         items.append(_Item(
             p, schema.label(comp, state), comp, state,
-            domain=getattr(row, "domain", None), session=getattr(row, "session", None),
-            sample_id=getattr(row, "sample_id", None),
+            domain=text(getattr(row, "domain", None)), session=text(getattr(row, "session", None)),
+            sample_id=text(getattr(row, "sample_id", None)),
         ))
     return items, problems
 
@@ -134,9 +222,16 @@ def _describe(item: _Item, root: Path, min_size: int, bar_method: str, bar_fract
     try:
         if not path.exists():
             return (str(path), "file does not exist")
-        sem = read_sem(path, min_size=min_size)
+        return _describe_file(item, root, min_size, bar_method, bar_fraction)
     except SEMReadError as exc:
         return (str(path), getattr(exc, "problem", None) or str(exc))
+    except (OSError, ValueError, RuntimeError, MemoryError) as exc:  # one bad file never stops the batch
+        return (str(path), f"{type(exc).__name__}: {exc}")
+
+
+def _describe_file(item: _Item, root: Path, min_size: int, bar_method: str, bar_fraction: float) -> dict | tuple[str, str]:
+    path = item.path
+    sem = read_sem(path, min_size=min_size)
     img = sem.image
     cropped, crop = crop_data_bar(img, sem.meta, method=bar_method, fraction=bar_fraction)
     if cropped.shape[0] < min_size:
@@ -230,6 +325,8 @@ def index_folder(
         results = list(pool.map(lambda it: _describe(it, root, min_size, bar_method, bar_fraction), items))
     rows = [r for r in results if isinstance(r, dict)]
     problems += [r for r in results if isinstance(r, tuple)]
+    rows, conflicts = _label_conflicts(rows)
+    problems += conflicts
     present = {r["label"] for r in rows}
     for cls in schema.classes:
         if cls not in present:
@@ -269,22 +366,58 @@ def index_folder(
     return df
 
 
+def _label_conflicts(rows: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Drop every copy of an image (same sha256) filed under more than one label; say where."""
+    by_sha: dict[str, list[dict]] = {}
+    for r in rows:
+        by_sha.setdefault(r["sha256"], []).append(r)
+    bad_sha = {h for h, rs in by_sha.items() if len({r["label"] for r in rs}) > 1}
+    problems = []
+    for h in sorted(bad_sha):
+        rs = by_sha[h]
+        for r in rs:
+            others = "; ".join(f"{o['path']} as {o['label']}" for o in rs if o is not r and o["label"] != r["label"])
+            problems.append((r["path"], f"the same image (sha256 {h[:12]}...) is filed as {r['label']} here "
+                             f"and as a different class elsewhere: {others}"))
+    return [r for r in rows if r["sha256"] not in bad_sha], problems
+
+
+def skipped_path(path: str | Path) -> Path:
+    """Where :func:`write_manifest` lists the skipped files: ``<name>.skipped.csv`` beside it."""
+    path = Path(path)
+    return path.with_name(path.stem + ".skipped.csv")
+
+
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write the manifest CSV atomically; skipped files go beside it as ``<name>.skipped.csv``."""
+    """Write the manifest CSV atomically; skipped files go beside it as ``<name>.skipped.csv``.
+
+    A ``.skipped.csv`` left by an earlier index is removed when nothing was skipped this time.
+    Paths that are not valid UTF-8 are written as their original bytes (see
+    :mod:`semcathode._files`); :func:`read_manifest` reads them back unchanged.
+    """
     path = Path(path)
     atomic_write_csv(path, df)
     skipped = df.attrs.get("skipped")
+    side = skipped_path(path)
     if skipped:
-        atomic_write_csv(path.with_name(path.stem + ".skipped.csv"), pd.DataFrame(skipped, columns=["path", "reason"]))
+        atomic_write_csv(side, pd.DataFrame(skipped, columns=["path", "reason"]))
+    else:
+        side.unlink(missing_ok=True)
     return path
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest CSV written by :func:`write_manifest`."""
+    """Read a manifest CSV written by :func:`write_manifest`.
+
+    Raises
+    ------
+    ManifestError
+        Missing, empty, binary or unparsable file, or one without the manifest columns.
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ManifestError([(str(path), "manifest file does not exist")])
-    df = pd.read_csv(path)
+    df = _read_table(path, "manifest file")
     missing = {"path", "label", "sha256"} - set(df.columns)
     if missing:
         raise ManifestError([(str(path), f"not a manifest: missing columns {sorted(missing)}")])

@@ -30,8 +30,13 @@ def test_data_index_reports_bad_files(synthetic_root, tmp_path, capsys):
     assert main(["data", "index", str(root), "--out", str(tmp_path / "m.csv")]) == 2
     assert "broken.png" in capsys.readouterr().err
     assert not (tmp_path / "m.csv").exists()
-    assert main(["data", "index", str(root), "--out", str(tmp_path / "m.csv"), "--skip-bad"]) == 0
+    capsys.readouterr()
+    # --skip-bad: the good files are indexed, the bad one is listed, exit code 1 says some failed
+    assert main(["data", "index", str(root), "--out", str(tmp_path / "m.csv"), "--skip-bad"]) == 1
     assert (tmp_path / "m.skipped.csv").exists()
+    err = capsys.readouterr().err
+    assert "skipped: " in err and "broken.png" in err
+    assert len(pd.read_csv(tmp_path / "m.csv")) == 72
 
 
 def test_run_rejects_bad_config(tmp_path, capsys):

@@ -18,6 +18,7 @@ from semcathode.io import (
     SEMImage,
     SEMMetadata,
     SEMReadError,
+    SUPPORTED_EXTENSIONS,
     crop_data_bar,
     find_data_bar,
     read_image,
@@ -229,11 +230,22 @@ def test_truncated_jpeg_raises(tmp_path: Path) -> None:
 
 
 def test_unsupported_extension_raises(tmp_path: Path) -> None:
-    p = tmp_path / "image.bmp"
-    Image.fromarray(np.zeros((80, 80), np.uint8)).save(p)  # a valid BMP, still refused
+    p = tmp_path / "image.gif"
+    Image.fromarray(np.zeros((80, 80), np.uint8)).save(p)  # a valid GIF, still refused
     with pytest.raises(SEMReadError, match="unsupported") as info:
         read_sem(p)
     assert str(p) in str(info.value)
+
+
+def test_bmp_is_read_as_the_scan_promises(tmp_path: Path) -> None:
+    """The folder scan picks up .bmp, so the reader must read it (one extension list)."""
+    from semcathode.manifest import IMAGE_EXTENSIONS
+
+    p = tmp_path / "image.bmp"
+    Image.fromarray(np.full((80, 90), 128, np.uint8)).save(p)
+    sem = read_sem(p)
+    assert sem.image.shape == (80, 90) and sem.image.mean() == pytest.approx(128 / 255)
+    assert IMAGE_EXTENSIONS == SUPPORTED_EXTENSIONS
 
 
 def test_missing_file_raises(tmp_path: Path) -> None:
