@@ -19,7 +19,8 @@ built from it. Every check names the file and the field:
 * ``preprocess``: a mapping with ``mode`` in :data:`PREPROCESS_MODES`, an integer ``size`` in
   ``[16, 4096]``, and when present ``scale_um``/``tile_scale_um``/``pixel_size_um`` finite
   >= 0, ``tile_stride`` in ``(0, 1]``, ``crops_per_image`` an integer >= 1;
-* ``bar`` (when present): ``method`` a data-bar method, ``fraction`` in ``[0, 1)``.
+* ``bar`` (when present): ``method`` a data-bar method, ``fraction`` in ``[0, 1)``;
+* ``temperature`` (when present): a finite number > 0.
 """
 
 from __future__ import annotations
@@ -225,4 +226,6 @@ def validate_model_meta(meta: dict, state: Mapping[str, object], json_path: Path
     _check_norm(meta, fail)
     _check_preprocess(meta, fail)
     _check_bar(meta, fail)
+    if "temperature" in meta and not (_finite(meta["temperature"]) and float(meta["temperature"]) > 0):
+        fail("temperature", f"must be a finite number > 0, got {meta['temperature']!r:.80}")
     _check_weights(state, len(classes), fail)

@@ -68,7 +68,10 @@ def _error(text: str) -> None:
 
 def _list_bad(problems: Sequence[tuple[str, str]], word: str = "bad") -> None:
     for path, reason in problems:
-        _print(f"{word}: {path}: {_one_line(reason)}", err=True)
+        reason = _one_line(reason)
+        if reason.startswith(f"{path}: "):  # errors that already name their file
+            reason = reason[len(path) + 2:]
+        _print(f"{word}: {path}: {reason}", err=True)
 
 
 def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:

@@ -703,13 +703,21 @@ def _sne_pixel_size(sidecar: Path, raw_pixel: str | None, raw_frame: str | None,
 
 def _zeiss_metadata(sem: dict[str, Any], page_width: int, width: int | None, where: Path) -> SEMMetadata:
     meta = SEMMetadata(source="zeiss-cz-sem")
+    unreadable = []
     for key in ("ap_image_pixel_size", "ap_pixel_size"):
         if key in sem:
-            um = _length_um(*_value_unit(sem[key]))
-            if um is not None:
-                meta.pixel_size_um = _plausible_pixel(um * page_width / float(width or page_width), where,
-                                                      f"{key} = {_value_unit(sem[key])}")
-                break
+            value, unit = _value_unit(sem[key])
+            um = _length_um(value, unit)
+            if um is None:
+                unreadable.append(f"{key} = {value!r} {unit!r}")
+                continue
+            meta.pixel_size_um = _plausible_pixel(um * page_width / float(width or page_width), where,
+                                                  f"{key} = {value!r} {unit}")
+            break
+    else:
+        if unreadable:
+            _warn_meta(where, f"{'; '.join(unreadable)}: not a finite length in a known unit; "
+                              "pixel size treated as unknown")
     if "ap_mag" in sem:
         meta.magnification = _magnification(*_value_unit(sem["ap_mag"]))
     for key in ("ap_actualkv", "ap_manualkv"):
