@@ -203,7 +203,7 @@ def missing_products(run_dir: str | Path, name: str) -> list[str]:
     except KeyError:
         patterns = ()
     missing += [pat for pat in patterns if not any(p.is_file() for p in run_dir.glob(pat))]
-    return missing
+    return list(dict.fromkeys(missing))
 
 
 #: The working manifest later notebooks read back (``sc.load_study``); in a published report its
@@ -232,6 +232,29 @@ def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     root = data_dir_for(cfg)
     df["path"] = [p if os.path.isabs(str(p)) else str(root / str(p)) for p in df["path"]]
     atomic_write_csv(path, df)
+
+
+#: The kernel process's own log (its stderr: zmq/ipykernel messages, not cell output); kept in
+#: the staging folder while a run is in progress and removed when it completes.
+_KERNEL_LOG = "_tmp_kernel.log"
+
+
+def _quiet_kernel_manager(log_path: Path) -> type:
+    """A kernel manager class whose kernels write their own stderr to ``log_path``.
+
+    Cell output still reaches papermill (and the streamed log) through the kernel's messages;
+    this only keeps the kernel's housekeeping (transport warnings, the traceback it prints when
+    shut down in the middle of a cell after Ctrl-C) off the user's terminal.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: object) -> None:
+            with open(log_path, "ab") as fh:
+                kw["stderr"] = fh
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return _QuietKernelManager
 
 
 def _fmt(s: float) -> str:
@@ -356,6 +379,7 @@ def run_pipeline(
                 # notebooks hold no absolute path of this machine and the report stays relocatable
                 parameters={"profile": cfg.profile, "config": cfg_path.name, "data_dir": "", "out_dir": "."},
                 kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
+                kernel_manager_class=_quiet_kernel_manager(staging / _KERNEL_LOG),
             )
         except KeyboardInterrupt:
             state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
@@ -387,6 +411,7 @@ def run_pipeline(
 
     from .report import make_portable, write_index
 
+    (staging / _KERNEL_LOG).unlink(missing_ok=True)
     make_portable(staging, cfg, also=(out_dir,))
     write_index(staging, cfg)
     state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)

@@ -135,7 +135,8 @@ class PathRelativizer:
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
         """A copy of ``df`` whose text columns hold no absolute path of this machine."""
-        cols = [c for c in df.columns if df[c].dtype == object or str(df[c].dtype).startswith("string")]
+        cols = [c for c in df.columns
+                if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
         if not cols:
             return df
         out = df.copy()
@@ -320,7 +321,11 @@ def make_portable(run_dir: str | Path, cfg: Any = None, also: tuple[str | Path, 
             pm_meta = nb.get("metadata", {}).get("papermill", {})
             if pm_meta.get("output_path"):
                 pm_meta["output_path"] = f.name
-            new = json.dumps(rel.value(nb), indent=1, ensure_ascii=False) + "\n"
+            nb = rel.value(nb)
+            pm_meta = nb.get("metadata", {}).get("papermill", {})
+            if os.path.isabs(pm_meta.get("input_path") or ""):  # notebooks from elsewhere: keep the name
+                pm_meta["input_path"] = Path(pm_meta["input_path"]).name
+            new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
         elif f.suffix in (".json",):
             new = json.dumps(rel.value(json.loads(text)), indent=2, ensure_ascii=False) + "\n"
         else:

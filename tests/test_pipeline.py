@@ -1,17 +1,171 @@
-"""End-to-end: the smoke profile through every notebook with papermill, resume, failure."""
+"""The notebook pipeline: resume by products, Ctrl-C, portable reports, figures inline.
+
+Fast tests drive :func:`run_pipeline` with tiny stand-in notebooks (no training); the tests
+marked ``slow`` run the real notebooks under the smoke profile.
+"""
 
 import json
-import shutil
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from semcathode.config import load_config
-from semcathode.pipeline import NOTEBOOKS, PipelineError, notebook_hashes, run_pipeline
+from semcathode.pipeline import (
+    NOTEBOOK_NAMES,
+    NOTEBOOKS,
+    PipelineError,
+    missing_products,
+    notebook_hashes,
+    notebook_spec,
+    run_pipeline,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+
+PARAMS = 'profile = "smoke"\nconfig = ""\ndata_dir = ""\nout_dir = "."'
+
+
+def _stub(nbdir: Path, name: str, body: str) -> None:
+    """A stand-in notebook: the parameters cell, then ``body`` with ``out`` ready."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell(PARAMS)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells += [p, nbformat.v4.new_code_cell(f"import semcathode as sc\nout = sc.NotebookOutputs(out_dir, {name!r})"),
+                 nbformat.v4.new_code_cell(body), nbformat.v4.new_code_cell("out.save({})")]
+    nbdir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, nbdir / f"{name}.ipynb")
+
+
+@pytest.fixture
+def stubs(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    _stub(nbdir, "01_data", "out.table(__import__('pandas').DataFrame({'path': ['a.png']}), 'manifest')")
+    _stub(nbdir, "02_pretrain", "(out.dir / 'model.safetensors').write_bytes(b'weights')\nprint('epoch 1/1 done', flush=True)")
+    monkeypatch.setenv("SEMCATHODE_NOTEBOOKS", str(nbdir))
+    return nbdir
+
+
+def test_one_declaration_of_the_notebooks():
+    assert NOTEBOOK_NAMES == ("01_data", "02_pretrain", "03_finetune", "04_ablation", "05_gradcam")
+    assert all(nb.title and nb.sections for nb in NOTEBOOKS)
+    assert "02_pretrain/model.safetensors" in notebook_spec("02_pretrain").products
+    assert "03_finetune/model_*.safetensors" in notebook_spec("03_finetune").products
+    with pytest.raises(KeyError):
+        notebook_spec("06_nothing")
+
+
+def test_hash_chain_invalidates_downstream():
+    a = notebook_hashes(load_config("smoke"))
+    b = notebook_hashes(load_config("smoke", overrides={"stage1.epochs": 2}))
+    assert a["01_data"] == b["01_data"]
+    assert all(a[nb] != b[nb] for nb in NOTEBOOK_NAMES[1:])
+
+
+def test_resume_reruns_a_notebook_whose_product_is_missing(stubs, tmp_path):
+    out = tmp_path / "report"
+    cfg = load_config("smoke")
+    logs: list[str] = []
+    run_pipeline(cfg, out, log=logs.append, html=False)
+    assert (out / "02_pretrain" / "model.safetensors").exists() and missing_products(out, "02_pretrain") == []
+    logs.clear()
+    run_pipeline(cfg, out, log=logs.append, html=False)
+    assert sum("up to date" in m for m in logs) == 2 and not any(": running" in m for m in logs)
+    # a fresh clone has the committed report but not the (git-ignored) model: 02 must run
+    (out / "02_pretrain" / "model.safetensors").unlink()
+    assert missing_products(out, "02_pretrain") == ["02_pretrain/model.safetensors"]
+    logs.clear()
+    run_pipeline(cfg, out, log=logs.append, html=False)
+    assert any("01_data: up to date" in m for m in logs)
+    assert any("02_pretrain: running" in m and "model.safetensors" in m for m in logs)
+    assert (out / "02_pretrain" / "model.safetensors").exists()
+    # a file listed in outputs.json missing counts too; --force reruns everything
+    (out / "01_data" / "manifest.csv").unlink()
+    assert missing_products(out, "01_data") == ["01_data/manifest.csv"]
+    logs.clear()
+    run_pipeline(cfg, out, log=logs.append, html=False)
+    assert sum(": running" in m for m in logs) == 2
+    logs.clear()
+    run_pipeline(cfg, out, log=logs.append, html=False, force=True)
+    assert sum(": running" in m for m in logs) == 2 and not any("up to date" in m for m in logs)
+
+
+def test_stub_report_is_portable(stubs, tmp_path):
+    out = tmp_path / "report"
+    run_pipeline(load_config("smoke"), out, log=lambda m: None)
+    assert _absolute_paths(out, tmp_path) == {}
+
+
+def _absolute_paths(report: Path, *extra: Path) -> dict:
+    from semcathode.report import absolute_paths
+
+    needles = [str(REPO), str(Path.home()) + os.sep, tempfile.gettempdir() + os.sep, sys.prefix,
+               os.environ.get("SEMCATHODE_CACHE", ""), *map(str, extra)]
+    return absolute_paths(report, tuple(n for n in needles if n))
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(stubs, tmp_path):
+    _stub(stubs, "02_pretrain", "import time\nprint('training', flush=True)\ntime.sleep(60)")
+    out = tmp_path / "report"
+    code = ("import logging, sys\nfrom semcathode.config import load_config\nfrom semcathode.pipeline import run_pipeline\n"
+            "logging.basicConfig(level=logging.WARNING, stream=sys.stdout)\n"
+            f"run_pipeline(load_config('smoke'), {str(out)!r}, log=lambda m: print(m, flush=True), html=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    seen, t0 = [], time.time()
+    while time.time() - t0 < 120:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if "02_pretrain: running" in line:
+            break
+    else:
+        proc.kill()
+        pytest.fail(f"02_pretrain never started: {seen}")
+    time.sleep(3)  # let the kernel start executing
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr + stdout
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert "02_pretrain" in lines[0] and "untouched" in lines[0]
+    assert "semcathode run --profile smoke --out report" in lines[0]
+    assert not out.exists(), "a first run never publishes a partial report"
+    state = json.loads((tmp_path / "report.staging" / "run_state.json").read_text())
+    assert state["notebooks"]["01_data"]["status"] == "ok"
+    assert state["notebooks"]["02_pretrain"]["status"] == "interrupted"
+
+
+def test_notebook_dir_finds_the_checkout(monkeypatch):
+    from semcathode.pipeline import notebook_dir
+
+    monkeypatch.delenv("SEMCATHODE_NOTEBOOKS", raising=False)
+    assert notebook_dir() == REPO / "notebooks"
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_notebooks(tmp_path):
+    """The wheel holds every notebook pair (installed under <prefix>/share/semcathode/notebooks)."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(REPO)], check=True, timeout=600, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("semcathode-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for nb in NOTEBOOK_NAMES:
+        for suffix in (".ipynb", ".py"):
+            assert any(n.endswith(f".data/data/share/semcathode/notebooks/{nb}{suffix}") for n in names), nb
+    assert any(n.endswith("semcathode/profiles/smoke.yaml") for n in names)
+
+
+# ---- the real notebooks under the smoke profile -------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +180,17 @@ def _snapshot(d: Path) -> dict:
     return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in d.rglob("*") if p.is_file()}
 
 
+def _png_outputs(nb_path: Path) -> int:
+    nb = nbformat.read(nb_path, as_version=4)
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.mark.slow
 def test_smoke_runs_all_notebooks_and_writes_the_index(smoke_report):
     out, logs = smoke_report
-    present = [nb for nb in NOTEBOOKS if (REPO / "notebooks" / f"{nb}.ipynb").exists()]
-    assert len(present) == 5
-    for nb in present:
+    for nb in NOTEBOOK_NAMES:
         assert (out / f"{nb}.ipynb").exists() and (out / f"{nb}.html").exists()
-        assert (out / nb / "outputs.json").exists()
+        assert missing_products(out, nb) == [], nb
         executed = nbformat.read(out / f"{nb}.ipynb", as_version=4)
         assert any("parameters" in c.metadata.get("tags", []) for c in executed.cells)
     readme = (out / "README.md").read_text()
@@ -45,20 +203,42 @@ def test_smoke_runs_all_notebooks_and_writes_the_index(smoke_report):
     assert "SIMULATED INSTRUMENT SHIFT" in readme
     assert (out / "index.html").read_text().count("<img") >= 5
     state = json.loads((out / "run_state.json").read_text())
-    assert set(state["notebooks"]) == set(present)
+    assert set(state["notebooks"]) == set(NOTEBOOK_NAMES)
     assert all(v["status"] == "ok" and v["wall_s"] > 0 for v in state["notebooks"].values())
     assert (out / "config.yaml").exists() and "config_hash" in (out / "config.yaml").read_text()
     assert not out.with_name(out.name + ".staging").exists()
     assert any("02_pretrain: running" in m for m in logs)
 
 
+@pytest.mark.slow
+def test_smoke_notebooks_show_their_figures_inline(smoke_report):
+    out, _ = smoke_report
+    for nb in NOTEBOOK_NAMES:
+        listed = json.loads((out / nb / "outputs.json").read_text())
+        n_figures = sum(len(s["figures"]) for s in listed["sections"])
+        assert _png_outputs(out / f"{nb}.ipynb") >= n_figures, nb
+        assert (out / f"{nb}.html").read_text().count("data:image/png;base64") >= n_figures, nb
+    cam_figs = [f for s in json.loads((out / "05_gradcam" / "outputs.json").read_text())["sections"]
+                for f in s["figures"] if "cam_grid" in f["path"]]
+    assert cam_figs and _png_outputs(out / "05_gradcam.ipynb") >= len(cam_figs)
+
+
+@pytest.mark.slow
+def test_smoke_report_holds_no_absolute_path(smoke_report, tmp_path_factory):
+    out, _ = smoke_report
+    assert _absolute_paths(out, tmp_path_factory.getbasetemp()) == {}
+    manifest = (out / "01_data" / "manifest.csv").read_text().splitlines()
+    assert manifest[0].startswith("path") or ",path" in manifest[0]
+
+
+@pytest.mark.slow
 def test_resume_skips_completed_notebooks(smoke_report):
     out, _ = smoke_report
     logs: list[str] = []
     run_pipeline(load_config("smoke"), out, log=logs.append)
     assert sum("up to date" in m for m in logs) == 5
     assert not any(": running" in m for m in logs)
-    # a changed stage-2 setting reruns 03 onwards only
+    # a changed stage-2 setting reruns 03 onwards only (the manifest's relative paths resolve again)
     logs.clear()
     cfg = load_config("smoke", overrides={"stage2.lr": 0.002})
     run_pipeline(cfg, out, log=logs.append, notebooks=["01_data", "02_pretrain", "03_finetune"])
@@ -66,14 +246,10 @@ def test_resume_skips_completed_notebooks(smoke_report):
     assert any("03_finetune: running" in m for m in logs)
 
 
-def test_hash_chain_invalidates_downstream():
-    a = notebook_hashes(load_config("smoke"))
-    b = notebook_hashes(load_config("smoke", overrides={"stage1.epochs": 2}))
-    assert a["01_data"] == b["01_data"]
-    assert all(a[nb] != b[nb] for nb in NOTEBOOKS[1:])
-
-
+@pytest.mark.slow
 def test_failure_in_notebook_03_keeps_previous_report(smoke_report, tmp_path, monkeypatch):
+    import shutil
+
     out, _ = smoke_report
     nbdir = tmp_path / "notebooks"
     shutil.copytree(REPO / "notebooks", nbdir)
@@ -93,3 +269,13 @@ def test_failure_in_notebook_03_keeps_previous_report(smoke_report, tmp_path, mo
     staging = out.with_name(out.name + ".staging")
     assert (staging / "03_finetune.ipynb").exists()
     shutil.rmtree(staging)
+
+
+REPORT_DEMO = REPO / "reports" / "demo"
+
+
+@pytest.mark.skipif(not (REPORT_DEMO / "run_state.json").exists(),
+                    reason="reports/demo is absent (it is regenerated by `make demo` and committed)")
+def test_committed_demo_report_holds_no_absolute_path():
+    found = _absolute_paths(REPORT_DEMO, Path("/work"), Path("/home"), Path("/root"), Path("/tmp"))
+    assert found == {}, f"absolute paths in reports/demo: {found}"
