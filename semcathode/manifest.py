@@ -4,6 +4,12 @@ The manifest is a :class:`pandas.DataFrame` with one row per micrograph. Columns
 ``path, relpath, label, composition, state, domain, session, frame, acq_date,
 pixel_size_um, magnification, voltage_kv, brightness, contrast, meta_source, width, height,
 bar_row, bar_method, mean_grey, std_grey, sha256, bytes, phash``.
+
+The scan picks up exactly the extensions the reader reads (:data:`IMAGE_EXTENSIONS` is
+:data:`semcathode.io.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
+back into a folder already scanned, or a broken link, is reported). The same image (same
+sha256) filed under two different labels is a problem naming every copy and its label: its
+copies are not indexed.
 """
 
 from __future__ import annotations
