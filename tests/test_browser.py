@@ -61,11 +61,19 @@ def browser():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A smoke report with notebooks 01-04 (what notebook 05 needs) and its index."""
+    """A smoke report with notebooks 01-04 (what notebook 05 needs) and its index.
+
+    ``$SEMCATHODE_BROWSER_RUN`` names an existing smoke report to copy instead (saves the runs).
+    """
     from semcathode.config import load_config
     from semcathode.pipeline import run_pipeline
 
     out = tmp_path_factory.mktemp("browser") / "smoke"
+    if os.environ.get("SEMCATHODE_BROWSER_RUN"):
+        shutil.copytree(os.environ["SEMCATHODE_BROWSER_RUN"], out)
+        for p in out.glob("05_gradcam*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        return out
     run_pipeline(load_config("smoke"), out, notebooks=["01_data", "02_pretrain", "03_finetune", "04_ablation"],
                  log=lambda m: None, html=False)
     return out

@@ -71,3 +71,28 @@ def test_notebook_shape(name):
                 assert node.attr in public, f"sc.{node.attr} is not in semcathode.__all__"
         assert len(cell.source.splitlines()) <= 8
     assert "out.save(" in code[-1].source
+
+
+def test_import_semcathode_is_light():
+    """``import semcathode`` resolves names lazily: no torch, fastai, matplotlib or grad-cam."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "fastai", "matplotlib", "pytorch_grad_cam", "timm", "sklearn", "papermill")
+    code = f"import sys, semcathode; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_every_public_name_resolves():
+    import importlib
+
+    assert len(set(sc.__all__)) == len(sc.__all__)
+    for name in sc.__all__:
+        assert getattr(sc, name) is not None, name
+    assert set(sc.__all__) <= set(dir(sc))
+    with pytest.raises(AttributeError):
+        sc.no_such_name  # noqa: B018
+    # each name comes from the submodule the lazy table names
+    for name, module in sc._LAZY.items():
+        assert getattr(importlib.import_module(f"semcathode.{module}"), name) is getattr(sc, name), name
