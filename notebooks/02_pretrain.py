@@ -17,6 +17,8 @@
 # # 02 · Stage 1: pretrain on the data-rich source domain
 #
 # EfficientNet (timm) with discriminative fine-tuning: head first, then all layers with learning rates spread over depth. One model per seed, cached and reused by every later arm.
+#
+# The network sees fields of view of a fixed physical size: every micrograph is resampled to the profile's µm/px, training draws random crops, and evaluation covers the whole bar-free frame with a tile grid and aggregates the tiles' log-probabilities into **one prediction per micrograph**.
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE). The same names are used by `semcathode run`.
@@ -33,6 +35,8 @@ cfg.profile, sc.config_hash(cfg)
 
 # %%
 study = sc.load_study(cfg, out_dir)
+out.text('Input representation', sc.representation_note(cfg))
+print(sc.representation_note(cfg))
 stage1 = {seed: sc.train_stage1(study.items, cfg, seed, study.classes) for seed in cfg.protocol.seeds}
 
 # %% [markdown]
@@ -44,34 +48,56 @@ out.table(hist, 'history', 'Per-epoch history of every seed', section='Training'
 out.figure(sc.plot_history(hist), 'training_curves', 'Stage-1 training curves per seed', section='Training')
 
 # %% [markdown]
-# ## Source test metrics
+# ## Source test metrics: frame-block test split and session tail, side by side
+#
+# The frame-block test split holds blocks of consecutive frames from inside each session; the session tail holds the **last frames** of every session, a test of extrapolation along the stage. Metrics are per micrograph; `tile_accuracy` (each tile on its own) is secondary.
 
 # %%
-s1_results, s1_preds = sc.evaluate_models(stage1, study.rows('source', 'test'), study.classes)
+split_results, split_preds = sc.evaluate_splits(stage1, study, ('test', 'tail'))
+s1_results = split_results[split_results.split == 'frame-block test']
 s1_summary = sc.summarize_runs(s1_results.assign(arm='stage1'), n_boot=cfg.evaluate.n_boot)
-out.table(s1_summary, 'source_test_summary', 'Stage-1 model on the source test split: mean, std and 95% bootstrap CI over seeds', section='Source test metrics')
-s1_summary
+split_summary = sc.summarize_runs(split_results, metrics=('accuracy', 'macro_f1', 'tile_accuracy'), group='split', n_boot=cfg.evaluate.n_boot)
+out.table(split_summary, 'source_test_summary', 'Stage-1 model per micrograph on the frame-block test split and on the session tail: mean, std and 95% bootstrap CI over seeds', section='Source test metrics')
+split_summary
 
 # %%
+s1_preds = split_preds[split_preds.split == 'frame-block test']
 lo, hi = sc.image_bootstrap_ci(s1_preds.label, s1_preds.pred, study.classes, n_boot=cfg.evaluate.n_boot)
-out.text('Source test metrics', f'Pooled over seeds, 95% image-bootstrap CI of the source-test macro-F1: [{lo:.3f}, {hi:.3f}] ({len(s1_preds)} predictions).')
-out.figure(sc.plot_confusions(s1_preds.assign(arm='stage1'), study.classes), 'source_confusion', 'Stage-1 confusion on the source test split (row-normalised, all seeds)', section='Source test metrics')
+out.text('Source test metrics', f'Pooled over seeds, 95% micrograph-bootstrap CI of the frame-block test macro-F1: [{lo:.3f}, {hi:.3f}] ({len(s1_preds)} predictions).')
+out.figure(sc.plot_confusions(split_preds.assign(arm=split_preds.split), study.classes), 'source_confusion', 'Stage-1 confusion per micrograph on the frame-block test split and the session tail (row-normalised, all seeds)', section='Source test metrics')
 
 # %% [markdown]
 # ## Baseline that fine-tuning must beat: a linear probe on frozen ImageNet features
 
 # %%
 probe = sc.linear_probe_report(study, cfg)
-out.table(probe, 'linear_probe', 'Logistic regression on frozen backbone features', section='Linear-probe baseline')
+out.table(probe, 'linear_probe', 'Logistic regression on frozen ImageNet features (mean over each micrograph\'s tile grid), per micrograph', section='Linear-probe baseline')
 out.text('Linear-probe baseline', sc.probe_verdict(s1_summary, probe))
 print(sc.probe_verdict(s1_summary, probe))
+
+# %% [markdown]
+# ## When not to trust a prediction: calibration and familiarity
+#
+# Temperature scaling is fitted on the valid split; the familiarity score (`ood_score`) is the mean cosine distance of a micrograph's embedding to its nearest training micrographs, with the `familiar` threshold at a quantile of the valid split. NCM523, a composition the model never saw, should look unfamiliar.
+
+# %%
+first = stage1[cfg.protocol.seeds[0]]
+trust = sc.calibrate(first, study.rows('source', 'valid'), study.rows('source', 'train'), study.classes)
+trust_table = sc.trust_report(first, trust, study.rows('source', 'test'), study.new_items, study.classes)
+out.table(trust_table, 'trust', 'Calibration (expected calibration error, 10 bins) and familiarity of the exported stage-1 model (seed %d)' % first.seed, section='Calibration and familiarity')
+out.text('Calibration and familiarity', sc.trust_note(trust_table, cfg.evaluate.ood_k))
+print(sc.trust_note(trust_table, cfg.evaluate.ood_k))
+trust_table
 
 # %% [markdown]
 # ## Export (safetensors + JSON) and provenance
 
 # %%
-first = stage1[cfg.protocol.seeds[0]]
-model_path = sc.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict())
+model_path = sc.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
+exported = sc.load_model(model_path)
+check = sc.scale_check(exported, study.rows('source', 'test').drop_duplicates('label').path.tolist())
+out.table(check, 'scale_check', 'The exported model on one source-test micrograph per class and on a copy downsampled 2x (sidecar kept, so the pixel size doubles): the model resamples both to its scale', section='Scale invariance')
+out.text('Scale invariance', f'Same class for the micrograph and its 2x-downsampled copy on {int(check.same.sum())} of {len(check)} classes.')
 out.text('Backbone and weights', sc.provenance_note(first.weights_info))
 out.json(first.weights_info, 'weights_provenance')
 print(sc.provenance_note(first.weights_info))
@@ -79,4 +105,4 @@ print(sc.provenance_note(first.weights_info))
 # %%
 out.json(s1_results.to_dict(orient='records'), 'metrics')
 out.table(s1_results, 'source_test_per_seed', section=None)
-out.save({'source_test_macro_f1': s1_summary.to_dict(orient='records'), 'linear_probe': probe.to_dict(orient='records'), 'weights': first.weights_info})
+out.save({'source_test_macro_f1': s1_summary.to_dict(orient='records'), 'splits': split_summary.to_dict(orient='records'), 'linear_probe': probe.to_dict(orient='records'), 'trust': trust_table.astype(str).to_dict(orient='records'), 'weights': first.weights_info})

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 03 · Stage 2: fine-tune on the data-poor target domain
 #
-# Arms: Pre+FT with targeted oversampling or a class-weighted loss, FT-only (ImageNet to target), Scratch+FT and Pretrain-only (the stage-1 model evaluated on the target).
+# Arms: Pre+FT with targeted oversampling or a class-weighted loss, FT-only (ImageNet to target), Scratch+FT and Pretrain-only (the stage-1 model evaluated on the target). Arms that do not start from the stage-1 model get a fair budget (see the rule below), and a linear probe on frozen features is the floor every arm must beat.
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE). The same names are used by `semcathode run`.
@@ -41,6 +41,8 @@ print(sc.target_domain_note(cfg))
 results, preds, models = sc.run_arms(study.items, cfg, study.classes, keep=cfg.cam.arms)
 out.table(results, 'arm_results', 'One row per arm and seed: metrics on the target test split', section=None)
 out.table(preds, 'predictions', section=None)
+out.text('Training budgets', sc.budget_note(cfg, results))
+print(sc.budget_note(cfg, results))
 
 # %% [markdown]
 # ## Headline table (shaped like the paper's)
@@ -49,6 +51,9 @@ out.table(preds, 'predictions', section=None)
 table = sc.paper_table(results, study.classes, n_boot=cfg.evaluate.n_boot)
 out.table(table.reset_index(), 'paper_table', 'Target test split: arms x accuracy, macro-F1 and per-class F1, mean ± std [95% bootstrap CI over seeds]', section='Headline results')
 out.text('Headline results', sc.target_domain_note(cfg))
+probe = sc.linear_probe_report(study, cfg)
+floor = sc.probe_floor(results, probe, n_boot=cfg.evaluate.n_boot)
+out.table(floor, 'probe_floor', 'Which arms beat the linear probe (frozen ImageNet features + logistic regression, target train -> target test): the floor every fine-tuned arm must beat', section='Headline results')
 table
 
 # %%

@@ -57,7 +57,7 @@ shortcut
 
 # %%
 norm = sc.normalisation_ablation(study, cfg, cfg.validity.ablation_seeds)
-out.table(sc.summarize_runs(norm, group='normalisation', n_boot=cfg.evaluate.n_boot), 'normalisation_ablation', 'Stage-1 CNN on the source test split with dataset vs per-image normalisation', section='Shortcut and confounds')
+if len(norm): out.table(sc.summarize_runs(norm, group='normalisation', n_boot=cfg.evaluate.n_boot), 'normalisation_ablation', 'Stage-1 CNN on the source test split with dataset vs per-image normalisation', section='Shortcut and confounds')
 
 # %% [markdown]
 # ## Robustness to acquisition shifts

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 05 · Grad-CAM: what does the model look at?
 #
-# CAM grids per class for the chosen arms, a quantitative check (CAM energy on particle boundaries and crack-like lines vs a uniform map; deletion curves vs random order), a static gallery, and the interactive explorer (live in JupyterLab, inert under papermill).
+# CAMs at particle scale: every tile of a micrograph's grid (at the model's µm/px) gets its own CAM for the micrograph's predicted class, and the tile CAMs are stitched into one map over the full-resolution micrograph. Then a quantitative check per tile (CAM energy on particle boundaries and crack-like lines vs the area they cover; deletion curves vs random order), a static gallery, and the interactive explorer (live in JupyterLab, inert under papermill).
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE). The same names are used by `semcathode run`.
@@ -39,7 +39,7 @@ records, grids = sc.cam_study(models, sample, out.dir, method=cfg.cam.method, st
 
 # %%
 for arm, fig in grids.items():
-    out.figure(fig, f'cam_grid_{arm}', f'{cfg.cam.method} overlays, {arm}: target test micrographs per class', section='CAM grids')
+    out.figure(fig, f'cam_grid_{arm}', f'{cfg.cam.method} overlays stitched from the tile CAMs, {arm}: target test micrographs per class', section='CAM grids')
 
 # %% [markdown]
 # ## Is the model looking at the particles?

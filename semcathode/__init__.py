@@ -49,6 +49,9 @@ _LAZY: dict[str, str] = {
     "PreprocessCache": "preprocess",
     "PreprocessParams": "preprocess",
     "build_items": "preprocess",
+    "crop_items": "preprocess",
+    "grid_items": "preprocess",
+    "tile_grid": "preprocess",
     # cam
     "CAM_METHODS": "cam",
     "cam_files": "cam",
@@ -106,17 +109,32 @@ _LAZY: dict[str, str] = {
     "fit_stage": "learner",
     "make_learner": "learner",
     "predict_items": "learner",
+    # baselines
+    "extract_features": "baselines",
+    "linear_probe": "baselines",
+    "linear_probe_report": "baselines",
+    "probe_floor": "baselines",
+    "probe_verdict": "baselines",
+    # notes
+    "budget_note": "notes",
+    "representation_note": "notes",
+    # predict
+    "predict_arrays": "predict",
+    # trust
+    "calibrate": "trust",
+    "scale_check": "trust",
+    "trust_note": "trust",
+    "trust_report": "trust",
     # protocol
+    "evaluate_splits": "protocol",
+    "predict_micrographs": "protocol",
     "ARMS": "protocol",
     "ModelStore": "protocol",
     "curve_note": "protocol",
     "evaluate_model": "protocol",
     "evaluate_models": "protocol",
     "learning_curve": "protocol",
-    "linear_probe": "protocol",
-    "linear_probe_report": "protocol",
     "new_domain_curve": "protocol",
-    "probe_verdict": "protocol",
     "run_arms": "protocol",
     "stack_histories": "protocol",
     "train_arm": "protocol",
@@ -136,6 +154,7 @@ _LAZY: dict[str, str] = {
     "group_folds": "splits",
     "make_transfer_splits": "splits",
     "split_groups": "splits",
+    "session_tail": "splits",
     "subset_per_class": "splits",
     # study
     "Study": "study",

@@ -41,6 +41,7 @@ import html
 import logging
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 from urllib.parse import quote
@@ -63,10 +64,11 @@ __all__ = [
     "compute_cams",
     "overlay",
     "stitch_tiles",
-    "tile_layout",
     "save_overlay",
     "cam_files",
     "make_cam_fn",
+    "MicrographCam",
+    "micrograph_cam",
     "structure_map",
     "energy_on_mask",
     "deletion_curve",
@@ -111,8 +113,12 @@ class ModelLike(Protocol):
     model: nn.Module
     classes: list[str]
 
-    def preprocess_path(self, path: str | Path) -> tuple[np.ndarray, torch.Tensor]:
-        """Return (grey bar-free float image ``(H, W)`` in [0, 1], input ``(1, 3, S, S)``)."""
+    def load_array(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """Return (grey bar-free float image ``(H, W)`` in [0, 1], uint8 frame at the model's scale)."""
+        ...
+
+    def normalise(self, arr: np.ndarray) -> torch.Tensor:
+        """uint8 ``(T, S, S)`` tiles -> normalised ``(T, 3, S, S)`` input."""
         ...
 
 
@@ -470,40 +476,6 @@ def stitch_tiles(
     return out.astype(np.float32)
 
 
-def tile_layout(
-    frame_shape: tuple[int, int], size: int, stride: float = 1.0, scale: float | None = None
-) -> tuple[list[tuple[int, int]], tuple[int, int]]:
-    """Where tile mode cuts its tiles (mirrors :func:`semcathode.preprocess.preprocess_image`).
-
-    Parameters
-    ----------
-    frame_shape : (H, W)
-        The bar-free micrograph.
-    size : int
-        Tile side (network input), pixels.
-    stride : float
-        Stride as a fraction of ``size``.
-    scale : float or None
-        Resampling factor applied first (pixel size / target pixel size); None: native.
-
-    Returns
-    -------
-    positions : list of (row, col)
-        Top-left corners, row-major, in the resampled frame.
-    resampled_shape : (h, w)
-        The frame the tiles were cut from (at least ``size`` each way).
-    """
-    h, w = int(frame_shape[0]), int(frame_shape[1])
-    s = int(size)
-    if scale:
-        h, w = max(s, round(h * scale)), max(s, round(w * scale))
-    h, w = max(h, s), max(w, s)
-    step = max(1, int(round(s * stride)))
-    ys = list(range(0, h - s + 1, step)) or [0]
-    xs = list(range(0, w - s + 1, step)) or [0]
-    return [(y, x) for y in ys for x in xs], (h, w)
-
-
 def _image_writer(rgb: np.ndarray, fmt: str) -> Callable[[str], Any]:
     from PIL import Image
 
@@ -596,33 +568,26 @@ def cam_files(
     list of Path
         ``<out_dir>/<stem>_<method>.png`` per image, overlaid on the bar-free micrograph at
         its own resolution (``-2``, ``-3``... appended when stems repeat).  Unreadable
-        images (``SEMReadError``) are skipped with a logged warning.  When
-        ``preprocess_path`` returns several inputs (tile mode, ``model_like.params.mode ==
-        'tiles'``) every tile is explained for the image's class (tile probabilities
-        averaged) and the CAMs are stitched with :func:`tile_layout` / :func:`stitch_tiles`.
+        images (``SEMReadError``, or no pixel size for a scale model) are skipped with a logged
+        warning.  Every tile of the model's grid is explained for the micrograph's class and
+        the CAMs are stitched (:func:`micrograph_cam`).
     """
     from .io import SEMReadError
 
     method = _method_key(method)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = model_like.model
     t_index = _class_index(model_like.classes, target)
-    layer = find_target_layer(model)
+    layer = find_target_layer(model_like.model)
     written: list[Path] = []
     used: set[str] = set()
     for p in _expand(paths, exclude=out.resolve()):
         try:
-            grey, x = model_like.preprocess_path(p)
-        except SEMReadError as exc:
+            grey, arr = model_like.load_array(p)
+        except (SEMReadError, ValueError) as exc:
             _log.warning("skipping %s: %s", p, exc)
             continue
-        x = _as_batch(x)
-        if x.shape[0] == 1:
-            cam = compute_cams(model, x, method=method, targets=None if t_index is None else [t_index],
-                               target_layer=layer)[0]
-        else:
-            cam = _tiled_cam(model_like, p, grey, x, method, t_index, layer)
+        cam = micrograph_cam(model_like, grey, arr, method=method, target=t_index, target_layer=layer).cam
         name, k = f"{p.stem}_{method}", 1
         while name in used:
             k += 1
@@ -632,33 +597,75 @@ def cam_files(
     return written
 
 
-def _tiled_cam(model_like: ModelLike, path: Path, grey: np.ndarray, x: torch.Tensor, method: str,
-               t_index: int | None, layer: nn.Module) -> np.ndarray:
-    """Tile-mode input: explain every tile for the image's class, stitch them into the frame."""
-    params = getattr(model_like, "params", None)
-    if getattr(params, "mode", None) != "tiles":
-        raise ValueError(f"{path}: {x.shape[0]} inputs for one image but the model has no tile-mode params")
-    scale = None
-    if getattr(params, "tile_scale_um", 0.0):
-        from .io import read_sem
+@dataclass
+class MicrographCam:
+    """A whole micrograph's CAM (:func:`micrograph_cam`).
 
-        px = read_sem(path).meta.pixel_size_um
-        scale = px / params.tile_scale_um
-    positions, frame = tile_layout(grey.shape, params.size, params.tile_stride, scale)
-    if len(positions) != x.shape[0]:
-        raise ValueError(f"{path}: {x.shape[0]} tiles but the tile layout gives {len(positions)}")
-    if t_index is None:  # the image's prediction: tile probabilities averaged, as in evaluation
-        model = model_like.model
-        with _kept_modes(model), torch.no_grad():
-            logits = torch.cat([model(x[i : i + 8].to(_device(model))).float().cpu() for i in range(0, len(x), 8)])
-        t_index = int(torch.softmax(logits, 1).mean(0).argmax())
-    cams = compute_cams(model_like.model, x, method=method, targets=t_index, target_layer=layer)
-    return stitch_tiles(cams, positions, frame)
+    Attributes
+    ----------
+    cam : ndarray
+        float32 ``(H, W)`` at the bar-free micrograph's own resolution, stitched from the tiles.
+    target : int
+        Class explained.
+    probs : ndarray
+        The micrograph's aggregated class probabilities.
+    inputs : torch.Tensor
+        Normalised tiles ``(T, 3, S, S)``.
+    tile_cams : ndarray
+        ``(T, S, S)`` per-tile CAMs at network resolution.
+    tiles : ndarray
+        uint8 ``(T, S, S)`` tiles of the scaled frame (for structure maps at the model's scale).
+    """
+
+    cam: np.ndarray
+    target: int
+    probs: np.ndarray
+    inputs: torch.Tensor
+    tile_cams: np.ndarray
+    tiles: np.ndarray
+
+
+def micrograph_cam(model_like: ModelLike, grey: np.ndarray, arr: np.ndarray, method: str = "gradcam",
+                   target: int | None = None, target_layer: nn.Module | str | None = None,
+                   batch_size: int = 8) -> MicrographCam:
+    """CAM of a whole micrograph at particle scale: one CAM per tile of the model's tile grid,
+    stitched over the scaled frame (overlaps averaged) and resampled to the micrograph.
+
+    Parameters
+    ----------
+    model_like : ModelLike
+        A loaded model with ``params`` (size, tile_stride), ``normalise`` and ``predict_arrays``.
+    grey : ndarray
+        The bar-free micrograph (its shape is the output's).
+    arr : ndarray
+        uint8 frame at the model's scale (from ``load_array`` or the pre-processing cache).
+    method : str
+        A key of :data:`CAM_METHODS`.
+    target : int or None
+        Class index to explain; None: the micrograph's aggregated prediction.
+    target_layer, batch_size
+        As for :func:`compute_cams`.
+
+    Returns
+    -------
+    MicrographCam
+    """
+    from .preprocess import cut_tiles
+
+    params = model_like.params
+    tiles, positions = cut_tiles(np.asarray(arr), params.size, params.tile_stride)
+    x = model_like.normalise(tiles)
+    probs = model_like.predict_arrays([arr]).probs()[0]
+    t = int(probs.argmax()) if target is None else int(target)
+    cams = compute_cams(model_like.model, x, method=method, targets=t, target_layer=target_layer,
+                        batch_size=batch_size)
+    stitched = stitch_tiles(cams, positions, np.asarray(arr).shape, tile_shape=(params.size, params.size))
+    return MicrographCam(_resize(stitched, grey.shape), t, probs, x, cams, tiles)
 
 
 def make_cam_fn(
     model: nn.Module | ModelLike,
-    load: Callable[[pd.Series], tuple[np.ndarray, torch.Tensor]] | None = None,
+    load: Callable[[pd.Series], tuple[np.ndarray, Any]] | None = None,
     classes: Sequence[str] | None = None,
     target_layer: nn.Module | str | None = None,
 ) -> Callable[[pd.Series, str, str | None], tuple[np.ndarray, np.ndarray]]:
@@ -667,10 +674,11 @@ def make_cam_fn(
     Parameters
     ----------
     model : nn.Module or ModelLike
-        The classifier, or a loaded model (then ``load`` defaults to
-        ``model.preprocess_path(row['path'])`` and ``classes`` to ``model.classes``).
+        A loaded model (then ``load`` returns ``(grey, frame at the model's scale)``, default
+        ``model.load_array(row['path'])``, and the CAM is the stitched :func:`micrograph_cam`;
+        ``classes`` defaults to ``model.classes``), or a bare classifier (then ``load`` returns
+        ``(grey, normalised input (1, 3, S, S))``).
     load : callable or None
-        ``row -> (grey bar-free image, input (1, 3, S, S))``.
     classes : sequence of str or None
         Class names (to turn ``target_class`` into an index).
     target_layer : module, str or None
@@ -681,22 +689,27 @@ def make_cam_fn(
     callable
     """
     if isinstance(model, ModelLike):
-        net, classes = model.model, list(classes if classes is not None else model.classes)
-        if load is None:
-            load = lambda row: model.preprocess_path(row["path"])  # noqa: E731
-    else:
-        net = model
-    if load is None or classes is None:
-        raise ValueError("give load and classes (or a loaded model with preprocess_path and classes)")
-    layers = _as_layers(net, target_layer)
+        classes = list(classes if classes is not None else model.classes)
+        load = load or (lambda row: model.load_array(row["path"]))
+        layers = _as_layers(model.model, target_layer)
 
-    def cam_fn(row: pd.Series, method: str, target_class: str | None) -> tuple[np.ndarray, np.ndarray]:
+        def cam_fn(row: pd.Series, method: str, target_class: str | None) -> tuple[np.ndarray, np.ndarray]:
+            grey, arr = load(row)
+            t = _class_index(classes, target_class)
+            return grey, micrograph_cam(model, grey, arr, method=method, target=t, target_layer=layers).cam
+
+        return cam_fn
+    if load is None or classes is None:
+        raise ValueError("give load and classes (or a loaded model with load_array and classes)")
+    layers = _as_layers(model, target_layer)
+
+    def bare_cam_fn(row: pd.Series, method: str, target_class: str | None) -> tuple[np.ndarray, np.ndarray]:
         grey, x = load(row)
         t = _class_index(classes, target_class)
-        cam = compute_cams(net, x, method=method, targets=None if t is None else [t], target_layer=layers)[0]
+        cam = compute_cams(model, x, method=method, targets=None if t is None else [t], target_layer=layers)[0]
         return grey, cam
 
-    return cam_fn
+    return bare_cam_fn
 
 
 # --------------------------------------------------------------------------- quantitative checks
@@ -913,6 +926,7 @@ def explain_items(
     quantile: float = 0.8,
     seed: int = 0,
     batch_size: int = 8,
+    targets: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """CAMs for a batch and the per-image quantitative records (for notebook 05).
 
@@ -937,6 +951,9 @@ def explain_items(
         Deletion-curve steps.
     target : {'pred', 'label'}
         Explain the predicted or the true class.
+    targets : sequence of int, optional
+        Explicit class indices to explain (overrides ``target``; e.g. the whole micrograph's
+        prediction for each of its tiles).
     quantile : float
         Of :func:`structure_map`.
     seed : int
@@ -966,7 +983,10 @@ def explain_items(
         probs = torch.cat([torch.softmax(model(x[s : s + batch_size].to(device)).float(), 1).cpu()
                            for s in range(0, n, batch_size)]) if n else torch.zeros((0, len(names)))
     preds = probs.argmax(1).numpy()
-    tg = [int(p) for p in preds] if target == "pred" else [int(v) for v in lab_idx]
+    if targets is not None:
+        tg = [int(v) for v in targets]
+    else:
+        tg = [int(p) for p in preds] if target == "pred" else [int(v) for v in lab_idx]
     cams = compute_cams(model, x, method=method, targets=tg, target_layer=target_layer, batch_size=batch_size)
     rows = []
     for i in range(n):

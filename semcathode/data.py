@@ -1,12 +1,14 @@
 """fastai DataLoaders for SEM micrographs, augmentation, and sampling for class imbalance.
 
-Items are the rows of :func:`semcathode.preprocess.build_items` (cached uint8 arrays). Grey
+Items are the rows of :func:`semcathode.preprocess.build_items` (cached uint8 micrographs);
+training draws random crops of the input size from them, validation uses tiles. Grey
 is replicated to three channels; augmentation is SEM-appropriate (flips, 90-degree rotations,
 small rotations and zoom, brightness/contrast; no colour); class order is the schema's.
 """
 
 from __future__ import annotations
 
+import random
 import warnings
 from typing import Sequence
 
@@ -25,6 +27,7 @@ __all__ = [
     "oversample",
     "class_weights",
     "sample_weights",
+    "crop_array",
     "load_item",
     "PerImageStandardize",
     "make_dataloaders",
@@ -114,15 +117,33 @@ def sample_weights(df: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
     return np.array([1.0 / counts[c] for c in df["label"]], dtype=np.float64)
 
 
+def crop_array(row: pd.Series | dict, arr: np.ndarray | None = None) -> np.ndarray:
+    """The uint8 ``size`` x ``size`` network input of one item.
+
+    ``crop_y``/``crop_x`` >= 0 give a fixed crop (evaluation tile); -1 (or absent columns)
+    draws a uniform random crop inside the cached frame (training; Python's ``random``,
+    seeded by :func:`semcathode.learner.seed_everything`). A cached array already of the
+    input size is returned whole.
+    """
+    if arr is None:
+        arr = np.load(row["cache_path"], mmap_mode="r")
+    h, w = arr.shape[:2]
+    s = int(row.get("size", min(h, w)) if hasattr(row, "get") else min(h, w))
+    if h == s and w == s:
+        return np.asarray(arr)
+    y, x = int(row.get("crop_y", -1)), int(row.get("crop_x", -1))
+    if y < 0 or x < 0:
+        y, x = random.randint(0, h - s), random.randint(0, w - s)
+    if not (0 <= y <= h - s and 0 <= x <= w - s):
+        raise ValueError(f"crop ({y}, {x}) of {s} px outside the {h}x{w} frame of {row.get('path', '?')}")
+    return np.array(arr[y : y + s, x : x + s])
+
+
 def load_item(row: pd.Series) -> TensorImage:
-    """Cached uint8 array of one item -> 3-channel ``TensorImage`` (uint8, C x H x W)."""
-    tile = int(row.get("tile", -1))
-    if tile >= 0:
-        arr = np.array(np.load(row["cache_path"], mmap_mode="r")[tile])
-    else:
-        arr = np.load(row["cache_path"])
+    """One item (a crop of a cached micrograph, see :func:`crop_array`) -> 3-channel uint8 ``TensorImage``."""
+    arr = crop_array(row)
     # a broadcast view, not a copy: collation stacks the batch into new memory anyway
-    return TensorImage(torch.from_numpy(arr).unsqueeze(0).expand(3, -1, -1))
+    return TensorImage(torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0).expand(3, -1, -1))
 
 
 class PerImageStandardize(Transform):
@@ -166,13 +187,16 @@ def make_dataloaders(
     oversample_target: int = 0,
     seed: int = 0,
     device: torch.device | str | None = None,
+    crops_per_image: int = 1,
+    tile_stride: float = 1.0,
+    valid_tiles: str = "center",
 ) -> DataLoaders:
     """Build fastai DataLoaders from pre-processed items and their split column.
 
     Parameters
     ----------
     items : DataFrame
-        From :func:`semcathode.preprocess.build_items`, with ``split``.
+        Micrographs from :func:`semcathode.preprocess.build_items`, with ``split``.
     classes : sequence of str
         Vocabulary in schema order.
     train_split, valid_split : str
@@ -190,11 +214,20 @@ def make_dataloaders(
         Replication target (0 = largest class).
     seed : int
     device : torch device, optional
+    crops_per_image : int
+        Random crops drawn per training micrograph per epoch (:func:`~semcathode.preprocess.crop_items`).
+    tile_stride : float
+        Stride of the validation tile grid.
+    valid_tiles : str
+        ``center`` (one central tile per valid micrograph: a cheap per-epoch signal) or
+        ``grid`` (every tile).
 
     Returns
     -------
     fastai.data.core.DataLoaders
     """
+    from .preprocess import crop_items, grid_items
+
     train = items[items["split"] == train_split]
     valid = items[items["split"] == valid_split]
     if train.empty:
@@ -205,6 +238,8 @@ def make_dataloaders(
         raise ValueError(f"unknown sampler {sampler!r}")
     if valid.empty:
         valid = train.iloc[: min(len(train), bs)]
+    train = crop_items(train, crops_per_image)
+    valid = grid_items(valid, tile_stride, center_only=valid_tiles == "center")
     src = pd.concat([train.assign(is_valid=False), valid.assign(is_valid=True)], ignore_index=True)
     bs = max(2, min(bs, len(train)))
     block = DataBlock(
@@ -225,6 +260,9 @@ def make_dataloaders(
     return dls
 
 
-def make_test_dl(dls: DataLoaders, items: pd.DataFrame, bs: int | None = None):
-    """A labelled, un-augmented DataLoader over ``items`` with ``dls``'s pipeline."""
-    return dls.test_dl(items.reset_index(drop=True), with_labels=True, bs=bs or dls.bs)
+def make_test_dl(dls: DataLoaders, items: pd.DataFrame, bs: int | None = None, tile_stride: float = 1.0):
+    """A labelled, un-augmented DataLoader over the tile grid of ``items`` with ``dls``'s pipeline."""
+    from .preprocess import grid_items
+
+    tiles = items if "crop_y" in items.columns else grid_items(items.reset_index(drop=True), tile_stride)
+    return dls.test_dl(tiles.reset_index(drop=True), with_labels=True, bs=bs or dls.bs)

@@ -37,56 +37,71 @@ def cam_sample(manifest: pd.DataFrame, classes: Sequence[str], per_class: int = 
 
 
 def row_loader(model: ExportedModel):
-    """``row -> (bar-free grey image with the row's acquisition shift, normalised input)``."""
+    """``row -> (bar-free grey image with the row's acquisition shift, frame at the model's scale)``."""
 
-    def load(row: pd.Series) -> tuple[np.ndarray, torch.Tensor]:
+    def load(row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         grey = load_bar_free(row)
-        arr = preprocess_image(grey, model.params, row.get("pixel_size_um"))
-        return grey, model.normalise(arr)
+        return grey, preprocess_image(grey, model.params, row.get("pixel_size_um"), name=str(row.get("path", "")))
 
     return load
 
 
-def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: str | Path, method: str = "gradcam",
-              steps: int = 8, opacity: float = 0.45, max_side: int = 640) -> tuple[pd.DataFrame, dict]:
-    """CAMs of every arm on the sampled micrographs, with overlays and quantitative records.
+def _spread(n: int, k: int) -> np.ndarray:
+    """``k`` indices spread evenly over ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
 
-    Overlays are saved as JPEG with the longer side at most ``max_side`` pixels (the report
-    stays small); ``semcathode cam`` writes full-resolution PNGs instead.
+
+def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: str | Path, method: str = "gradcam",
+              steps: int = 8, opacity: float = 0.45, max_side: int = 640,
+              quant_tiles: int = 6) -> tuple[pd.DataFrame, dict]:
+    """Particle-scale CAMs of every arm on the sampled micrographs, with overlays and measures.
+
+    Each micrograph is brought to the model's scale and covered with its tile grid; every tile
+    gets a CAM for the micrograph's predicted class and the CAMs are stitched into one map over
+    the full-resolution micrograph (:func:`~semcathode.cam.micrograph_cam`). The quantitative
+    check runs per tile at the model's scale (structure map of the tile, deletion on the tile)
+    on ``quant_tiles`` tiles spread over the grid, averaged per micrograph. Overlays are saved
+    as JPEG with the longer side at most ``max_side`` pixels.
 
     Returns
     -------
     records : DataFrame
         One row per (arm, micrograph): label, pred, correct, probabilities, energy share on
-        particle boundaries / cracks vs the uniform expectation, deletion AUCs, overlay path.
+        particle boundaries / cracks vs their area share, deletion AUCs, tiles, overlay path.
     grids : dict
         ``{arm: matplotlib Figure}`` overlay grids.
     """
+    from .cam import micrograph_cam
+
     out_dir = Path(out_dir)
     recs, grids = [], {}
     for arm, model in models.items():
         load = row_loader(model)
-        loaded = [load(r) for _, r in sample.iterrows()]
-        greys = [g for g, _ in loaded]
-        x = torch.cat([t for _, t in loaded])
-        cams, rec = explain_items(model.model, x, greys, list(sample["label"]), model.classes, method=method,
-                                  arm=arm, steps=steps)
-        probs = model.predict_tensor(x)
-        rec["image_id"] = sample.index.to_numpy()
-        rec["path"] = sample["path"].to_numpy()
-        rec["domain"] = sample["domain"].to_numpy()
-        for j, c in enumerate(model.classes):
-            rec[f"p_{c}"] = probs[:, j]
-        rec["probs"] = [", ".join(f"{model.classes[k]} {p[k]:.2f}" for k in np.argsort(-p)[:3]) for p in probs]
-        paths = []
-        for i, (g, cam) in enumerate(zip(greys, cams)):
-            p = save_overlay(out_dir / "overlays" / f"{arm}_{i:03d}_{sample['label'].iloc[i]}.jpg", g, cam, opacity,
+        rows, greys, cams = [], [], []
+        for i, (_, r) in enumerate(sample.iterrows()):
+            grey, arr = load(r)
+            mc = micrograph_cam(model, grey, arr, method=method)
+            sel = _spread(len(mc.inputs), quant_tiles)
+            _, tile_rec = explain_items(model.model, mc.inputs[sel], list(mc.tiles[sel]), [r["label"]] * len(sel),
+                                        model.classes, method=method, arm=arm, steps=steps, targets=[mc.target] * len(sel))
+            pred = model.classes[mc.target]
+            rec = {"arm": arm, "index": i, "label": r["label"], "pred": pred, "target": pred,
+                   "correct": pred == r["label"], "prob_target": float(mc.probs[mc.target]), "method": method,
+                   **tile_rec[["energy_share", "area_share", "ratio", "auc_cam", "auc_random"]].mean().to_dict(),
+                   "n_tiles": len(mc.inputs), "quant_tiles": len(sel), "image_id": r.name,
+                   **{k: r.get(k, "") for k in ("path", "domain", "shift", "sha256", "bar_row", "pixel_size_um")}}
+            rec.update({f"p_{c}": float(p) for c, p in zip(model.classes, mc.probs)})
+            rec["probs"] = ", ".join(f"{model.classes[k]} {mc.probs[k]:.2f}" for k in np.argsort(-mc.probs)[:3])
+            p = save_overlay(out_dir / "overlays" / f"{arm}_{i:03d}_{r['label']}.jpg", grey, mc.cam, opacity,
                              max_side=max_side)
-            paths.append(str(p.relative_to(out_dir)))
-        rec["overlay_path"] = paths
-        recs.append(rec)
-        titles = [f"{r.label}\npred {r.pred}" for r in rec.itertuples()]
-        grids[arm] = cam_grid(greys, list(cams), titles, ncol=6, opacity=opacity)
+            rec["overlay_path"] = str(p.relative_to(out_dir))
+            rows.append(rec)
+            greys.append(grey)
+            cams.append(mc.cam)
+        rec_df = pd.DataFrame(rows)
+        recs.append(rec_df)
+        titles = [f"{r.label}\npred {r.pred}" for r in rec_df.itertuples()]
+        grids[arm] = cam_grid(greys, cams, titles, ncol=6, opacity=opacity)
     return pd.concat(recs, ignore_index=True), grids
 
 

@@ -22,7 +22,8 @@ from .preprocess import PreprocessParams, preprocess_image
 
 __all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
 
-_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+OOD_BANK = "ood.bank"  # safetensors key of the training micrographs' embeddings (not a model weight)
 
 def _json_path(path: Path) -> Path:
     return path.with_suffix(".json")
@@ -44,27 +45,51 @@ def export_model(
     bar_method: str = "auto",
     bar_fraction: float = 0.0667,
     extra: dict | None = None,
+    aggregate: str = "mean_log_prob",
+    trust: dict | None = None,
 ) -> Path:
     """Write ``<path>`` (safetensors weights) and ``<path>.json`` (everything else), atomically.
+
+    Parameters
+    ----------
+    preprocess : PreprocessParams
+        Recorded whole: the physical scale (µm/px) and crop every input is brought to.
+    aggregate : str
+        How tiles are aggregated per micrograph.
+    trust : dict, optional
+        From :func:`semcathode.trust.calibrate`: ``temperature``, ``ood_k``,
+        ``ood_threshold`` and ``bank`` (the training micrographs' embeddings, stored in
+        the safetensors file as ``ood.bank``).
 
     Returns
     -------
     Path
         The safetensors path.
     """
+    import hashlib
+
     from safetensors.torch import save_file
 
     path = Path(path).with_suffix(".safetensors")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    trust = dict(trust or {})
+    bank = trust.pop("bank", None)
+    if bank is not None:
+        state[OOD_BANK] = torch.as_tensor(np.asarray(bank, dtype=np.float32)).contiguous()
     atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
     meta = {
         "format": FORMAT,
         "classes": list(classes),
+        "classes_digest": hashlib.sha256("\n".join(classes).encode()).hexdigest(),
         "backbone": backbone,
         "timm_name": timm_name,
         "num_classes": len(classes),
-        "preprocess": {"mode": preprocess.mode, "size": preprocess.size,
-                       "tile_scale_um": preprocess.tile_scale_um, "tile_stride": preprocess.tile_stride},
+        "preprocess": {"mode": preprocess.mode, "size": preprocess.size, "scale_um": preprocess.scale_um,
+                       "tile_stride": preprocess.tile_stride},
+        "field_of_view_um": preprocess.field_of_view_um,
+        "aggregate": aggregate,
+        "temperature": float(trust.get("temperature", 1.0)),
+        "ood": {k: trust[k] for k in ("ood_k", "ood_threshold", "ood_quantile") if k in trust},
         "normalize": normalize,
         "mean": list(map(float, mean)),
         "std": list(map(float, std)),
@@ -91,29 +116,69 @@ class ExportedModel:
     def params(self) -> PreprocessParams:
         return PreprocessParams(**self.meta["preprocess"])
 
+    @property
+    def temperature(self) -> float:
+        """Temperature fitted on the valid split (1.0 = uncalibrated)."""
+        return float(self.meta.get("temperature", 1.0))
+
     def normalise(self, arr: np.ndarray) -> torch.Tensor:
         """uint8 (H, W) or (T, H, W) network input -> normalised float tensor (N, 3, H, W)."""
-        x = torch.from_numpy(np.asarray(arr, dtype=np.float32) / 255.0)
-        if x.ndim == 2:
-            x = x[None]
-        x = x[:, None].expand(-1, 3, -1, -1)
-        if self.meta.get("normalize") == "per_image":
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
-            return ((x - mean) / std).contiguous()
-        m = torch.tensor(self.meta["mean"]).view(1, 3, 1, 1)
-        s = torch.tensor(self.meta["std"]).view(1, 3, 1, 1)
-        return ((x - m) / s).contiguous()
+        from .predict import normalise_batch
 
-    def preprocess_path(self, path: str | Path) -> tuple[np.ndarray, torch.Tensor]:
-        """Read a micrograph, remove its data bar, pre-process: (bar-free grey image, input tensor)."""
+        return normalise_batch(arr, self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"])
+
+    def load_array(self, path: str | Path, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Read a micrograph, remove its data bar and bring it to the model's scale.
+
+        Parameters
+        ----------
+        path : str or Path
+        pixel_size_um : float, optional
+            Used when the file carries no pixel size (and only then).
+
+        Returns
+        -------
+        grey : ndarray
+            The bar-free micrograph at its own resolution (float [0, 1]).
+        arr : ndarray
+            uint8 frame at the model's ``scale_um`` (the input to the tile grid).
+
+        Raises
+        ------
+        ValueError
+            The model needs a physical scale and neither the file nor ``pixel_size_um`` gives one.
+        """
         from .io import crop_data_bar, read_sem
 
         sem = read_sem(path)
         bar = self.meta.get("bar", {})
         img, _ = crop_data_bar(sem.image, sem.meta, method=bar.get("method", "auto"), fraction=bar.get("fraction", 0.0667))
-        arr = preprocess_image(img, self.params, sem.meta.pixel_size_um)
-        return img, self.normalise(arr)
+        px = sem.meta.pixel_size_um
+        if px is None or not np.isfinite(px) or px <= 0:
+            px = pixel_size_um
+        return img, preprocess_image(img, self.params, px, name=str(path))
+
+    def preprocess_path(self, path: str | Path, pixel_size_um: float | None = None) -> tuple[np.ndarray, torch.Tensor]:
+        """Read a micrograph, remove its data bar, pre-process: (bar-free grey image, input tiles (T, 3, S, S))."""
+        from .preprocess import cut_tiles
+
+        img, arr = self.load_array(path, pixel_size_um)
+        tiles, _ = cut_tiles(arr, self.params.size, self.params.tile_stride)
+        return img, self.normalise(tiles)
+
+    def tile_positions(self, grey_shape: tuple[int, int], arr_shape: tuple[int, int]) -> list[tuple[int, int]]:
+        """Corners of the tile grid in the scaled frame (see :func:`~semcathode.preprocess.tile_grid`)."""
+        from .preprocess import tile_grid
+
+        return tile_grid(arr_shape, self.params.size, self.params.tile_stride)
+
+    def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False):
+        """:func:`semcathode.predict.predict_arrays` with this model's settings."""
+        from .predict import predict_arrays
+
+        return predict_arrays(self.model, arrays, self.params.size, self.meta.get("normalize", "dataset"),
+                              self.meta["mean"], self.meta["std"], stride=self.params.tile_stride,
+                              aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features)
 
     def optimize(self) -> "ExportedModel":
         """Fold BatchNorm into the preceding convolutions and use channels_last (CPU inference).
@@ -123,6 +188,7 @@ class ExportedModel:
         fold_batchnorm(self.model)
         self.model.to(memory_format=torch.channels_last)
         self._channels_last = True
+        self.model._semcathode_channels_last = True
         return self
 
     @torch.no_grad()
@@ -196,6 +262,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: corrupt or unreadable safetensors file ({exc})") from None
+    bank = state.pop(OOD_BANK, None)
     validate_model_meta(meta, state, jp)
     model = timm.create_model(meta["timm_name"], pretrained=False, num_classes=len(meta["classes"]))
     try:
@@ -207,7 +274,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
             f"{len(meta['classes'])} classes): {first}"
         ) from None
     model.to(device).eval()
-    return ExportedModel(model=model, classes=list(meta["classes"]), meta=meta, path=path)
+    em = ExportedModel(model=model, classes=list(meta["classes"]), meta=meta, path=path)
+    em.bank = bank.numpy() if bank is not None else None
+    return em
 
 
 def _expand(inputs: Sequence[str | Path]) -> list[Path]:
@@ -220,37 +289,63 @@ def _expand(inputs: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def predict_paths(model: ExportedModel, inputs: Sequence[str | Path]) -> pd.DataFrame:
-    """Predict every image (folders are expanded): one row per image.
+PREDICTION_COLUMNS = ("path", "pred", "confidence", "n_tiles", "tile_agreement", "ood_score", "familiar")
 
-    Tile-mode models average their tiles' probabilities per image. Files that cannot be read
-    get an ``error`` and no prediction (nothing else is lost).
+
+def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size_um: float | None = None) -> pd.DataFrame:
+    """Predict whole micrographs (folders are expanded): one row per micrograph.
+
+    Every file is brought to the model's physical scale, covered with the tile grid and its
+    tiles' log-probabilities are averaged; probabilities are temperature-scaled when the
+    model was calibrated. A file that cannot be read, or has no pixel size when the model
+    needs one (and ``pixel_size_um`` is not given), gets an ``error`` and no prediction:
+    the other files are not affected.
+
+    Parameters
+    ----------
+    model : ExportedModel
+    inputs : sequence of str or Path
+        Files and folders.
+    pixel_size_um : float, optional
+        µm/px for files that carry none.
 
     Returns
     -------
     DataFrame
-        ``path, pred, confidence, p_<class>..., error``.
+        ``path, pred, confidence, n_tiles, tile_agreement, ood_score, familiar``, one
+        ``p_<class>`` per class, and ``error``. ``ood_score`` (higher = less like the
+        training micrographs) and ``familiar`` (score under the threshold chosen on the
+        valid split) are empty when the model carries no feature bank.
     """
     from .io import SEMReadError
+    from .predict import knn_ood_score
 
+    bank = getattr(model, "bank", None)
+    ood = model.meta.get("ood", {})
     rows: list[dict[str, Any]] = []
     for f in _expand(inputs):
         row: dict[str, Any] = {"path": str(f)}
         try:
-            _, x = model.preprocess_path(f)
-        except (SEMReadError, ValueError) as exc:
+            _, arr = model.load_array(f, pixel_size_um)
+        except (SEMReadError, ValueError, OSError) as exc:
             row["error"] = str(exc)
             rows.append(row)
             continue
-        p = model.predict_tensor(x).mean(0)
-        row.update(pred=model.classes[int(p.argmax())], confidence=float(p.max()), error="")
+        mo = model.predict_arrays([arr], features=bank is not None)
+        p = mo.probs(model.temperature)[0]
+        row.update(pred=model.classes[int(p.argmax())], confidence=float(p.max()), n_tiles=int(mo.n_tiles[0]),
+                   tile_agreement=float(mo.tile_agreement[0]), error="")
+        if bank is not None and mo.features is not None:
+            score = float(knn_ood_score(bank, mo.features, int(ood.get("ood_k", 5)))[0])
+            row.update(ood_score=score, familiar=bool(score <= float(ood.get("ood_threshold", np.inf))))
         row.update({f"p_{c}": float(v) for c, v in zip(model.classes, p)})
         rows.append(row)
-    cols = ["path", "pred", "confidence"] + [f"p_{c}" for c in model.classes] + ["error"]
+    cols = list(PREDICTION_COLUMNS) + [f"p_{c}" for c in model.classes] + ["error"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
-def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], metrics: dict | None = None) -> Path:
+def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], metrics: dict | None = None,
+                   trust: dict | None = None) -> Path:
     """Export a :class:`~semcathode.protocol.TrainedModel` with its configuration's pre-processing.
 
     Parameters
@@ -261,6 +356,8 @@ def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], 
     classes : sequence of str
     metrics : dict, optional
         Stored in the JSON (e.g. the test metrics).
+    trust : dict, optional
+        Calibration and familiarity from :func:`semcathode.trust.calibrate`.
     """
     from .backbones import BACKBONES
     from .config import config_hash
@@ -274,6 +371,7 @@ def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], 
         tm.model, path, classes, backbone, timm_name, preprocess_params(cfg), cfg.preprocess.normalize, mean, std,
         weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,
         bar_fraction=cfg.data.bar_fraction, extra={"arm": tm.arm, "seed": tm.seed},
+        aggregate=cfg.evaluate.aggregate, trust=trust,
     )
 
 

@@ -177,33 +177,51 @@ def make_learner(
     return learn
 
 
-def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False) -> pd.DataFrame:
+def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: str = "") -> pd.DataFrame:
     """Train one stage; returns the per-epoch history (losses, accuracy, macro-F1, wall time).
 
     ``discriminative``: ``freeze_epochs`` with only the classifier trained (BatchNorm weights
-    and running statistics of the frozen body held fixed, fastai's ``BnFreeze``), then ``epochs`` of all groups with learning rates
-    ``slice(lr / lr_div, lr)``, one-cycle. ``paper``: ``epochs`` of Adam at ``lr``, nothing frozen.
+    and running statistics of the frozen body held fixed, fastai's ``BnFreeze``), then
+    ``freeze_early_epochs`` with the high-resolution early group (stem and first half of the
+    blocks) still frozen, then the remaining epochs of all groups with learning rates
+    ``slice(lr / lr_div, lr)``, one-cycle. Freezing the early group skips its backward pass,
+    the most expensive part of an epoch at high resolution. ``paper``: ``epochs`` of Adam at
+    ``lr``, nothing frozen. ``label`` names the stage in the per-epoch progress lines.
     """
     hist = []
-    ctx = [learn.no_bar(), learn.no_logging()] if quiet else []
+    import sys
+
+    from ._epochlog import EpochLog
+
+    # quiet: no fastai table; the progress bar stays only inside a Jupyter kernel (JupyterLab shows it)
+    ctx = ([learn.no_logging()] + ([] if "ipykernel" in sys.modules else [learn.no_bar()])) if quiet else []
+    name = label or "training"
     for c in ctx:
         c.__enter__()
     try:
         if stage.schedule == "paper":
             learn.unfreeze()
             t0 = time.time()
-            learn.fit(stage.epochs, lr=stage.lr)
+            learn.fit(stage.epochs, lr=stage.lr, cbs=[EpochLog(name)])
             hist.append(_history(learn, "all", time.time() - t0))
         else:
             if stage.freeze_epochs:
                 learn.freeze()
                 t0 = time.time()
-                learn.fit_one_cycle(stage.freeze_epochs, stage.lr)
+                learn.fit_one_cycle(stage.freeze_epochs, stage.lr, cbs=[EpochLog(f"{name}, head only")])
                 hist.append(_history(learn, "head", time.time() - t0))
-            if stage.epochs:
+            early = min(stage.freeze_early_epochs, stage.epochs)
+            if early:
+                learn.freeze_to(1)
+                t0 = time.time()
+                learn.fit_one_cycle(early, slice(stage.lr / stage.lr_div, stage.lr),
+                                    cbs=[EpochLog(f"{name}, early blocks frozen")])
+                hist.append(_history(learn, "late", time.time() - t0))
+            if stage.epochs - early:
                 learn.unfreeze()
                 t0 = time.time()
-                learn.fit_one_cycle(stage.epochs, slice(stage.lr / stage.lr_div, stage.lr))
+                learn.fit_one_cycle(stage.epochs - early, slice(stage.lr / stage.lr_div, stage.lr),
+                                    cbs=[EpochLog(f"{name}, all layers")])
                 hist.append(_history(learn, "all", time.time() - t0))
     finally:
         for c in reversed(ctx):

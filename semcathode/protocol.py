@@ -34,8 +34,8 @@ from ._files import atomic_write_json
 from ._progress import progress as _progress
 from .config import RunConfig, StageConfig, config_hash
 from .data import class_weights, make_dataloaders
-from .evaluate import aggregate_tiles, classification_metrics, results_row
-from .learner import fit_stage, make_learner, predict_items, seed_everything
+from .evaluate import classification_metrics, results_row
+from .learner import fit_stage, make_learner, seed_everything
 
 __all__ = [
     "ARMS",
@@ -52,12 +52,12 @@ __all__ = [
     "split_rows",
     "curve_note",
     "evaluate_models",
-    "linear_probe_report",
-    "probe_verdict",
+    "evaluate_splits",
+    "predict_micrographs",
+    "micrograph_outputs",
+    "fair_stage",
     "new_domain_curve",
     "stack_histories",
-    "linear_probe",
-    "extract_features",
 ]
 
 
@@ -86,7 +86,11 @@ ARMS: dict[str, Arm] = {
 
 @dataclass
 class TrainedModel:
-    """A trained model with what is needed to evaluate, export and explain it."""
+    """A trained model with what is needed to evaluate, export and explain it.
+
+    ``cfg`` (the run configuration) gives its pre-processing, normalisation and aggregation;
+    ``steps`` counts the optimiser steps it was trained for (all stages of this model only).
+    """
 
     learner: object
     arm: str
@@ -94,6 +98,8 @@ class TrainedModel:
     history: pd.DataFrame
     weights_info: dict
     wall_s: float
+    cfg: RunConfig | None = None
+    steps: int = 0
 
     @property
     def model(self) -> torch.nn.Module:
@@ -130,15 +136,28 @@ def _norm(cfg: RunConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return normalization(resolve_backbone(cfg))
 
 
-def _stage_epochs(stage: StageConfig, n_train: int) -> StageConfig:
-    """Raise the epochs so that tiny train sets still get ``min_steps`` optimiser steps."""
+def _steps_per_epoch(stage: StageConfig, n_train: int) -> int:
+    """Optimiser steps of one epoch over ``n_train`` inputs (the last partial batch is dropped)."""
+    bs = max(2, min(stage.batch_size, n_train))
+    return max(1, n_train // bs)
+
+
+def _stage_epochs(stage: StageConfig, n_train: int, max_epochs: int = 0) -> StageConfig:
+    """Raise the epochs so that the stage makes at least ``min_steps`` optimiser steps
+    (capped at ``max_epochs`` when given)."""
     if not stage.min_steps:
         return stage
-    bs = max(2, min(stage.batch_size, n_train))
-    steps_per_epoch = max(1, n_train // bs)
-    need = math.ceil(stage.min_steps / steps_per_epoch)
+    need = math.ceil(stage.min_steps / _steps_per_epoch(stage, n_train))
     frozen = stage.freeze_epochs if stage.schedule != "paper" else 0  # paper: no head-only epochs
-    return replace(stage, epochs=max(stage.epochs, need - frozen))
+    epochs = max(stage.epochs, need - frozen)
+    if max_epochs:
+        epochs = min(epochs, max(stage.epochs, max_epochs))
+    return replace(stage, epochs=epochs)
+
+
+def _stage_steps(stage: StageConfig, n_train: int) -> int:
+    frozen = stage.freeze_epochs if stage.schedule != "paper" else 0
+    return (stage.epochs + frozen) * _steps_per_epoch(stage, n_train)
 
 
 def _fit(
@@ -152,7 +171,9 @@ def _fit(
     strategy: str | None,
     init_state: dict | None = None,
     quiet: bool = True,
-) -> tuple[object, pd.DataFrame, dict]:
+    label: str = "",
+    max_epochs: int = 0,
+) -> tuple[object, pd.DataFrame, dict, int]:
     seed_everything(seed)
     items = pd.concat([train_items.assign(split="train"),
                        (valid_items if valid_items is not None and stage.validate else train_items.head(0)).assign(split="valid")])
@@ -161,15 +182,21 @@ def _fit(
     if strategy == "oversample":
         sampler = "replicate" if cfg.protocol.sampler == "replicate" else "weighted"
     dls = make_dataloaders(items, classes, bs=stage.batch_size, normalize=cfg.preprocess.normalize, mean=mean, std=std,
-                           sampler=sampler, oversample_target=cfg.protocol.oversample_target, seed=seed)
+                           sampler=sampler, oversample_target=cfg.protocol.oversample_target, seed=seed,
+                           crops_per_image=_crops(cfg), tile_stride=cfg.preprocess.tile_stride)
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
     weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
     learn = make_learner(dls, len(classes), resolve_backbone(cfg), weights, loss_weights=lw,
                          channels_last=cfg.model.channels_last, drop_rate=cfg.model.drop_rate,
                          init_state=init_state, weight_decay=stage.weight_decay)
     n_train = len(dls.train_ds)
-    hist = fit_stage(learn, _stage_epochs(stage, n_train), quiet=quiet)
-    return learn, hist, learn.weights_info.to_dict()
+    run_stage = _stage_epochs(stage, n_train, max_epochs)
+    hist = fit_stage(learn, run_stage, quiet=quiet, label=label)
+    return learn, hist, learn.weights_info.to_dict(), _stage_steps(run_stage, n_train)
+
+
+def _crops(cfg: RunConfig) -> int:
+    return cfg.preprocess.crops_per_image if cfg.preprocess.mode == "scale" else 1
 
 
 class ModelStore:
@@ -221,18 +248,21 @@ def _items_key(items: pd.DataFrame) -> str:
 
 
 def _cached_fit(store: ModelStore, key: str, train_items, valid_items, classes, cfg, stage, seed, init, strategy,
-                init_state=None) -> tuple[object, pd.DataFrame, dict, float, bool]:
+                init_state=None, label: str = "", max_epochs: int = 0) -> tuple[object, pd.DataFrame, dict, float, bool, int]:
     hit = store.get(key)
     if hit is not None:
         state, meta = hit
-        learn, _, _ = _fit(train_items, None, classes, cfg, replace(stage, epochs=0, freeze_epochs=0, min_steps=0),
-                           seed, "stage1", "none", init_state=state)
-        return learn, pd.DataFrame(meta.get("history", [])), meta.get("weights", {}), float(meta.get("wall_s", 0)), True
+        learn, _, _, _ = _fit(train_items, None, classes, cfg, replace(stage, epochs=0, freeze_epochs=0, min_steps=0),
+                              seed, "stage1", "none", init_state=state)
+        return (learn, pd.DataFrame(meta.get("history", [])), meta.get("weights", {}), float(meta.get("wall_s", 0)),
+                True, int(meta.get("steps", 0)))
     t0 = time.time()
-    learn, hist, winfo = _fit(train_items, valid_items, classes, cfg, stage, seed, init, strategy, init_state)
+    learn, hist, winfo, steps = _fit(train_items, valid_items, classes, cfg, stage, seed, init, strategy, init_state,
+                                     label=label, max_epochs=max_epochs)
     wall = time.time() - t0
-    store.put(key, learn.model, {"key": key, "history": hist.to_dict(orient="records"), "weights": winfo, "wall_s": wall})
-    return learn, hist, winfo, wall, False
+    store.put(key, learn.model, {"key": key, "history": hist.to_dict(orient="records"), "weights": winfo, "wall_s": wall,
+                                 "steps": steps})
+    return learn, hist, winfo, wall, False, steps
 
 
 def stage1_key(cfg: RunConfig, seed: int, items: pd.DataFrame | None = None) -> str:
@@ -265,11 +295,11 @@ def train_stage1(
     src = items[items["domain"] == "source"]
     train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
     key = f"stage1-{stage1_key(cfg, seed, items)}"
-    learn, hist, winfo, wall, hit = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet",
-                                                cfg.protocol.stage1_imbalance)
+    learn, hist, winfo, wall, hit, steps = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet",
+                                                       cfg.protocol.stage1_imbalance, label=f"stage 1 seed {seed}")
     _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if hit else
-                                          f"trained on {len(train)} source images in {wall:.0f} s"))
-    return TrainedModel(learn, "stage1", seed, hist, winfo, wall)
+                                          f"trained on {len(train)} source micrographs in {wall:.0f} s"))
+    return TrainedModel(learn, "stage1", seed, hist, winfo, wall, cfg=cfg, steps=steps)
 
 
 def train_arm(
@@ -281,37 +311,105 @@ def train_arm(
     stage1: TrainedModel | None = None,
     valid_items: pd.DataFrame | None = None,
     cache_dir: str | Path | None = None,
+    stage1_steps: int | None = None,
 ) -> TrainedModel:
     """Stage 2 of one arm on ``train_items`` (the target's train rows or a subset of them).
 
+    Arms that start from ImageNet or from scratch get the fair budget of :func:`fair_stage`
+    (``protocol.fair_budget``): ``stage1_steps`` defaults to the stage-1 model's own count.
     Trained weights are cached in the :class:`ModelStore` keyed by the configuration, arm,
     seed and the exact train images, so resumed runs and later notebooks reuse them.
     """
     a = ARMS[arm]
     if a.init == "stage1" and stage1 is None:
         raise ValueError(f"arm {arm} needs the stage-1 model")
+    if stage1_steps is None:
+        stage1_steps = stage1.steps if stage1 is not None else 0
     init_state = None
     if a.init == "stage1":
         init_state = {k: v.detach().cpu() for k, v in stage1.model.state_dict().items()}
     if a.strategy is None:  # pretrain-only: the stage-1 model as it is
-        return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0)
+        return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0, cfg=cfg, steps=0)
     store = ModelStore(Path(cache_dir) / "models" if cache_dir else None)
+    stage, max_epochs = cfg.stage2, 0
+    if a.init != "stage1" and cfg.protocol.fair_budget:
+        stage, max_epochs = fair_stage(cfg, train_items, stage1_steps), cfg.protocol.fair_max_epochs
     key = (f"stage2-{config_hash(cfg, 'data', 'preprocess', 'model', 'stage1', 'stage2', 'target', 'protocol')}"
            f"-{arm}-s{seed}-{_items_key(train_items)}")
-    learn, hist, winfo, wall, _ = _cached_fit(store, key, train_items, valid_items, classes, cfg, cfg.stage2, seed,
-                                              a.init, a.strategy, init_state)
+    learn, hist, winfo, wall, _, steps = _cached_fit(store, key, train_items, valid_items, classes, cfg, stage, seed,
+                                                     a.init, a.strategy, init_state, label=f"{arm} seed {seed}",
+                                                     max_epochs=max_epochs)
     if a.init == "stage1":
         winfo = {**stage1.weights_info, "note": f"stage-1 model (seed {seed}) from {stage1.weights_info.get('origin')}"}
-    return TrainedModel(learn, arm, seed, hist, winfo, wall)
+    return TrainedModel(learn, arm, seed, hist, winfo, wall, cfg=cfg, steps=steps)
+
+
+def fair_stage(cfg: RunConfig, train_items: pd.DataFrame, stage1_steps: int) -> StageConfig:
+    """Stage-2 schedule of an arm that does not start from the stage-1 model (FT-only, Scratch+FT).
+
+    The fair-budget rule: such an arm makes at least as many optimiser steps as Pre+FT spends
+    in both stages together (stage-1 steps + stage-2 steps on the same train images), raised
+    through ``min_steps``; the epochs are capped at ``protocol.fair_max_epochs``.
+    """
+    counts = train_items["label"].value_counts()
+    n = int(counts.max() * len(counts)) * _crops(cfg)  # Pre+FT (oversample): every class replicated to the largest
+    pre_ft_steps = _stage_steps(_stage_epochs(cfg.stage2, n), n)
+    return replace(cfg.stage2, min_steps=max(cfg.stage2.min_steps, int(stage1_steps) + pre_ft_steps))
+
+
+def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = False):
+    """:func:`semcathode.predict.predict_arrays` on cached micrographs with the model's own settings."""
+    from .predict import predict_arrays
+
+    cfg = tm.cfg
+    if cfg is None:
+        raise ValueError("the TrainedModel has no configuration (cfg): cannot know its pre-processing")
+    mean, std = tm.learner.norm_stats
+    arrays = [np.load(p) for p in items["cache_path"]]
+    return predict_arrays(tm.model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
+                          stride=cfg.preprocess.tile_stride, aggregate=cfg.evaluate.aggregate, features=features)
+
+
+def predict_micrographs(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str],
+                        features: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Whole-micrograph predictions of a trained model (tile grid, aggregated; see :mod:`semcathode.predict`).
+
+    Returns
+    -------
+    preds : DataFrame
+        ``items``' columns plus ``p_<class>``, ``pred``, ``confidence``, ``correct``,
+        ``n_tiles``, ``tile_agreement`` and ``tile_accuracy`` (share of tiles right on their own).
+    features : ndarray or None
+        ``(N, D)`` mean tile embeddings when ``features``.
+    """
+    out = items.reset_index(drop=True).copy()
+    if out.empty:
+        return out.assign(**{f"p_{c}": [] for c in classes}, pred=[], confidence=[], correct=[]), None
+    mo = micrograph_outputs(tm, out, features)
+    p = mo.probs()
+    for j, c in enumerate(classes):
+        out[f"p_{c}"] = p[:, j]
+    out["pred"] = np.asarray(classes, dtype=object)[p.argmax(axis=1)]
+    out["confidence"] = p.max(axis=1)
+    out["correct"] = out["pred"] == out["label"]
+    out["n_tiles"] = mo.n_tiles
+    out["tile_agreement"] = mo.tile_agreement
+    idx = {c: j for j, c in enumerate(classes)}
+    out["tile_accuracy"] = [float((v == idx.get(lbl, -1)).mean()) for v, lbl in zip(mo.tile_preds, out["label"])]
+    return out, mo.features
 
 
 def evaluate_model(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str], **extra) -> tuple[pd.DataFrame, dict, dict]:
-    """Image-level predictions, metrics and a flat results row of a model on ``items``."""
-    preds = predict_items(tm.learner, items, classes)
-    img = aggregate_tiles(preds, classes)
+    """Per-micrograph predictions, metrics and a flat results row of a model on ``items``.
+
+    Metrics are per micrograph; the per-tile accuracy (secondary) is in the row as ``tile_accuracy``.
+    """
+    img, _ = predict_micrographs(tm, items, classes)
     m = classification_metrics(img["label"], img["pred"], classes)
     img = img.assign(arm=tm.arm, seed=tm.seed, **{k: v for k, v in extra.items() if not isinstance(v, (list, dict))})
-    return img, m, results_row(tm.arm, tm.seed, m, classes, **extra)
+    row = results_row(tm.arm, tm.seed, m, classes, **extra)
+    row["tile_accuracy"] = float(img["tile_accuracy"].mean()) if len(img) else float("nan")
+    return img, m, row
 
 
 def run_arms(
@@ -357,7 +455,8 @@ def run_arms(
             models[("stage1", seed)] = s1
         for arm in _progress(arms, f"stage 2 arms, seed {seed}"):
             tm = train_arm(arm, tr, cfg, seed, classes, stage1=s1, cache_dir=cache_dir)
-            img, _, row = evaluate_model(tm, te, classes, train_s=round(tm.wall_s, 1), n_train=len(tr))
+            img, _, row = evaluate_model(tm, te, classes, train_s=round(tm.wall_s, 1), n_train=len(tr),
+                                         steps=tm.steps + (s1.steps if ARMS[arm].init == "stage1" and s1 else 0))
             rows.append(row)
             preds.append(img)
             _log(log, f"seed {seed} {arm:<18} target macro-F1 {row['macro_f1']:.3f} acc {row['accuracy']:.3f} "
@@ -410,6 +509,37 @@ def learning_curve(
     return pd.DataFrame(rows)
 
 
+def evaluate_splits(models: dict, study, splits: Sequence[str] = ("test", "tail"), domain: str = "source",
+                    names: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate ``{key: TrainedModel}`` on several splits of one domain, side by side.
+
+    Parameters
+    ----------
+    models : dict
+    study : Study
+    splits : sequence of str
+        E.g. ``("test", "tail")``: the frame-block test split and the session tail.
+    domain : str
+    names : dict, optional
+        Display name per split (default: ``frame-block test`` and ``session tail``).
+
+    Returns
+    -------
+    results, predictions : DataFrame
+        As :func:`evaluate_models`, with a ``split`` column.
+    """
+    names = {"test": "frame-block test", "tail": "session tail", "valid": "valid", **(names or {})}
+    res, preds = [], []
+    for sp in splits:
+        items = study.rows(domain, sp)
+        if items.empty:
+            continue
+        r, p = evaluate_models(models, items, study.classes, split=names.get(sp, sp))
+        res.append(r)
+        preds.append(p)
+    return pd.concat(res, ignore_index=True), pd.concat(preds, ignore_index=True)
+
+
 def evaluate_models(models: dict, items: pd.DataFrame, classes: Sequence[str], **extra) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate ``{key: TrainedModel}`` on ``items``: (results rows, image-level predictions)."""
     rows, preds = [], []
@@ -418,53 +548,6 @@ def evaluate_models(models: dict, items: pd.DataFrame, classes: Sequence[str], *
         rows.append(row)
         preds.append(img)
     return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
-
-
-def linear_probe_report(study, cfg: RunConfig, n_splits: int = 5) -> pd.DataFrame:
-    """The linear-probe baseline on two protocols.
-
-    1. the CNN's own split: source train -> source test (directly comparable with stage 1);
-    2. ``n_splits``-fold frame-block cross-validation over every image of the schema's
-       classes without any simulated shift (the protocol quoted in the issue tracker).
-    """
-    from .evaluate import classification_metrics
-    from .preprocess import build_items
-    from .splits import group_folds
-
-    classes = study.classes
-    src_tr, src_te = study.rows("source", "train"), study.rows("source", "test")
-    _, m1 = linear_probe(src_tr, src_te, cfg, classes)
-    raw = study.manifest[study.manifest["label"].isin(classes)].assign(shift="")
-    raw_items = build_items(raw, study.params, study.cache)
-    feats = extract_features(raw_items, cfg)
-    y_true, y_pred = [], []
-    for tr, te in group_folds(raw_items, n_splits=n_splits, seed=cfg.data.split_seed):
-        img, _ = linear_probe(raw_items.iloc[tr], raw_items.iloc[te], cfg, classes, features=(feats[tr], feats[te]))
-        y_true += list(img["label"])
-        y_pred += list(img["pred"])
-    m2 = classification_metrics(y_true, y_pred, classes)
-    return pd.DataFrame([
-        {"protocol": "source train -> source test (the CNN's split)", "n_test": m1["n"],
-         "accuracy": m1["accuracy"], "macro_f1": m1["macro_f1"]},
-        {"protocol": f"{n_splits}-fold frame-block CV, all {len(raw)} images of the {len(classes)} classes, no shift",
-         "n_test": m2["n"], "accuracy": m2["accuracy"], "macro_f1": m2["macro_f1"]},
-    ])
-
-
-def probe_verdict(stage1_summary: pd.DataFrame, probe: pd.DataFrame) -> str:
-    """Does fine-tuning beat the linear probe on the same split? A sentence for the report."""
-    cnn = float(stage1_summary["macro_f1_mean"].iloc[0])
-    lo, hi = float(stage1_summary["macro_f1_lo"].iloc[0]), float(stage1_summary["macro_f1_hi"].iloc[0])
-    lp = float(probe["macro_f1"].iloc[0])
-    if lo > lp:
-        verdict = "beats"
-    elif hi < lp:
-        verdict = "does **not** beat"
-    else:
-        verdict = "is not distinguishable from"
-    return (f"Stage-1 fine-tuned CNN: source-test macro-F1 {cnn:.3f} (95% CI over seeds [{lo:.3f}, {hi:.3f}]); "
-            f"linear probe on frozen ImageNet features, same split: {lp:.3f}. The fine-tuned model {verdict} "
-            f"the linear probe on this split.")
 
 
 def new_domain_curve(study, cfg: RunConfig, sizes: Sequence[int], seeds: Sequence[int],
@@ -527,46 +610,3 @@ def stack_histories(models: dict) -> pd.DataFrame:
     return h
 
 
-@torch.no_grad()
-def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 32) -> np.ndarray:
-    """Pooled features of the frozen ImageNet backbone (no training), one row per item."""
-    from .backbones import create_backbone
-    from .data import load_item
-
-    model, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
-    model.eval()
-    mean, std = _norm(cfg)
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
-    feats = []
-    rows = [r for _, r in items.iterrows()]
-    for i in range(0, len(rows), bs):
-        x = torch.stack([load_item(r) for r in rows[i : i + bs]]).float() / 255.0
-        if cfg.preprocess.normalize == "per_image":
-            x = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
-        else:
-            x = (x - m) / s
-        feats.append(model(x.contiguous(memory_format=torch.channels_last)).numpy())
-    return np.concatenate(feats) if feats else np.zeros((0, model.num_features), np.float32)
-
-
-def linear_probe(
-    train_items: pd.DataFrame, test_items: pd.DataFrame, cfg: RunConfig, classes: Sequence[str],
-    features: tuple[np.ndarray, np.ndarray] | None = None, C: float = 1.0,
-) -> tuple[pd.DataFrame, dict]:
-    """Logistic regression (scikit-learn) on frozen ImageNet features: the baseline that
-    fine-tuning has to beat. Returns image-level predictions and metrics on ``test_items``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    ftr, fte = features if features is not None else (extract_features(train_items, cfg), extract_features(test_items, cfg))
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-    clf.fit(ftr, train_items["label"].to_numpy())
-    proba = clf.predict_proba(fte)
-    out = test_items.reset_index(drop=True).copy()
-    col = {c: j for j, c in enumerate(clf.classes_)}
-    for c in classes:
-        out[f"p_{c}"] = proba[:, col[c]] if c in col else 0.0
-    img = aggregate_tiles(out, classes)
-    return img, classification_metrics(img["label"], img["pred"], classes)

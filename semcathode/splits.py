@@ -19,6 +19,7 @@ __all__ = [
     "split_groups",
     "make_transfer_splits",
     "subset_per_class",
+    "session_tail",
     "group_folds",
     "check_no_group_leak",
     "SIMULATED_SHIFT_NOTE",
@@ -269,6 +270,37 @@ def subset_per_class(
     return pd.concat(chosen) if chosen else pool.iloc[:0]
 
 
+def session_tail(df: pd.DataFrame, frac: float = 0.1) -> pd.Series:
+    """Which rows are the last frames of their imaging session (the session-tail test split).
+
+    Per ``(label, session)``, rows are ordered by ``frame`` (then ``path``); the last
+    ``ceil(frac * n)`` of them (at least one when ``frac > 0``) are the tail. Testing on them
+    is extrapolation along the stage, not interpolation between neighbouring frames.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Manifest with ``label``, ``session``, ``frame`` (missing frames: file order) and ``path``.
+    frac : float
+        Share of each session held out; 0 = none.
+
+    Returns
+    -------
+    Series of bool
+        Aligned with ``df``.
+    """
+    if not 0 <= frac < 1:
+        raise ValueError(f"session-tail fraction must be in [0, 1), got {frac}")
+    tail = pd.Series(False, index=df.index)
+    if frac == 0 or df.empty:
+        return tail
+    for _, sub in df.groupby(["label", "session"], sort=False, dropna=False):
+        order = sub.sort_values(["frame", "path"], na_position="first").index
+        n = max(1, int(np.ceil(frac * len(order))))
+        tail[order[-n:]] = True
+    return tail
+
+
 def group_folds(df: pd.DataFrame, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified group k-fold (scikit-learn) over ``label`` and ``group``: index pairs."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -278,7 +310,12 @@ def group_folds(df: pd.DataFrame, n_splits: int = 5, seed: int = 0) -> list[tupl
 
 
 def check_no_group_leak(df: pd.DataFrame, column: str = "split") -> None:
-    """Raise ``ValueError`` naming any group that appears in more than one split."""
+    """Raise ``ValueError`` naming any group that appears in more than one split.
+
+    Rows marked ``unused`` (target train images beyond the per-class budget, which enter no
+    computation) are ignored: cutting the budget inside a group leaks nothing.
+    """
+    df = df[df[column] != "unused"]
     n = df.groupby("group")[column].nunique()
     bad = n[n > 1]
     if len(bad):

@@ -88,14 +88,22 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
 
     Duplicate and near-duplicate images of one class are first put into one group
     (``data.merge_duplicates``), so a pair never straddles train/test or source/target.
-    Rows of the schema's classes are partitioned into ``source`` and ``target``: with
+    First the last frames of every session of the schema's classes (``data.tail_frac``,
+    :func:`~semcathode.splits.session_tail`) become the source domain's ``tail`` split: a
+    test of extrapolation along the stage, kept out of every training set.
+    The other rows of the schema's classes are partitioned into ``source`` and ``target``: with
     ``target.kind = simulated_shift`` by held-out frame blocks plus the acquisition shift
     (see :data:`semcathode.splits.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
     manifest's own ``domain`` column. Rows of extra compositions (e.g. NCM523, a real new
     domain) keep their domain and get their own group split.
     """
     schema = schema_from_config(cfg)
-    df = assign_groups(manifest, cfg.data.block_size)
+    from .splits import session_tail
+
+    is_main = manifest["label"].isin(schema.classes)
+    tail_mask = session_tail(manifest[is_main], cfg.data.tail_frac).reindex(manifest.index, fill_value=False)
+    tail = manifest[tail_mask].copy()
+    df = assign_groups(manifest[~tail_mask], cfg.data.block_size)
     if cfg.data.merge_duplicates:
         from .manifest import find_duplicates
         from .splits import merge_duplicate_groups
@@ -120,19 +128,23 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
         main = pd.concat(parts)
         main["domain"] = ["target" if d == cfg.target.domain else "source" for d in main["domain"]]
         main["shift"] = ""
+    parts = [main]
     if len(extra):
         extra = split_groups(extra, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
         extra["shift"] = ""
-        out = pd.concat([main, extra])
-    else:
-        out = main
+        parts.append(extra)
+    if len(tail):
+        tail = tail.assign(group=tail["label"].astype(str) + "|" + tail["session"].astype(str) + "|tail",
+                           domain="source", split="tail", shift="")
+        parts.append(tail)
+    out = pd.concat(parts)
     return out.loc[manifest.index.intersection(out.index)]
 
 
 def preprocess_params(cfg: RunConfig) -> PreprocessParams:
     """:class:`PreprocessParams` from ``cfg.preprocess``."""
     p = cfg.preprocess
-    return PreprocessParams(mode=p.mode, size=p.size, tile_scale_um=p.tile_scale_um, tile_stride=p.tile_stride)
+    return PreprocessParams(mode=p.mode, size=p.size, scale_um=p.scale_um, tile_stride=p.tile_stride)
 
 
 def cache_for(cfg: RunConfig) -> PreprocessCache:
@@ -194,11 +206,13 @@ def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
         raise FileNotFoundError(f"{path} not found: run notebook 01_data first (same out_dir)")
     manifest = read_manifest(path)
     manifest["shift"] = manifest["shift"].fillna("") if "shift" in manifest else ""
+    if cfg.preprocess.pixel_size_um > 0 and "pixel_size_um" in manifest:  # the user's fallback for files without one
+        manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(cfg.preprocess.pixel_size_um)
     classes = schema_from_config(cfg).classes
     cache = cache_for(cfg)
     params = preprocess_params(cfg)
     main = manifest[manifest["label"].isin(classes)]
     extra = manifest[~manifest["label"].isin(classes)]
     items = build_items(main, params, cache)
-    new_items = build_items(extra, params, cache) if len(extra) else main.head(0).assign(image_id=[], cache_path=[], tile=[])
+    new_items = build_items(extra, params, cache) if len(extra) else items.head(0)
     return Study(cfg, manifest, items, new_items, classes, cache)

@@ -285,7 +285,7 @@ def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
 
     from .evaluate import classification_metrics
     from .preprocess import build_items
-    from .protocol import extract_features, linear_probe
+    from .baselines import extract_features, linear_probe
 
     m = study.manifest[study.manifest["label"].isin(study.classes)]
     spc = m.groupby("label")["session"].nunique()

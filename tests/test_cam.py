@@ -31,9 +31,9 @@ from semcathode.cam import (  # noqa: E402
     save_overlay,
     stitch_tiles,
     structure_map,
-    tile_layout,
     write_gallery,
 )
+from semcathode.export import ExportedModel  # noqa: E402
 from semcathode.synthetic import make_blob_dataset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -420,26 +420,21 @@ def test_cam_grid():
     plt.close(fig)
 
 
-class StubModel:
-    """A loaded model as ``semcathode.export.load_model`` gives: tiny EfficientNet + reader."""
+class StubModel(ExportedModel):
+    """A loaded model as ``semcathode.export.load_model`` gives (tiny EfficientNet, resize mode) that
+    records the files it reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "resize", size: int = 64, stride: float = 1.0) -> None:
         torch.manual_seed(0)
-        self.model = timm.create_model("tf_efficientnet_lite0", num_classes=3, pretrained=False).eval()
-        self.classes = ["NCM333 pristine", "NCM622 cycled", "NCM811 formation"]
+        net = timm.create_model("tf_efficientnet_lite0", num_classes=3, pretrained=False).eval()
+        meta = {"preprocess": {"mode": mode, "size": size, "scale_um": 0.0, "tile_stride": stride},
+                "normalize": "dataset", "mean": [0.45] * 3, "std": [0.25] * 3}
+        super().__init__(net, ["NCM333 pristine", "NCM622 cycled", "NCM811 formation"], meta)
         self.calls: list[Path] = []
 
-    def preprocess_path(self, path):
-        from skimage.transform import resize
-
-        from semcathode.io import crop_data_bar, read_sem
-
+    def load_array(self, path, pixel_size_um=None):
         self.calls.append(Path(path))
-        sem = read_sem(path)
-        grey, _ = crop_data_bar(sem.image, sem.meta)
-        small = resize(grey, (64, 64), anti_aliasing=True).astype(np.float32)
-        x = torch.from_numpy((small - 0.45) / 0.25)[None, None].repeat(1, 3, 1, 1)
-        return np.asarray(grey, np.float32), x
+        return super().load_array(path, pixel_size_um)
 
 
 def test_cam_files_one_png_per_image(tmp_path):
@@ -466,7 +461,7 @@ def test_cam_files_one_png_per_image(tmp_path):
                                        "one-2_gradcam.png"]
     assert all(p.parent == out for p in paths)
     for p, call in zip(paths, list(stub.calls)):
-        grey, _ = stub.preprocess_path(call)
+        grey, _ = stub.load_array(call)
         with Image.open(p) as im:
             assert im.size == (grey.shape[1], grey.shape[0])  # the bar-free micrograph's own size
     again = cam_files(stub, [src], out, method="eigencam", target="NCM622 cycled")
@@ -475,51 +470,35 @@ def test_cam_files_one_png_per_image(tmp_path):
         cam_files(stub, [src], out, target="NCM999")
 
 
-class StubTiledModel(StubModel):
-    """Tile-mode model: ``preprocess_path`` returns every tile, cut by the package's own pre-processing."""
-
-    def __init__(self) -> None:
-        from semcathode.preprocess import PreprocessParams
-
-        super().__init__()
-        self.params = PreprocessParams(mode="tiles", size=32, tile_stride=0.5)
-
-    def preprocess_path(self, path):
-        from semcathode.io import crop_data_bar, read_sem
-        from semcathode.preprocess import preprocess_image
-
-        sem = read_sem(path)
-        grey, _ = crop_data_bar(sem.image, sem.meta)
-        tiles = preprocess_image(grey, self.params).astype(np.float32) / 255.0
-        x = torch.from_numpy((tiles - 0.45) / 0.25)[:, None].repeat(1, 3, 1, 1)
-        return np.asarray(grey, np.float32), x
-
-
-@pytest.mark.parametrize("shape,size,stride,scale", [((90, 120), 32, 1.0, None), ((90, 120), 32, 0.5, None),
-                                                     ((20, 50), 32, 1.0, None), ((90, 120), 32, 0.5, 0.6)])
-def test_tile_layout_matches_preprocessing(shape, size, stride, scale):
-    from semcathode.preprocess import PreprocessParams, preprocess_image
-
-    img = np.random.default_rng(0).random(shape).astype(np.float32)
-    params = PreprocessParams(mode="tiles", size=size, tile_stride=stride, tile_scale_um=1.0 if scale else 0.0)
-    tiles = preprocess_image(img, params, pixel_size_um=scale)
-    positions, frame = tile_layout(shape, size, stride, scale)
-    assert len(positions) == len(tiles)
-    assert frame[0] >= size and frame[1] >= size
-    assert all(0 <= r <= frame[0] - size and 0 <= c <= frame[1] - size for r, c in positions)
-
-
-def test_cam_files_tile_mode(tmp_path):
+def test_cam_files_scale_mode_stitches_tiles(tmp_path):
     from PIL import Image
 
     Image.fromarray((np.random.default_rng(1).random((96, 128)) * 255).astype(np.uint8)).save(tmp_path / "t.png")
-    stub = StubTiledModel()
+    stub = StubModel(mode="scale", size=32, stride=0.5)
     grey, x = stub.preprocess_path(tmp_path / "t.png")
     assert x.shape[0] > 1
     (p,) = cam_files(stub, [tmp_path / "t.png"], tmp_path / "out", method="gradcam++")
     assert p.name == "t_gradcampp.png"
     with Image.open(p) as im:
         assert im.size == (grey.shape[1], grey.shape[0])
+
+
+def test_micrograph_cam_is_the_stitched_tile_cams(tmp_path):
+    from semcathode.cam import micrograph_cam
+    from semcathode.preprocess import tile_grid
+
+    stub = StubModel(mode="scale", size=32, stride=1.0)
+    rng = np.random.default_rng(3)
+    grey = rng.random((64, 96)).astype(np.float32)
+    arr = (grey * 255).astype(np.uint8)
+    mc = micrograph_cam(stub, grey, arr, method="gradcam")
+    assert len(tile_grid(arr.shape, 32, 1.0)) == len(mc.inputs) == 6
+    assert mc.cam.shape == grey.shape
+    # same resolution and non-overlapping tiles: the stitched map holds each tile's CAM in place
+    from semcathode.cam import _resize
+
+    np.testing.assert_allclose(mc.cam[32:64, 64:96], _resize(mc.tile_cams[5], (32, 32)), atol=1e-5)
+    assert mc.target == int(mc.probs.argmax())
 
 
 def test_make_cam_fn_for_explorer():

@@ -18,7 +18,7 @@ from semcathode.export import FORMAT, ModelFileError, export_model, export_train
 from semcathode.learner import make_learner, predict_items, seed_everything
 from semcathode.manifest import index_folder
 from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.protocol import TrainedModel
+from semcathode.protocol import TrainedModel, predict_micrographs
 from semcathode.schema import default_schema
 from semcathode.splits import assign_groups, split_groups
 
@@ -49,18 +49,19 @@ def _sharpen_head(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def _learner_and_export(manifest, pcache, tmp_path, mode="resize", normalize="dataset"):
-    cfg = load_config("smoke", overrides={"preprocess.size": 32, "preprocess.mode": mode,
+    # scale mode: the synthetic frames (0.7 µm/px) at 1.4 µm/px, 32-px tiles (a grid of several per micrograph)
+    cfg = load_config("smoke", overrides={"preprocess.size": 32, "preprocess.mode": mode, "preprocess.scale_um": 1.4,
                                           "preprocess.normalize": normalize})
-    params = PreprocessParams(mode, 32)
+    params = PreprocessParams(mode, 32, scale_um=1.4)
     items = build_items(manifest, params, pcache)
     mean, std = normalization("efficientnet_lite0")
     dls = make_dataloaders(items, CLASSES, bs=8, augment=False, normalize=normalize, mean=mean, std=std)
     seed_everything(0)
     learn = make_learner(dls, len(CLASSES), weights="packaged")
     _sharpen_head(learn.model)
-    tm = TrainedModel(learn, "ft_only", 3, pd.DataFrame(), learn.weights_info.to_dict(), 0.0)
+    tm = TrainedModel(learn, "ft_only", 3, pd.DataFrame(), learn.weights_info.to_dict(), 0.0, cfg=cfg)
     path = export_trained(tm, tmp_path / "model.safetensors", cfg, CLASSES, metrics={"macro_f1": 0.5})
-    return cfg, items, learn, path
+    return cfg, items, tm, path
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +73,15 @@ def exported(manifest, pcache, tmp_path_factory):
 # --------------------------------------------------------------------------- round trip
 
 
-@pytest.mark.parametrize("mode,normalize", [("resize", "dataset"), ("resize", "per_image"), ("tiles", "dataset")])
+@pytest.mark.parametrize("mode,normalize", [("resize", "dataset"), ("resize", "per_image"), ("scale", "dataset")])
 def test_export_load_predict_matches_in_memory(manifest, pcache, tmp_path, mode, normalize):
-    cfg, items, learn, path = _learner_and_export(manifest, pcache, tmp_path, mode, normalize)
+    cfg, items, tm, path = _learner_and_export(manifest, pcache, tmp_path, mode, normalize)
     sub = items[items["image_id"].isin(manifest.index[manifest["split"] == "test"][::3])]
-    ref = predict_items(learn, sub, CLASSES)
-    ref = ref.groupby("image_id", sort=False)[PCOLS].mean()  # tiles: mean over an image's tiles
-    paths = list(manifest.loc[ref.index, "path"])
+    ref, _ = predict_micrographs(tm, sub, CLASSES)
+    if mode == "scale":
+        assert (ref["n_tiles"] > 1).all()  # a real tile grid, aggregated per micrograph
+    paths = list(ref["path"])
+    ref = ref[PCOLS]
     assert len(paths) >= 4
 
     model = load_model(path)
@@ -103,13 +106,15 @@ def test_prediction_is_sensitive_to_the_preprocessing(exported, manifest):
 
 
 def test_exported_json_describes_the_model(exported):
-    cfg, _, learn, path = exported
+    cfg, _, tm, path = exported
+    learn = tm.learner
     assert path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["format"] == FORMAT
     assert meta["classes"] == CLASSES and meta["num_classes"] == 9
     assert meta["timm_name"] == "tf_efficientnet_lite0" and meta["backbone"] == "efficientnet_lite0"
     assert meta["preprocess"]["mode"] == "resize" and meta["preprocess"]["size"] == 32
+    assert meta["aggregate"] == "mean_log_prob" and meta["temperature"] == 1.0
     assert meta["normalize"] == "dataset" and meta["mean"] == [0.5] * 3 and meta["std"] == [0.5] * 3
     assert meta["arm"] == "ft_only" and meta["seed"] == 3 and meta["metrics"] == {"macro_f1": 0.5}
     assert meta["config_hash"] == config_hash(cfg)
@@ -208,7 +213,8 @@ def test_predict_paths_expands_folders_and_reports_unreadable_files(exported, ma
     # a missing file is a row with an error, too
     miss = predict_paths(model, [tmp_path / "gone.png"])
     assert len(miss) == 1 and "gone.png" in miss["error"].iloc[0]
-    assert list(miss.columns) == ["path", "pred", "confidence", *PCOLS, "error"]
+    assert list(miss.columns) == ["path", "pred", "confidence", "n_tiles", "tile_agreement", "ood_score", "familiar",
+                                  *PCOLS, "error"]
 
 
 # --------------------------------------------------------------------------- through the protocol
@@ -247,7 +253,7 @@ def test_protocol_model_export_matches_after_b0_fallback(manifest, pcache, tmp_p
 
 
 def test_export_model_writes_atomically_named_pair(exported, tmp_path):
-    _, _, learn, _ = exported
+    learn = exported[2].learner
     p = export_model(learn.model, tmp_path / "x.pt", CLASSES, "efficientnet_lite0", "tf_efficientnet_lite0",
                      PreprocessParams("resize", 32), "dataset", (0.5,) * 3, (0.5,) * 3)
     assert p == tmp_path / "x.safetensors"
@@ -277,3 +283,53 @@ def test_fold_batchnorm_keeps_predictions():
     assert torch.allclose(before, after, atol=1e-5)
     with pytest.raises(ValueError, match="eval"):
         fold_batchnorm(model.train())
+
+
+# --------------------------------------------------------------------------- scale models: trust and pixel size
+
+
+def test_scale_model_predicts_with_familiarity_and_calibration(manifest, pcache, tmp_path):
+    from semcathode.trust import calibrate
+
+    cfg, items, tm, _ = _learner_and_export(manifest, pcache, tmp_path, mode="scale")
+    train, valid = items[items["split"] == "train"], items[items["split"] == "valid"]
+    trust = calibrate(tm, valid, train, CLASSES)
+    assert trust["bank"].shape == (len(train), tm.model.num_features)
+    assert 0.05 <= trust["temperature"] <= 20 and trust["ood_k"] == cfg.evaluate.ood_k
+    path = export_trained(tm, tmp_path / "t.safetensors", cfg, CLASSES, trust=trust)
+    model = load_model(path)
+    assert model.meta["preprocess"]["scale_um"] == 1.4 and model.meta["field_of_view_um"] == pytest.approx(44.8)
+    assert model.temperature == pytest.approx(trust["temperature"])
+    np.testing.assert_allclose(model.bank, trust["bank"], atol=1e-6)
+    test_paths = list(items.loc[items["split"] == "test", "path"])
+    out = predict_paths(model, test_paths)
+    assert (out["error"] == "").all() and (out["n_tiles"] > 1).all()
+    assert out["tile_agreement"].between(0, 1).all() and out["ood_score"].between(0, 2).all()
+    assert out["familiar"].isin([True, False]).all()
+    assert (out["familiar"] == (out["ood_score"] <= trust["ood_threshold"])).all()
+    # temperature scaling is applied: the probabilities are softmax(mean tile log-probabilities / T)
+    ref, _ = predict_micrographs(tm, items[items["split"] == "test"], CLASSES)
+    lp = np.log(ref[PCOLS].to_numpy())
+    z = lp / trust["temperature"]
+    expected = np.exp(z - z.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(out[PCOLS].to_numpy(), expected, atol=1e-4)
+
+
+def test_scale_model_needs_a_pixel_size_and_names_the_file(manifest, pcache, tmp_path):
+    from PIL import Image
+
+    _, _, _, path = _learner_and_export(manifest, pcache, tmp_path, mode="scale")
+    model = load_model(path)
+    good = Path(manifest["path"].iloc[0])
+    bare = tmp_path / "bare_no_sidecar.png"
+    with Image.open(good) as im:
+        im.save(bare)  # same pixels, no sidecar: no pixel size
+    out = predict_paths(model, [good, bare])
+    assert out.loc[0, "error"] == "" and out.loc[0, "pred"] in CLASSES
+    assert "bare_no_sidecar.png" in out.loc[1, "error"] and "pixel size" in out.loc[1, "error"]
+    assert pd.isna(out.loc[1, "pred"])
+    # given explicitly, the file is predicted (and the good file's own pixel size still wins for it)
+    given = predict_paths(model, [good, bare], pixel_size_um=0.7)
+    assert (given["error"] == "").all()
+    np.testing.assert_allclose(given.loc[0, PCOLS].to_numpy(float), out.loc[0, PCOLS].to_numpy(float), atol=1e-6)

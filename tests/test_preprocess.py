@@ -13,16 +13,20 @@ def manifest(synthetic_root):
     return index_folder(synthetic_root).head(6)
 
 
-def test_resize_and_tiles_shapes():
+def test_resize_and_scale_shapes():
     img = np.random.default_rng(0).random((96, 160)).astype(np.float32)
     r = preprocess_image(img, PreprocessParams("resize", 64))
     assert r.shape == (64, 64) and r.dtype == np.uint8
-    t = preprocess_image(img, PreprocessParams("tiles", 32))
-    assert t.shape == (3 * 5, 32, 32)
-    t2 = preprocess_image(img, PreprocessParams("tiles", 32, tile_scale_um=2.0), pixel_size_um=1.0)
-    assert t2.shape[0] == 1 * 2  # 48 x 80 at half resolution -> 1 x 2 tiles
+    native = preprocess_image(img, PreprocessParams("scale", 32, scale_um=0.0))
+    assert native.shape == (96, 160)  # scale 0: the frame as it is
+    half = preprocess_image(img, PreprocessParams("scale", 32, scale_um=2.0), pixel_size_um=1.0)
+    assert half.shape == (48, 80)  # 1 µm/px -> 2 µm/px: half the pixels each way
+    small = preprocess_image(img, PreprocessParams("scale", 64, scale_um=4.0), pixel_size_um=1.0)
+    assert small.shape == (64, 107)  # never below the input size: enlarged, aspect kept
     with pytest.raises(ValueError, match="pixel size"):
-        preprocess_image(img, PreprocessParams("tiles", 32, tile_scale_um=2.0))
+        preprocess_image(img, PreprocessParams("scale", 32, scale_um=2.0))
+    with pytest.raises(ValueError, match="mode"):
+        preprocess_image(img, PreprocessParams("tiles", 32))
 
 
 def test_bar_is_removed_and_shift_applied(manifest):
@@ -52,9 +56,20 @@ def test_cache_hit_miss_and_keying(manifest, tmp_path):
     assert np.array_equal(cache.get(row, p), a)
 
 
-def test_build_items_tiles_keep_image_id(manifest, tmp_path):
-    items = build_items(manifest, PreprocessParams("tiles", 32), PreprocessCache(tmp_path))
-    assert items["image_id"].nunique() == len(manifest)
-    assert (items.groupby("image_id")["tile"].apply(lambda s: list(s) == list(range(len(s))))).all()
+def test_build_items_one_row_per_micrograph(manifest, tmp_path):
+    items = build_items(manifest, PreprocessParams("scale", 32, scale_um=1.4), PreprocessCache(tmp_path))
+    assert list(items["image_id"]) == list(manifest.index)
+    assert (items["size"] == 32).all() and (items["height"] >= 32).all() and (items["width"] == 80).all()
     res = build_items(manifest, PreprocessParams("resize", 32), PreprocessCache(tmp_path))
-    assert len(res) == len(manifest) and (res["tile"] == -1).all()
+    assert len(res) == len(manifest) and (res["height"] == 32).all() and (res["width"] == 32).all()
+
+
+def test_scale_cache_key_ignores_the_crop_size(manifest, tmp_path):
+    cache = PreprocessCache(tmp_path)
+    row = manifest.iloc[0]
+    a = cache.path(row, PreprocessParams("scale", 32, scale_um=1.4))
+    assert a == cache.path(row, PreprocessParams("scale", 64, scale_um=1.4))  # the cached frame does not depend on it
+    assert a != cache.path(row, PreprocessParams("scale", 32, scale_um=0.7))
+    r2 = row.copy()
+    r2["pixel_size_um"] = 0.35
+    assert cache.path(r2, PreprocessParams("scale", 32, scale_um=1.4)) != a  # the pixel size is in the key

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -306,3 +307,19 @@ def test_stage1_key_follows_the_source_images(setup):
     assert stage1_key(cfg, 0, items) != stage1_key(cfg, 0, fewer)
     tgt = items[items["domain"] == "target"].index[0]
     assert stage1_key(cfg, 0, items) == stage1_key(cfg, 0, items.drop(index=tgt))  # target rows do not matter
+
+
+def test_fair_stage_gives_arms_without_stage1_the_steps_of_both_pre_ft_stages():
+    from semcathode.protocol import fair_stage
+
+    cfg = load_config("smoke", overrides={"stage2.epochs": 2, "stage2.freeze_epochs": 0, "stage2.min_steps": 0,
+                                          "stage2.batch_size": 4, "preprocess.crops_per_image": 1})
+    train = pd.DataFrame({"label": ["a"] * 8 + ["b"] * 4})
+    st = fair_stage(cfg, train, stage1_steps=30)
+    # Pre+FT (oversample) in stage 2: both classes replicated to 8 -> 16 inputs, 4 steps x 2 epochs = 8
+    assert st.min_steps == 30 + 8
+    assert _stage_epochs(st, 16).epochs == math.ceil(38 / 4)
+    assert _stage_epochs(st, 16, max_epochs=5).epochs == 5  # the cap
+    two_crops = load_config("smoke", overrides={"stage2.epochs": 2, "stage2.freeze_epochs": 0, "stage2.min_steps": 0,
+                                                "stage2.batch_size": 4, "preprocess.crops_per_image": 2})
+    assert fair_stage(two_crops, train, stage1_steps=30).min_steps == 30 + 16  # crops count as inputs

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,3 +108,47 @@ def test_duplicate_pairs_share_a_group():
         s = split_groups(merged, 0.2, 0.3, seed=seed)
         check_no_group_leak(s)
         assert s.loc[a, "split"] == s.loc[b, "split"]
+
+
+def test_session_tail_holds_out_exactly_the_last_frames_of_each_session():
+    from semcathode.splits import session_tail
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, session, n in [("A", "s1", 20), ("A", "s2", 7), ("B", "s1", 11)]:
+        frames = rng.permutation(np.arange(100, 100 + 3 * n, 3))  # shuffled, gaps between frame numbers
+        rows += [{"label": label, "session": session, "frame": int(f), "path": f"{label}/{session}/{f}.jpg"} for f in frames]
+    df = pd.DataFrame(rows).sample(frac=1.0, random_state=1)
+    tail = session_tail(df, 0.2)
+    for (label, session), sub in df.groupby(["label", "session"]):
+        k = math.ceil(0.2 * len(sub))
+        expected = set(sub.sort_values("frame")["frame"].iloc[-k:])
+        assert set(sub.loc[tail[sub.index], "frame"]) == expected
+    assert not session_tail(df, 0.0).any()
+    with pytest.raises(ValueError, match="fraction"):
+        session_tail(df, 1.0)
+
+
+def test_prepare_splits_puts_the_session_tail_into_its_own_test_split(synthetic_root):
+    from semcathode.config import load_config
+    from semcathode.manifest import index_folder
+    from semcathode.study import prepare_splits
+
+    cfg = load_config("smoke", overrides={"data.tail_frac": 0.25, "data.data_dir": str(synthetic_root)})
+    m = index_folder(synthetic_root)
+    out = prepare_splits(m, cfg)
+    tail = out[out["split"] == "tail"]
+    assert (tail["domain"] == "source").all() and (tail["shift"] == "").all()
+    for (label, session), sub in out[out["label"].isin(tail["label"].unique())].groupby(["label", "session"]):
+        k = math.ceil(0.25 * len(sub))
+        assert sorted(sub.loc[sub["split"] == "tail", "frame"]) == sorted(sub["frame"])[-k:]
+    # the tail never shares a group with a training micrograph
+    assert not set(tail["group"]) & set(out.loc[out["split"] != "tail", "group"])
+
+
+def test_group_leak_check_ignores_unused_rows():
+    df = pd.DataFrame({"group": ["g1", "g1", "g2", "g2"], "split": ["train", "unused", "test", "test"]})
+    check_no_group_leak(df)  # the budget cut inside g1 leaks nothing
+    df.loc[1, "split"] = "test"
+    with pytest.raises(ValueError, match="g1"):
+        check_no_group_leak(df)

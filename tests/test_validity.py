@@ -67,7 +67,7 @@ def test_extra_shift_composes(tmp_path):
     assert json.loads(s) == [{"gamma": 1.2}, {"blur_sigma_px": 1.0}]
     assert json.loads(with_extra_shift("", {"gamma": 2.0})) == [{"gamma": 2.0}]
     items = _items(tmp_path, shortcut=0.0).head(4)
-    rows = items.drop(columns=["image_id", "cache_path", "tile"])
+    rows = items.drop(columns=["image_id", "cache_path", "height", "width", "size"])
     base = robustness_items(rows, "brightness", 0.0, PreprocessParams("resize", 32), PreprocessCache(tmp_path / "c"))
     bright = robustness_items(rows, "brightness", 1.0, PreprocessParams("resize", 32), PreprocessCache(tmp_path / "c"))
     a = np.mean([np.load(p).mean() for p in base["cache_path"]])
