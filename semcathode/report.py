@@ -321,6 +321,7 @@ def make_portable(run_dir: str | Path, cfg: Any = None, also: tuple[str | Path, 
             pm_meta = nb.get("metadata", {}).get("papermill", {})
             if pm_meta.get("output_path"):
                 pm_meta["output_path"] = f.name
+            nb.get("metadata", {}).pop("jupytext", None)  # an executed copy is a product, not a paired source
             nb = rel.value(nb)
             pm_meta = nb.get("metadata", {}).get("papermill", {})
             if os.path.isabs(pm_meta.get("input_path") or ""):  # notebooks from elsewhere: keep the name
