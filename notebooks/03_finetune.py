@@ -51,7 +51,7 @@ print(sc.budget_note(cfg, results))
 table = sc.paper_table(results, study.classes, n_boot=cfg.evaluate.n_boot)
 out.table(table.reset_index(), 'paper_table', 'Target test split: arms x accuracy, macro-F1 and per-class F1, mean ± std [95% bootstrap CI over seeds]', section='Headline results')
 out.text('Headline results', sc.target_domain_note(cfg))
-probe = sc.linear_probe_report(study, cfg)
+probe = sc.read_table(out_dir, '02_pretrain', 'linear_probe')
 floor = sc.probe_floor(results, probe, n_boot=cfg.evaluate.n_boot)
 out.table(floor, 'probe_floor', 'Which arms beat the linear probe (frozen ImageNet features + logistic regression, target train -> target test): the floor every fine-tuned arm must beat', section='Headline results')
 table

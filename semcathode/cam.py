@@ -54,6 +54,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from ._files import atomic_save, atomic_write_text
+from .io import SUPPORTED_EXTENSIONS
 from .explorer import _truthy
 
 __all__ = [
@@ -92,8 +93,8 @@ CAM_METHODS: dict[str, type] = {
     "xgradcam": XGradCAM,
 }
 
-#: Image files picked up when :func:`cam_files` expands a folder.
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+#: Image files picked up when :func:`cam_files` expands a folder (the readers' own list).
+IMAGE_SUFFIXES: tuple[str, ...] = SUPPORTED_EXTENSIONS
 
 _QUANT_COLUMNS = ("arm", "label", "energy_share", "area_share", "ratio", "auc_cam", "auc_random")
 

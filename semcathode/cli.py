@@ -196,7 +196,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pm_log.addHandler(handler)
         pm_log.setLevel(logging.INFO)
     try:
-        run_pipeline(cfg, out, notebooks=args.notebooks, log_output=not args.quiet)
+        run_pipeline(cfg, out, notebooks=args.notebooks, log_output=not args.quiet, force=args.force)
     except PipelineError as exc:
         _error(str(exc))
         return 1
@@ -257,7 +257,8 @@ def _expand_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[
 
 
 class _WithPixelSize:
-    """A loaded model whose ``preprocess_path`` uses a given pixel size for files without one."""
+    """A loaded model whose readers (``load_array``, ``preprocess_path``) use a given pixel size for
+    files without one."""
 
     def __init__(self, model: Any, pixel_size_um: float) -> None:
         self._model = model
@@ -265,6 +266,9 @@ class _WithPixelSize:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
+
+    def load_array(self, path: str | Path) -> Any:
+        return self._model.load_array(path, pixel_size_um=self._px)
 
     def preprocess_path(self, path: str | Path) -> Any:
         return self._model.preprocess_path(path, pixel_size_um=self._px)
@@ -368,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", help="override, e.g. --set stage1.epochs=2")
     run.add_argument("--notebooks", nargs="+", default=None, help="subset of notebooks")
     run.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' progress output")
+    run.add_argument("--force", action="store_true", help="rerun every notebook (default: resume, skipping "
+                     "notebooks whose configuration is unchanged and whose products exist)")
     run.set_defaults(func=_cmd_run)
 
     pr = sub.add_parser("predict", help="classify micrographs with an exported model", parents=[common])

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from ._files import atomic_save, atomic_write_json
-from ._modelcheck import FORMAT, ModelFileError, validate_model_meta
+from ._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
+from .io import SUPPORTED_EXTENSIONS
 from .preprocess import PreprocessParams, preprocess_image
 
 __all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
 
-_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 OOD_BANK = "ood.bank"  # safetensors key of the training micrographs' embeddings (not a model weight)
 
 def _json_path(path: Path) -> Path:
@@ -66,8 +66,6 @@ def export_model(
     Path
         The safetensors path.
     """
-    import hashlib
-
     from safetensors.torch import save_file
 
     path = Path(path).with_suffix(".safetensors")
@@ -80,7 +78,7 @@ def export_model(
     meta = {
         "format": FORMAT,
         "classes": list(classes),
-        "classes_digest": hashlib.sha256("\n".join(classes).encode()).hexdigest(),
+        "classes_digest": classes_digest(list(classes)),
         "backbone": backbone,
         "timm_name": timm_name,
         "num_classes": len(classes),
@@ -283,7 +281,7 @@ def _expand(inputs: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, inputs):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in _IMAGE_EXT)
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in SUPPORTED_EXTENSIONS)
         else:
             files.append(p)
     return files
@@ -327,8 +325,8 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
         row: dict[str, Any] = {"path": str(f)}
         try:
             _, arr = model.load_array(f, pixel_size_um)
-        except (SEMReadError, ValueError, OSError) as exc:
-            row["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch; its reason is kept
+            row["error"] = str(exc) if isinstance(exc, (SEMReadError, ValueError, OSError)) else f"{f}: {exc!r}"
             rows.append(row)
             continue
         mo = model.predict_arrays([arr], features=bank is not None)

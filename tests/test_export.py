@@ -156,9 +156,9 @@ def test_json_class_count_must_match_weights(exported, tmp_path):
     meta = json.loads(jp.read_text())
     meta["classes"] = CLASSES[:8]
     jp.write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match="do not match") as exc:
+    with pytest.raises(ModelFileError, match="classes") as exc:
         load_model(p)
-    assert str(p) in str(exc.value) and "8 classes" in str(exc.value)
+    assert str(jp) in str(exc.value) and "lists 8" in str(exc.value)
 
 
 def test_missing_or_invalid_json_and_missing_weights(exported, tmp_path):
@@ -223,8 +223,8 @@ def test_predict_paths_expands_folders_and_reports_unreadable_files(exported, ma
 def _protocol_export(manifest, pcache, tmp_path, overrides):
     from semcathode.protocol import train_arm
 
-    cfg = load_config("smoke", overrides={"preprocess.size": 32, "stage2.epochs": 0, "stage2.freeze_epochs": 0,
-                                          **overrides})
+    cfg = load_config("smoke", overrides={"preprocess.size": 32, "preprocess.mode": "resize", "stage2.epochs": 0,
+                                          "stage2.freeze_epochs": 0, **overrides})
     items = build_items(manifest, PreprocessParams("resize", 32), pcache)
     train = items[items["split"] == "train"].assign(domain="target", shift="")
     tm = train_arm("ft_only", train, cfg, 0, CLASSES, cache_dir=tmp_path / "c")

@@ -122,7 +122,8 @@ def test_downsampled_copy_with_doubled_pixel_size_gives_the_same_input(manifest,
     params = PreprocessParams("scale", 32, scale_um=1.4)
     xa = preprocess_image(crop_data_bar(a.image, a.meta)[0], params, a.meta.pixel_size_um)
     xb = preprocess_image(crop_data_bar(b.image, b.meta)[0], params, b.meta.pixel_size_um)
-    assert abs(xa.shape[0] - xb.shape[0]) <= 1 and xa.shape[1] == xb.shape[1]
+    # the data bar is found independently in each copy (a few rows apart at most); the frame above it matches
+    assert abs(xa.shape[0] - xb.shape[0]) <= 0.05 * xa.shape[0] and xa.shape[1] == xb.shape[1]
     h = min(xa.shape[0], xb.shape[0])
     diff = np.abs(xa[:h].astype(float) - xb[:h].astype(float))
     assert diff.mean() < 4.0  # grey levels out of 255: the same picture, up to resampling noise

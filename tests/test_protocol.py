@@ -49,7 +49,8 @@ ARMS5 = ["pre_ft_oversample", "pre_ft_weighted", "ft_only", "pretrain_only", "sc
 def _cfg(tmp, **over):
     return load_config("smoke", overrides={
         "preprocess.size": 32, "preprocess.cache_dir": str(tmp), "protocol.seeds": [0],
-        "data.block_size": 1, "target.per_class_train": 2, "protocol.arms": ARMS5, **over,
+        "data.block_size": 1, "data.tail_frac": 0, "target.per_class_train": 2, "protocol.arms": ARMS5,
+        "preprocess.mode": "resize", **over,
     })
 
 
@@ -69,10 +70,10 @@ def run(setup):
     fits, arm_calls, logs = [], [], []
     real_fit, real_train_arm = protocol._fit, protocol.train_arm
 
-    def rec_fit(train_items, valid_items, classes, cfg_, stage, seed, init, strategy, init_state=None, quiet=True):
+    def rec_fit(train_items, valid_items, classes, cfg_, stage, seed, init, strategy, init_state=None, quiet=True, **kw):
         fits.append({"n": len(train_items), "epochs": stage.epochs, "init": init, "strategy": strategy,
                      "init_state": init_state is not None, "stage": stage})
-        return real_fit(train_items, valid_items, classes, cfg_, stage, seed, init, strategy, init_state, quiet)
+        return real_fit(train_items, valid_items, classes, cfg_, stage, seed, init, strategy, init_state, quiet, **kw)
 
     def rec_arm(arm, train_items, *a, **k):
         arm_calls.append((arm, train_items.copy()))
@@ -126,7 +127,7 @@ def test_arms_start_from_the_documented_weights(run):
         ("scratch", "oversample", False, 18),
     ]
     stage1_lines = [line for line in run["logs"] if line.startswith("stage 1")]
-    assert len(stage1_lines) == 1 and stage1_lines[0].startswith("stage 1 seed 0: trained on 18 source images")
+    assert len(stage1_lines) == 1 and stage1_lines[0].startswith("stage 1 seed 0: trained on 18 source micrographs")
 
 
 def test_stage2_arms_get_target_train_rows_only(setup, run):
@@ -188,7 +189,7 @@ def test_corrupt_store_entry_is_retrained(setup, run, tmp_path, monkeypatch):
     monkeypatch.setattr(protocol, "_fit", lambda *a, **k: stages.append(a[4]) or real(*a, **k))
     s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp_path, log=logs.append)
     assert len(stages) == 1 and stages[0].epochs == cfg.stage1.epochs
-    assert logs and "trained on 18 source images" in logs[0]
+    assert logs and "trained on 18 source micrographs" in logs[0]
     state, meta = ModelStore(tmp_path / "models").get(key)  # rewritten, readable again
     assert meta["key"] == key and "conv_stem.weight" in state
     # seeded: the retrained model is the one the run trained
