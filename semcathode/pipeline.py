@@ -381,13 +381,14 @@ def run_pipeline(
                 kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
                 kernel_manager_class=_quiet_kernel_manager(staging / _KERNEL_LOG),
             )
-        except KeyboardInterrupt:
-            state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
-            state.save()
-            print(f"\ninterrupted in notebook {nb} ({i + 1}/{len(notebooks)}); the previous report in "
-                  f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
-            raise SystemExit(130) from None
-        except pm.PapermillExecutionError as exc:
+        except (KeyboardInterrupt, pm.PapermillExecutionError) as exc:
+            # Ctrl-C reaches the whole process group: the kernel may see it first and fail its cell
+            if isinstance(exc, KeyboardInterrupt) or exc.ename == "KeyboardInterrupt":
+                state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
+                state.save()
+                print(f"\ninterrupted in notebook {nb} ({i + 1}/{len(notebooks)}); the previous report in "
+                      f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
+                raise SystemExit(130) from None
             cell = _source_cell_index(executed, exc.cell_index)
             state.data["notebooks"][nb] = {"status": "failed", "hash": hashes[nb], "cell": cell}
             state.save()

@@ -198,13 +198,21 @@ class Study:
 
 
 def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
-    """Read notebook 01's manifest from ``out_dir`` and pre-process it (through the cache)."""
+    """Read notebook 01's manifest from ``out_dir`` and pre-process it (through the cache).
+
+    Relative micrograph paths (a published, relocatable report) are resolved against the
+    configured data root, so a report's notebooks can be rerun in JupyterLab on another machine.
+    """
     from .manifest import read_manifest
 
     path = Path(out_dir) / "01_data" / "manifest.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run notebook 01_data first (same out_dir)")
     manifest = read_manifest(path)
+    rel = [not Path(str(p)).is_absolute() for p in manifest["path"]]
+    if any(rel):  # a published (portable) report names micrographs relative to the data root
+        root = data_dir_for(cfg)
+        manifest.loc[rel, "path"] = [str(root / str(p)) for p in manifest.loc[rel, "path"]]
     manifest["shift"] = manifest["shift"].fillna("") if "shift" in manifest else ""
     if cfg.preprocess.pixel_size_um > 0 and "pixel_size_um" in manifest:  # the user's fallback for files without one
         manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(cfg.preprocess.pixel_size_um)

@@ -45,3 +45,16 @@ def test_load_study_needs_01(cfg, tmp_path):
     assert len(st.items) == len(df) and st.classes[0] == "NCM333_pristine"
     assert len(st.rows("target", "test")) > 0
     assert "synthetic" in write_attribution(cfg, tmp_path).read_text()
+
+
+def test_load_study_resolves_a_portable_manifest_against_the_data_root(cfg, synthetic_root, tmp_path):
+    import os
+    from pathlib import Path
+
+    df = prepare_splits(build_manifest(cfg), cfg)
+    portable = df.assign(path=[os.path.relpath(p, synthetic_root) for p in df["path"]])
+    assert not any(Path(p).is_absolute() for p in portable["path"])
+    write_manifest(portable, tmp_path / "01_data" / "manifest.csv")
+    st = load_study(cfg, tmp_path)
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in st.manifest["path"])
+    assert sorted(st.manifest["path"]) == sorted(df["path"])
