@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ._files import atomic_write_json, swap_dir
 from .config import RunConfig, config_hash, save_config
@@ -234,6 +234,33 @@ def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     atomic_write_csv(path, df)
 
 
+class _SigintFlag:
+    """Within the block, SIGINT is remembered (``.set``) before the usual KeyboardInterrupt is raised,
+    so an interrupt that the notebook machinery swallows is still seen (main thread only)."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.set = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_SigintFlag":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 #: The kernel process's own log (its stderr: zmq/ipykernel messages, not cell output); kept in
 #: the staging folder while a run is in progress and removed when it completes.
 _KERNEL_LOG = "_tmp_kernel.log"
@@ -372,23 +399,29 @@ def run_pipeline(
             f"elapsed {_fmt(time.time() - t_run)} of ~{_fmt(expected_total)}{why})")
         executed = staging / f"{nb}.ipynb"
         t0 = time.time()
+
+        def interrupted_exit() -> None:
+            state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
+            state.save()
+            print(f"\ninterrupted in notebook {nb} ({i + 1}/{len(notebooks)}); the previous report in "
+                  f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
+
+        seen_sigint = _SigintFlag()
         try:
-            pm.execute_notebook(
-                str(nb_src / f"{nb}.ipynb"), str(executed),
-                # relative to the kernel's working directory (the run folder), so the executed
-                # notebooks hold no absolute path of this machine and the report stays relocatable
-                parameters={"profile": cfg.profile, "config": cfg_path.name, "data_dir": "", "out_dir": "."},
-                kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
-                kernel_manager_class=_quiet_kernel_manager(staging / _KERNEL_LOG),
-            )
+            with seen_sigint:
+                pm.execute_notebook(
+                    str(nb_src / f"{nb}.ipynb"), str(executed),
+                    # relative to the kernel's working directory (the run folder), so the executed
+                    # notebooks hold no absolute path of this machine and the report stays relocatable
+                    parameters={"profile": cfg.profile, "config": cfg_path.name, "data_dir": "", "out_dir": "."},
+                    kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
+                    kernel_manager_class=_quiet_kernel_manager(staging / _KERNEL_LOG),
+                )
         except (KeyboardInterrupt, pm.PapermillExecutionError) as exc:
             # Ctrl-C reaches the whole process group: the kernel may see it first and fail its cell
-            if isinstance(exc, KeyboardInterrupt) or exc.ename == "KeyboardInterrupt":
-                state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
-                state.save()
-                print(f"\ninterrupted in notebook {nb} ({i + 1}/{len(notebooks)}); the previous report in "
-                      f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
-                raise SystemExit(130) from None
+            if seen_sigint.set or isinstance(exc, KeyboardInterrupt) or exc.ename == "KeyboardInterrupt":
+                interrupted_exit()
             cell = _source_cell_index(executed, exc.cell_index)
             state.data["notebooks"][nb] = {"status": "failed", "hash": hashes[nb], "cell": cell}
             state.save()
@@ -398,6 +431,8 @@ def run_pipeline(
                 f"{exc.ename}: {exc.evalue}\n  executed notebook: {executed}\n"
                 f"  the previous report in {out_dir} is untouched; rerun to resume from {nb}: {resume}"
             ) from None
+        if seen_sigint.set:  # the interrupt was swallowed on the way (e.g. by the kernel client)
+            interrupted_exit()
         wall = time.time() - t0
         missing = missing_products(staging, nb)
         state.data["notebooks"][nb] = {"status": "ok" if not missing else "incomplete", "hash": hashes[nb],
