@@ -9,7 +9,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .cam import cam_grid, explain_items, make_cam_fn, save_overlay
 from .export import ExportedModel, load_model

@@ -554,7 +554,6 @@ def new_domain_curve(study, cfg: RunConfig, sizes: Sequence[int], seeds: Sequenc
                      log: Callable[[str], None] | None = print) -> pd.DataFrame:
     """A real new domain (e.g. NCM523, never seen in stage 1): fine-tune from the stage-1
     model vs from ImageNet with few images per class; macro-F1 on its test split."""
-    from .study import schema_from_config
 
     new = study.new_items
     if new.empty or not cfg.validity.new_domain:
