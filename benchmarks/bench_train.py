@@ -24,7 +24,9 @@ import torch
 
 import semcathode as sc
 from semcathode.data import load_item, make_dataloaders
-from semcathode.learner import make_learner, seed_everything
+from semcathode.learner import create_model, make_learner, seed_everything
+from semcathode.protocol import TrainedModel
+from semcathode.study import preprocess_params
 
 
 def main() -> None:
@@ -34,7 +36,7 @@ def main() -> None:
     ap.add_argument("--bs", type=int, default=16)
     args = ap.parse_args()
     pcfg = sc.load_config(args.profile)
-    params = sc.study.preprocess_params(pcfg)
+    params = preprocess_params(pcfg)
     k = pcfg.preprocess.crops_per_image if params.mode == "scale" else 1
     data = sc.resolve_data_dir("kaist-ncm", None, download=False)
     manifest = sc.index_folder(data / "images").sample(n=args.n + 32, random_state=0)
@@ -68,7 +70,7 @@ def main() -> None:
         valid_rows = [r for _, r in sc.grid_items(items[items.split == "valid"], params.tile_stride, center_only=True).iterrows()]
         n_valid = len(valid_rows)
         # the plain loop: same model class and weights, same cached tensors, same batch size
-        model, _ = sc.learner.create_model("efficientnet_lite0", "packaged", len(classes))
+        model, _ = create_model("efficientnet_lite0", "packaged", len(classes))
         model = model.to(memory_format=torch.channels_last).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         m = torch.tensor(mean).view(1, 3, 1, 1)
@@ -98,7 +100,7 @@ def main() -> None:
         plain_epoch()
         plain_time = time.perf_counter() - t0
         # whole-micrograph prediction through an exported model (tile grid, BatchNorm folded, channels_last)
-        path = sc.export_trained(sc.protocol.TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0),
+        path = sc.export_trained(TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0),
                                  f"{tmp}/m.safetensors", pcfg, classes)
         em = sc.load_model(path).optimize()
         arrays = [np.load(p) for p in items["cache_path"]]

@@ -18,7 +18,7 @@ import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -76,6 +76,7 @@ class _Item:
     domain: str | None = None
     session: str | None = None
     sample_id: str | None = None
+    pixel_size_um: float | None = None  # the user's value from the labels CSV; overrides the file's
 
 
 _FRAME = re.compile(r"(\d+)\D*$")
@@ -215,12 +216,30 @@ def _items_from_csv(root: Path, labels_csv: Path, schema: Schema) -> tuple[list[
                              f"(classes: {', '.join(schema.classes)})"))
             continue
         comp, state = parsed
+        px = _csv_pixel_size(getattr(row, "pixel_size_um", None))
+        if px is False:
+            problems.append((str(p), f"pixel_size_um {row.pixel_size_um!r} in {labels_csv} line {i} "
+                             "is not a positive number of micrometres per pixel"))
+            continue
         items.append(_Item(
             p, schema.label(comp, state), comp, state,
             domain=text(getattr(row, "domain", None)), session=text(getattr(row, "session", None)),
-            sample_id=text(getattr(row, "sample_id", None)),
+            sample_id=text(getattr(row, "sample_id", None)), pixel_size_um=px,
         ))
     return items, problems
+
+
+def _csv_pixel_size(value: object) -> float | None | bool:
+    """A labels-CSV ``pixel_size_um`` cell: None when empty, the float when plausible, False when not."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        px = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    if np.isnan(px):
+        return None
+    return px if 1e-3 <= px <= 100.0 else False
 
 
 def _describe(item: _Item, root: Path, min_size: int, bar_method: str, bar_fraction: float) -> dict | tuple[str, str]:
@@ -243,6 +262,8 @@ def _describe_file(item: _Item, root: Path, min_size: int, bar_method: str, bar_
     if cropped.shape[0] < min_size:
         return (str(path), f"image too small after removing the data bar ({cropped.shape[0]} rows < {min_size})")
     meta = sem.meta
+    if item.pixel_size_um is not None:
+        meta = replace(meta, source=f"{meta.source}+labels-csv" if meta.source else "labels-csv")
     try:
         rel = str(path.relative_to(root))
     except ValueError:
@@ -258,7 +279,7 @@ def _describe_file(item: _Item, root: Path, min_size: int, bar_method: str, bar_
         "sample_id": item.sample_id,
         "frame": _frame_number(path.stem),
         "acq_date": meta.acq_date,
-        "pixel_size_um": meta.pixel_size_um,
+        "pixel_size_um": item.pixel_size_um if item.pixel_size_um is not None else meta.pixel_size_um,
         "magnification": meta.magnification,
         "voltage_kv": meta.voltage_kv,
         "brightness": meta.brightness,
@@ -290,7 +311,9 @@ def index_folder(
 
     Labels come from folder names (``NCM333_pristine`` or the upstream ``333_formation``
     layout) or from ``labels_csv`` (columns ``path,label`` and optionally ``domain,
-    session, sample_id``).
+    session, sample_id, pixel_size_um``). A ``pixel_size_um`` value in the CSV is the user's
+    explicit pixel size (µm/px): it overrides the file's own metadata, and ``meta_source`` then
+    ends in ``labels-csv``; an implausible value is a problem naming the file and the line.
 
     Parameters
     ----------

@@ -54,6 +54,24 @@ def test_labels_from_csv(tmp_path, synthetic_root):
     assert len(df) == 3 and (df["domain"] == "additive").all()
 
 
+def test_labels_csv_pixel_size_column(tmp_path, synthetic_root):
+    files = sorted((synthetic_root / "NCM811_cycled").glob("*.png"))[:3]
+    img = tmp_path / "bare.png"  # a copy without its sidecar: no pixel size of its own
+    shutil.copy(files[2], img)
+    csv = tmp_path / "labels.csv"
+    pd.DataFrame({"path": [str(files[0]), str(files[1]), str(img)], "label": ["NCM811_cycled"] * 3,
+                  "pixel_size_um": [0.25, "", 0.5]}).to_csv(csv, index=False)
+    schema = Schema(compositions=("NCM811",), states=("cycled",))
+    df = index_folder(tmp_path, schema=schema, labels_csv=csv).set_index("relpath")
+    first, second = df.loc[str(files[0])], df.loc[str(files[1])]
+    assert first["pixel_size_um"] == pytest.approx(0.25) and first["meta_source"].endswith("labels-csv")
+    assert second["pixel_size_um"] == pytest.approx(0.7) and second["meta_source"] == "sne-sidecar"  # empty cell: the file's own
+    assert df.loc["bare.png", "pixel_size_um"] == pytest.approx(0.5)
+    pd.DataFrame({"path": [str(files[0])], "label": ["NCM811_cycled"], "pixel_size_um": ["-3"]}).to_csv(csv, index=False)
+    with pytest.raises(ManifestError, match=r"pixel_size_um -3 in .*labels.csv line 2"):
+        index_folder(tmp_path, schema=schema, labels_csv=csv)
+
+
 def test_every_bad_input_is_listed(tree):
     (tree / "NCM333_pristine" / "empty.png").write_bytes(b"")
     good = next((tree / "NCM622_cycled").glob("*.png"))
