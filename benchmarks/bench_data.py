@@ -16,7 +16,7 @@ import time
 import torch
 
 import semcathode as sc
-from semcathode.data import load_item, make_dataloaders
+from semcathode.data.loaders import load_item, make_dataloaders
 
 
 def main() -> None:
@@ -25,15 +25,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="images (0 = all)")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
-    data = sc.resolve_data_dir("kaist-ncm", args.data, download=False)
+    data = sc.data.resolve_data_dir("kaist-ncm", args.data, download=False)
     manifest = sc.index_folder(data / "images" if (data / "images").is_dir() else data)
     if args.n:
         manifest = manifest.sample(n=min(args.n, len(manifest)), random_state=0)
-    params = sc.PreprocessParams("resize", args.size)
+    params = sc.data.PreprocessParams("resize", args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        cache = sc.PreprocessCache(tmp)
+        cache = sc.data.PreprocessCache(tmp)
         t0 = time.perf_counter()
-        items = sc.build_items(manifest, params, cache, workers=2)
+        items = sc.data.build_items(manifest, params, cache, workers=2)
         cold = time.perf_counter() - t0
         # cached: read every item back as the DataBlock does (np.load -> 3-channel tensor)
         t0 = time.perf_counter()
@@ -50,7 +50,7 @@ def main() -> None:
         n = sum(len(xb) for xb, _ in dls.valid)
         dl_time = time.perf_counter() - t0
         rebuild = time.perf_counter()
-        sc.build_items(manifest, params, cache, workers=2)  # all hits
+        sc.data.build_items(manifest, params, cache, workers=2)  # all hits
         rebuild = time.perf_counter() - rebuild
     out = {
         "benchmark": "data",

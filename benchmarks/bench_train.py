@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 import semcathode as sc
-from semcathode.data import load_item, make_dataloaders
-from semcathode.learner import create_model, make_learner, seed_everything
-from semcathode.protocol import TrainedModel
-from semcathode.study import preprocess_params
+from semcathode.data.loaders import load_item, make_dataloaders
+from semcathode.models.learner import create_model, make_learner, seed_everything
+from semcathode.study.arms import TrainedModel
+from semcathode.data.factory import preprocess_params
 
 
 def main() -> None:
@@ -38,24 +38,24 @@ def main() -> None:
     pcfg = sc.load_config(args.profile)
     params = preprocess_params(pcfg)
     k = pcfg.preprocess.crops_per_image if params.mode == "scale" else 1
-    data = sc.resolve_data_dir("kaist-ncm", None, download=False)
+    data = sc.data.resolve_data_dir("kaist-ncm", None, download=False)
     manifest = sc.index_folder(data / "images").sample(n=args.n + 32, random_state=0)
-    classes = sc.default_schema().classes
+    classes = sc.data.default_schema().classes
     manifest = manifest[manifest["label"].isin(classes)]
     with tempfile.TemporaryDirectory() as tmp:
         manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(pcfg.preprocess.pixel_size_um or np.nan)
-        items = sc.build_items(manifest, params, sc.PreprocessCache(tmp))
+        items = sc.data.build_items(manifest, params, sc.data.PreprocessCache(tmp))
         items["split"] = "train"
         items.loc[items.index[args.n:], "split"] = "valid"
         mean, std = (0.5,) * 3, (0.5,) * 3
         seed_everything(0)
         dls = make_dataloaders(items, classes, bs=args.bs, mean=mean, std=std, augment=False, crops_per_image=k,
                                tile_stride=params.tile_stride)
-        train = sc.crop_items(items[items.split == "train"], k)
+        train = sc.data.crop_items(items[items.split == "train"], k)
         learn = make_learner(dls, len(classes), weights="packaged", channels_last=True)
         cfg = replace(sc.load_config("smoke").stage1, epochs=1, freeze_epochs=0, schedule="paper", lr=1e-3, validate=False)
         # warm-up (allocations, first-iteration costs), then one timed epoch through fit_stage
-        sc.fit_stage(learn, replace(cfg, epochs=1), quiet=True)
+        sc.models.fit_stage(learn, replace(cfg, epochs=1), quiet=True)
         n_train = (len(train) // args.bs) * args.bs
         t0 = time.perf_counter()
         with learn.no_bar(), learn.no_logging():
@@ -67,7 +67,7 @@ def main() -> None:
             learn.fit(1, 1e-3)
         early_frozen_time = time.perf_counter() - t0
         learn.unfreeze()
-        valid_rows = [r for _, r in sc.grid_items(items[items.split == "valid"], params.tile_stride, center_only=True).iterrows()]
+        valid_rows = [r for _, r in sc.data.grid_items(items[items.split == "valid"], params.tile_stride, center_only=True).iterrows()]
         n_valid = len(valid_rows)
         # the plain loop: same model class and weights, same cached tensors, same batch size
         model, _ = create_model("efficientnet_lite0", "packaged", len(classes))
@@ -100,7 +100,7 @@ def main() -> None:
         plain_epoch()
         plain_time = time.perf_counter() - t0
         # whole-micrograph prediction through an exported model (tile grid, BatchNorm folded, channels_last)
-        path = sc.export_trained(TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0),
+        path = sc.models.export_trained(TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0),
                                  f"{tmp}/m.safetensors", pcfg, classes)
         em = sc.load_model(path).optimize()
         arrays = [np.load(p) for p in items["cache_path"]]

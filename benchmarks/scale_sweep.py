@@ -38,15 +38,15 @@ def main() -> None:
     import torch
 
     import semcathode as sc
-    from semcathode.protocol import evaluate_model, train_stage1
+    from semcathode.study.arms import evaluate_model, train_stage1
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         base = sc.load_config(args.profile)
-        manifest = sc.prepare_splits(sc.build_manifest(base), base)
+        manifest = sc.data.prepare_splits(sc.data.build_manifest(base), base)
         (Path(tmp) / "01_data").mkdir()
-        sc.write_manifest(manifest, Path(tmp) / "01_data" / "manifest.csv")
+        sc.data.write_manifest(manifest, Path(tmp) / "01_data" / "manifest.csv")
         for scale in args.scales:
             for size in args.sizes:
                 cfg = sc.load_config(args.profile, overrides={
@@ -76,7 +76,7 @@ def main() -> None:
                     wrong = img[~img["correct"]]
                     rec[f"{split}_errors"] = {f"{a}->{b}": int(n) for (a, b), n in wrong.groupby(["label", "pred"]).size().items()}
                 if args.probe:
-                    from semcathode.baselines import linear_probe
+                    from semcathode.study.baselines import linear_probe
 
                     for split in ("valid", "test", "tail"):
                         _, pm = linear_probe(study.rows("source", "train"), study.rows("source", split), cfg, study.classes)

@@ -28,38 +28,38 @@ out_dir = "../reports/notebook-run"   # run folder; this notebook writes into ou
 # %%
 import semcathode as sc
 cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
-out = sc.NotebookOutputs(out_dir, "01_data", cfg)
-cfg.profile, sc.config_hash(cfg)
+out = sc.report.NotebookOutputs(out_dir, "01_data", cfg)
+cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-manifest = sc.prepare_splits(sc.build_manifest(cfg), cfg)
-sc.write_manifest(manifest, out.dir / 'manifest.csv')
+manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg), cfg)
+sc.data.write_manifest(manifest, out.dir / 'manifest.csv')
 manifest.head()
 
 # %% [markdown]
 # ## Counts per class, domain and session
 
 # %%
-counts = sc.count_table(manifest)
+counts = sc.data.count_table(manifest)
 out.table(counts, 'class_counts', 'Images per class (each KAIST class is one imaging session)', section='Dataset summary')
-out.figure(sc.plot_class_counts(manifest, hue='domain'), 'class_counts', 'Images per class and domain', section='Dataset summary')
+out.figure(sc.report.plot_class_counts(manifest, hue='domain'), 'class_counts', 'Images per class and domain', section='Dataset summary')
 counts
 
 # %%
-out.text('Target domain', sc.target_domain_note(cfg))
-print(sc.target_domain_note(cfg))
+out.text('Target domain', sc.data.target_domain_note(cfg))
+print(sc.data.target_domain_note(cfg))
 
 # %% [markdown]
 # ## One bar-cropped example per class
 
 # %%
-out.figure(sc.plot_examples(manifest.drop_duplicates('label')), 'examples', 'One micrograph per class, data bar removed (scale bar from the instrument pixel size)', section='Examples')
+out.figure(sc.report.plot_examples(manifest.drop_duplicates('label')), 'examples', 'One micrograph per class, data bar removed (scale bar from the instrument pixel size)', section='Examples')
 
 # %% [markdown]
 # ## Pixel size and data bar
 
 # %%
-px = sc.pixel_size_table(manifest)
+px = sc.data.pixel_size_table(manifest)
 out.table(px, 'pixel_size', 'Pixel size from the instrument metadata, frame size and data-bar crop', section='Pixel size and data bar')
 px
 
@@ -67,8 +67,8 @@ px
 # ## Splits (groups of consecutive frames never straddle train/valid/test)
 
 # %%
-sc.check_no_group_leak(manifest)
-splits = sc.split_table(manifest)
+sc.data.check_no_group_leak(manifest)
+splits = sc.data.split_table(manifest)
 out.table(splits, 'splits', 'Images per class, domain and split', section='Splits')
 splits
 
@@ -76,14 +76,14 @@ splits
 # ## Duplicates
 
 # %%
-dups, dup_warnings = sc.duplicate_report(manifest)
+dups, dup_warnings = sc.data.duplicate_report(manifest)
 out.table(dups, 'duplicates', f'{len(dups)} exact or near-duplicate pairs; {len(dup_warnings)} cross a split or domain', section='Duplicates', show=False)
-out.text('Duplicates', sc.duplicate_note(dups, dup_warnings))
-print(sc.duplicate_note(dups, dup_warnings))
+out.text('Duplicates', sc.data.duplicate_note(dups, dup_warnings))
+print(sc.data.duplicate_note(dups, dup_warnings))
 
 # %%
-summary = sc.data_summary(manifest)
+summary = sc.data.data_summary(manifest)
 out.json(summary, 'summary')
-sc.write_attribution(cfg, out_dir)
+sc.data.write_attribution(cfg, out_dir)
 out.save(summary)
 summary

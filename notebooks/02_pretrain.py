@@ -30,22 +30,22 @@ out_dir = "../reports/notebook-run"   # run folder; this notebook writes into ou
 # %%
 import semcathode as sc
 cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
-out = sc.NotebookOutputs(out_dir, "02_pretrain", cfg)
-cfg.profile, sc.config_hash(cfg)
+out = sc.report.NotebookOutputs(out_dir, "02_pretrain", cfg)
+cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 study = sc.load_study(cfg, out_dir)
-out.text('Input representation', sc.representation_note(cfg))
-print(sc.representation_note(cfg))
+out.text('Input representation', sc.report.representation_note(cfg))
+print(sc.report.representation_note(cfg))
 stage1 = {seed: sc.train_stage1(study.items, cfg, seed, study.classes) for seed in cfg.protocol.seeds}
 
 # %% [markdown]
 # ## Training curves
 
 # %%
-hist = sc.stack_histories(stage1)
+hist = sc.study.stack_histories(stage1)
 out.table(hist, 'history', 'Per-epoch history of every seed', section='Training', show=False)
-out.figure(sc.plot_history(hist), 'training_curves', 'Stage-1 training curves per seed', section='Training')
+out.figure(sc.report.plot_history(hist), 'training_curves', 'Stage-1 training curves per seed', section='Training')
 
 # %% [markdown]
 # ## Source test metrics: frame-block test split and session tail, side by side
@@ -55,25 +55,25 @@ out.figure(sc.plot_history(hist), 'training_curves', 'Stage-1 training curves pe
 # %%
 split_results, split_preds = sc.evaluate_splits(stage1, study, ('test', 'tail'))
 s1_results = split_results[split_results.split == 'frame-block test']
-s1_summary = sc.summarize_runs(s1_results.assign(arm='stage1'), n_boot=cfg.evaluate.n_boot)
-split_summary = sc.summarize_runs(split_results, metrics=('accuracy', 'macro_f1', 'tile_accuracy'), group='split', n_boot=cfg.evaluate.n_boot)
+s1_summary = sc.metrics.summarize_runs(s1_results.assign(arm='stage1'), n_boot=cfg.evaluate.n_boot)
+split_summary = sc.metrics.summarize_runs(split_results, metrics=('accuracy', 'macro_f1', 'tile_accuracy'), group='split', n_boot=cfg.evaluate.n_boot)
 out.table(split_summary, 'source_test_summary', 'Stage-1 model per micrograph on the frame-block test split and on the session tail: mean, std and 95% bootstrap CI over seeds', section='Source test metrics')
 split_summary
 
 # %%
 s1_preds = split_preds[split_preds.split == 'frame-block test']
-lo, hi = sc.image_bootstrap_ci(s1_preds.label, s1_preds.pred, study.classes, n_boot=cfg.evaluate.n_boot)
+lo, hi = sc.metrics.image_bootstrap_ci(s1_preds.label, s1_preds.pred, study.classes, n_boot=cfg.evaluate.n_boot)
 out.text('Source test metrics', f'Pooled over seeds, 95% micrograph-bootstrap CI of the frame-block test macro-F1: [{lo:.3f}, {hi:.3f}] ({len(s1_preds)} predictions).')
-out.figure(sc.plot_confusions(split_preds.assign(arm=split_preds.split), study.classes), 'source_confusion', 'Stage-1 confusion per micrograph on the frame-block test split and the session tail (row-normalised, all seeds)', section='Source test metrics')
+out.figure(sc.report.plot_confusions(split_preds.assign(arm=split_preds.split), study.classes), 'source_confusion', 'Stage-1 confusion per micrograph on the frame-block test split and the session tail (row-normalised, all seeds)', section='Source test metrics')
 
 # %% [markdown]
 # ## Baseline that fine-tuning must beat: a linear probe on frozen ImageNet features
 
 # %%
-probe = sc.linear_probe_report(study, cfg)
+probe = sc.study.linear_probe_report(study, cfg)
 out.table(probe, 'linear_probe', 'Logistic regression on frozen ImageNet features (mean over each micrograph\'s tile grid), per micrograph', section='Linear-probe baseline')
-out.text('Linear-probe baseline', sc.probe_verdict(s1_summary, probe))
-print(sc.probe_verdict(s1_summary, probe))
+out.text('Linear-probe baseline', sc.study.probe_verdict(s1_summary, probe))
+print(sc.study.probe_verdict(s1_summary, probe))
 
 # %% [markdown]
 # ## When not to trust a prediction: calibration and familiarity
@@ -82,25 +82,25 @@ print(sc.probe_verdict(s1_summary, probe))
 
 # %%
 first = stage1[cfg.protocol.seeds[0]]
-trust = sc.calibrate(first, study.rows('source', 'valid'), study.rows('source', 'train'), study.classes)
-trust_table = sc.trust_report(first, trust, study.rows('source', 'test'), study.new_items, study.classes)
+trust = sc.study.calibrate(first, study.rows('source', 'valid'), study.rows('source', 'train'), study.classes)
+trust_table = sc.study.trust_report(first, trust, study.rows('source', 'test'), study.new_items, study.classes)
 out.table(trust_table, 'trust', 'Calibration (expected calibration error, 10 bins) and familiarity of the exported stage-1 model (seed %d)' % first.seed, section='Calibration and familiarity')
-out.text('Calibration and familiarity', sc.trust_note(trust_table, cfg.evaluate.ood_k))
-print(sc.trust_note(trust_table, cfg.evaluate.ood_k))
+out.text('Calibration and familiarity', sc.study.trust_note(trust_table, cfg.evaluate.ood_k))
+print(sc.study.trust_note(trust_table, cfg.evaluate.ood_k))
 trust_table
 
 # %% [markdown]
 # ## Export (safetensors + JSON) and provenance
 
 # %%
-model_path = sc.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
+model_path = sc.models.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
 exported = sc.load_model(model_path)
-check = sc.scale_check(exported, study.rows('source', 'test').drop_duplicates('label').path.tolist())
+check = sc.study.scale_check(exported, study.rows('source', 'test').drop_duplicates('label').path.tolist())
 out.table(check, 'scale_check', 'The exported model on one source-test micrograph per class and on a copy downsampled 2x (sidecar kept, so the pixel size doubles): the model resamples both to its scale', section='Scale invariance')
 out.text('Scale invariance', f'Same class for the micrograph and its 2x-downsampled copy on {int(check.same.sum())} of {len(check)} classes.')
-out.text('Backbone and weights', sc.provenance_note(first.weights_info))
+out.text('Backbone and weights', sc.report.provenance_note(first.weights_info))
 out.json(first.weights_info, 'weights_provenance')
-print(sc.provenance_note(first.weights_info))
+print(sc.report.provenance_note(first.weights_info))
 
 # %%
 out.json(s1_results.to_dict(orient='records'), 'metrics')

@@ -28,39 +28,39 @@ out_dir = "../reports/notebook-run"   # run folder; this notebook writes into ou
 # %%
 import semcathode as sc
 cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
-out = sc.NotebookOutputs(out_dir, "03_finetune", cfg)
-cfg.profile, sc.config_hash(cfg)
+out = sc.report.NotebookOutputs(out_dir, "03_finetune", cfg)
+cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 study = sc.load_study(cfg, out_dir)
-out.text('Target domain', sc.target_domain_note(cfg))
-out.figure(sc.plot_domain_pair(study.manifest[study.manifest.label.isin(study.classes)]), 'source_vs_target', 'Source images and their simulated-shift target counterparts', section='Target domain')
-print(sc.target_domain_note(cfg))
+out.text('Target domain', sc.data.target_domain_note(cfg))
+out.figure(sc.report.plot_domain_pair(study.manifest[study.manifest.label.isin(study.classes)]), 'source_vs_target', 'Source images and their simulated-shift target counterparts', section='Target domain')
+print(sc.data.target_domain_note(cfg))
 
 # %%
 results, preds, models = sc.run_arms(study.items, cfg, study.classes, keep=cfg.cam.arms)
 out.table(results, 'arm_results', 'One row per arm and seed: metrics on the target test split', section=None)
 out.table(preds, 'predictions', section=None)
-out.text('Training budgets', sc.budget_note(cfg, results))
-print(sc.budget_note(cfg, results))
+out.text('Training budgets', sc.report.budget_note(cfg, results))
+print(sc.report.budget_note(cfg, results))
 
 # %% [markdown]
 # ## Headline table (shaped like the paper's)
 
 # %%
-table = sc.paper_table(results, study.classes, n_boot=cfg.evaluate.n_boot)
+table = sc.metrics.paper_table(results, study.classes, n_boot=cfg.evaluate.n_boot)
 out.table(table.reset_index(), 'paper_table', 'Target test split: arms x accuracy, macro-F1 and per-class F1, mean ± std [95% bootstrap CI over seeds]', section='Headline results')
-out.text('Headline results', sc.target_domain_note(cfg))
-probe = sc.read_table(out_dir, '02_pretrain', 'linear_probe')
-floor = sc.probe_floor(results, probe, n_boot=cfg.evaluate.n_boot)
+out.text('Headline results', sc.data.target_domain_note(cfg))
+probe = sc.report.read_table(out_dir, '02_pretrain', 'linear_probe')
+floor = sc.study.probe_floor(results, probe, n_boot=cfg.evaluate.n_boot)
 out.table(floor, 'probe_floor', 'Which arms beat the linear probe (frozen ImageNet features + logistic regression, target train -> target test): the floor every fine-tuned arm must beat', section='Headline results')
 table
 
 # %%
-out.figure(sc.plot_bars(results, x='arm', y='macro_f1', title='Target macro-F1 per arm (mean and 95% CI over seeds)'), 'arm_macro_f1', 'Target macro-F1 per arm', section='Headline results')
-out.figure(sc.plot_confusions(preds, study.classes), 'confusion', 'Row-normalised confusion matrices on the target test split, summed over seeds', section='Confusion matrices')
+out.figure(sc.report.plot_bars(results, x='arm', y='macro_f1', title='Target macro-F1 per arm (mean and 95% CI over seeds)'), 'arm_macro_f1', 'Target macro-F1 per arm', section='Headline results')
+out.figure(sc.report.plot_confusions(preds, study.classes), 'confusion', 'Row-normalised confusion matrices on the target test split, summed over seeds', section='Confusion matrices')
 
 # %%
-exported = sc.export_models(models, out.dir, cfg, study.classes, seed=cfg.protocol.seeds[0])
+exported = sc.models.export_models(models, out.dir, cfg, study.classes, seed=cfg.protocol.seeds[0])
 out.json({k: str(v) for k, v in exported.items()}, 'exported_models')
-out.save({'arms': sc.summarize_runs(results, n_boot=cfg.evaluate.n_boot).to_dict(orient='records')})
+out.save({'arms': sc.metrics.summarize_runs(results, n_boot=cfg.evaluate.n_boot).to_dict(orient='records')})

@@ -28,14 +28,14 @@ out_dir = "../reports/notebook-run"   # run folder; this notebook writes into ou
 # %%
 import semcathode as sc
 cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
-out = sc.NotebookOutputs(out_dir, "05_gradcam", cfg)
-cfg.profile, sc.config_hash(cfg)
+out = sc.report.NotebookOutputs(out_dir, "05_gradcam", cfg)
+cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 study = sc.load_study(cfg, out_dir)
-models = sc.load_run_models(out_dir, cfg.cam.arms)
-sample = sc.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)
-records, grids = sc.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity)
+models = sc.explain.load_run_models(out_dir, cfg.cam.arms)
+sample = sc.explain.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)
+records, grids = sc.explain.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity)
 
 # %%
 for arm, fig in grids.items():
@@ -45,9 +45,9 @@ for arm, fig in grids.items():
 # ## Is the model looking at the particles?
 
 # %%
-quant = sc.cam_quant_table(records)
+quant = sc.explain.cam_quant_table(records)
 out.table(quant, 'cam_quant', 'Share of CAM energy on particle boundaries / crack-like lines vs the area they cover (ratio 1 = uniform map), and deletion AUC (most-attended pixels first vs random order)', section='Quantitative CAM check')
-out.text('Quantitative CAM check', sc.cam_note(quant))
+out.text('Quantitative CAM check', sc.explain.cam_note(quant))
 quant
 
 # %% [markdown]
@@ -55,9 +55,9 @@ quant
 
 # %%
 out.table(records, 'cam_records', section=None)
-gallery = sc.write_gallery(out.dir, records)
+gallery = sc.explain.write_gallery(out.dir, records)
 out.text('Gallery', f'Static gallery of every overlay, misclassified first: [gallery.html](05_gradcam/{gallery.name})')
-sc.explorer_for(records, models, study.classes)
+sc.explain.explorer_for(records, models, study.classes)
 
 # %%
 out.save({'cam_quant': quant.to_dict(orient='records')})

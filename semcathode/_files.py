@@ -7,7 +7,7 @@ folder can read them.
 Text and CSV are written as UTF-8 with ``errors='surrogateescape'``: a file name the OS gave
 that is not valid UTF-8 (Python holds its bytes as lone surrogates) is written back as its
 original bytes, so a path column still opens the file it names. Read such CSVs back with
-``encoding_errors='surrogateescape'`` (as :func:`semcathode.manifest.read_manifest` does).
+``encoding_errors='surrogateescape'`` (as :func:`semcathode.data.read_manifest` does).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from torch import nn
 timm = pytest.importorskip("timm")
 pytest.importorskip("pytorch_grad_cam")
 
-from semcathode.cam import (  # noqa: E402
+from semcathode.explain.cam import (  # noqa: E402
     CAM_METHODS,
     ModelLike,
     cam_files,
@@ -33,8 +33,8 @@ from semcathode.cam import (  # noqa: E402
     structure_map,
     write_gallery,
 )
-from semcathode.export import ExportedModel  # noqa: E402
-from semcathode.synthetic import make_blob_dataset  # noqa: E402
+from semcathode.models.export import ExportedModel  # noqa: E402
+from semcathode.data.synthetic import make_blob_dataset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -421,7 +421,7 @@ def test_cam_grid():
 
 
 class StubModel(ExportedModel):
-    """A loaded model as ``semcathode.export.load_model`` gives (tiny EfficientNet, resize mode) that
+    """A loaded model as ``semcathode.models.export.load_model`` gives (tiny EfficientNet, resize mode) that
     records the files it reads."""
 
     def __init__(self, mode: str = "resize", size: int = 64, stride: float = 1.0) -> None:
@@ -484,8 +484,8 @@ def test_cam_files_scale_mode_stitches_tiles(tmp_path):
 
 
 def test_micrograph_cam_is_the_stitched_tile_cams(tmp_path):
-    from semcathode.cam import micrograph_cam
-    from semcathode.preprocess import tile_grid
+    from semcathode.explain.cam import micrograph_cam
+    from semcathode.data.preprocess import tile_grid
 
     stub = StubModel(mode="scale", size=32, stride=1.0)
     rng = np.random.default_rng(3)
@@ -495,7 +495,7 @@ def test_micrograph_cam_is_the_stitched_tile_cams(tmp_path):
     assert len(tile_grid(arr.shape, 32, 1.0)) == len(mc.inputs) == 6
     assert mc.cam.shape == grey.shape
     # same resolution and non-overlapping tiles: the stitched map holds each tile's CAM in place
-    from semcathode.cam import _resize
+    from semcathode.explain.cam import _resize
 
     np.testing.assert_allclose(mc.cam[32:64, 64:96], _resize(mc.tile_cams[5], (32, 32)), atol=1e-5)
     assert mc.target == int(mc.probs.argmax())

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from semcathode.cli import build_parser, main
+from semcathode.pipeline.cli import build_parser, main
 
 from conftest import KAIST, needs_kaist
 
@@ -57,7 +57,7 @@ def test_parser_has_all_commands():
 
 
 def test_fetch_from_mirror_cli(tmp_path, capsys, monkeypatch, synthetic_root):
-    import semcathode.datasets as ds
+    import semcathode.data.fetch as ds
     import shutil
 
     f = next((synthetic_root / "NCM333_cycled").glob("*.png"))

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from semcathode.config import PROFILES, ConfigError, RunConfig, config_hash, load_config, save_config
+from semcathode.config.run import PROFILES, ConfigError, RunConfig, config_hash, load_config, save_config
 
 
 @pytest.mark.parametrize("profile", PROFILES)

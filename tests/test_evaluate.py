@@ -1,4 +1,4 @@
-"""Tests of semcathode.evaluate against hand-computed values on tiny inputs."""
+"""Tests of semcathode.metrics.classification against hand-computed values on tiny inputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.evaluate import (
+from semcathode.metrics.classification import (
     aggregate_tiles,
     bootstrap_ci,
     chance_level,

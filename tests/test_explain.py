@@ -2,12 +2,12 @@ import pandas as pd
 import pytest
 import torch
 
-from semcathode.export import export_model, load_model
-from semcathode.explain import cam_note, cam_sample, cam_study, explorer_for, load_run_models
-from semcathode.cam import cam_quant_table
-from semcathode.manifest import index_folder
-from semcathode.preprocess import PreprocessParams
-from semcathode.schema import default_schema
+from semcathode.models.export import export_model, load_model
+from semcathode.explain.runs import cam_note, cam_sample, cam_study, explorer_for, load_run_models
+from semcathode.explain.cam import cam_quant_table
+from semcathode.data.manifest import index_folder
+from semcathode.data.preprocess import PreprocessParams
+from semcathode.data.schema import default_schema
 
 
 @pytest.fixture(scope="module")

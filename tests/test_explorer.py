@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.explorer import CORRECTNESS, Explorer, ExplorerState, explore
+from semcathode.explain.explorer import CORRECTNESS, Explorer, ExplorerState, explore
 
 CLASSES = ["NCM333 pristine", "NCM622 cycled", "NCM811 formation"]
 A, B, C = CLASSES
@@ -46,7 +46,7 @@ def ids(state: ExplorerState) -> list[tuple[str, str]]:
 def test_state_does_not_import_ipywidgets():
     code = (
         "import sys, pandas as pd\n"
-        "from semcathode.explorer import ExplorerState\n"
+        "from semcathode.explain.explorer import ExplorerState\n"
         "s = ExplorerState(pd.DataFrame({'image_id': ['a'], 'label': ['x'], 'pred': ['y']}), ['x', 'y'])\n"
         "s.next(); s.set_filter('correctness', 'incorrect'); assert s.current['image_id'] == 'a'\n"
         "assert 'ipywidgets' not in sys.modules\n"

@@ -1,4 +1,4 @@
-"""Tests for semcathode.export: export -> load -> predict equals the in-memory model; file errors."""
+"""Tests for semcathode.models.export: export -> load -> predict equals the in-memory model; file errors."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from semcathode.backbones import normalization
-from semcathode.config import config_hash, load_config
-from semcathode.data import make_dataloaders
-from semcathode.export import FORMAT, ModelFileError, export_model, export_trained, load_model, predict_paths
-from semcathode.learner import make_learner, predict_items, seed_everything
-from semcathode.manifest import index_folder
-from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.protocol import TrainedModel, predict_micrographs
-from semcathode.schema import default_schema
-from semcathode.splits import assign_groups, split_groups
+from semcathode.models.backbones import normalization
+from semcathode.config.run import config_hash, load_config
+from semcathode.data.loaders import make_dataloaders
+from semcathode.models.export import FORMAT, ModelFileError, export_model, export_trained, load_model, predict_paths
+from semcathode.models.learner import make_learner, predict_items, seed_everything
+from semcathode.data.manifest import index_folder
+from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.study.arms import TrainedModel, predict_micrographs
+from semcathode.data.schema import default_schema
+from semcathode.data.splits import assign_groups, split_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -221,7 +221,7 @@ def test_predict_paths_expands_folders_and_reports_unreadable_files(exported, ma
 
 
 def _protocol_export(manifest, pcache, tmp_path, overrides):
-    from semcathode.protocol import train_arm
+    from semcathode.study.arms import train_arm
 
     cfg = load_config("smoke", overrides={"preprocess.size": 32, "preprocess.mode": "resize", "stage2.epochs": 0,
                                           "stage2.freeze_epochs": 0, **overrides})
@@ -241,7 +241,7 @@ def test_protocol_model_export_matches_in_memory(manifest, pcache, tmp_path):
 
 
 def test_protocol_model_export_matches_after_b0_fallback(manifest, pcache, tmp_path, monkeypatch):
-    from semcathode import backbones
+    from semcathode.models import backbones
 
     def offline(*a, **k):
         raise backbones.HubUnavailableError("offline (test)")
@@ -264,7 +264,7 @@ def test_export_model_writes_atomically_named_pair(exported, tmp_path):
 def test_fold_batchnorm_keeps_predictions():
     import timm
 
-    from semcathode.export import fold_batchnorm
+    from semcathode.models.export import fold_batchnorm
 
     torch.manual_seed(0)
     model = timm.create_model("tf_efficientnet_lite0", num_classes=9, pretrained=False)
@@ -289,7 +289,7 @@ def test_fold_batchnorm_keeps_predictions():
 
 
 def test_scale_model_predicts_with_familiarity_and_calibration(manifest, pcache, tmp_path):
-    from semcathode.trust import calibrate
+    from semcathode.study.trust import calibrate
 
     cfg, items, tm, _ = _learner_and_export(manifest, pcache, tmp_path, mode="scale")
     train, valid = items[items["split"] == "train"], items[items["split"] == "valid"]

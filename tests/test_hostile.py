@@ -27,13 +27,13 @@ import pytest
 import tifffile
 from PIL import Image
 
-from semcathode import io as sio
+from semcathode.io import read as sio
 from semcathode._files import atomic_write_csv, atomic_write_json, atomic_write_text
-from semcathode.cli import main
-from semcathode.config import ConfigError, load_config
-from semcathode.io import SEMMetadataWarning, SEMReadError, read_metadata, read_sem
-from semcathode.manifest import index_folder, read_manifest, write_manifest
-from semcathode.schema import Schema, default_schema
+from semcathode.pipeline.cli import main
+from semcathode.config.run import ConfigError, load_config
+from semcathode.io.read import SEMMetadataWarning, SEMReadError, read_metadata, read_sem
+from semcathode.data.manifest import index_folder, read_manifest, write_manifest
+from semcathode.data.schema import Schema, default_schema
 
 CLASSES3 = ["NCM333_pristine", "NCM333_formation", "NCM333_cycled"]
 SENTINEL = "previous,content\n1,2\n"
@@ -372,7 +372,7 @@ def test_data_index_skip_bad_lists_files_and_stale_skipped_list_goes(tmp_path, c
 @pytest.fixture()
 def no_pipeline(monkeypatch):
     """``run`` must fail before any work: a stand-in pipeline module that fails the test if used."""
-    fake = types.ModuleType("semcathode.pipeline")
+    fake = types.ModuleType("semcathode.pipeline.run")
 
     class PipelineError(RuntimeError):
         pass
@@ -381,7 +381,7 @@ def no_pipeline(monkeypatch):
         raise AssertionError("the pipeline started despite bad input")
 
     fake.PipelineError, fake.run_pipeline = PipelineError, run_pipeline
-    monkeypatch.setitem(sys.modules, "semcathode.pipeline", fake)
+    monkeypatch.setitem(sys.modules, "semcathode.pipeline.run", fake)
     import semcathode
 
     monkeypatch.setattr(semcathode, "pipeline", fake, raising=False)
@@ -461,10 +461,10 @@ def test_config_file_profile_is_the_profile_used(tmp_path):
 
 def test_run_uses_the_file_profile_when_none_is_given(tmp_path, capsys, monkeypatch):
     seen = {}
-    fake = types.ModuleType("semcathode.pipeline")
+    fake = types.ModuleType("semcathode.pipeline.run")
     fake.PipelineError = RuntimeError
     fake.run_pipeline = lambda cfg, out, **k: seen.update(profile=cfg.profile, out=Path(out))
-    monkeypatch.setitem(sys.modules, "semcathode.pipeline", fake)
+    monkeypatch.setitem(sys.modules, "semcathode.pipeline.run", fake)
     monkeypatch.chdir(tmp_path)
     cfg = _cfg_file(tmp_path, "profile: paper\n")
     assert main(["run", "--config", cfg, "-q"]) == 0
@@ -481,8 +481,8 @@ def model_dir(tmp_path_factory) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from semcathode._modelcheck import FORMAT, classes_digest
-    from semcathode.preprocess import PreprocessParams
+    from semcathode.models._modelcheck import FORMAT, classes_digest
+    from semcathode.data.preprocess import PreprocessParams
 
     d = tmp_path_factory.mktemp("model")
     classes = default_schema().classes
@@ -666,7 +666,7 @@ def test_cam_batch_keeps_good_files(tmp_path, capsys, model_dir):
 def one_file_registry(monkeypatch, tmp_path):
     import hashlib
 
-    import semcathode.datasets as ds
+    import semcathode.data.fetch as ds
 
     data = b"hello"
     reg = pd.DataFrame([("images/a.png", hashlib.sha256(data).hexdigest(), len(data), "0" * 40, "a.png")],
@@ -693,7 +693,7 @@ def test_fetch_bad_mirror(tmp_path, capsys, one_file_registry):
 
 
 def test_interrupt_debug_and_unexpected_errors(monkeypatch, capsys, tmp_path):
-    import semcathode.cli as cli
+    import semcathode.pipeline.cli as cli
 
     def interrupted(args):
         raise KeyboardInterrupt
@@ -726,9 +726,9 @@ def test_interrupt_debug_and_unexpected_errors(monkeypatch, capsys, tmp_path):
 def test_help_does_not_import_heavy_modules():
     import subprocess
 
-    code = ("import sys, semcathode.cli as c\n"
+    code = ("import sys, semcathode.pipeline.cli as c\n"
             "try:\n    c.build_parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'fastai', 'pandas', 'matplotlib', 'timm', 'semcathode.io') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'fastai', 'pandas', 'matplotlib', 'timm', 'semcathode.io.read') if m in sys.modules]\n"
             "print(heavy)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -1,4 +1,4 @@
-"""Tests for semcathode.io: reading SEM files, vendor metadata, data-bar cropping."""
+"""Tests for semcathode.io.read: reading SEM files, vendor metadata, data-bar cropping."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-from semcathode.io import (
+from semcathode.io.read import (
     BarCrop,
     SEMImage,
     SEMMetadata,
@@ -239,7 +239,7 @@ def test_unsupported_extension_raises(tmp_path: Path) -> None:
 
 def test_bmp_is_read_as_the_scan_promises(tmp_path: Path) -> None:
     """The folder scan picks up .bmp, so the reader must read it (one extension list)."""
-    from semcathode.manifest import IMAGE_EXTENSIONS
+    from semcathode.data.manifest import IMAGE_EXTENSIONS
 
     p = tmp_path / "image.bmp"
     Image.fromarray(np.full((80, 90), 128, np.uint8)).save(p)

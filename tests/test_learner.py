@@ -1,4 +1,4 @@
-"""Tests for semcathode.learner: splitter, schedules (freeze / discriminative / paper), head init,
+"""Tests for semcathode.models.learner: splitter, schedules (freeze / discriminative / paper), head init,
 channels_last, stage-weight loading and predictions."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 
-from semcathode.backbones import normalization
-from semcathode.config import StageConfig
-from semcathode.data import make_dataloaders
-from semcathode.learner import (
+from semcathode.models.backbones import normalization
+from semcathode.config.run import StageConfig
+from semcathode.data.loaders import make_dataloaders
+from semcathode.models.learner import (
     ChannelsLastInputs,
     efficientnet_splitter,
     fit_stage,
@@ -23,10 +23,10 @@ from semcathode.learner import (
     predict_items,
     seed_everything,
 )
-from semcathode.manifest import index_folder
-from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.schema import default_schema
-from semcathode.splits import assign_groups, split_groups
+from semcathode.data.manifest import index_folder
+from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.data.schema import default_schema
+from semcathode.data.splits import assign_groups, split_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

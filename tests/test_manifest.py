@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from semcathode.manifest import (
+from semcathode.data.manifest import (
     DuplicateWarning,
     ManifestError,
     check_duplicates,
@@ -15,7 +15,7 @@ from semcathode.manifest import (
     read_manifest,
     write_manifest,
 )
-from semcathode.schema import Schema
+from semcathode.data.schema import Schema
 
 from conftest import KAIST, needs_kaist
 

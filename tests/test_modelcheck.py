@@ -1,4 +1,4 @@
-"""Tests for semcathode._modelcheck: one ModelFileError naming the file and the field, for every
+"""Tests for semcathode.models._modelcheck: one ModelFileError naming the file and the field, for every
 way a model JSON can disagree with itself or with its weights; no network is ever touched."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from semcathode._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
-from semcathode.schema import default_schema
+from semcathode.models._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
+from semcathode.data.schema import default_schema
 
 CLASSES = default_schema().classes
 JSON = Path("/models/model.json")

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import semcathode as sc
-from semcathode.pipeline import NOTEBOOKS, notebook_dir
+from semcathode.pipeline.run import NOTEBOOKS, notebook_dir
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = [nb.name for nb in NOTEBOOKS]
@@ -56,6 +56,7 @@ def test_notebook_shape(name):
     names = {t.id for node in params.body for t in getattr(node, "targets", [])}
     assert names == {"profile", "config", "data_dir", "out_dir"}
     public = set(sc.__all__)
+    public_of = {sub: set(getattr(sc, sub).__all__) for sub in sc.SUBPACKAGES}
     for cell in code:
         assert not cell.outputs and cell.execution_count is None, "store notebooks without outputs"
         tree = ast.parse(cell.source)
@@ -68,7 +69,11 @@ def test_notebook_shape(name):
                 if isinstance(node, ast.Import):
                     assert [a.asname for a in node.names] == ["sc"]
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "sc":
-                assert node.attr in public, f"sc.{node.attr} is not in semcathode.__all__"
+                assert node.attr in public or node.attr in public_of, f"sc.{node.attr} is not public"
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                    and isinstance(node.value.value, ast.Name) and node.value.value.id == "sc"):
+                sub = node.value.attr
+                assert node.attr in public_of.get(sub, ()), f"sc.{sub}.{node.attr} is not in semcathode.{sub}.__all__"
         assert len(cell.source.splitlines()) <= 8
     assert "out.save(" in code[-1].source
 
@@ -88,11 +93,17 @@ def test_every_public_name_resolves():
     import importlib
 
     assert len(set(sc.__all__)) == len(sc.__all__)
+    assert len([n for n in sc.__all__ if not n.startswith("_")]) <= 20, "the root API stays small"
     for name in sc.__all__:
         assert getattr(sc, name) is not None, name
     assert set(sc.__all__) <= set(dir(sc))
     with pytest.raises(AttributeError):
         sc.no_such_name  # noqa: B018
-    # each name comes from the submodule the lazy table names
-    for name, module in sc._LAZY.items():
-        assert getattr(importlib.import_module(f"semcathode.{module}"), name) is getattr(sc, name), name
+    # each root name is the object its subpackage exports
+    for name, sub in sc._NAMES.items():
+        assert getattr(importlib.import_module(f"semcathode.{sub}"), name) is getattr(sc, name), name
+    for sub in sc.SUBPACKAGES:
+        pkg = importlib.import_module(f"semcathode.{sub}")
+        assert getattr(sc, sub) is pkg
+        for name, module in pkg._NAMES.items():
+            assert getattr(importlib.import_module(f"semcathode.{sub}.{module}"), name) is getattr(pkg, name), name

@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from semcathode.config import load_config
-from semcathode.pipeline import (
+from semcathode.config.run import load_config
+from semcathode.pipeline.run import (
     NOTEBOOK_NAMES,
     NOTEBOOKS,
     PipelineError,
@@ -38,7 +38,7 @@ def _stub(nbdir: Path, name: str, body: str) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = nbformat.v4.new_code_cell(PARAMS)
     p.metadata["tags"] = ["parameters"]
-    nb.cells += [p, nbformat.v4.new_code_cell(f"import semcathode as sc\nout = sc.NotebookOutputs(out_dir, {name!r})"),
+    nb.cells += [p, nbformat.v4.new_code_cell(f"import semcathode as sc\nout = sc.report.NotebookOutputs(out_dir, {name!r})"),
                  nbformat.v4.new_code_cell(body), nbformat.v4.new_code_cell("out.save({})")]
     nbdir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, nbdir / f"{name}.ipynb")
@@ -104,7 +104,7 @@ def test_stub_report_is_portable(stubs, tmp_path):
 
 
 def _absolute_paths(report: Path, *extra: Path) -> dict:
-    from semcathode.report import absolute_paths
+    from semcathode.report.outputs import absolute_paths
 
     needles = [str(REPO), str(Path.home()) + os.sep, tempfile.gettempdir() + os.sep, sys.prefix,
                os.environ.get("SEMCATHODE_CACHE", ""), *map(str, extra)]
@@ -114,7 +114,7 @@ def _absolute_paths(report: Path, *extra: Path) -> dict:
 def test_ctrl_c_prints_one_line_and_exits_130(stubs, tmp_path):
     _stub(stubs, "02_pretrain", "import time\nprint('training', flush=True)\ntime.sleep(60)")
     out = tmp_path / "report"
-    code = ("import logging, sys\nfrom semcathode.config import load_config\nfrom semcathode.pipeline import run_pipeline\n"
+    code = ("import logging, sys\nfrom semcathode.config.run import load_config\nfrom semcathode.pipeline.run import run_pipeline\n"
             "logging.basicConfig(level=logging.WARNING, stream=sys.stdout)\n"
             f"run_pipeline(load_config('smoke'), {str(out)!r}, log=lambda m: print(m, flush=True), html=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -144,7 +144,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(stubs, tmp_path):
 
 
 def test_notebook_dir_finds_the_checkout(monkeypatch):
-    from semcathode.pipeline import notebook_dir
+    from semcathode.pipeline.run import notebook_dir
 
     monkeypatch.delenv("SEMCATHODE_NOTEBOOKS", raising=False)
     assert notebook_dir() == REPO / "notebooks"

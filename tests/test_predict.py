@@ -1,4 +1,4 @@
-"""Tests for physical-scale input and whole-micrograph prediction (semcathode.preprocess, .data,
+"""Tests for physical-scale input and whole-micrograph prediction (semcathode.data.preprocess, .data,
 .predict, .trust, .export): crops, tile grids, aggregation, scale invariance, calibration, familiarity."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from semcathode.data import crop_array
-from semcathode.io import crop_data_bar, read_sem
-from semcathode.manifest import index_folder
-from semcathode.predict import (
+from semcathode.data.loaders import crop_array
+from semcathode.io.read import crop_data_bar, read_sem
+from semcathode.data.manifest import index_folder
+from semcathode.models.predict import (
     aggregate_log_probs,
     auroc,
     expected_calibration_error,
@@ -25,7 +25,7 @@ from semcathode.predict import (
     knn_ood_score,
     predict_arrays,
 )
-from semcathode.preprocess import (
+from semcathode.data.preprocess import (
     PreprocessCache,
     PreprocessParams,
     build_items,

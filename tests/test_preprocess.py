@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.manifest import index_folder
-from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items, load_bar_free, preprocess_image
+from semcathode.data.manifest import index_folder
+from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items, load_bar_free, preprocess_image
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for semcathode.protocol: the two-stage transfer study on tiny synthetic data.
+"""Tests for semcathode.study.arms: the two-stage transfer study on tiny synthetic data.
 
 One module-scoped run (``run``) trains the stage-1 model and the four stage-2 arms of the
 smoke profile once (32 px, 1 epoch, 18 source and 18 target train images); the other tests
@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import torch
 
-from semcathode import protocol
-from semcathode.config import StageConfig, load_config
-from semcathode.data import make_dataloaders
-from semcathode.evaluate import aggregate_tiles
-from semcathode.learner import predict_items
-from semcathode.manifest import index_folder
-from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.protocol import (
+from semcathode.study import arms as protocol
+from semcathode.config.run import StageConfig, load_config
+from semcathode.data.loaders import make_dataloaders
+from semcathode.metrics.classification import aggregate_tiles
+from semcathode.models.learner import predict_items
+from semcathode.data.manifest import index_folder
+from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.study.arms import (
     ARMS,
     ModelStore,
     _stage_epochs,
@@ -34,8 +34,8 @@ from semcathode.protocol import (
     train_arm,
     train_stage1,
 )
-from semcathode.schema import default_schema
-from semcathode.study import prepare_splits
+from semcathode.data.schema import default_schema
+from semcathode.data.factory import prepare_splits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -286,7 +286,7 @@ def test_stage_epochs_paper_schedule_ignores_freeze_epochs():
 
 
 def test_pre_ft_after_b0_fallback(setup, tmp_path, monkeypatch):
-    from semcathode import backbones
+    from semcathode.models import backbones
 
     def offline(*a, **k):
         raise backbones.HubUnavailableError("offline (test)")
@@ -311,7 +311,7 @@ def test_stage1_key_follows_the_source_images(setup):
 
 
 def test_fair_stage_gives_arms_without_stage1_the_steps_of_both_pre_ft_stages():
-    from semcathode.protocol import fair_stage
+    from semcathode.study.arms import fair_stage
 
     cfg = load_config("smoke", overrides={"stage2.epochs": 2, "stage2.freeze_epochs": 0, "stage2.min_steps": 0,
                                           "stage2.batch_size": 4, "preprocess.crops_per_image": 1})

@@ -6,7 +6,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 
-from semcathode.report import NotebookOutputs, df_to_markdown, provenance_note, read_outputs, read_table, write_index
+from semcathode.report.outputs import NotebookOutputs, df_to_markdown, provenance_note, read_outputs, read_table, write_index
 
 
 def test_outputs_and_index(tmp_path):
@@ -57,7 +57,7 @@ def test_figure_is_shown_inline_and_saved(tmp_path):
 
 
 def test_figure_outside_ipython_only_saves(tmp_path, monkeypatch):
-    from semcathode import report
+    from semcathode.report import outputs as report
 
     monkeypatch.setattr(report, "_in_ipython", lambda: False)
     out = NotebookOutputs(tmp_path, "01_data")
@@ -66,7 +66,7 @@ def test_figure_outside_ipython_only_saves(tmp_path, monkeypatch):
 
 
 def test_tables_json_and_text_hold_no_absolute_paths(tmp_path):
-    from semcathode.report import PathRelativizer
+    from semcathode.report.outputs import PathRelativizer
 
     data = tmp_path / "data"
     run = tmp_path / "run"
@@ -90,7 +90,7 @@ def test_tables_json_and_text_hold_no_absolute_paths(tmp_path):
 
 
 def test_relativizer_only_rewrites_whole_path_prefixes(tmp_path):
-    from semcathode.report import PathRelativizer
+    from semcathode.report.outputs import PathRelativizer
 
     r = PathRelativizer(tmp_path / "run", tmp_path / "data", None)
     run = str(tmp_path / "run")
@@ -103,7 +103,7 @@ def test_relativizer_only_rewrites_whole_path_prefixes(tmp_path):
 def test_make_portable_rewrites_a_report_folder(tmp_path):
     import nbformat
 
-    from semcathode.report import absolute_paths, make_portable
+    from semcathode.report.outputs import absolute_paths, make_portable
 
     run = tmp_path / "run.staging"
     (run / "01_data").mkdir(parents=True)

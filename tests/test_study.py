@@ -1,9 +1,9 @@
 import pytest
 
-from semcathode.config import load_config
-from semcathode.splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
-from semcathode.study import build_manifest, load_study, prepare_splits, target_domain_note, write_attribution
-from semcathode.manifest import write_manifest
+from semcathode.config.run import load_config
+from semcathode.data.splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
+from semcathode.data.factory import build_manifest, load_study, prepare_splits, target_domain_note, write_attribution
+from semcathode.data.manifest import write_manifest
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 import pandas as pd
 
-from semcathode.manifest import index_folder
-from semcathode.splits import assign_groups, split_groups
-from semcathode.summary import count_table, data_summary, duplicate_note, duplicate_report, pixel_size_table, split_table
+from semcathode.data.manifest import index_folder
+from semcathode.data.splits import assign_groups, split_groups
+from semcathode.data.summary import count_table, data_summary, duplicate_note, duplicate_report, pixel_size_table, split_table
 
 
 def test_tables(synthetic_root):

@@ -1,4 +1,4 @@
-"""Tests for semcathode.synthetic (synthetic SEM micrographs and planted-signal images)."""
+"""Tests for semcathode.data.synthetic (synthetic SEM micrographs and planted-signal images)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import black_tophat, disk
 
-from semcathode.synthetic import (
+from semcathode.data.synthetic import (
     default_bar_height,
     make_blob_dataset,
     make_micrograph,

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.manifest import index_folder
-from semcathode.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.schema import Schema
-from semcathode.splits import assign_groups, split_groups
-from semcathode.synthetic import write_synthetic_dataset
-from semcathode.validity import (
+from semcathode.data.manifest import index_folder
+from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.data.schema import Schema
+from semcathode.data.splits import assign_groups, split_groups
+from semcathode.data.synthetic import write_synthetic_dataset
+from semcathode.study.validity import (
     robustness_items,
     session_check,
     shortcut_baseline,
@@ -76,10 +76,10 @@ def test_extra_shift_composes(tmp_path):
 
 
 def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
-    from semcathode.config import load_config
-    from semcathode.manifest import write_manifest
-    from semcathode.study import build_manifest, load_study, prepare_splits
-    from semcathode.validity import session_probe
+    from semcathode.config.run import load_config
+    from semcathode.data.manifest import write_manifest
+    from semcathode.data.factory import build_manifest, load_study, prepare_splits
+    from semcathode.study.validity import session_probe
 
     cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
                                           "data.extra_compositions": [], "model.weights": "scratch"})

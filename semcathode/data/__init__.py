@@ -1,0 +1,103 @@
+"""From files to DataLoaders: schema, manifest, splits, simulated shift, synthetic data, fetch, pre-processing cache, loaders and the study factory."""
+
+from __future__ import annotations
+
+from .._lazy import attach
+
+#: Public name -> module of this subpackage that defines it.
+_NAMES: dict[str, str] = {
+    # factory
+    "build_manifest": "factory",
+    "cache_for": "factory",
+    "data_dir_for": "factory",
+    "load_study": "factory",
+    "prepare_splits": "factory",
+    "preprocess_params": "factory",
+    "schema_from_config": "factory",
+    "Study": "factory",
+    "target_domain_note": "factory",
+    "write_attribution": "factory",
+    # fetch
+    "attribution": "fetch",
+    "build_registry": "fetch",
+    "DatasetError": "fetch",
+    "DatasetInfo": "fetch",
+    "DATASETS": "fetch",
+    "fetch": "fetch",
+    "find_local_data": "fetch",
+    "registry": "fetch",
+    "resolve_data_dir": "fetch",
+    "verify": "fetch",
+    # loaders
+    "class_counts": "loaders",
+    "class_weights": "loaders",
+    "crop_array": "loaders",
+    "load_item": "loaders",
+    "make_dataloaders": "loaders",
+    "make_test_dl": "loaders",
+    "oversample": "loaders",
+    "PerImageStandardize": "loaders",
+    "sample_weights": "loaders",
+    # manifest
+    "check_duplicates": "manifest",
+    "DuplicateWarning": "manifest",
+    "find_duplicates": "manifest",
+    "IMAGE_EXTENSIONS": "manifest",
+    "index_folder": "manifest",
+    "ManifestError": "manifest",
+    "read_manifest": "manifest",
+    "skipped_path": "manifest",
+    "write_manifest": "manifest",
+    # preprocess
+    "build_items": "preprocess",
+    "crop_items": "preprocess",
+    "cut_tiles": "preprocess",
+    "default_cache_dir": "preprocess",
+    "grid_items": "preprocess",
+    "load_bar_free": "preprocess",
+    "preprocess_image": "preprocess",
+    "PreprocessCache": "preprocess",
+    "PreprocessParams": "preprocess",
+    "resample_to_scale": "preprocess",
+    "tile_grid": "preprocess",
+    # schema
+    "DEFAULT_COMPOSITIONS": "schema",
+    "default_schema": "schema",
+    "DEFAULT_STATES": "schema",
+    "Schema": "schema",
+    "STATE_ALIASES": "schema",
+    # shift
+    "AcquisitionShift": "shift",
+    "random_shift": "shift",
+    "severity_grid": "shift",
+    "shift_at_severity": "shift",
+    "SHIFT_KINDS": "shift",
+    "simulated_instrument_shift": "shift",
+    # splits
+    "assign_groups": "splits",
+    "check_no_group_leak": "splits",
+    "group_folds": "splits",
+    "make_transfer_splits": "splits",
+    "merge_duplicate_groups": "splits",
+    "session_tail": "splits",
+    "SIMULATED_SHIFT_NOTE": "splits",
+    "split_groups": "splits",
+    "subset_per_class": "splits",
+    # summary
+    "count_table": "summary",
+    "data_summary": "summary",
+    "duplicate_note": "summary",
+    "duplicate_report": "summary",
+    "pixel_size_table": "summary",
+    "split_table": "summary",
+    # synthetic
+    "default_bar_height": "synthetic",
+    "make_blob_dataset": "synthetic",
+    "make_micrograph": "synthetic",
+    "SYNTHETIC_COMPOSITIONS": "synthetic",
+    "SYNTHETIC_STATES": "synthetic",
+    "write_synthetic_dataset": "synthetic",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = attach(__name__, _NAMES)

@@ -1,0 +1,226 @@
+"""Assemble the study's data from a :class:`~semcathode.config.RunConfig`.
+
+files -> manifest (indexed, validated) -> groups -> source / target / new-domain splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..config.run import RunConfig
+from .fetch import resolve_data_dir
+from .manifest import index_folder
+from .preprocess import PreprocessCache, PreprocessParams, build_items, default_cache_dir
+from .schema import Schema
+from .splits import assign_groups, make_transfer_splits, split_groups
+
+__all__ = [
+    "schema_from_config", "data_dir_for", "build_manifest", "prepare_splits", "preprocess_params", "cache_for",
+    "target_domain_note", "write_attribution", "Study", "load_study",
+]
+
+
+def schema_from_config(cfg: RunConfig) -> Schema:
+    """The class schema configured in ``cfg.data``."""
+    return Schema(
+        compositions=tuple(cfg.data.compositions),
+        states=tuple(cfg.data.states),
+        extra_compositions=tuple(cfg.data.extra_compositions),
+    )
+
+
+def data_dir_for(cfg: RunConfig) -> Path:
+    """Folder of micrographs for ``cfg``: the configured folder, the local KAIST copy (or a
+    fetch of it), or a deterministic synthetic set written to the cache (or into
+    ``data.data_dir`` when that folder holds no images yet; an existing set is never touched)."""
+    if cfg.data.dataset == "synthetic":
+        if cfg.data.data_dir:
+            root = Path(cfg.data.data_dir)
+        else:
+            key = hashlib.sha256(
+                json.dumps([cfg.data.synthetic_per_class, cfg.data.synthetic_size, cfg.data.extra_compositions, 1]).encode()
+            ).hexdigest()[:10]
+            root = _cache_root(cfg) / "synthetic" / key
+        has_images = root.is_dir() and any(p.suffix.lower() in (".png", ".jpg", ".tif") for p in root.rglob("*.*"))
+        if not (root / ".complete").exists() and not has_images:
+            from .synthetic import write_synthetic_dataset
+
+            s = cfg.data.synthetic_size
+            write_synthetic_dataset(
+                root, n_per_class=cfg.data.synthetic_per_class, compositions=tuple(cfg.data.compositions),
+                states=tuple(cfg.data.states), size=(s * 3 // 4 + s // 15, s), seed=0,
+            )
+            (root / ".complete").write_text("ok\n")
+        return root
+    if cfg.data.dataset == "folder":
+        if not cfg.data.data_dir:
+            raise ValueError("data.dataset is 'folder' but data.data_dir is empty")
+        return Path(cfg.data.data_dir)
+    return resolve_data_dir(cfg.data.dataset, cfg.data.data_dir or None)
+
+
+def _cache_root(cfg: RunConfig) -> Path:
+    return Path(cfg.preprocess.cache_dir) if cfg.preprocess.cache_dir else default_cache_dir()
+
+
+def build_manifest(cfg: RunConfig) -> pd.DataFrame:
+    """Index the configured data into a validated manifest (see :func:`index_folder`)."""
+    root = data_dir_for(cfg)
+    kaist_layout = (root / "images").is_dir() and (root / "manifest.csv").exists()
+    return index_folder(
+        root / "images" if kaist_layout else root,
+        schema=schema_from_config(cfg),
+        labels_csv=cfg.data.labels_csv or None,
+        skip_bad=cfg.data.skip_bad,
+        min_size=cfg.data.min_size,
+        bar_method=cfg.data.bar_method,
+        bar_fraction=cfg.data.bar_fraction,
+    )
+
+
+def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
+    """Groups, the transfer study's domains and the splits, all in one manifest.
+
+    Duplicate and near-duplicate images of one class are first put into one group
+    (``data.merge_duplicates``), so a pair never straddles train/test or source/target.
+    First the last frames of every session of the schema's classes (``data.tail_frac``,
+    :func:`~semcathode.data.session_tail`) become the source domain's ``tail`` split: a
+    test of extrapolation along the stage, kept out of every training set.
+    The other rows of the schema's classes are partitioned into ``source`` and ``target``: with
+    ``target.kind = simulated_shift`` by held-out frame blocks plus the acquisition shift
+    (see :data:`semcathode.data.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
+    manifest's own ``domain`` column. Rows of extra compositions (e.g. NCM523, a real new
+    domain) keep their domain and get their own group split.
+    """
+    schema = schema_from_config(cfg)
+    from .splits import session_tail
+
+    is_main = manifest["label"].isin(schema.classes)
+    tail_mask = session_tail(manifest[is_main], cfg.data.tail_frac).reindex(manifest.index, fill_value=False)
+    tail = manifest[tail_mask].copy()
+    df = assign_groups(manifest[~tail_mask], cfg.data.block_size)
+    if cfg.data.merge_duplicates:
+        from .manifest import find_duplicates
+        from .splits import merge_duplicate_groups
+
+        df = merge_duplicate_groups(df, find_duplicates(df))
+    main = df[df["label"].isin(schema.classes)]
+    extra = df[~df["label"].isin(schema.classes)]
+    if cfg.target.kind == "simulated_shift":
+        from .shift import simulated_instrument_shift
+
+        shift = simulated_instrument_shift()
+        main = make_transfer_splits(
+            main, target_frac=cfg.target.target_frac, valid_frac=cfg.data.valid_frac,
+            test_frac=cfg.data.test_frac, per_class_train=cfg.target.per_class_train,
+            seed=cfg.data.split_seed, shift=shift.to_dict(), target_valid_frac=cfg.target.valid_frac,
+        )
+    else:
+        parts = []
+        for dom, sub in main.groupby("domain", sort=False):
+            sub = split_groups(sub, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
+            parts.append(sub)
+        main = pd.concat(parts)
+        main["domain"] = ["target" if d == cfg.target.domain else "source" for d in main["domain"]]
+        main["shift"] = ""
+    parts = [main]
+    if len(extra):
+        extra = split_groups(extra, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
+        extra["shift"] = ""
+        parts.append(extra)
+    if len(tail):
+        tail = tail.assign(group=tail["label"].astype(str) + "|" + tail["session"].astype(str) + "|tail",
+                           domain="source", split="tail", shift="")
+        parts.append(tail)
+    out = pd.concat(parts)
+    return out.loc[manifest.index.intersection(out.index)]
+
+
+def preprocess_params(cfg: RunConfig) -> PreprocessParams:
+    """:class:`PreprocessParams` from ``cfg.preprocess``."""
+    p = cfg.preprocess
+    return PreprocessParams(mode=p.mode, size=p.size, scale_um=p.scale_um, tile_stride=p.tile_stride)
+
+
+def cache_for(cfg: RunConfig) -> PreprocessCache:
+    """The pre-processing cache configured in ``cfg``."""
+    return PreprocessCache(_cache_root(cfg) / "preprocessed")
+
+
+def target_domain_note(cfg: RunConfig) -> str:
+    """What the target domain of this configuration is, in words (printed in every output)."""
+    from .splits import SIMULATED_SHIFT_NOTE
+
+    if cfg.target.kind == "simulated_shift":
+        from .shift import simulated_instrument_shift
+
+        return SIMULATED_SHIFT_NOTE + f" Shift parameters: {simulated_instrument_shift().to_dict()}."
+    return f"Target domain: rows whose `domain` column is {cfg.target.domain!r} (real data given by the user)."
+
+
+def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
+    """Write ``ATTRIBUTION.md`` for the configured data into ``out_dir``."""
+    from .._files import atomic_write_text
+    from .fetch import DATASETS, attribution
+
+    if cfg.data.dataset in DATASETS:
+        text = attribution(cfg.data.dataset)
+    elif cfg.data.dataset == "synthetic":
+        text = "# synthetic\n\nSynthetic micrographs generated by semcathode.synthetic (no real data).\n"
+    else:
+        text = f"# {cfg.data.data_dir}\n\nUser-supplied micrographs.\n"
+    return atomic_write_text(Path(out_dir) / "ATTRIBUTION.md", text)
+
+
+@dataclass
+class Study:
+    """What the notebooks after 01 share: the split manifest, its network inputs and classes."""
+
+    cfg: RunConfig
+    manifest: pd.DataFrame
+    items: pd.DataFrame  # pre-processed inputs of the schema's classes (source + target)
+    new_items: pd.DataFrame  # pre-processed inputs of extra compositions (e.g. NCM523)
+    classes: list[str]
+    cache: PreprocessCache
+
+    @property
+    def params(self) -> PreprocessParams:
+        return preprocess_params(self.cfg)
+
+    def rows(self, domain: str, split: str) -> pd.DataFrame:
+        """Items of one domain and split."""
+        return self.items[(self.items["domain"] == domain) & (self.items["split"] == split)]
+
+
+def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
+    """Read notebook 01's manifest from ``out_dir`` and pre-process it (through the cache).
+
+    Relative micrograph paths (a published, relocatable report) are resolved against the
+    configured data root, so a report's notebooks can be rerun in JupyterLab on another machine.
+    """
+    from .manifest import read_manifest
+
+    path = Path(out_dir) / "01_data" / "manifest.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run notebook 01_data first (same out_dir)")
+    manifest = read_manifest(path)
+    rel = [not Path(str(p)).is_absolute() for p in manifest["path"]]
+    if any(rel):  # a published (portable) report names micrographs relative to the data root
+        root = data_dir_for(cfg)
+        manifest.loc[rel, "path"] = [str(root / str(p)) for p in manifest.loc[rel, "path"]]
+    manifest["shift"] = manifest["shift"].fillna("") if "shift" in manifest else ""
+    if cfg.preprocess.pixel_size_um > 0 and "pixel_size_um" in manifest:  # the user's fallback for files without one
+        manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(cfg.preprocess.pixel_size_um)
+    classes = schema_from_config(cfg).classes
+    cache = cache_for(cfg)
+    params = preprocess_params(cfg)
+    main = manifest[manifest["label"].isin(classes)]
+    extra = manifest[~manifest["label"].isin(classes)]
+    items = build_items(main, params, cache)
+    new_items = build_items(extra, params, cache) if len(extra) else items.head(0)
+    return Study(cfg, manifest, items, new_items, classes, cache)

@@ -1,0 +1,355 @@
+"""Bar-free micrograph -> cached array at the model's physical scale (or resized), and network inputs.
+
+The cache is keyed by (file sha256, bar row, acquisition shift, pre-processing parameters),
+so later epochs and later runs never decode the large source images again. Cached entries
+are uint8 ``.npy`` arrays: in scale mode the whole bar-free frame at ``scale_um`` µm/px, in
+resize mode the ``size`` x ``size`` thumbnail. Network inputs are crops of it: random ones for
+training (:func:`crop_items`), a tile grid over the whole frame for evaluation (:func:`grid_items`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .._files import atomic_save
+from ..io.read import crop_data_bar, read_sem
+
+__all__ = [
+    "PreprocessParams",
+    "default_cache_dir",
+    "load_bar_free",
+    "preprocess_image",
+    "resample_to_scale",
+    "tile_grid",
+    "cut_tiles",
+    "PreprocessCache",
+    "build_items",
+    "crop_items",
+    "grid_items",
+]
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """Pre-processing parameters.
+
+    Attributes
+    ----------
+    mode : str
+        ``scale``: the bar-free micrograph is resampled once to ``scale_um`` µm/px and
+        cached whole; training draws random ``size``-px crops (a fixed physical field of
+        view) and evaluation covers the frame with a grid of ``size``-px tiles.
+        ``resize``: the whole bar-free frame squeezed to ``size`` x ``size`` (the paper's
+        input; physical scale is lost).
+    size : int
+        Network input side in pixels (the crop / tile in ``scale`` mode).
+    scale_um : float
+        ``scale`` mode: µm per pixel to resample to (0 = keep the native pixel size).
+    tile_stride : float
+        ``scale`` mode: evaluation grid stride as a fraction of ``size`` (the grid always
+        reaches both edges of the frame, so neighbouring tiles may overlap a little more).
+    """
+
+    mode: str = "scale"
+    size: int = 224
+    scale_um: float = 0.5
+    tile_stride: float = 1.0
+
+    def key(self) -> str:
+        """The part of the parameters that determines the cached array."""
+        if self.mode == "scale":
+            return json.dumps({"mode": "scale", "scale_um": float(self.scale_um)}, sort_keys=True)
+        return json.dumps({"mode": self.mode, "size": int(self.size)}, sort_keys=True)
+
+    @property
+    def field_of_view_um(self) -> float | None:
+        """Side of one network input in µm (None when the scale is not fixed)."""
+        return self.size * self.scale_um if self.mode == "scale" and self.scale_um else None
+
+
+def default_cache_dir() -> Path:
+    """``$SEMCATHODE_CACHE`` or ``~/.cache/semcathode``."""
+    return Path(os.environ.get("SEMCATHODE_CACHE", Path.home() / ".cache" / "semcathode"))
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a float [0,1] image to (H, W) with an antialiased filter."""
+    h, w = shape
+    im = Image.fromarray(img.astype(np.float32), mode="F")
+    return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float32)
+
+
+def _image_seed(sha256: str) -> int:
+    return int(sha256[:8], 16)
+
+
+def load_bar_free(row: pd.Series | dict, apply_shift: bool = True) -> np.ndarray:
+    """Read a manifest row's micrograph, drop the data bar, apply its acquisition shift.
+
+    Parameters
+    ----------
+    row : Series or dict
+        Manifest row with ``path`` and ``bar_row`` (and optionally ``shift``: JSON of one
+        :class:`~semcathode.data.AcquisitionShift` dict or of a list applied in order; ``sha256``).
+    apply_shift : bool
+        Apply the row's ``shift`` (simulated target domain) when present.
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W) in [0, 1].
+    """
+    sem = read_sem(row["path"])
+    bar_row = row.get("bar_row") if hasattr(row, "get") else None
+    if bar_row is not None and not pd.isna(bar_row):
+        img = sem.image[: int(bar_row)]
+    else:
+        img, _ = crop_data_bar(sem.image, sem.meta)
+    shift = row.get("shift") if hasattr(row, "get") else None
+    if apply_shift and isinstance(shift, str) and shift:
+        from .shift import AcquisitionShift
+
+        seed = _image_seed(str(row.get("sha256", "0" * 8)))
+        spec = json.loads(shift)
+        for k, d in enumerate(spec if isinstance(spec, list) else [spec]):  # a list = shifts in sequence
+            img = AcquisitionShift.from_dict(d).apply(img, rng=seed + k)
+    return img.astype(np.float32)
+
+
+def resample_to_scale(img: np.ndarray, pixel_size_um: float | None, scale_um: float, min_side: int = 1,
+                      name: str = "image") -> np.ndarray:
+    """Resample a float image from its pixel size to ``scale_um`` µm/px.
+
+    Parameters
+    ----------
+    img : ndarray
+        float (H, W).
+    pixel_size_um : float or None
+        The image's pixel size in µm (required unless ``scale_um`` is 0).
+    scale_um : float
+        Target pixel size; 0 keeps the image as it is.
+    min_side : int
+        The result is enlarged (aspect kept) so that both sides reach at least this.
+    name : str
+        Named in the error (usually the file).
+
+    Returns
+    -------
+    ndarray
+        float32 resampled image.
+
+    Raises
+    ------
+    ValueError
+        ``scale_um`` is set but the pixel size is unknown or not a positive finite number.
+    """
+    h, w = img.shape
+    f = 1.0
+    if scale_um:
+        if pixel_size_um is None or not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
+            raise ValueError(
+                f"{name}: no pixel size known (needed to resample to {scale_um} µm/px); give one with "
+                "--pixel-size, the config key preprocess.pixel_size_um or a pixel_size_um column"
+            )
+        f = float(pixel_size_um) / float(scale_um)
+    f = max(f, min_side / h, min_side / w)
+    if abs(f - 1.0) < 1e-9:
+        return img.astype(np.float32)
+    return _resize(img, (max(min_side, round(h * f)), max(min_side, round(w * f))))
+
+
+def tile_grid(shape: tuple[int, int], size: int, stride: float = 1.0) -> list[tuple[int, int]]:
+    """Top-left corners of ``size``-px tiles that cover a frame from edge to edge.
+
+    Along each axis ``n = ceil((L - size) / (stride * size)) + 1`` tiles are spread evenly
+    from 0 to ``L - size``, so the last tile touches the far edge and every pixel is covered.
+
+    Parameters
+    ----------
+    shape : (H, W)
+        Frame shape (each at least ``size``).
+    size : int
+    stride : float
+        Largest stride as a fraction of ``size`` (0 < stride <= 1 for full coverage).
+
+    Returns
+    -------
+    list of (row, col)
+        Row-major.
+    """
+    def axis(length: int) -> list[int]:
+        span = length - size
+        if span <= 0:
+            return [0]
+        step = max(1.0, stride * size)
+        n = int(np.ceil(span / step)) + 1
+        return sorted({int(round(v)) for v in np.linspace(0, span, n)})
+
+    return [(y, x) for y in axis(int(shape[0])) for x in axis(int(shape[1]))]
+
+
+def cut_tiles(img: np.ndarray, size: int, stride: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The tiles of :func:`tile_grid` as one ``(T, size, size)`` array, and their corners."""
+    pos = tile_grid(img.shape, size, stride)
+    return np.stack([img[y : y + size, x : x + size] for y, x in pos]), pos
+
+
+def preprocess_image(img: np.ndarray, params: PreprocessParams, pixel_size_um: float | None = None,
+                     name: str = "image") -> np.ndarray:
+    """Turn a bar-free float image into the uint8 array that is cached.
+
+    Returns
+    -------
+    ndarray
+        uint8 ``(size, size)`` in resize mode; in scale mode the whole frame resampled to
+        ``scale_um`` µm/px, ``(H', W')`` with both sides at least ``size``.
+    """
+    s = params.size
+    if params.mode == "resize":
+        return _to_uint8(_resize(img, (s, s)))
+    if params.mode != "scale":
+        raise ValueError(f"unknown pre-processing mode {params.mode!r}: use 'scale' or 'resize'")
+    return _to_uint8(resample_to_scale(img, pixel_size_um, params.scale_um, min_side=s, name=name))
+
+
+class PreprocessCache:
+    """On-disk cache of pre-processed micrographs.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        Cache folder (default :func:`default_cache_dir` / ``preprocessed``).
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else default_cache_dir() / "preprocessed"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def key(self, row: pd.Series | dict, params: PreprocessParams) -> str:
+        shift = row.get("shift", "") if hasattr(row, "get") else ""
+        shift = shift if isinstance(shift, str) else ""
+        parts = [str(row["sha256"]), str(row.get("bar_row", "")), shift, params.key()]
+        if params.mode == "scale" and params.scale_um:
+            parts.append(repr(_float_or_none(row.get("pixel_size_um"))))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+    def path(self, row: pd.Series | dict, params: PreprocessParams) -> Path:
+        k = self.key(row, params)
+        return self.root / k[:2] / f"{k}.npy"
+
+    def get(self, row: pd.Series | dict, params: PreprocessParams) -> np.ndarray:
+        """Cached array for ``row`` (computed and stored on a miss)."""
+        p = self.path(row, params)
+        if p.exists():
+            try:
+                return np.load(p)
+            except (ValueError, OSError, EOFError):
+                p.unlink(missing_ok=True)  # corrupt entry: rebuild
+        arr = preprocess_image(load_bar_free(row), params, _float_or_none(row.get("pixel_size_um")),
+                               name=str(row.get("path", "image")))
+        atomic_save(p, lambda tmp: _save_npy(tmp, arr))
+        return arr
+
+    def warm(self, df: pd.DataFrame, params: PreprocessParams, workers: int = 2) -> list[Path]:
+        """Make sure every row of ``df`` is cached; returns the cache paths in row order."""
+        rows = [r for _, r in df.iterrows()]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(lambda r: self.get(r, params), rows))
+        return [self.path(r, params) for r in rows]
+
+
+def _save_npy(tmp: str, arr: np.ndarray) -> None:
+    with open(tmp, "wb") as fh:
+        np.save(fh, arr)
+
+
+def _float_or_none(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(f) else f
+
+
+def build_items(
+    df: pd.DataFrame, params: PreprocessParams, cache: PreprocessCache | None = None, workers: int = 2
+) -> pd.DataFrame:
+    """Pre-process (through the cache) and list the cached network inputs of a manifest.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Manifest rows (with ``split``/``domain`` when split).
+    params : PreprocessParams
+    cache : PreprocessCache, optional
+
+    Returns
+    -------
+    DataFrame
+        One row per micrograph: the manifest columns plus ``image_id`` (manifest index),
+        ``cache_path``, ``height``/``width`` of the cached array and ``size`` (the network
+        input side). :func:`crop_items` and :func:`grid_items` turn these into network inputs.
+    """
+    cache = cache or PreprocessCache()
+    paths = cache.warm(df, params, workers=workers)
+    out = df.copy()
+    out["image_id"] = df.index
+    out["cache_path"] = [str(p) for p in paths]
+    shapes = [np.load(p, mmap_mode="r").shape for p in paths]
+    out["height"] = [int(sh[0]) for sh in shapes]
+    out["width"] = [int(sh[1]) for sh in shapes]
+    out["size"] = int(params.size)
+    return out.reset_index(drop=True)
+
+
+def crop_items(items: pd.DataFrame, k: int = 1) -> pd.DataFrame:
+    """Training inputs: every micrograph ``k`` times, each drawing a new random crop when loaded.
+
+    Returns
+    -------
+    DataFrame
+        ``items`` repeated ``k`` times with ``crop_y = crop_x = -1`` (random crop).
+    """
+    out = items.loc[items.index.repeat(max(1, int(k)))].copy()
+    out["crop_y"] = -1
+    out["crop_x"] = -1
+    return out.reset_index(drop=True)
+
+
+def grid_items(items: pd.DataFrame, stride: float = 1.0, center_only: bool = False) -> pd.DataFrame:
+    """Evaluation inputs: the :func:`tile_grid` tiles of every micrograph (or its central tile).
+
+    Returns
+    -------
+    DataFrame
+        One row per tile with ``tile`` (index in the grid), ``crop_y`` and ``crop_x``.
+    """
+    rows, tiles, ys, xs = [], [], [], []
+    for i, (h, w, s) in enumerate(zip(items["height"], items["width"], items["size"])):
+        pos = tile_grid((int(h), int(w)), int(s), stride)
+        if center_only:
+            pos = [(max(0, (int(h) - int(s)) // 2), max(0, (int(w) - int(s)) // 2))]
+        for t, (y, x) in enumerate(pos):
+            rows.append(i)
+            tiles.append(t)
+            ys.append(y)
+            xs.append(x)
+    out = items.iloc[rows].copy()
+    out["tile"] = tiles
+    out["crop_y"] = ys
+    out["crop_x"] = xs
+    return out.reset_index(drop=True)

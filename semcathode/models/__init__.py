@@ -1,0 +1,57 @@
+"""Backbones, the fastai learner, the exported model file and whole-micrograph prediction."""
+
+from __future__ import annotations
+
+from .._lazy import attach
+
+#: Public name -> module of this subpackage that defines it.
+_NAMES: dict[str, str] = {
+    # backbones
+    "BACKBONES": "backbones",
+    "create_backbone": "backbones",
+    "HUB_TIMEOUT_S": "backbones",
+    "HubUnavailableError": "backbones",
+    "imagenet_classifier": "backbones",
+    "IMAGENET_MEAN": "backbones",
+    "IMAGENET_STD": "backbones",
+    "list_backbones": "backbones",
+    "LITE0_SHA256": "backbones",
+    "LITE0_STAGE_DEPTHS": "backbones",
+    "lite0_state_dict": "backbones",
+    "normalization": "backbones",
+    "WEIGHT_CHOICES": "backbones",
+    "weights_cache_dir": "backbones",
+    "WeightsInfo": "backbones",
+    "WeightsIntegrityError": "backbones",
+    # export
+    "export_model": "export",
+    "export_models": "export",
+    "export_trained": "export",
+    "ExportedModel": "export",
+    "fold_batchnorm": "export",
+    "FORMAT": "export",
+    "load_model": "export",
+    "ModelFileError": "export",
+    "predict_paths": "export",
+    # learner
+    "ChannelsLastInputs": "learner",
+    "create_model": "learner",
+    "efficientnet_splitter": "learner",
+    "fit_stage": "learner",
+    "load_body_weights": "learner",
+    "make_learner": "learner",
+    "predict_items": "learner",
+    "seed_everything": "learner",
+    # predict
+    "aggregate_log_probs": "predict",
+    "auroc": "predict",
+    "expected_calibration_error": "predict",
+    "fit_temperature": "predict",
+    "knn_ood_score": "predict",
+    "MicrographOutputs": "predict",
+    "normalise_batch": "predict",
+    "predict_arrays": "predict",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = attach(__name__, _NAMES)

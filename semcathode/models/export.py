@@ -1,0 +1,383 @@
+"""Export a trained model as safetensors + JSON; load it back; predict on files.
+
+No pickles: the weights are a safetensors file, everything else (classes, schema, backbone,
+pre-processing, normalisation, metrics, configuration hash) is plain JSON beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .._files import atomic_save, atomic_write_json
+from ._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
+from ..io.read import SUPPORTED_EXTENSIONS
+from ..data.preprocess import PreprocessParams, preprocess_image
+
+__all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
+
+OOD_BANK = "ood.bank"  # safetensors key of the training micrographs' embeddings (not a model weight)
+
+def _json_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def export_model(
+    model: nn.Module,
+    path: str | Path,
+    classes: Sequence[str],
+    backbone: str,
+    timm_name: str,
+    preprocess: PreprocessParams,
+    normalize: str,
+    mean: Sequence[float],
+    std: Sequence[float],
+    weights_info: dict | None = None,
+    metrics: dict | None = None,
+    config_hash: str = "",
+    bar_method: str = "auto",
+    bar_fraction: float = 0.0667,
+    extra: dict | None = None,
+    aggregate: str = "mean_log_prob",
+    trust: dict | None = None,
+) -> Path:
+    """Write ``<path>`` (safetensors weights) and ``<path>.json`` (everything else), atomically.
+
+    Parameters
+    ----------
+    preprocess : PreprocessParams
+        Recorded whole: the physical scale (µm/px) and crop every input is brought to.
+    aggregate : str
+        How tiles are aggregated per micrograph.
+    trust : dict, optional
+        From :func:`semcathode.study.calibrate`: ``temperature``, ``ood_k``,
+        ``ood_threshold`` and ``bank`` (the training micrographs' embeddings, stored in
+        the safetensors file as ``ood.bank``).
+
+    Returns
+    -------
+    Path
+        The safetensors path.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path).with_suffix(".safetensors")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    trust = dict(trust or {})
+    bank = trust.pop("bank", None)
+    if bank is not None:
+        state[OOD_BANK] = torch.as_tensor(np.asarray(bank, dtype=np.float32)).contiguous()
+    atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    meta = {
+        "format": FORMAT,
+        "classes": list(classes),
+        "classes_digest": classes_digest(list(classes)),
+        "backbone": backbone,
+        "timm_name": timm_name,
+        "num_classes": len(classes),
+        "preprocess": {"mode": preprocess.mode, "size": preprocess.size, "scale_um": preprocess.scale_um,
+                       "tile_stride": preprocess.tile_stride},
+        "field_of_view_um": preprocess.field_of_view_um,
+        "aggregate": aggregate,
+        "temperature": float(trust.get("temperature", 1.0)),
+        "ood": {k: trust[k] for k in ("ood_k", "ood_threshold", "ood_quantile") if k in trust},
+        "normalize": normalize,
+        "mean": list(map(float, mean)),
+        "std": list(map(float, std)),
+        "bar": {"method": bar_method, "fraction": bar_fraction},
+        "weights": weights_info or {},
+        "metrics": metrics or {},
+        "config_hash": config_hash,
+        **(extra or {}),
+    }
+    atomic_write_json(_json_path(path), meta)
+    return path
+
+
+@dataclass
+class ExportedModel:
+    """A loaded model: ``model`` (eval mode), ``classes`` and the pre-processing to apply."""
+
+    model: nn.Module
+    classes: list[str]
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def params(self) -> PreprocessParams:
+        return PreprocessParams(**self.meta["preprocess"])
+
+    @property
+    def temperature(self) -> float:
+        """Temperature fitted on the valid split (1.0 = uncalibrated)."""
+        return float(self.meta.get("temperature", 1.0))
+
+    def normalise(self, arr: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W) or (T, H, W) network input -> normalised float tensor (N, 3, H, W)."""
+        from .predict import normalise_batch
+
+        return normalise_batch(arr, self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"])
+
+    def load_array(self, path: str | Path, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Read a micrograph, remove its data bar and bring it to the model's scale.
+
+        Parameters
+        ----------
+        path : str or Path
+        pixel_size_um : float, optional
+            Used when the file carries no pixel size (and only then).
+
+        Returns
+        -------
+        grey : ndarray
+            The bar-free micrograph at its own resolution (float [0, 1]).
+        arr : ndarray
+            uint8 frame at the model's ``scale_um`` (the input to the tile grid).
+
+        Raises
+        ------
+        ValueError
+            The model needs a physical scale and neither the file nor ``pixel_size_um`` gives one.
+        """
+        from ..io.read import crop_data_bar, read_sem
+
+        sem = read_sem(path)
+        bar = self.meta.get("bar", {})
+        img, _ = crop_data_bar(sem.image, sem.meta, method=bar.get("method", "auto"), fraction=bar.get("fraction", 0.0667))
+        px = sem.meta.pixel_size_um
+        if px is None or not np.isfinite(px) or px <= 0:
+            px = pixel_size_um
+        return img, preprocess_image(img, self.params, px, name=str(path))
+
+    def preprocess_path(self, path: str | Path, pixel_size_um: float | None = None) -> tuple[np.ndarray, torch.Tensor]:
+        """Read a micrograph, remove its data bar, pre-process: (bar-free grey image, input tiles (T, 3, S, S))."""
+        from ..data.preprocess import cut_tiles
+
+        img, arr = self.load_array(path, pixel_size_um)
+        tiles, _ = cut_tiles(arr, self.params.size, self.params.tile_stride)
+        return img, self.normalise(tiles)
+
+    def tile_positions(self, grey_shape: tuple[int, int], arr_shape: tuple[int, int]) -> list[tuple[int, int]]:
+        """Corners of the tile grid in the scaled frame (see :func:`~semcathode.data.tile_grid`)."""
+        from ..data.preprocess import tile_grid
+
+        return tile_grid(arr_shape, self.params.size, self.params.tile_stride)
+
+    def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False):
+        """:func:`semcathode.models.predict_arrays` with this model's settings."""
+        from .predict import predict_arrays
+
+        return predict_arrays(self.model, arrays, self.params.size, self.meta.get("normalize", "dataset"),
+                              self.meta["mean"], self.meta["std"], stride=self.params.tile_stride,
+                              aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features)
+
+    def optimize(self) -> "ExportedModel":
+        """Fold BatchNorm into the preceding convolutions and use channels_last (CPU inference).
+
+        Probabilities change by ~1e-6 (float rounding); returns ``self``.
+        """
+        fold_batchnorm(self.model)
+        self.model.to(memory_format=torch.channels_last)
+        self._channels_last = True
+        self.model._semcathode_channels_last = True
+        return self
+
+    @torch.no_grad()
+    def predict_tensor(self, x: torch.Tensor, bs: int = 32) -> np.ndarray:
+        """Softmax probabilities (N, n_classes) for normalised inputs."""
+        self.model.eval()
+        dev = next(self.model.parameters()).device
+        fmt = torch.channels_last if getattr(self, "_channels_last", False) else torch.contiguous_format
+        out = [torch.softmax(self.model(x[i : i + bs].to(dev).contiguous(memory_format=fmt)).float(), 1).cpu()
+               for i in range(0, len(x), bs)]
+        return torch.cat(out).numpy()
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that directly follows a convolution into it (inference only).
+
+    A timm ``BatchNormAct2d`` is replaced by its dropout and activation; a plain
+    ``BatchNorm2d`` by an identity. Works in place on an eval-mode model; returns it.
+    """
+    from timm.layers import BatchNormAct2d
+
+    if model.training:
+        raise ValueError("fold_batchnorm needs an eval-mode model")
+    for parent in list(model.modules()):
+        kids = list(parent.named_children())
+        for (_, conv), (n2, bn) in zip(kids, kids[1:]):
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or bn.running_var is None:
+                continue
+            with torch.no_grad():
+                scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+                shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+                conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                new_bias = (b - bn.running_mean) * scale + shift
+            conv.bias = nn.Parameter(new_bias)
+            setattr(parent, n2, nn.Sequential(bn.drop, bn.act) if isinstance(bn, BatchNormAct2d) else nn.Identity())
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> ExportedModel:
+    """Load a model written by :func:`export_model`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.safetensors`` file (its ``.json`` must be beside it).
+    device : str or torch.device
+
+    Raises
+    ------
+    ModelFileError
+        Missing or corrupt weights, missing or invalid JSON, or weights that do not match the
+        JSON (backbone or number of classes).
+    """
+    import timm
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    jp = _json_path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model weights not found")
+    if not jp.is_file():
+        raise ModelFileError(f"{jp}: model description (JSON) not found beside the weights")
+    try:
+        meta = json.loads(jp.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{jp}: not valid JSON ({exc})") from None
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelFileError(f"{path}: corrupt or unreadable safetensors file ({exc})") from None
+    bank = state.pop(OOD_BANK, None)
+    validate_model_meta(meta, state, jp)
+    model = timm.create_model(meta["timm_name"], pretrained=False, num_classes=len(meta["classes"]))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelFileError(
+            f"{path}: weights do not match {jp.name} (backbone {meta['timm_name']}, "
+            f"{len(meta['classes'])} classes): {first}"
+        ) from None
+    model.to(device).eval()
+    em = ExportedModel(model=model, classes=list(meta["classes"]), meta=meta, path=path)
+    em.bank = bank.numpy() if bank is not None else None
+    return em
+
+
+def _expand(inputs: Sequence[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in SUPPORTED_EXTENSIONS)
+        else:
+            files.append(p)
+    return files
+
+
+PREDICTION_COLUMNS = ("path", "pred", "confidence", "n_tiles", "tile_agreement", "ood_score", "familiar")
+
+
+def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size_um: float | None = None) -> pd.DataFrame:
+    """Predict whole micrographs (folders are expanded): one row per micrograph.
+
+    Every file is brought to the model's physical scale, covered with the tile grid and its
+    tiles' log-probabilities are averaged; probabilities are temperature-scaled when the
+    model was calibrated. A file that cannot be read, or has no pixel size when the model
+    needs one (and ``pixel_size_um`` is not given), gets an ``error`` and no prediction:
+    the other files are not affected.
+
+    Parameters
+    ----------
+    model : ExportedModel
+    inputs : sequence of str or Path
+        Files and folders.
+    pixel_size_um : float, optional
+        µm/px for files that carry none.
+
+    Returns
+    -------
+    DataFrame
+        ``path, pred, confidence, n_tiles, tile_agreement, ood_score, familiar``, one
+        ``p_<class>`` per class, and ``error``. ``ood_score`` (higher = less like the
+        training micrographs) and ``familiar`` (score under the threshold chosen on the
+        valid split) are empty when the model carries no feature bank.
+    """
+    from ..io.read import SEMReadError
+    from .predict import knn_ood_score
+
+    bank = getattr(model, "bank", None)
+    ood = model.meta.get("ood", {})
+    rows: list[dict[str, Any]] = []
+    for f in _expand(inputs):
+        row: dict[str, Any] = {"path": str(f)}
+        try:
+            _, arr = model.load_array(f, pixel_size_um)
+        except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch; its reason is kept
+            row["error"] = str(exc) if isinstance(exc, (SEMReadError, ValueError, OSError)) else f"{f}: {exc!r}"
+            rows.append(row)
+            continue
+        mo = model.predict_arrays([arr], features=bank is not None)
+        p = mo.probs(model.temperature)[0]
+        row.update(pred=model.classes[int(p.argmax())], confidence=float(p.max()), n_tiles=int(mo.n_tiles[0]),
+                   tile_agreement=float(mo.tile_agreement[0]), error="")
+        if bank is not None and mo.features is not None:
+            score = float(knn_ood_score(bank, mo.features, int(ood.get("ood_k", 5)))[0])
+            row.update(ood_score=score, familiar=bool(score <= float(ood.get("ood_threshold", np.inf))))
+        row.update({f"p_{c}": float(v) for c, v in zip(model.classes, p)})
+        rows.append(row)
+    cols = list(PREDICTION_COLUMNS) + [f"p_{c}" for c in model.classes] + ["error"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], metrics: dict | None = None,
+                   trust: dict | None = None) -> Path:
+    """Export a :class:`~semcathode.study.TrainedModel` with its configuration's pre-processing.
+
+    Parameters
+    ----------
+    tm : TrainedModel
+    path : str or Path
+    cfg : RunConfig
+    classes : sequence of str
+    metrics : dict, optional
+        Stored in the JSON (e.g. the test metrics).
+    trust : dict, optional
+        Calibration and familiarity from :func:`semcathode.study.calibrate`.
+    """
+    from .backbones import BACKBONES
+    from ..config.run import config_hash
+    from ..data.factory import preprocess_params
+
+    winfo = dict(tm.weights_info)
+    backbone = winfo.get("backbone", cfg.model.backbone)
+    timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
+    mean, std = tm.learner.norm_stats
+    return export_model(
+        tm.model, path, classes, backbone, timm_name, preprocess_params(cfg), cfg.preprocess.normalize, mean, std,
+        weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,
+        bar_fraction=cfg.data.bar_fraction, extra={"arm": tm.arm, "seed": tm.seed},
+        aggregate=cfg.evaluate.aggregate, trust=trust,
+    )
+
+
+def export_models(models: dict, out_dir: str | Path, cfg: Any, classes: Sequence[str], seed: int) -> dict[str, Path]:
+    """Export the ``{(arm, seed): TrainedModel}`` of one seed as ``model_<arm>.safetensors``."""
+    out = {}
+    for key, tm in models.items():
+        arm, s = key if isinstance(key, tuple) else (key, tm.seed)
+        if s == seed:
+            out[arm] = export_trained(tm, Path(out_dir) / f"model_{arm}.safetensors", cfg, classes)
+    return out

@@ -1,0 +1,285 @@
+"""Whole-micrograph prediction: tile grid -> per-tile log-probabilities -> one answer per micrograph.
+
+One path serves the study's evaluation, the exported model and ``semcathode predict``:
+
+1. the cached (or freshly resampled) micrograph is cut into the :func:`~semcathode.data.tile_grid`;
+2. every tile goes through the network (no augmentation); the pooled features are kept;
+3. tiles are aggregated per micrograph: by default the **mean log-probability**
+   (``z_c = mean_t log p_t(c)``, renormalised with a softmax), which is the product of the
+   tiles' likelihoods and lets a few confident tiles outvote many unsure ones;
+4. optional temperature scaling (:func:`fit_temperature`, fitted on the valid split);
+5. a familiarity score in feature space (:func:`knn_ood_score`): mean cosine distance of the
+   micrograph's mean tile embedding to its ``k`` nearest training micrographs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.preprocess import cut_tiles
+
+__all__ = [
+    "MicrographOutputs",
+    "normalise_batch",
+    "aggregate_log_probs",
+    "predict_arrays",
+    "fit_temperature",
+    "expected_calibration_error",
+    "knn_ood_score",
+    "auroc",
+]
+
+AGGREGATIONS = ("mean_log_prob", "mean_prob")
+
+
+@dataclass
+class MicrographOutputs:
+    """Per-micrograph outputs of :func:`predict_arrays`.
+
+    Attributes
+    ----------
+    log_probs : ndarray
+        ``(N, C)`` aggregated, normalised log-probabilities (before temperature scaling).
+    tile_agreement : ndarray
+        ``(N,)`` share of a micrograph's tiles whose own argmax equals the micrograph's.
+    n_tiles : ndarray
+        ``(N,)`` tiles per micrograph.
+    features : ndarray or None
+        ``(N, D)`` mean pooled feature of the tiles, L2-normalised (None when not asked).
+    tile_preds : list of ndarray
+        Per micrograph, the argmax class index of every tile.
+    """
+
+    log_probs: np.ndarray
+    tile_agreement: np.ndarray
+    n_tiles: np.ndarray
+    features: np.ndarray | None
+    tile_preds: list
+
+    def probs(self, temperature: float = 1.0) -> np.ndarray:
+        """Softmax of ``log_probs / temperature``."""
+        z = self.log_probs / float(temperature)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def normalise_batch(arr: np.ndarray, normalize: str, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 ``(H, W)`` or ``(N, H, W)`` grey inputs -> normalised float tensor ``(N, 3, H, W)``.
+
+    ``normalize='dataset'`` uses ``mean``/``std`` (the backbone's); ``'per_image'`` gives every
+    input zero mean and unit standard deviation.
+    """
+    x = torch.from_numpy(np.asarray(arr, dtype=np.float32) / 255.0)
+    if x.ndim == 2:
+        x = x[None]
+    x = x[:, None].expand(-1, 3, -1, -1)
+    if normalize == "per_image":
+        mu = x.mean(dim=(1, 2, 3), keepdim=True)
+        sd = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
+        return ((x - mu) / sd).contiguous()
+    m = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
+    return ((x - m) / s).contiguous()
+
+
+def aggregate_log_probs(tile_log_probs: np.ndarray, method: str = "mean_log_prob") -> np.ndarray:
+    """Aggregate one micrograph's ``(T, C)`` tile log-probabilities into ``(C,)`` log-probabilities.
+
+    ``mean_log_prob``: ``log softmax(mean_t log p_t)``; ``mean_prob``: ``log mean_t p_t``.
+    """
+    lp = np.asarray(tile_log_probs, dtype=np.float64)
+    if lp.ndim != 2 or not len(lp):
+        raise ValueError(f"need (tiles, classes) log-probabilities, got shape {lp.shape}")
+    if method == "mean_log_prob":
+        z = lp.mean(axis=0)
+    elif method == "mean_prob":
+        z = np.log(np.exp(lp).mean(axis=0) + 1e-300)
+    else:
+        raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATIONS)}")
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits and pooled pre-logit features (timm models; other modules give logits only)."""
+    if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
+        feats = model.forward_head(model.forward_features(x), pre_logits=True)
+        return model.get_classifier()(feats), feats
+    return model(x), None
+
+
+@torch.no_grad()
+def predict_arrays(
+    model: nn.Module,
+    arrays: Sequence[np.ndarray],
+    size: int,
+    normalize: str,
+    mean: Sequence[float],
+    std: Sequence[float],
+    stride: float = 1.0,
+    aggregate: str = "mean_log_prob",
+    features: bool = False,
+    bs: int = 64,
+) -> MicrographOutputs:
+    """Predict whole micrographs from their (scale-resampled) uint8 arrays.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier (put in eval mode for the call; its previous mode is restored).
+    arrays : sequence of ndarray
+        uint8 ``(H, W)`` frames, each at least ``size`` on both sides.
+    size, stride : int, float
+        Tile side and grid stride (see :func:`~semcathode.data.tile_grid`).
+    normalize, mean, std
+        See :func:`normalise_batch`.
+    aggregate : str
+        ``mean_log_prob`` (default) or ``mean_prob``.
+    features : bool
+        Also return the mean pooled feature per micrograph (for :func:`knn_ood_score`).
+    bs : int
+        Tiles per forward pass.
+
+    Returns
+    -------
+    MicrographOutputs
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        dev = next(model.parameters()).device
+        fmt = torch.channels_last if getattr(model, "_semcathode_channels_last", False) else torch.contiguous_format
+        tiles, owner = [], []
+        for i, arr in enumerate(arrays):
+            t, _ = cut_tiles(np.asarray(arr), int(size), stride)
+            tiles.append(t)
+            owner += [i] * len(t)
+        n = len(arrays)
+        if not n:
+            return MicrographOutputs(np.zeros((0, 0)), np.zeros(0), np.zeros(0, int), None, [])
+        all_tiles = np.concatenate(tiles)
+        logps, feats = [], []
+        for i in range(0, len(all_tiles), bs):
+            x = normalise_batch(all_tiles[i : i + bs], normalize, mean, std).to(dev).contiguous(memory_format=fmt)
+            logits, f = _forward(model, x)
+            logps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
+            if features and f is not None:
+                feats.append(f.float().cpu().numpy())
+        tile_lp = np.concatenate(logps)
+        owner_arr = np.asarray(owner)
+        out_lp, agree, counts, tile_preds, out_f = [], [], [], [], []
+        tile_f = np.concatenate(feats) if feats else None
+        for i in range(n):
+            sel = owner_arr == i
+            lp = aggregate_log_probs(tile_lp[sel], aggregate)
+            votes = tile_lp[sel].argmax(axis=1)
+            out_lp.append(lp)
+            agree.append(float((votes == lp.argmax()).mean()))
+            counts.append(int(sel.sum()))
+            tile_preds.append(votes)
+            if tile_f is not None:
+                v = tile_f[sel].mean(axis=0)
+                out_f.append(v / max(np.linalg.norm(v), 1e-12))
+        return MicrographOutputs(np.stack(out_lp), np.asarray(agree), np.asarray(counts),
+                                 np.stack(out_f) if out_f else None, tile_preds)
+    finally:
+        model.train(was_training)
+
+
+def fit_temperature(log_probs: np.ndarray, y: Sequence[int]) -> float:
+    """Temperature ``T`` minimising the negative log-likelihood of ``softmax(log_probs / T)``.
+
+    Parameters
+    ----------
+    log_probs : ndarray
+        ``(N, C)`` (e.g. a valid split's aggregated log-probabilities).
+    y : sequence of int
+        True class indices.
+
+    Returns
+    -------
+    float
+        In [0.05, 20]; 1.0 when ``N`` is 0.
+    """
+    from scipy.optimize import minimize_scalar
+
+    lp = np.asarray(log_probs, dtype=np.float64)
+    y = np.asarray(y, dtype=int)
+    if not len(lp):
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        z = lp / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def expected_calibration_error(probs: np.ndarray, y: Sequence[int], bins: int = 10) -> float:
+    """Expected calibration error: ``sum_b (n_b / N) |accuracy_b - confidence_b|`` over equal-width
+    confidence bins."""
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y, dtype=int)
+    if not len(p):
+        return float("nan")
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def knn_ood_score(bank: np.ndarray, features: np.ndarray, k: int = 5, exclude_self: bool = False) -> np.ndarray:
+    """Mean cosine distance of each feature row to its ``k`` nearest rows of ``bank``.
+
+    Both are L2-normalised first. Higher = less like the training micrographs.
+
+    Parameters
+    ----------
+    bank : ndarray
+        ``(M, D)`` embeddings of the training micrographs.
+    features : ndarray
+        ``(N, D)`` embeddings to score.
+    k : int
+    exclude_self : bool
+        Drop the nearest neighbour (scoring the bank against itself).
+
+    Returns
+    -------
+    ndarray
+        ``(N,)`` scores in [0, 2].
+    """
+    b = np.asarray(bank, dtype=np.float64)
+    f = np.asarray(features, dtype=np.float64)
+    if not len(b):
+        raise ValueError("empty feature bank: no training micrographs to compare with")
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    d = 1.0 - f @ b.T
+    d.sort(axis=1)
+    start = 1 if exclude_self else 0
+    kk = max(1, min(int(k), d.shape[1] - start))
+    return d[:, start : start + kk].mean(axis=1)
+
+
+def auroc(scores_negative: Sequence[float], scores_positive: Sequence[float]) -> float:
+    """Area under the ROC curve for telling positives (higher scores expected) from negatives."""
+    from sklearn.metrics import roc_auc_score
+
+    neg, pos = np.asarray(scores_negative, float), np.asarray(scores_positive, float)
+    if not len(neg) or not len(pos):
+        return float("nan")
+    return float(roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))

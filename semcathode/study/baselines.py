@@ -1,0 +1,142 @@
+"""Baselines that every fine-tuned model has to beat: a linear probe on frozen ImageNet features.
+
+Features are the frozen backbone's pooled features averaged over a micrograph's tile grid (the
+same tiles the fine-tuned models see), classified by scikit-learn's logistic regression.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config.run import RunConfig
+from ..metrics.classification import aggregate_tiles, bootstrap_ci, classification_metrics
+
+__all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_verdict", "probe_floor"]
+
+
+@torch.no_grad()
+def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> np.ndarray:
+    """Frozen ImageNet backbone features (no training), one row per micrograph: the mean pooled
+    feature of its tile grid (L2-normalised), as the fine-tuned models see the micrograph."""
+    from ..models.backbones import create_backbone
+    from ..models.predict import predict_arrays
+    from .arms import _norm
+
+    model, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
+    model.eval()
+    if items.empty:
+        return np.zeros((0, model.num_features), np.float32)
+    mean, std = _norm(cfg)
+    arrays = [np.load(p) for p in items["cache_path"]]
+    mo = predict_arrays(model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
+                        stride=cfg.preprocess.tile_stride, features=True, bs=bs)
+    return mo.features.astype(np.float32)
+
+
+def linear_probe(
+    train_items: pd.DataFrame, test_items: pd.DataFrame, cfg: RunConfig, classes: Sequence[str],
+    features: tuple[np.ndarray, np.ndarray] | None = None, C: float = 1.0,
+) -> tuple[pd.DataFrame, dict]:
+    """Logistic regression (scikit-learn) on frozen ImageNet features: the baseline that
+    fine-tuning has to beat. Returns image-level predictions and metrics on ``test_items``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ftr, fte = features if features is not None else (extract_features(train_items, cfg), extract_features(test_items, cfg))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+    clf.fit(ftr, train_items["label"].to_numpy())
+    proba = clf.predict_proba(fte)
+    out = test_items.reset_index(drop=True).copy()
+    col = {c: j for j, c in enumerate(clf.classes_)}
+    for c in classes:
+        out[f"p_{c}"] = proba[:, col[c]] if c in col else 0.0
+    img = aggregate_tiles(out, classes)
+    return img, classification_metrics(img["label"], img["pred"], classes)
+def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFrame:
+    """The linear-probe baseline (frozen ImageNet features, one mean embedding per micrograph).
+
+    Rows: source train -> frame-block test and -> session tail (the CNN's own splits, directly
+    comparable with stage 1); target train -> target test (the floor of the stage-2 arms);
+    with ``n_splits`` > 0 also frame-block cross-validation over every micrograph of the
+    schema's classes without any simulated shift.
+    """
+    from ..metrics.classification import classification_metrics
+    from ..data.preprocess import build_items
+    from ..data.splits import group_folds
+
+    classes = study.classes
+    rows = []
+    for dom, split, name in (("source", "test", "source train -> frame-block test (the CNN's split)"),
+                             ("source", "tail", "source train -> session tail"),
+                             ("target", "test", "target train -> target test (floor of the stage-2 arms)")):
+        tr, te = study.rows(dom, "train"), study.rows(dom, split)
+        if tr.empty or te.empty:
+            continue
+        _, m = linear_probe(tr, te, cfg, classes)
+        rows.append({"protocol": name, "domain": dom, "split": split, "n_test": m["n"], "accuracy": m["accuracy"],
+                     "macro_f1": m["macro_f1"]})
+    if not n_splits:
+        return pd.DataFrame(rows)
+    raw = study.manifest[study.manifest["label"].isin(classes)].assign(shift="")
+    raw_items = build_items(raw, study.params, study.cache)
+    feats = extract_features(raw_items, cfg)
+    y_true, y_pred = [], []
+    for tr, te in group_folds(raw_items, n_splits=n_splits, seed=cfg.data.split_seed):
+        img, _ = linear_probe(raw_items.iloc[tr], raw_items.iloc[te], cfg, classes, features=(feats[tr], feats[te]))
+        y_true += list(img["label"])
+        y_pred += list(img["pred"])
+    m2 = classification_metrics(y_true, y_pred, classes)
+    rows.append({"protocol": f"{n_splits}-fold frame-block CV, all {len(raw)} images of the {len(classes)} classes, "
+                             "no shift", "domain": "all", "split": "cv", "n_test": m2["n"], "accuracy": m2["accuracy"],
+                 "macro_f1": m2["macro_f1"]})
+    return pd.DataFrame(rows)
+
+
+def probe_verdict(stage1_summary: pd.DataFrame, probe: pd.DataFrame) -> str:
+    """Does fine-tuning beat the linear probe on the same split? A sentence for the report."""
+    cnn = float(stage1_summary["macro_f1_mean"].iloc[0])
+    lo, hi = float(stage1_summary["macro_f1_lo"].iloc[0]), float(stage1_summary["macro_f1_hi"].iloc[0])
+    lp = float(probe.loc[(probe["domain"] == "source") & (probe["split"] == "test"), "macro_f1"].iloc[0])
+    if lo > lp:
+        verdict = "beats"
+    elif hi < lp:
+        verdict = "does **not** beat"
+    else:
+        verdict = "is not distinguishable from"
+    return (f"Stage-1 fine-tuned CNN: source-test macro-F1 {cnn:.3f} (95% CI over seeds [{lo:.3f}, {hi:.3f}]); "
+            f"linear probe on frozen ImageNet features, same split: {lp:.3f}. The fine-tuned model {verdict} "
+            f"the linear probe on this split.")
+
+
+def probe_floor(results: pd.DataFrame, probe: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
+    """Which arms beat the linear probe on the target test split (the floor every arm must beat).
+
+    Parameters
+    ----------
+    results : DataFrame
+        One row per (arm, seed) on the target test split (``arm``, ``macro_f1``).
+    probe : DataFrame
+        From :func:`linear_probe_report` (its ``target``/``test`` row).
+
+    Returns
+    -------
+    DataFrame
+        Per arm: mean macro-F1, 95% bootstrap CI over seeds, the probe's macro-F1 and
+        ``vs_probe`` in {``beats``, ``below``, ``not distinguishable``} (CI above, below,
+        or around the probe).
+    """
+    row = probe[(probe["domain"] == "target") & (probe["split"] == "test")]
+    lp = float(row["macro_f1"].iloc[0]) if len(row) else float("nan")
+    out = []
+    for arm, sub in results.groupby("arm", sort=False):
+        v = sub["macro_f1"].to_numpy(dtype=float)
+        lo, hi = bootstrap_ci(v, n_boot=n_boot)
+        verdict = "beats" if lo > lp else ("below" if hi < lp else "not distinguishable")
+        out.append({"arm": arm, "macro_f1_mean": float(v.mean()), "macro_f1_lo": lo, "macro_f1_hi": hi,
+                    "probe_macro_f1": lp, "vs_probe": verdict})
+    return pd.DataFrame(out)
