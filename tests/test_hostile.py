@@ -666,7 +666,7 @@ def test_cam_batch_keeps_good_files(tmp_path, capsys, model_dir):
 def one_file_registry(monkeypatch, tmp_path):
     import hashlib
 
-    import semcathode.data.fetch as ds
+    import semcathode.data.download as ds
 
     data = b"hello"
     reg = pd.DataFrame([("images/a.png", hashlib.sha256(data).hexdigest(), len(data), "0" * 40, "a.png")],

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config.run import RunConfig
-from .fetch import resolve_data_dir
+from .download import resolve_data_dir
 from .manifest import index_folder
 from .preprocess import PreprocessCache, PreprocessParams, build_items, default_cache_dir
 from .schema import Schema
@@ -166,7 +166,7 @@ def target_domain_note(cfg: RunConfig) -> str:
 def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
     """Write ``ATTRIBUTION.md`` for the configured data into ``out_dir``."""
     from .._files import atomic_write_text
-    from .fetch import DATASETS, attribution
+    from .download import DATASETS, attribution
 
     if cfg.data.dataset in DATASETS:
         text = attribution(cfg.data.dataset)

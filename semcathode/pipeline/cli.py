@@ -163,7 +163,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from ..data.fetch import attribution, fetch
+    from ..data.download import attribution, fetch
 
     def progress(i: int, n: int, f: str) -> None:
         if i == n or i % 100 == 0:
@@ -403,7 +403,7 @@ def _user_error_types() -> tuple[type, ...]:
     """Exception types that mean bad input (exit 2), from the modules already imported."""
     types: list[type] = [CliError, OSError, UnicodeError]
     for module, name in (("semcathode.config.run", "ConfigError"), ("semcathode.data.manifest", "ManifestError"),
-                         ("semcathode.data.fetch", "DatasetError"), ("semcathode.io.read", "SEMReadError"),
+                         ("semcathode.data.download", "DatasetError"), ("semcathode.io.read", "SEMReadError"),
                          ("semcathode.models._modelcheck", "ModelFileError")):
         mod = sys.modules.get(module)
         if mod is not None and hasattr(mod, name):
