@@ -46,8 +46,8 @@ out.figure(sc.report.plot_class_counts(manifest, hue='domain'), 'class_counts', 
 counts
 
 # %%
-out.text('Target domain', sc.data.target_domain_note(cfg))
-print(sc.data.target_domain_note(cfg))
+out.text('Target domain', sc.report.target_domain_note(cfg))
+print(sc.report.target_domain_note(cfg))
 
 # %% [markdown]
 # ## One bar-cropped example per class
@@ -78,8 +78,8 @@ splits
 # %%
 dups, dup_warnings = sc.data.duplicate_report(manifest)
 out.table(dups, 'duplicates', f'{len(dups)} exact or near-duplicate pairs; {len(dup_warnings)} cross a split or domain', section='Duplicates', show=False)
-out.text('Duplicates', sc.data.duplicate_note(dups, dup_warnings))
-print(sc.data.duplicate_note(dups, dup_warnings))
+out.text('Duplicates', sc.report.duplicate_note(dups, dup_warnings))
+print(sc.report.duplicate_note(dups, dup_warnings))
 
 # %%
 summary = sc.data.data_summary(manifest)

@@ -72,8 +72,8 @@ out.figure(sc.report.plot_confusions(split_preds.assign(arm=split_preds.split), 
 # %%
 probe = sc.study.linear_probe_report(study, cfg)
 out.table(probe, 'linear_probe', 'Logistic regression on frozen ImageNet features (mean over each micrograph\'s tile grid), per micrograph', section='Linear-probe baseline')
-out.text('Linear-probe baseline', sc.study.probe_verdict(s1_summary, probe))
-print(sc.study.probe_verdict(s1_summary, probe))
+out.text('Linear-probe baseline', sc.report.probe_verdict(s1_summary, probe))
+print(sc.report.probe_verdict(s1_summary, probe))
 
 # %% [markdown]
 # ## When not to trust a prediction: calibration and familiarity
@@ -85,8 +85,8 @@ first = stage1[cfg.protocol.seeds[0]]
 trust = sc.study.calibrate(first, study.rows('source', 'valid'), study.rows('source', 'train'), study.classes)
 trust_table = sc.study.trust_report(first, trust, study.rows('source', 'test'), study.new_items, study.classes)
 out.table(trust_table, 'trust', 'Calibration (expected calibration error, 10 bins) and familiarity of the exported stage-1 model (seed %d)' % first.seed, section='Calibration and familiarity')
-out.text('Calibration and familiarity', sc.study.trust_note(trust_table, cfg.evaluate.ood_k))
-print(sc.study.trust_note(trust_table, cfg.evaluate.ood_k))
+out.text('Calibration and familiarity', sc.report.trust_note(trust_table, cfg.evaluate.ood_k))
+print(sc.report.trust_note(trust_table, cfg.evaluate.ood_k))
 trust_table
 
 # %% [markdown]

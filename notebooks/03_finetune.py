@@ -33,9 +33,9 @@ cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 study = sc.load_study(cfg, out_dir)
-out.text('Target domain', sc.data.target_domain_note(cfg))
+out.text('Target domain', sc.report.target_domain_note(cfg))
 out.figure(sc.report.plot_domain_pair(study.manifest[study.manifest.label.isin(study.classes)]), 'source_vs_target', 'Source images and their simulated-shift target counterparts', section='Target domain')
-print(sc.data.target_domain_note(cfg))
+print(sc.report.target_domain_note(cfg))
 
 # %%
 results, preds, models = sc.run_arms(study.items, cfg, study.classes, keep=cfg.cam.arms)
@@ -50,7 +50,7 @@ print(sc.report.budget_note(cfg, results))
 # %%
 table = sc.metrics.paper_table(results, study.classes, n_boot=cfg.evaluate.n_boot)
 out.table(table.reset_index(), 'paper_table', 'Target test split: arms x accuracy, macro-F1 and per-class F1, mean ± std [95% bootstrap CI over seeds]', section='Headline results')
-out.text('Headline results', sc.data.target_domain_note(cfg))
+out.text('Headline results', sc.report.target_domain_note(cfg))
 probe = sc.report.read_table(out_dir, '02_pretrain', 'linear_probe')
 floor = sc.study.probe_floor(results, probe, n_boot=cfg.evaluate.n_boot)
 out.table(floor, 'probe_floor', 'Which arms beat the linear probe (frozen ImageNet features + logistic regression, target train -> target test): the floor every fine-tuned arm must beat', section='Headline results')

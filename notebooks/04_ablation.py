@@ -75,7 +75,7 @@ out.figure(sc.report.plot_curves(robust, x='severity', y='macro_f1', hue='arm', 
 curve = sc.study.learning_curve(study.items, cfg, study.classes, v.learning_curve_sizes, v.learning_curve_arms, v.learning_curve_seeds)
 out.table(curve, 'learning_curve', section=None)
 out.figure(sc.report.plot_curves(curve, x='n_per_class', y='macro_f1', hue='arm', logx=True, title='Target macro-F1 vs target images per class'), 'learning_curve', 'Target macro-F1 against target train images per class (group-aware subsets of the train split)', section='Data-poor learning curve')
-out.text('Data-poor learning curve', sc.study.curve_note(curve))
+out.text('Data-poor learning curve', sc.report.curve_note(curve))
 
 # %%
 new = sc.study.new_domain_curve(study, cfg, v.new_domain_sizes, v.learning_curve_seeds)

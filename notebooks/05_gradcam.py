@@ -47,7 +47,7 @@ for arm, fig in grids.items():
 # %%
 quant = sc.explain.cam_quant_table(records)
 out.table(quant, 'cam_quant', 'Share of CAM energy on particle boundaries / crack-like lines vs the area they cover (ratio 1 = uniform map), and deletion AUC (most-attended pixels first vs random order)', section='Quantitative CAM check')
-out.text('Quantitative CAM check', sc.explain.cam_note(quant))
+out.text('Quantitative CAM check', sc.report.cam_note(quant))
 quant
 
 # %% [markdown]

@@ -1,7 +1,7 @@
 """The notebooks are jupytext pairs (``.py`` percent format + ``.ipynb`` without outputs) and
 thin gallery examples: a parameters cell, public API only, no definitions.
 
-(They are executed top to bottom headless under papermill in tests/test_pipeline.py.)
+(They are executed top to bottom headless under papermill in tests/pipeline/test_run.py.)
 Edit either file of a pair, then ``jupytext --sync notebooks/*.py`` (JupyterLab with jupytext
 does this on save).
 """

@@ -6,6 +6,8 @@ from .._lazy import attach
 
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
+    # paths
+    "cache_root": "paths",
     # run
     "CamConfig": "run",
     "config_hash": "run",

@@ -6,17 +6,6 @@ from .._lazy import attach
 
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
-    # factory
-    "build_manifest": "factory",
-    "cache_for": "factory",
-    "data_dir_for": "factory",
-    "load_study": "factory",
-    "prepare_splits": "factory",
-    "preprocess_params": "factory",
-    "schema_from_config": "factory",
-    "Study": "factory",
-    "target_domain_note": "factory",
-    "write_attribution": "factory",
     # download
     "attribution": "download",
     "build_registry": "download",
@@ -28,6 +17,16 @@ _NAMES: dict[str, str] = {
     "registry": "download",
     "resolve_data_dir": "download",
     "verify": "download",
+    # factory
+    "build_manifest": "factory",
+    "cache_for": "factory",
+    "data_dir_for": "factory",
+    "load_study": "factory",
+    "prepare_splits": "factory",
+    "preprocess_params": "factory",
+    "schema_from_config": "factory",
+    "Study": "factory",
+    "write_attribution": "factory",
     # loaders
     "class_counts": "loaders",
     "class_weights": "loaders",
@@ -42,7 +41,6 @@ _NAMES: dict[str, str] = {
     "check_duplicates": "manifest",
     "DuplicateWarning": "manifest",
     "find_duplicates": "manifest",
-    "IMAGE_EXTENSIONS": "manifest",
     "index_folder": "manifest",
     "ManifestError": "manifest",
     "read_manifest": "manifest",
@@ -52,12 +50,12 @@ _NAMES: dict[str, str] = {
     "build_items": "preprocess",
     "crop_items": "preprocess",
     "cut_tiles": "preprocess",
-    "default_cache_dir": "preprocess",
     "grid_items": "preprocess",
     "load_bar_free": "preprocess",
     "preprocess_image": "preprocess",
     "PreprocessCache": "preprocess",
     "PreprocessParams": "preprocess",
+    "resize": "preprocess",
     "resample_to_scale": "preprocess",
     "tile_grid": "preprocess",
     # schema
@@ -86,7 +84,6 @@ _NAMES: dict[str, str] = {
     # summary
     "count_table": "summary",
     "data_summary": "summary",
-    "duplicate_note": "summary",
     "duplicate_report": "summary",
     "pixel_size_table": "summary",
     "split_table": "summary",

@@ -242,9 +242,9 @@ def resolve_data_dir(name: str = "kaist-ncm", data_dir: str | Path | None = None
     local = find_local_data(name)
     if local is not None:
         return local
-    from .preprocess import default_cache_dir
+    from ..config.paths import cache_root
 
-    cache = default_cache_dir() / "data" / name
+    cache = cache_root() / "data" / name
     if not download:
         raise DatasetError(f"no local copy of {name}; run 'semcathode data fetch {name} DIR'")
     return fetch(name, cache)

@@ -15,13 +15,14 @@ import pandas as pd
 from ..config.run import RunConfig
 from .download import resolve_data_dir
 from .manifest import index_folder
-from .preprocess import PreprocessCache, PreprocessParams, build_items, default_cache_dir
+from ..config.paths import cache_root
+from ..io.walk import is_image_name
+from .preprocess import PreprocessCache, PreprocessParams, build_items
 from .schema import Schema
 from .splits import assign_groups, make_transfer_splits, split_groups
 
 __all__ = [
-    "schema_from_config", "data_dir_for", "build_manifest", "prepare_splits", "preprocess_params", "cache_for",
-    "target_domain_note", "write_attribution", "Study", "load_study",
+    "schema_from_config", "data_dir_for", "build_manifest", "prepare_splits", "preprocess_params", "cache_for", "write_attribution", "Study", "load_study",
 ]
 
 
@@ -45,8 +46,8 @@ def data_dir_for(cfg: RunConfig) -> Path:
             key = hashlib.sha256(
                 json.dumps([cfg.data.synthetic_per_class, cfg.data.synthetic_size, cfg.data.extra_compositions, 1]).encode()
             ).hexdigest()[:10]
-            root = _cache_root(cfg) / "synthetic" / key
-        has_images = root.is_dir() and any(p.suffix.lower() in (".png", ".jpg", ".tif") for p in root.rglob("*.*"))
+            root = cache_root(cfg) / "synthetic" / key
+        has_images = root.is_dir() and any(is_image_name(p) for p in root.rglob("*.*"))
         if not (root / ".complete").exists() and not has_images:
             from .synthetic import write_synthetic_dataset
 
@@ -62,10 +63,6 @@ def data_dir_for(cfg: RunConfig) -> Path:
             raise ValueError("data.dataset is 'folder' but data.data_dir is empty")
         return Path(cfg.data.data_dir)
     return resolve_data_dir(cfg.data.dataset, cfg.data.data_dir or None)
-
-
-def _cache_root(cfg: RunConfig) -> Path:
-    return Path(cfg.preprocess.cache_dir) if cfg.preprocess.cache_dir else default_cache_dir()
 
 
 def build_manifest(cfg: RunConfig) -> pd.DataFrame:
@@ -149,18 +146,7 @@ def preprocess_params(cfg: RunConfig) -> PreprocessParams:
 
 def cache_for(cfg: RunConfig) -> PreprocessCache:
     """The pre-processing cache configured in ``cfg``."""
-    return PreprocessCache(_cache_root(cfg) / "preprocessed")
-
-
-def target_domain_note(cfg: RunConfig) -> str:
-    """What the target domain of this configuration is, in words (printed in every output)."""
-    from .splits import SIMULATED_SHIFT_NOTE
-
-    if cfg.target.kind == "simulated_shift":
-        from .shift import simulated_instrument_shift
-
-        return SIMULATED_SHIFT_NOTE + f" Shift parameters: {simulated_instrument_shift().to_dict()}."
-    return f"Target domain: rows whose `domain` column is {cfg.target.domain!r} (real data given by the user)."
+    return PreprocessCache(cache_root(cfg) / "preprocessed")
 
 
 def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:

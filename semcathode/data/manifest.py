@@ -5,8 +5,8 @@ The manifest is a :class:`pandas.DataFrame` with one row per micrograph. Columns
 pixel_size_um, magnification, voltage_kv, brightness, contrast, meta_source, width, height,
 bar_row, bar_method, mean_grey, std_grey, sha256, bytes, phash``.
 
-The scan picks up exactly the extensions the reader reads (:data:`IMAGE_EXTENSIONS` is
-:data:`semcathode.io.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
+The scan picks up exactly the extensions the reader reads
+(:data:`semcathode.io.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
 back into a folder already scanned, or a broken link, is reported). The same image (same
 sha256) filed under two different labels is a problem naming every copy and its label: its
 copies are not indexed.
@@ -30,7 +30,6 @@ from ..io.read import SUPPORTED_EXTENSIONS, SEMReadError, crop_data_bar, read_se
 from .schema import Schema, default_schema
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "ManifestError",
     "DuplicateWarning",
     "index_folder",
@@ -41,8 +40,6 @@ __all__ = [
     "check_duplicates",
 ]
 
-#: The reader's own list (:data:`semcathode.io.SUPPORTED_EXTENSIONS`): the scan picks up what can be read.
-IMAGE_EXTENSIONS: tuple[str, ...] = SUPPORTED_EXTENSIONS
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "path", "relpath", "label", "composition", "state", "domain", "session", "frame",
     "acq_date", "pixel_size_um", "magnification", "voltage_kv", "brightness", "contrast",
@@ -125,7 +122,7 @@ def _scan(root: Path, schema: Schema) -> tuple[list[Path], list[Path], list[tupl
         for e in entries:
             p = Path(e.path)
             if _is_broken_link(p):
-                if p.suffix.lower() in IMAGE_EXTENSIONS or schema.parse(p.name):
+                if p.suffix.lower() in SUPPORTED_EXTENSIONS or schema.parse(p.name):
                     problems.append((str(p), f"broken symbolic link (its target {os.readlink(p)} does not exist)"))
                 continue
             try:
@@ -137,7 +134,7 @@ def _scan(root: Path, schema: Schema) -> tuple[list[Path], list[Path], list[tupl
             if is_dir:
                 dirs.append(p)
                 visit(p)
-            elif is_file and p.suffix.lower() in IMAGE_EXTENSIONS:
+            elif is_file and p.suffix.lower() in SUPPORTED_EXTENSIONS:
                 files.append(p)
 
     visit(root)
@@ -154,7 +151,7 @@ def _items_from_folders(root: Path, schema: Schema) -> tuple[list[_Item], list[t
         if parsed and d not in dirs_with_images and not any(d in f.parents for f in files):
             link = f" (symbolic link to {os.path.realpath(d)})" if d.is_symlink() else ""
             problems.append((str(d), f"empty class folder{link}: no images with a supported extension "
-                             f"({', '.join(IMAGE_EXTENSIONS)})"))
+                             f"({', '.join(SUPPORTED_EXTENSIONS)})"))
     for f in files:
         label_dir = f.parent
         parsed = schema.parse(label_dir.name)

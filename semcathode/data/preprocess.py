@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,12 @@ import pandas as pd
 from PIL import Image
 
 from .._files import atomic_save
+from ..config.paths import cache_root
 from ..io.read import crop_data_bar, read_sem
 
 __all__ = [
+    "resize",
     "PreprocessParams",
-    "default_cache_dir",
     "load_bar_free",
     "preprocess_image",
     "resample_to_scale",
@@ -77,17 +77,31 @@ class PreprocessParams:
         return self.size * self.scale_um if self.mode == "scale" and self.scale_um else None
 
 
-def default_cache_dir() -> Path:
-    """``$SEMCATHODE_CACHE`` or ``~/.cache/semcathode``."""
-    return Path(os.environ.get("SEMCATHODE_CACHE", Path.home() / ".cache" / "semcathode"))
-
-
 def _to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize a float [0,1] image to (H, W) with an antialiased filter."""
+def resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a float image to ``shape`` with an antialiased bilinear filter (the one resize).
+
+    Parameters
+    ----------
+    img : ndarray
+        2-D float image (grey values, typically in [0, 1]).
+    shape : tuple of int
+        Target ``(height, width)``.
+
+    Returns
+    -------
+    ndarray
+        float32 array of ``shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resize(np.ones((4, 6)), (2, 3)).shape
+    (2, 3)
+    """
     h, w = shape
     im = Image.fromarray(img.astype(np.float32), mode="F")
     return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float32)
@@ -169,7 +183,7 @@ def resample_to_scale(img: np.ndarray, pixel_size_um: float | None, scale_um: fl
     f = max(f, min_side / h, min_side / w)
     if abs(f - 1.0) < 1e-9:
         return img.astype(np.float32)
-    return _resize(img, (max(min_side, round(h * f)), max(min_side, round(w * f))))
+    return resize(img, (max(min_side, round(h * f)), max(min_side, round(w * f))))
 
 
 def tile_grid(shape: tuple[int, int], size: int, stride: float = 1.0) -> list[tuple[int, int]]:
@@ -220,7 +234,7 @@ def preprocess_image(img: np.ndarray, params: PreprocessParams, pixel_size_um: f
     """
     s = params.size
     if params.mode == "resize":
-        return _to_uint8(_resize(img, (s, s)))
+        return _to_uint8(resize(img, (s, s)))
     if params.mode != "scale":
         raise ValueError(f"unknown pre-processing mode {params.mode!r}: use 'scale' or 'resize'")
     return _to_uint8(resample_to_scale(img, pixel_size_um, params.scale_um, min_side=s, name=name))
@@ -232,11 +246,11 @@ class PreprocessCache:
     Parameters
     ----------
     root : str or Path, optional
-        Cache folder (default :func:`default_cache_dir` / ``preprocessed``).
+        Cache folder (default :func:`semcathode.config.cache_root` / ``preprocessed``).
     """
 
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root else default_cache_dir() / "preprocessed"
+        self.root = Path(root) if root else cache_root() / "preprocessed"
         self.root.mkdir(parents=True, exist_ok=True)
 
     def key(self, row: pd.Series | dict, params: PreprocessParams) -> str:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from .manifest import check_duplicates, find_duplicates
 
-__all__ = ["count_table", "pixel_size_table", "split_table", "duplicate_report", "duplicate_note", "data_summary"]
+__all__ = ["count_table", "pixel_size_table", "split_table", "duplicate_report", "data_summary"]
 
 
 def count_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -72,19 +72,3 @@ def data_summary(df: pd.DataFrame) -> dict:
     return out
 
 
-def duplicate_note(dups: pd.DataFrame, warnings: list[str]) -> str:
-    """A sentence on the duplicates found and whether they cross splits or domains."""
-    if dups.empty:
-        return "No exact or near-duplicate images were found."
-    n_exact = int((dups["kind"] == "exact").sum())
-    n_near = int((dups["kind"] == "near").sum())
-    same_group = int((dups["group_a"] == dups["group_b"]).sum()) if "group_a" in dups else 0
-    text = (f"{n_exact} exact and {n_near} near-duplicate pairs (perceptual hash). "
-            f"{same_group} of them lie inside one frame-block group, as expected for neighbouring stage positions. ")
-    if warnings:
-        text += (f"**Warning:** {len(warnings)} pair(s) cross a split or domain boundary: those images are "
-                 f"nearly the same field of view on both sides, so scores on the held-out side are optimistic "
-                 f"for them. A larger `data.block_size` keeps more neighbours together.")
-    else:
-        text += "None crosses a split or domain boundary."
-    return text

@@ -17,7 +17,6 @@ _NAMES: dict[str, str] = {
     "energy_on_mask": "cam",
     "explain_items": "cam",
     "find_target_layer": "cam",
-    "IMAGE_SUFFIXES": "cam",
     "make_cam_fn": "cam",
     "micrograph_cam": "cam",
     "MicrographCam": "cam",
@@ -36,7 +35,6 @@ _NAMES: dict[str, str] = {
     "ExplorerState": "explorer",
     "FILTERS": "explorer",
     # runs
-    "cam_note": "runs",
     "cam_sample": "runs",
     "cam_study": "runs",
     "explorer_for": "runs",

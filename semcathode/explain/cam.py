@@ -54,12 +54,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from .._files import atomic_save, atomic_write_text
-from ..io.read import SUPPORTED_EXTENSIONS
+from ..io.walk import find_images
 from .explorer import _truthy
 
 __all__ = [
     "CAM_METHODS",
-    "IMAGE_SUFFIXES",
     "ModelLike",
     "find_target_layer",
     "compute_cams",
@@ -94,7 +93,6 @@ CAM_METHODS: dict[str, type] = {
 }
 
 #: Image files picked up when :func:`cam_files` expands a folder (the readers' own list).
-IMAGE_SUFFIXES: tuple[str, ...] = SUPPORTED_EXTENSIONS
 
 _QUANT_COLUMNS = ("arm", "label", "energy_share", "area_share", "ratio", "auc_cam", "auc_random")
 
@@ -507,24 +505,6 @@ def save_overlay(path: str | Path, image: np.ndarray, cam: np.ndarray, opacity: 
     return atomic_save(path, _image_writer(overlay(grey, cam, opacity=opacity), fmt))
 
 
-def _expand(paths: Sequence[str | Path], exclude: Path | None = None) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-            )
-            if exclude is not None:
-                found = [f for f in found if exclude not in f.resolve().parents]
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"no such image or folder: {p}")
-    return list(dict.fromkeys(files))
-
-
 def _class_index(classes: Sequence[str], target: str | int | None) -> int | None:
     if target is None:
         return None
@@ -553,7 +533,7 @@ def cam_files(
     model_like : ModelLike
         ``.model``, ``.classes`` and ``.preprocess_path(path) -> (grey bar-free image, input)``.
     paths : sequence of str or Path
-        Images and/or folders (searched recursively for :data:`IMAGE_SUFFIXES`, hidden files
+        Images and/or folders (searched recursively for :data:`semcathode.io.SUPPORTED_EXTENSIONS`, hidden files
         and anything under ``out_dir`` skipped).
     out_dir : str or Path
         Output folder, created if needed.
@@ -582,7 +562,7 @@ def cam_files(
     layer = find_target_layer(model_like.model)
     written: list[Path] = []
     used: set[str] = set()
-    for p in _expand(paths, exclude=out.resolve()):
+    for p in find_images(paths, exclude=out):
         try:
             grey, arr = model_like.load_array(p)
         except (SEMReadError, ValueError) as exc:

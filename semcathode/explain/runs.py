@@ -14,7 +14,7 @@ from .cam import cam_grid, explain_items, make_cam_fn, save_overlay
 from ..models.export import ExportedModel, load_model
 from ..data.preprocess import load_bar_free, preprocess_image
 
-__all__ = ["load_run_models", "cam_sample", "row_loader", "cam_study", "cam_note", "explorer_for"]
+__all__ = ["load_run_models", "cam_sample", "row_loader", "cam_study", "explorer_for"]
 
 
 def load_run_models(run_dir: str | Path, arms: Sequence[str]) -> dict[str, ExportedModel]:
@@ -102,20 +102,6 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
         titles = [f"{r.label}\npred {r.pred}" for r in rec_df.itertuples()]
         grids[arm] = cam_grid(greys, cams, titles, ncol=6, opacity=opacity)
     return pd.concat(recs, ignore_index=True), grids
-
-
-def cam_note(quant: pd.DataFrame) -> str:
-    """What the quantitative CAM table shows, in words."""
-    overall = quant[quant["label"] == "(all)"] if "label" in quant else quant
-    parts = []
-    for r in overall.itertuples():
-        parts.append(
-            f"{r.arm}: {r.energy_share:.0%} of the CAM energy lies on particle boundaries and crack-like lines that "
-            f"cover {r.area_share:.0%} of the image (ratio {r.ratio:.2f}; 1 = uniform map); deleting the most-attended "
-            f"pixels first lowers the class score with AUC {r.auc_cam:.2f} against {r.auc_random:.2f} for random order "
-            f"({'faster than random: the attended pixels matter' if r.auc_cam < r.auc_random else 'not faster than random'})."
-        )
-    return " ".join(parts)
 
 
 def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classes: Sequence[str]):

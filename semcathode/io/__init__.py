@@ -22,6 +22,9 @@ _NAMES: dict[str, str] = {
     "SEMReadError": "read",
     "SUPPORTED_EXTENSIONS": "read",
     "to_grey": "read",
+    # walk
+    "find_images": "walk",
+    "is_image_name": "walk",
 }
 
 __all__ = sorted(_NAMES)

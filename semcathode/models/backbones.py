@@ -179,9 +179,9 @@ def list_backbones() -> list[str]:
 
 def weights_cache_dir(cache_dir: str | Path | None = None) -> Path:
     """Folder holding cached weights: ``<cache_dir | $SEMCATHODE_CACHE | ~/.cache/semcathode>/weights``."""
-    if cache_dir is None or str(cache_dir) == "":
-        cache_dir = os.environ.get("SEMCATHODE_CACHE") or Path.home() / ".cache" / "semcathode"
-    return Path(cache_dir).expanduser() / "weights"
+    from ..config.paths import cache_root
+
+    return Path(cache_dir or cache_root()).expanduser() / "weights"
 
 
 def _tensors_digest(sd: dict[str, torch.Tensor]) -> str:

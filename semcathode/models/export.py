@@ -18,7 +18,7 @@ from torch import nn
 
 from .._files import atomic_save, atomic_write_json
 from ._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
-from ..io.read import SUPPORTED_EXTENSIONS
+from ..io.walk import find_images
 from ..data.preprocess import PreprocessParams, preprocess_image
 
 __all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
@@ -277,16 +277,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     return em
 
 
-def _expand(inputs: Sequence[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, inputs):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in SUPPORTED_EXTENSIONS)
-        else:
-            files.append(p)
-    return files
-
-
 PREDICTION_COLUMNS = ("path", "pred", "confidence", "n_tiles", "tile_agreement", "ood_score", "familiar")
 
 
@@ -321,7 +311,7 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
     bank = getattr(model, "bank", None)
     ood = model.meta.get("ood", {})
     rows: list[dict[str, Any]] = []
-    for f in _expand(inputs):
+    for f in find_images(inputs, missing="keep"):
         row: dict[str, Any] = {"path": str(f)}
         try:
             _, arr = model.load_array(f, pixel_size_um)

@@ -237,23 +237,11 @@ def _extensions() -> str:
 
 
 def _expand_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files named or found (recursively, supported extensions, not hidden) in folders; missing inputs are bad."""
-    from ..io.read import SUPPORTED_EXTENSIONS
+    """Files named or found in folders (:func:`semcathode.io.find_images`); missing inputs are bad."""
+    from ..io.walk import find_images
 
-    files: list[Path] = []
-    bad: list[tuple[str, str]] = []
-    for p in map(Path, inputs):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_EXTENSIONS
-                           and not f.name.startswith("."))
-            if exclude is not None:
-                found = [f for f in found if exclude not in f.resolve().parents]
-            files += found
-        elif p.exists():
-            files.append(p)
-        else:
-            bad.append((str(p), "no such file or folder"))
-    return list(dict.fromkeys(files)), bad
+    found = find_images(inputs, exclude=exclude, missing="keep")
+    return [f for f in found if f.exists()], [(str(f), "no such file or folder") for f in found if not f.exists()]
 
 
 class _WithPixelSize:

@@ -449,7 +449,7 @@ def run_pipeline(
 
     (staging / _KERNEL_LOG).unlink(missing_ok=True)
     make_portable(staging, cfg, also=(out_dir,))
-    write_index(staging, cfg)
+    write_index(staging, cfg, [(nb.name, nb.title) for nb in NOTEBOOKS])
     state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)
     state.save()
     swap_dir(staging, out_dir)

@@ -1,4 +1,8 @@
-"""Report prose about the input representation and the training budgets."""
+"""All report prose: the sentences and paragraphs the notebooks print about their results.
+
+Every function takes plain values (tables, configs, dicts) computed elsewhere in the flow and
+returns Markdown text; nothing here computes a result.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ import pandas as pd
 
 from ..config.run import RunConfig
 
-__all__ = ["representation_note", "budget_note"]
+__all__ = [
+    "representation_note", "budget_note", "provenance_note", "cam_note", "target_domain_note", "duplicate_note",
+    "trust_note", "probe_verdict", "curve_note",
+]
 
 
 def representation_note(cfg: RunConfig) -> str:
@@ -38,3 +45,106 @@ def budget_note(cfg: RunConfig, results: pd.DataFrame) -> str:
     steps = results.groupby("arm", sort=False)["steps"].mean()
     return rule + " Optimiser steps per arm (stage 1 + stage 2, mean over seeds): " + ", ".join(
         f"{a} {v:.0f}" for a, v in steps.items()) + "."
+
+
+def provenance_note(weights_info: dict) -> str:
+    """Backbone and weights provenance in one sentence for the report."""
+    w = weights_info
+    text = (f"Backbone `{w.get('backbone')}` (timm `{w.get('timm_name')}`), weights: {w.get('origin')}"
+            f"{', sha256 ' + str(w.get('sha256'))[:16] + '…' if w.get('sha256') else ''}.")
+    if w.get("note"):
+        text += f" Note: {w['note']}"
+    return text
+
+
+def cam_note(quant: pd.DataFrame) -> str:
+    """What the quantitative CAM table shows, in words."""
+    overall = quant[quant["label"] == "(all)"] if "label" in quant else quant
+    parts = []
+    for r in overall.itertuples():
+        parts.append(
+            f"{r.arm}: {r.energy_share:.0%} of the CAM energy lies on particle boundaries and crack-like lines that "
+            f"cover {r.area_share:.0%} of the image (ratio {r.ratio:.2f}; 1 = uniform map); deleting the most-attended "
+            f"pixels first lowers the class score with AUC {r.auc_cam:.2f} against {r.auc_random:.2f} for random order "
+            f"({'faster than random: the attended pixels matter' if r.auc_cam < r.auc_random else 'not faster than random'})."
+        )
+    return " ".join(parts)
+
+
+def target_domain_note(cfg: RunConfig) -> str:
+    """What the target domain of this configuration is, in words (printed in every output)."""
+    from ..data.splits import SIMULATED_SHIFT_NOTE
+
+    if cfg.target.kind == "simulated_shift":
+        from ..data.shift import simulated_instrument_shift
+
+        return SIMULATED_SHIFT_NOTE + f" Shift parameters: {simulated_instrument_shift().to_dict()}."
+    return f"Target domain: rows whose `domain` column is {cfg.target.domain!r} (real data given by the user)."
+
+
+def duplicate_note(dups: pd.DataFrame, warnings: list[str]) -> str:
+    """A sentence on the duplicates found and whether they cross splits or domains."""
+    if dups.empty:
+        return "No exact or near-duplicate images were found."
+    n_exact = int((dups["kind"] == "exact").sum())
+    n_near = int((dups["kind"] == "near").sum())
+    same_group = int((dups["group_a"] == dups["group_b"]).sum()) if "group_a" in dups else 0
+    text = (f"{n_exact} exact and {n_near} near-duplicate pairs (perceptual hash). "
+            f"{same_group} of them lie inside one frame-block group, as expected for neighbouring stage positions. ")
+    if warnings:
+        text += (f"**Warning:** {len(warnings)} pair(s) cross a split or domain boundary: those images are "
+                 f"nearly the same field of view on both sides, so scores on the held-out side are optimistic "
+                 f"for them. A larger `data.block_size` keeps more neighbours together.")
+    else:
+        text += "None crosses a split or domain boundary."
+    return text
+
+
+def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523") -> str:
+    """The trust report in one paragraph for the report."""
+    v = dict(zip(report["quantity"], report["value"]))
+    ece0 = next((x for q, x in v.items() if q.startswith("ECE") and "before" in q), float("nan"))
+    ece1 = next((x for q, x in v.items() if q.startswith("ECE") and "after" in q), float("nan"))
+    au = next((x for q, x in v.items() if "AUROC" in q), None)
+    text = (f"Temperature scaling (fitted on the valid split) moves the expected calibration error on the test "
+            f"split from {ece0:.3f} to {ece1:.3f}.")
+    if au is not None:
+        verdict = "separates them well" if au >= 0.9 else "does not separate them reliably"
+        text += (f" The familiarity score (mean cosine distance to the {k} nearest training micrographs in feature "
+                 f"space) gives {unfamiliar_name} micrographs, a composition the model never saw, an AUROC of "
+                 f"{au:.3f} against the test micrographs: it {verdict}.")
+    return text
+
+
+def probe_verdict(stage1_summary: pd.DataFrame, probe: pd.DataFrame) -> str:
+    """Does fine-tuning beat the linear probe on the same split? A sentence for the report."""
+    cnn = float(stage1_summary["macro_f1_mean"].iloc[0])
+    lo, hi = float(stage1_summary["macro_f1_lo"].iloc[0]), float(stage1_summary["macro_f1_hi"].iloc[0])
+    lp = float(probe.loc[(probe["domain"] == "source") & (probe["split"] == "test"), "macro_f1"].iloc[0])
+    if lo > lp:
+        verdict = "beats"
+    elif hi < lp:
+        verdict = "does **not** beat"
+    else:
+        verdict = "is not distinguishable from"
+    return (f"Stage-1 fine-tuned CNN: source-test macro-F1 {cnn:.3f} (95% CI over seeds [{lo:.3f}, {hi:.3f}]); "
+            f"linear probe on frozen ImageNet features, same split: {lp:.3f}. The fine-tuned model {verdict} "
+            f"the linear probe on this split.")
+
+
+def curve_note(curve: pd.DataFrame) -> str:
+    """Read a learning curve in words: where Pre+FT helps and where the arms meet."""
+    if curve.empty:
+        return "No learning curve was run."
+    m = curve.groupby(["n_per_class", "arm"])["macro_f1"].mean().unstack()
+    parts = []
+    for n, r in m.iterrows():
+        parts.append(f"n={n}: " + ", ".join(f"{a} {v:.2f}" for a, v in r.items()))
+    text = "Mean target macro-F1 over seeds — " + "; ".join(parts) + "."
+    pre = next((a for a in ("pre_ft_oversample", "pre_ft") if a in m.columns), None)
+    if pre and "ft_only" in m.columns:
+        gap = (m[pre] - m["ft_only"])
+        helps = [int(n) for n, g in gap.items() if g > 0.05]
+        text += (f" Pre+FT is ahead of FT-only by more than 0.05 at n = {helps} images per class." if helps else
+                 " Pre+FT is nowhere ahead of FT-only by more than 0.05.")
+    return text

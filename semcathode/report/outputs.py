@@ -14,14 +14,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
 from .._files import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 
-__all__ = ["NotebookOutputs", "PathRelativizer", "absolute_paths", "make_portable", "write_index", "df_to_markdown", "read_outputs", "read_table",
-           "provenance_note"]
+__all__ = ["NotebookOutputs", "PathRelativizer", "absolute_paths", "make_portable", "write_index", "df_to_markdown", "read_outputs", "read_table"]
 
 def df_to_markdown(df: pd.DataFrame, floatfmt: str = ".3f", max_rows: int = 60) -> str:
     """A DataFrame as a GitHub markdown table (no extra dependency)."""
@@ -157,10 +156,9 @@ def _roots_from_config(cfg: Any) -> tuple[Path | None, Path | None]:
     except Exception:  # a report must not fail because the data root cannot be resolved
         pass
     try:
-        from ..data.preprocess import default_cache_dir
+        from ..config.paths import cache_root as _cache_root
 
-        cache_dir = getattr(getattr(cfg, "preprocess", None), "cache_dir", "")
-        cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
+        cache_root = _cache_root(cfg)
     except Exception:
         pass
     return data_root, cache_root
@@ -372,8 +370,19 @@ def read_outputs(run_dir: str | Path, name: str) -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
-def write_index(run_dir: str | Path, cfg: Any = None) -> tuple[Path, Path]:
+def write_index(run_dir: str | Path, cfg: Any = None,
+                notebooks: Sequence[tuple[str, str]] | None = None) -> tuple[Path, Path]:
     """Write ``README.md`` and ``index.html`` of a run folder from the notebooks' outputs.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder (one sub-folder of outputs per notebook).
+    cfg : RunConfig, optional
+        The run's configuration (its profile heads the page when ``run_state.json`` is absent).
+    notebooks : sequence of (name, title), optional
+        The notebooks in report order (the pipeline passes its declaration); default: the
+        sub-folders holding notebook outputs, in name order, titled by their names.
 
     Returns
     -------
@@ -382,10 +391,10 @@ def write_index(run_dir: str | Path, cfg: Any = None) -> tuple[Path, Path]:
     """
     import mistune
 
-    from ..pipeline.run import NOTEBOOKS
-
     run_dir = Path(run_dir)
     state = json.loads((run_dir / "run_state.json").read_text()) if (run_dir / "run_state.json").exists() else {}
+    if notebooks is None:
+        notebooks = [(d.name, d.name) for d in sorted(run_dir.iterdir()) if (d / "outputs.json").is_file()]
     profile = state.get("profile", getattr(cfg, "profile", "?"))
     md = [f"# semcathode report: profile `{profile}`", ""]
     md.append("Read this page first. Each section below comes from one notebook; the executed notebooks "
@@ -393,8 +402,7 @@ def write_index(run_dir: str | Path, cfg: Any = None) -> tuple[Path, Path]:
     md.append("")
     toc = []
     body: list[str] = []
-    for spec in NOTEBOOKS:
-        nb, title = spec.name, spec.title
+    for nb, title in notebooks:
         out = read_outputs(run_dir, nb)
         if out is None:
             continue
@@ -450,11 +458,3 @@ def read_table(run_dir: str | Path, notebook: str, stem: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def provenance_note(weights_info: dict) -> str:
-    """Backbone and weights provenance in one sentence for the report."""
-    w = weights_info
-    text = (f"Backbone `{w.get('backbone')}` (timm `{w.get('timm_name')}`), weights: {w.get('origin')}"
-            f"{', sha256 ' + str(w.get('sha256'))[:16] + '…' if w.get('sha256') else ''}.")
-    if w.get("note"):
-        text += f" Note: {w['note']}"
-    return text

@@ -9,7 +9,6 @@ _NAMES: dict[str, str] = {
     # arms
     "Arm": "arms",
     "ARMS": "arms",
-    "curve_note": "arms",
     "evaluate_model": "arms",
     "evaluate_models": "arms",
     "evaluate_splits": "arms",
@@ -32,11 +31,9 @@ _NAMES: dict[str, str] = {
     "linear_probe": "baselines",
     "linear_probe_report": "baselines",
     "probe_floor": "baselines",
-    "probe_verdict": "baselines",
     # trust
     "calibrate": "trust",
     "scale_check": "trust",
-    "trust_note": "trust",
     "trust_report": "trust",
     # validity
     "normalisation_ablation": "validity",

@@ -50,7 +50,6 @@ __all__ = [
     "run_arms",
     "learning_curve",
     "split_rows",
-    "curve_note",
     "evaluate_models",
     "evaluate_splits",
     "predict_micrographs",
@@ -209,9 +208,9 @@ class ModelStore:
     """
 
     def __init__(self, root: str | Path | None = None):
-        from ..data.preprocess import default_cache_dir
+        from ..config.paths import cache_root
 
-        self.root = Path(root) if root else default_cache_dir() / "models"
+        self.root = Path(root) if root else cache_root() / "models"
 
     def paths(self, key: str) -> tuple[Path, Path]:
         w = self.root / f"{key}.safetensors"
@@ -245,6 +244,13 @@ def _items_key(items: pd.DataFrame) -> str:
 
     blob = "|".join(sorted(f"{a}:{b}" for a, b in zip(items["sha256"], items.get("shift", [""] * len(items)))))
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _store(cfg: RunConfig, cache_dir: str | Path | None) -> ModelStore:
+    """The model store under ``cache_dir``, else under the configuration's cache root."""
+    from ..config.paths import cache_root
+
+    return ModelStore(Path(cache_dir or cache_root(cfg)) / "models")
 
 
 def _cached_fit(store: ModelStore, key: str, train_items, valid_items, classes, cfg, stage, seed, init, strategy,
@@ -291,7 +297,7 @@ def train_stage1(
     The model is cached in the :class:`ModelStore` under ``stage1-<key>`` (see
     :func:`stage1_key`); a later call with the same configuration and seed loads it.
     """
-    store = ModelStore(Path(cache_dir) / "models" if cache_dir else None)
+    store = _store(cfg, cache_dir)
     src = items[items["domain"] == "source"]
     train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
     key = f"stage1-{stage1_key(cfg, seed, items)}"
@@ -330,7 +336,7 @@ def train_arm(
         init_state = {k: v.detach().cpu() for k, v in stage1.model.state_dict().items()}
     if a.strategy is None:  # pretrain-only: the stage-1 model as it is
         return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0, cfg=cfg, steps=0)
-    store = ModelStore(Path(cache_dir) / "models" if cache_dir else None)
+    store = _store(cfg, cache_dir)
     stage, max_epochs = cfg.stage2, 0
     if a.init != "stage1" and cfg.protocol.fair_budget:
         stage, max_epochs = fair_stage(cfg, train_items, stage1_steps), cfg.protocol.fair_max_epochs
@@ -574,24 +580,6 @@ def new_domain_curve(study, cfg: RunConfig, sizes: Sequence[int], seeds: Sequenc
                 rows.append(row)
                 _log(log, f"new domain seed {seed} n={n} {arm:<8} macro-F1 {row['macro_f1']:.3f}")
     return pd.DataFrame(rows)
-
-
-def curve_note(curve: pd.DataFrame) -> str:
-    """Read a learning curve in words: where Pre+FT helps and where the arms meet."""
-    if curve.empty:
-        return "No learning curve was run."
-    m = curve.groupby(["n_per_class", "arm"])["macro_f1"].mean().unstack()
-    parts = []
-    for n, r in m.iterrows():
-        parts.append(f"n={n}: " + ", ".join(f"{a} {v:.2f}" for a, v in r.items()))
-    text = "Mean target macro-F1 over seeds — " + "; ".join(parts) + "."
-    pre = next((a for a in ("pre_ft_oversample", "pre_ft") if a in m.columns), None)
-    if pre and "ft_only" in m.columns:
-        gap = (m[pre] - m["ft_only"])
-        helps = [int(n) for n, g in gap.items() if g > 0.05]
-        text += (f" Pre+FT is ahead of FT-only by more than 0.05 at n = {helps} images per class." if helps else
-                 " Pre+FT is nowhere ahead of FT-only by more than 0.05.")
-    return text
 
 
 def split_rows(items: pd.DataFrame, domain: str, split: str) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import torch
 from ..config.run import RunConfig
 from ..metrics.classification import aggregate_tiles, bootstrap_ci, classification_metrics
 
-__all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_verdict", "probe_floor"]
+__all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_floor"]
 
 
 @torch.no_grad()
@@ -95,22 +95,6 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
                              "no shift", "domain": "all", "split": "cv", "n_test": m2["n"], "accuracy": m2["accuracy"],
                  "macro_f1": m2["macro_f1"]})
     return pd.DataFrame(rows)
-
-
-def probe_verdict(stage1_summary: pd.DataFrame, probe: pd.DataFrame) -> str:
-    """Does fine-tuning beat the linear probe on the same split? A sentence for the report."""
-    cnn = float(stage1_summary["macro_f1_mean"].iloc[0])
-    lo, hi = float(stage1_summary["macro_f1_lo"].iloc[0]), float(stage1_summary["macro_f1_hi"].iloc[0])
-    lp = float(probe.loc[(probe["domain"] == "source") & (probe["split"] == "test"), "macro_f1"].iloc[0])
-    if lo > lp:
-        verdict = "beats"
-    elif hi < lp:
-        verdict = "does **not** beat"
-    else:
-        verdict = "is not distinguishable from"
-    return (f"Stage-1 fine-tuned CNN: source-test macro-F1 {cnn:.3f} (95% CI over seeds [{lo:.3f}, {hi:.3f}]); "
-            f"linear probe on frozen ImageNet features, same split: {lp:.3f}. The fine-tuned model {verdict} "
-            f"the linear probe on this split.")
 
 
 def probe_floor(results: pd.DataFrame, probe: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["calibrate", "trust_report", "trust_note", "scale_check"]
+__all__ = ["calibrate", "trust_report", "scale_check"]
 
 
 def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes: Sequence[str]) -> dict:
@@ -101,22 +101,6 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
         rows.append((f"mean ood_score, test split / {unfamiliar_name}", f"{s_test.mean():.3f} / {s_un.mean():.3f}",
                      len(s_un)))
     return pd.DataFrame(rows, columns=["quantity", "value", "n"])
-
-
-def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523") -> str:
-    """The trust report in one paragraph for the report."""
-    v = dict(zip(report["quantity"], report["value"]))
-    ece0 = next((x for q, x in v.items() if q.startswith("ECE") and "before" in q), float("nan"))
-    ece1 = next((x for q, x in v.items() if q.startswith("ECE") and "after" in q), float("nan"))
-    au = next((x for q, x in v.items() if "AUROC" in q), None)
-    text = (f"Temperature scaling (fitted on the valid split) moves the expected calibration error on the test "
-            f"split from {ece0:.3f} to {ece1:.3f}.")
-    if au is not None:
-        verdict = "separates them well" if au >= 0.9 else "does not separate them reliably"
-        text += (f" The familiarity score (mean cosine distance to the {k} nearest training micrographs in feature "
-                 f"space) gives {unfamiliar_name} micrographs, a composition the model never saw, an AUROC of "
-                 f"{au:.3f} against the test micrographs: it {verdict}.")
-    return text
 
 
 def scale_check(model, paths: Sequence[str], factor: int = 2, pixel_size_um: float | None = None) -> pd.DataFrame:

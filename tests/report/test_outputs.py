@@ -4,9 +4,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
-from semcathode.report.outputs import NotebookOutputs, df_to_markdown, provenance_note, read_outputs, read_table, write_index
+from semcathode.report.notes import provenance_note
+from semcathode.report.outputs import NotebookOutputs, df_to_markdown, read_outputs, read_table, write_index
 
 
 def test_outputs_and_index(tmp_path):
@@ -22,7 +23,7 @@ def test_outputs_and_index(tmp_path):
     assert read_table(tmp_path, "01_data", "t")["b"].tolist() == [0.5, 0.25]
     (tmp_path / "run_state.json").write_text(json.dumps({"profile": "smoke", "config_hash": "abc",
                                                          "notebooks": {"01_data": {"wall_s": 3.0}}}))
-    md, html = write_index(tmp_path)
+    md, html = write_index(tmp_path, notebooks=[("01_data", "Dataset")])
     text = md.read_text()
     assert "## Dataset" in text and "### Dataset summary" in text and "![A line](01_data/line.png)" in text
     assert "| a | b |" in text and "01_data 3.0 s" in text and "Some **words**." in text

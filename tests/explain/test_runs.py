@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from semcathode.models.export import export_model, load_model
-from semcathode.explain.runs import cam_note, cam_sample, cam_study, explorer_for, load_run_models
+from semcathode.explain.runs import cam_sample, cam_study, explorer_for, load_run_models
+from semcathode.report.notes import cam_note
 from semcathode.explain.cam import cam_quant_table
 from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessParams

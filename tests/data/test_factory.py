@@ -2,7 +2,8 @@ import pytest
 
 from semcathode.config.run import load_config
 from semcathode.data.splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
-from semcathode.data.factory import build_manifest, load_study, prepare_splits, target_domain_note, write_attribution
+from semcathode.data.factory import build_manifest, load_study, prepare_splits, write_attribution
+from semcathode.report.notes import target_domain_note
 from semcathode.data.manifest import write_manifest
 
 

@@ -31,7 +31,7 @@ def _shared_data() -> Path:
     env = os.environ.get("SEMCATHODE_SHARED_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 DATA = _shared_data()
@@ -239,13 +239,16 @@ def test_unsupported_extension_raises(tmp_path: Path) -> None:
 
 def test_bmp_is_read_as_the_scan_promises(tmp_path: Path) -> None:
     """The folder scan picks up .bmp, so the reader must read it (one extension list)."""
-    from semcathode.data.manifest import IMAGE_EXTENSIONS
+    from semcathode.data import index_folder
 
     p = tmp_path / "image.bmp"
     Image.fromarray(np.full((80, 90), 128, np.uint8)).save(p)
     sem = read_sem(p)
     assert sem.image.shape == (80, 90) and sem.image.mean() == pytest.approx(128 / 255)
-    assert IMAGE_EXTENSIONS == SUPPORTED_EXTENSIONS
+    assert ".bmp" in SUPPORTED_EXTENSIONS
+    (tmp_path / "NCM333_pristine").mkdir()
+    Image.fromarray(np.full((80, 90), 128, np.uint8)).save(tmp_path / "NCM333_pristine" / "a.bmp")
+    assert len(index_folder(tmp_path, skip_bad=True)) == 1  # the scan indexes what the reader reads
 
 
 def test_missing_file_raises(tmp_path: Path) -> None:

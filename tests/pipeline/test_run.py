@@ -27,7 +27,7 @@ from semcathode.pipeline.run import (
     run_pipeline,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 PARAMS = 'profile = "smoke"\nconfig = ""\ndata_dir = ""\nout_dir = "."'
 
