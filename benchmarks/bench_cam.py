@@ -1,6 +1,6 @@
 """Grad-CAM throughput on this CPU: prints one JSON object.
 
-``semcathode.explain.cam.compute_cams`` (GradCAM, batches of 8) on ``tf_efficientnet_lite0`` with
+``semcathode.explain.compute_cams`` (GradCAM, batches of 8) on ``tf_efficientnet_lite0`` with
 9 classes (random weights: speed does not depend on them) at 224 px, with 2 torch threads.
 For reference it also times a plain forward pass and pytorch-grad-cam used directly
 (full backward pass to the input layers, as the library does by default).  The three are
@@ -42,7 +42,7 @@ def main() -> None:
     import timm
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from semcathode.explain.cam import CAM_METHODS, compute_cams, find_target_layer
+    from semcathode.explain import CAM_METHODS, compute_cams, find_target_layer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -25,7 +25,7 @@ import torch
 import semcathode as sc
 from semcathode.data.loaders import load_item, make_dataloaders
 from semcathode.models.learner import create_model, make_learner, seed_everything
-from semcathode.study.arms import TrainedModel
+from semcathode.study.train import TrainedModel
 from semcathode.data.factory import preprocess_params
 
 

@@ -38,7 +38,8 @@ def main() -> None:
     import torch
 
     import semcathode as sc
-    from semcathode.study.arms import evaluate_model, train_stage1
+    from semcathode.study.evaluation import evaluate_model
+    from semcathode.study.train import train_stage1
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     records = []

@@ -33,7 +33,7 @@ cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg), cfg)
-sc.data.write_manifest(manifest, out.dir / 'manifest.csv')
+sc.data.write_manifest(manifest, out.run_dir / sc.pipeline.MANIFEST)
 manifest.head()
 
 # %% [markdown]

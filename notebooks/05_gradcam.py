@@ -56,7 +56,7 @@ quant
 # %%
 out.table(records, 'cam_records', section=None)
 gallery = sc.explain.write_gallery(out.dir, records)
-out.text('Gallery', f'Static gallery of every overlay, misclassified first: [gallery.html](05_gradcam/{gallery.name})')
+out.text('Gallery', f'Static gallery of every overlay, misclassified first: [gallery.html]({out.rel(gallery)})')
 sc.explain.explorer_for(records, models, study.classes)
 
 # %%

@@ -19,7 +19,7 @@ Examples
 >>> cfg.profile
 'smoke'
 >>> sc.data.default_schema().classes[:2]
-('NCM333_pristine', 'NCM333_formation')
+['NCM333_pristine', 'NCM333_formation']
 """
 
 from __future__ import annotations

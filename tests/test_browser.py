@@ -104,7 +104,7 @@ def jupyterlab(run_dir, tmp_path_factory):
     """JupyterLab serving ``run_dir`` on 127.0.0.1 with a token; yields its base URL and token."""
     import papermill as pm
 
-    from semcathode.pipeline.run import notebook_dir
+    from semcathode.pipeline.notebooks import notebook_dir
 
     # notebook 05 with the run's parameters injected, unexecuted: the browser runs it
     pm.execute_notebook(str(notebook_dir() / "05_gradcam.ipynb"), str(run_dir / "05_gradcam.ipynb"),
@@ -241,7 +241,7 @@ def _drive_explorer(page, base: str, token: str, shots: Path) -> None:
 
 
 def test_report_index_images_load(browser, run_dir, shots):
-    from semcathode.report.outputs import write_index
+    from semcathode.report.index import write_index
 
     index = run_dir / "index.html"
     if not index.exists():

@@ -27,11 +27,13 @@ import pytest
 import tifffile
 from PIL import Image
 
-from semcathode.io import read as sio
+from semcathode.io import metadata as smeta, read as sio
 from semcathode._files import atomic_write_csv, atomic_write_json, atomic_write_text
 from semcathode.pipeline.cli import main
-from semcathode.config.run import ConfigError, load_config
-from semcathode.io.read import SEMMetadataWarning, SEMReadError, read_metadata, read_sem
+from semcathode.config.run import load_config
+from semcathode.config.sections import ConfigError
+from semcathode.io.metadata import SEMMetadataWarning, read_metadata
+from semcathode.io.read import SEMReadError, read_sem
 from semcathode.data.manifest import index_folder, read_manifest, write_manifest
 from semcathode.data.schema import Schema, default_schema
 
@@ -150,7 +152,7 @@ def test_sidecar_pixel_size_checked_where_it_enters(tmp_path, pixel, frame, expe
 
 def test_infinite_or_negative_pixel_sizes_never_leave_io(tmp_path):
     img = _png(tmp_path / "f.png", 0, (100, 100))
-    lo, hi = sio.PIXEL_SIZE_RANGE_UM
+    lo, hi = smeta.PIXEL_SIZE_RANGE_UM
     for pixel in ["1e999", "-1e999", "1e308", "1e-320", "0", "nan", "inf", "5e2", "0.7e-6 mm"]:
         for frame in ["480", "-1", "1e999", "0.000001", "1e300"]:
             _sidecar(img, pixel, frame)
@@ -166,15 +168,15 @@ def test_infinite_or_negative_pixel_sizes_never_leave_io(tmp_path):
 def test_vendor_tiff_pixel_sizes_checked():
     where = Path("/data/zeiss.tif")
     with pytest.warns(SEMMetadataWarning, match=r"zeiss\.tif.*inf.*not a finite length"):
-        z = sio._zeiss_metadata({"ap_image_pixel_size": ("Image Pixel Size", 1e999, "nm")}, 100, 100, where)
+        z = smeta._zeiss_metadata({"ap_image_pixel_size": ("Image Pixel Size", 1e999, "nm")}, 100, 100, where)
     assert z.pixel_size_um is None
     with pytest.warns(SEMMetadataWarning, match="plausible"):
-        z = sio._zeiss_metadata({"ap_image_pixel_size": ("Image Pixel Size", -5.0, "nm")}, 100, 100, where)
+        z = smeta._zeiss_metadata({"ap_image_pixel_size": ("Image Pixel Size", -5.0, "nm")}, 100, 100, where)
     assert z.pixel_size_um is None
-    ok = sio._zeiss_metadata({"ap_image_pixel_size": ("Image Pixel Size", 5.0, "nm")}, 100, 100, where)
+    ok = smeta._zeiss_metadata({"ap_image_pixel_size": ("Image Pixel Size", 5.0, "nm")}, 100, 100, where)
     assert ok.pixel_size_um == pytest.approx(0.005)
     with pytest.warns(SEMMetadataWarning, match=r"fei\.tif.*PixelWidth"):
-        f = sio._fei_metadata({"Scan": {"PixelWidth": -2.6e-7}}, 100, 100, None, Path("/data/fei.tif"))
+        f = smeta._fei_metadata({"Scan": {"PixelWidth": -2.6e-7}}, 100, 100, None, Path("/data/fei.tif"))
     assert f.pixel_size_um is None
 
 

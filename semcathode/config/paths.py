@@ -26,8 +26,8 @@ def cache_root(cfg: Any = None) -> Path:
     Examples
     --------
     >>> from semcathode.config import cache_root, load_config
-    >>> cache_root(load_config("smoke", overrides={"preprocess.cache_dir": "/tmp/c"}))
-    PosixPath('/tmp/c')
+    >>> str(cache_root(load_config("smoke", overrides={"preprocess.cache_dir": "/tmp/c"})))
+    '/tmp/c'
     """
     configured = getattr(getattr(cfg, "preprocess", None), "cache_dir", "") if cfg is not None else ""
     if configured:

@@ -17,6 +17,10 @@ _NAMES: dict[str, str] = {
     "registry": "download",
     "resolve_data_dir": "download",
     "verify": "download",
+    # duplicates
+    "check_duplicates": "duplicates",
+    "DuplicateWarning": "duplicates",
+    "find_duplicates": "duplicates",
     # factory
     "build_manifest": "factory",
     "cache_for": "factory",
@@ -27,6 +31,9 @@ _NAMES: dict[str, str] = {
     "schema_from_config": "factory",
     "Study": "factory",
     "write_attribution": "factory",
+    # inputs
+    "crop_items": "inputs",
+    "grid_items": "inputs",
     # loaders
     "class_counts": "loaders",
     "class_weights": "loaders",
@@ -38,9 +45,6 @@ _NAMES: dict[str, str] = {
     "PerImageStandardize": "loaders",
     "sample_weights": "loaders",
     # manifest
-    "check_duplicates": "manifest",
-    "DuplicateWarning": "manifest",
-    "find_duplicates": "manifest",
     "index_folder": "manifest",
     "ManifestError": "manifest",
     "read_manifest": "manifest",
@@ -48,16 +52,16 @@ _NAMES: dict[str, str] = {
     "write_manifest": "manifest",
     # preprocess
     "build_items": "preprocess",
-    "crop_items": "preprocess",
     "cut_tiles": "preprocess",
-    "grid_items": "preprocess",
     "load_bar_free": "preprocess",
     "preprocess_image": "preprocess",
     "PreprocessCache": "preprocess",
     "PreprocessParams": "preprocess",
     "resize": "preprocess",
     "resample_to_scale": "preprocess",
+    "standardise": "preprocess",
     "tile_grid": "preprocess",
+    "to_uint8": "preprocess",
     # schema
     "DEFAULT_COMPOSITIONS": "schema",
     "default_schema": "schema",
@@ -88,12 +92,13 @@ _NAMES: dict[str, str] = {
     "pixel_size_table": "summary",
     "split_table": "summary",
     # synthetic
-    "default_bar_height": "synthetic",
     "make_blob_dataset": "synthetic",
-    "make_micrograph": "synthetic",
-    "SYNTHETIC_COMPOSITIONS": "synthetic",
-    "SYNTHETIC_STATES": "synthetic",
     "write_synthetic_dataset": "synthetic",
+    # synthetic_micrograph
+    "default_bar_height": "synthetic_micrograph",
+    "make_micrograph": "synthetic_micrograph",
+    "SYNTHETIC_COMPOSITIONS": "synthetic_micrograph",
+    "SYNTHETIC_STATES": "synthetic_micrograph",
 }
 
 __all__ = sorted(_NAMES)

@@ -73,7 +73,18 @@ def _info(name: str) -> DatasetInfo:
 
 
 def registry(name: str = "kaist-ncm") -> pd.DataFrame:
-    """The committed registry: ``file, sha256, bytes, upstream_commit, upstream_path``."""
+    """The committed registry: ``file, sha256, bytes, upstream_commit, upstream_path``.
+
+    Parameters
+    ----------
+    name : str
+        A dataset of :data:`DATASETS`.
+
+    Returns
+    -------
+    DataFrame
+        One row per file of the dataset.
+    """
     info = _info(name)
     with resources.files("semcathode.data").joinpath("registry", info.registry_file).open() as fh:
         return pd.read_csv(fh)
@@ -105,7 +116,18 @@ def build_registry(data_dir: str | Path) -> pd.DataFrame:
 
 
 def attribution(name: str = "kaist-ncm") -> str:
-    """Attribution text for a dataset."""
+    """Attribution text for a dataset.
+
+    Parameters
+    ----------
+    name : str
+        A dataset of :data:`DATASETS`.
+
+    Returns
+    -------
+    str
+        Markdown: name, citation and licence.
+    """
     info = _info(name)
     return f"# {info.name}\n\n{info.citation}\n\nLicence: {info.license}\n"
 
@@ -124,7 +146,20 @@ def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
 
 
 def verify(data_dir: str | Path, name: str = "kaist-ncm") -> list[str]:
-    """Files of the registry that are missing or fail their hash (empty = all good)."""
+    """Files of the registry that are missing or fail their hash (empty = all good).
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local copy.
+    name : str
+        A dataset of :data:`DATASETS`.
+
+    Returns
+    -------
+    list of str
+        Registry file names that are missing or whose sha256 differs.
+    """
     data_dir = Path(data_dir)
     bad = []
     for r in registry(name).itertuples(index=False):
@@ -217,7 +252,18 @@ def fetch(
 
 def find_local_data(name: str = "kaist-ncm") -> Path | None:
     """A local copy of the dataset: ``$SEMCATHODE_DATA``, or ``shared/data/<name>`` beside the
-    checkout (``../shared/data``, looked up from the working directory and the package)."""
+    checkout (``../shared/data``, looked up from the working directory and the package).
+
+    Parameters
+    ----------
+    name : str
+        A dataset of :data:`DATASETS`.
+
+    Returns
+    -------
+    Path or None
+        The folder, or ``None`` when there is no local copy.
+    """
     env = os.environ.get("SEMCATHODE_DATA")
     if env and Path(env).is_dir():
         return Path(env)
@@ -233,7 +279,27 @@ def find_local_data(name: str = "kaist-ncm") -> Path | None:
 
 
 def resolve_data_dir(name: str = "kaist-ncm", data_dir: str | Path | None = None, download: bool = True) -> Path:
-    """Where the dataset is: the given folder, a local copy, or a fetched cache copy."""
+    """Where the dataset is: the given folder, a local copy, or a fetched cache copy.
+
+    Parameters
+    ----------
+    name : str
+        A dataset of :data:`DATASETS`.
+    data_dir : str or Path, optional
+        An explicit folder; it must exist.
+    download : bool
+        Fetch into the cache when there is no local copy (else raise).
+
+    Returns
+    -------
+    Path
+        The dataset folder.
+
+    Raises
+    ------
+    DatasetError
+        ``data_dir`` does not exist, or no local copy and ``download=False``.
+    """
     if data_dir:
         p = Path(data_dir)
         if not p.is_dir():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config.run import RunConfig
+from ..config.sections import RunConfig
 from .download import resolve_data_dir
 from .manifest import index_folder
 from ..config.paths import cache_root
@@ -27,7 +27,18 @@ __all__ = [
 
 
 def schema_from_config(cfg: RunConfig) -> Schema:
-    """The class schema configured in ``cfg.data``."""
+    """The class schema configured in ``cfg.data``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    Schema
+        Compositions, states and extra compositions of ``cfg.data``.
+    """
     return Schema(
         compositions=tuple(cfg.data.compositions),
         states=tuple(cfg.data.states),
@@ -38,7 +49,18 @@ def schema_from_config(cfg: RunConfig) -> Schema:
 def data_dir_for(cfg: RunConfig) -> Path:
     """Folder of micrographs for ``cfg``: the configured folder, the local KAIST copy (or a
     fetch of it), or a deterministic synthetic set written to the cache (or into
-    ``data.data_dir`` when that folder holds no images yet; an existing set is never touched)."""
+    ``data.data_dir`` when that folder holds no images yet; an existing set is never touched).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    Path
+        The folder to index.
+    """
     if cfg.data.dataset == "synthetic":
         if cfg.data.data_dir:
             root = Path(cfg.data.data_dir)
@@ -66,7 +88,18 @@ def data_dir_for(cfg: RunConfig) -> Path:
 
 
 def build_manifest(cfg: RunConfig) -> pd.DataFrame:
-    """Index the configured data into a validated manifest (see :func:`index_folder`)."""
+    """Index the configured data into a validated manifest (see :func:`index_folder`).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration (``data`` section).
+
+    Returns
+    -------
+    DataFrame
+        The manifest, one row per usable micrograph.
+    """
     root = data_dir_for(cfg)
     kaist_layout = (root / "images").is_dir() and (root / "manifest.csv").exists()
     return index_folder(
@@ -93,6 +126,31 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     (see :data:`semcathode.data.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
     manifest's own ``domain`` column. Rows of extra compositions (e.g. NCM523, a real new
     domain) keep their domain and get their own group split.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        From :func:`build_manifest`.
+    cfg : RunConfig
+        The run configuration (``data`` and ``target`` sections).
+
+    Returns
+    -------
+    DataFrame
+        The manifest's rows (same index) with ``group``, ``domain``, ``split`` and ``shift``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semcathode.config import load_config
+    >>> tmp = tempfile.mkdtemp()
+    >>> cfg = load_config("smoke", overrides={"data.dataset": "synthetic", "data.data_dir": tmp,
+    ...                                       "data.synthetic_per_class": 6, "data.synthetic_size": 96,
+    ...                                       "data.block_size": 1, "data.tail_frac": 0,
+    ...                                       "data.merge_duplicates": False})
+    >>> df = prepare_splits(build_manifest(cfg), cfg)
+    >>> len(df), sorted(df["domain"].unique()), sorted(df["split"].unique())
+    (54, ['source', 'target'], ['test', 'train', 'valid'])
     """
     schema = schema_from_config(cfg)
     from .splits import session_tail
@@ -102,7 +160,7 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     tail = manifest[tail_mask].copy()
     df = assign_groups(manifest[~tail_mask], cfg.data.block_size)
     if cfg.data.merge_duplicates:
-        from .manifest import find_duplicates
+        from .duplicates import find_duplicates
         from .splits import merge_duplicate_groups
 
         df = merge_duplicate_groups(df, find_duplicates(df))
@@ -139,18 +197,53 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
 
 
 def preprocess_params(cfg: RunConfig) -> PreprocessParams:
-    """:class:`PreprocessParams` from ``cfg.preprocess``."""
+    """:class:`PreprocessParams` from ``cfg.preprocess``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    PreprocessParams
+        Mode, size, scale and tile stride.
+    """
     p = cfg.preprocess
     return PreprocessParams(mode=p.mode, size=p.size, scale_um=p.scale_um, tile_stride=p.tile_stride)
 
 
 def cache_for(cfg: RunConfig) -> PreprocessCache:
-    """The pre-processing cache configured in ``cfg``."""
+    """The pre-processing cache configured in ``cfg``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    PreprocessCache
+        Rooted at ``<cache root>/preprocessed``.
+    """
     return PreprocessCache(cache_root(cfg) / "preprocessed")
 
 
 def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
-    """Write ``ATTRIBUTION.md`` for the configured data into ``out_dir``."""
+    """Write ``ATTRIBUTION.md`` for the configured data into ``out_dir``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+    out_dir : str or Path
+        The output folder.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     from .._files import atomic_write_text
     from .download import DATASETS, attribution
 
@@ -179,7 +272,20 @@ class Study:
         return preprocess_params(self.cfg)
 
     def rows(self, domain: str, split: str) -> pd.DataFrame:
-        """Items of one domain and split."""
+        """Items of one domain and split.
+
+        Parameters
+        ----------
+        domain : str
+            ``source`` or ``target``.
+        split : str
+            ``train``, ``valid``, ``test``, ``tail`` ...
+
+        Returns
+        -------
+        DataFrame
+            The matching rows of :attr:`items`.
+        """
         return self.items[(self.items["domain"] == domain) & (self.items["split"] == split)]
 
 
@@ -188,6 +294,23 @@ def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
 
     Relative micrograph paths (a published, relocatable report) are resolved against the
     configured data root, so a report's notebooks can be rerun in JupyterLab on another machine.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+    out_dir : str or Path
+        The report folder holding ``01_data/manifest.csv``.
+
+    Returns
+    -------
+    Study
+        The manifest, the pre-processed items and the classes.
+
+    Raises
+    ------
+    FileNotFoundError
+        Notebook 01 has not written its manifest into ``out_dir``.
     """
     from .manifest import read_manifest
 

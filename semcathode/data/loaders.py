@@ -22,6 +22,8 @@ from fastai.torch_core import TensorImage
 from fastai.vision.augment import aug_transforms
 from fasttransform import Transform
 
+from .preprocess import standardise
+
 __all__ = [
     "class_counts",
     "oversample",
@@ -36,7 +38,20 @@ __all__ = [
 
 
 def class_counts(df: pd.DataFrame, classes: Sequence[str]) -> dict[str, int]:
-    """Images per class in schema order (0 for absent classes)."""
+    """Images per class in schema order (0 for absent classes).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows with a ``label`` column.
+    classes : sequence of str
+        The classes, in schema order.
+
+    Returns
+    -------
+    dict of str to int
+        Class -> number of rows.
+    """
     vc = df["label"].value_counts()
     return {c: int(vc.get(c, 0)) for c in classes}
 
@@ -88,6 +103,15 @@ def class_weights(df: pd.DataFrame, classes: Sequence[str], method: str = "media
     ``median``: median-frequency balancing, ``w_c = median(f) / f_c`` with ``f_c = n_c / N``
     (median over classes present). ``inverse``: ``w_c = N / (K n_c)``. Absent classes get 0.
 
+    Parameters
+    ----------
+    df : DataFrame
+        Train rows with a ``label`` column.
+    classes : sequence of str
+        The classes, in schema order.
+    method : {'median', 'inverse'}
+        The weighting.
+
     Returns
     -------
     ndarray
@@ -112,7 +136,20 @@ def class_weights(df: pd.DataFrame, classes: Sequence[str], method: str = "media
 
 
 def sample_weights(df: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
-    """Per-row sampling weights ``1 / n_class`` (for a weighted sampler)."""
+    """Per-row sampling weights ``1 / n_class`` (for a weighted sampler).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Train rows with a ``label`` column.
+    classes : sequence of str
+        The classes, in schema order.
+
+    Returns
+    -------
+    ndarray
+        float64, one weight per row.
+    """
     counts = class_counts(df, classes)
     return np.array([1.0 / counts[c] for c in df["label"]], dtype=np.float64)
 
@@ -124,6 +161,18 @@ def crop_array(row: pd.Series | dict, arr: np.ndarray | None = None) -> np.ndarr
     draws a uniform random crop inside the cached frame (training; Python's ``random``,
     seeded by :func:`semcathode.models.seed_everything`). A cached array already of the
     input size is returned whole.
+
+    Parameters
+    ----------
+    row : Series or dict
+        An item: ``cache_path``, ``size`` and optionally ``crop_y``/``crop_x``.
+    arr : ndarray, optional
+        The cached frame, when already loaded.
+
+    Returns
+    -------
+    ndarray
+        uint8 ``(size, size)``.
     """
     if arr is None:
         arr = np.load(row["cache_path"], mmap_mode="r")
@@ -140,7 +189,18 @@ def crop_array(row: pd.Series | dict, arr: np.ndarray | None = None) -> np.ndarr
 
 
 def load_item(row: pd.Series) -> TensorImage:
-    """One item (a crop of a cached micrograph, see :func:`crop_array`) -> 3-channel uint8 ``TensorImage``."""
+    """One item (a crop of a cached micrograph, see :func:`crop_array`) -> 3-channel uint8 ``TensorImage``.
+
+    Parameters
+    ----------
+    row : Series
+        An item (see :func:`crop_array`).
+
+    Returns
+    -------
+    TensorImage
+        uint8 ``(3, size, size)``.
+    """
     arr = crop_array(row)
     # a broadcast view, not a copy: collation stacks the batch into new memory anyway
     return TensorImage(torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0).expand(3, -1, -1))
@@ -152,9 +212,19 @@ class PerImageStandardize(Transform):
     order = 99
 
     def encodes(self, x: TensorImage) -> TensorImage:  # type: ignore[override]
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
-        return (x - mean) / std
+        """Standardise a batch.
+
+        Parameters
+        ----------
+        x : TensorImage
+            A batch ``(N, 3, H, W)``.
+
+        Returns
+        -------
+        TensorImage
+            :func:`semcathode.data.preprocess.standardise` of ``x``.
+        """
+        return standardise(x)
 
 
 def _batch_tfms(augment: bool, normalize: str, mean: Sequence[float], std: Sequence[float]) -> list:
@@ -226,7 +296,7 @@ def make_dataloaders(
     -------
     fastai.data.core.DataLoaders
     """
-    from .preprocess import crop_items, grid_items
+    from .inputs import crop_items, grid_items
 
     train = items[items["split"] == train_split]
     valid = items[items["split"] == valid_split]
@@ -261,8 +331,25 @@ def make_dataloaders(
 
 
 def make_test_dl(dls: DataLoaders, items: pd.DataFrame, bs: int | None = None, tile_stride: float = 1.0):
-    """A labelled, un-augmented DataLoader over the tile grid of ``items`` with ``dls``'s pipeline."""
-    from .preprocess import grid_items
+    """A labelled, un-augmented DataLoader over the tile grid of ``items`` with ``dls``'s pipeline.
+
+    Parameters
+    ----------
+    dls : DataLoaders
+        From :func:`make_dataloaders`; its transforms are reused.
+    items : DataFrame
+        Micrographs (or tiles, when they have ``crop_y``).
+    bs : int, optional
+        Batch size; default ``dls.bs``.
+    tile_stride : float
+        Tile-grid stride as a fraction of the input size.
+
+    Returns
+    -------
+    DataLoader
+        Over one row per tile, in order.
+    """
+    from .inputs import grid_items
 
     tiles = items if "crop_y" in items.columns else grid_items(items.reset_index(drop=True), tile_stride)
     return dls.test_dl(tiles.reset_index(drop=True), with_labels=True, bs=bs or dls.bs)

@@ -1,4 +1,4 @@
-"""Scan folders of micrographs into a validated manifest; find duplicates.
+"""Scan folders of micrographs into a validated manifest; write and read it back.
 
 The manifest is a :class:`pandas.DataFrame` with one row per micrograph. Columns:
 ``path, relpath, label, composition, state, domain, session, frame, acq_date,
@@ -9,7 +9,7 @@ The scan picks up exactly the extensions the reader reads
 (:data:`semcathode.io.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
 back into a folder already scanned, or a broken link, is reported). The same image (same
 sha256) filed under two different labels is a problem naming every copy and its label: its
-copies are not indexed.
+copies are not indexed. Duplicate pairs are found by :mod:`semcathode.data.duplicates`.
 """
 
 from __future__ import annotations
@@ -20,24 +20,21 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from .._files import atomic_write_csv, sha256_file
-from ..io.read import SUPPORTED_EXTENSIONS, SEMReadError, crop_data_bar, read_sem
+from ..io.databar import crop_data_bar
+from ..io.read import SUPPORTED_EXTENSIONS, SEMReadError, read_sem
 from .schema import Schema, default_schema
 
 __all__ = [
     "ManifestError",
-    "DuplicateWarning",
     "index_folder",
     "write_manifest",
     "read_manifest",
     "skipped_path",
-    "find_duplicates",
-    "check_duplicates",
 ]
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -58,10 +55,6 @@ class ManifestError(ValueError):
             f"{len(problems)} problem(s) found while indexing (use skip_bad=True / --skip-bad "
             f"to skip them with a warning):\n{lines}"
         )
-
-
-class DuplicateWarning(UserWarning):
-    """Duplicate or near-duplicate images cross splits or domains."""
 
 
 @dataclass
@@ -338,6 +331,16 @@ def index_folder(
     ------
     ManifestError
         Listing every bad file with its reason (unless ``skip_bad``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semcathode.data import write_synthetic_dataset
+    >>> root = tempfile.mkdtemp()
+    >>> _ = write_synthetic_dataset(root, n_per_class=1, size=(80, 96))
+    >>> df = index_folder(root)
+    >>> len(df), df["label"].iloc[0], df["meta_source"].iloc[0], int(df["bar_row"].iloc[0])
+    (9, 'NCM333_pristine', 'sne-sidecar', 75)
     """
     root = Path(root)
     if not root.is_dir():
@@ -409,7 +412,18 @@ def _label_conflicts(rows: list[dict]) -> tuple[list[dict], list[tuple[str, str]
 
 
 def skipped_path(path: str | Path) -> Path:
-    """Where :func:`write_manifest` lists the skipped files: ``<name>.skipped.csv`` beside it."""
+    """Where :func:`write_manifest` lists the skipped files: ``<name>.skipped.csv`` beside it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The manifest CSV.
+
+    Returns
+    -------
+    Path
+        ``<stem>.skipped.csv`` in the same folder.
+    """
     path = Path(path)
     return path.with_name(path.stem + ".skipped.csv")
 
@@ -420,6 +434,18 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     A ``.skipped.csv`` left by an earlier index is removed when nothing was skipped this time.
     Paths that are not valid UTF-8 are written as their original bytes (see
     :mod:`semcathode._files`); :func:`read_manifest` reads them back unchanged.
+
+    Parameters
+    ----------
+    df : DataFrame
+        From :func:`index_folder` (its ``attrs["skipped"]`` lists the skipped files).
+    path : str or Path
+        The CSV to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     path = Path(path)
     atomic_write_csv(path, df)
@@ -435,6 +461,16 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
 def read_manifest(path: str | Path) -> pd.DataFrame:
     """Read a manifest CSV written by :func:`write_manifest`.
 
+    Parameters
+    ----------
+    path : str or Path
+        The manifest CSV.
+
+    Returns
+    -------
+    DataFrame
+        The manifest.
+
     Raises
     ------
     ManifestError
@@ -448,58 +484,3 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ManifestError([(str(path), f"not a manifest: missing columns {sorted(missing)}")])
     return df
-
-
-def find_duplicates(df: pd.DataFrame, max_distance: int = 4) -> pd.DataFrame:
-    """Exact (sha256) and near-duplicate (perceptual hash) pairs.
-
-    Parameters
-    ----------
-    df : DataFrame
-        Manifest with ``sha256`` and ``phash`` columns.
-    max_distance : int
-        Largest Hamming distance between 64-bit perceptual hashes that counts as a
-        near-duplicate.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``a, b`` (row indices), ``path_a, path_b, kind`` (``exact``/``near``),
-        ``distance``.
-    """
-    pairs = []
-    for _, grp in df.groupby("sha256"):
-        idx = list(grp.index)
-        for i in range(len(idx)):
-            for j in range(i + 1, len(idx)):
-                pairs.append((idx[i], idx[j], "exact", 0))
-    exact = {(a, b) for a, b, _, _ in pairs}
-    if "phash" in df.columns and len(df) > 1:
-        bits = np.array([[int(c) for c in bin(int(h, 16))[2:].zfill(64)] for h in df["phash"]], dtype=np.uint8)
-        dist = (bits[:, None, :] != bits[None, :, :]).sum(-1)
-        ii, jj = np.nonzero(np.triu(dist <= max_distance, k=1))
-        for i, j in zip(ii, jj):
-            a, b = int(df.index[i]), int(df.index[j])
-            if (a, b) not in exact:
-                pairs.append((a, b, "near", int(dist[i, j])))
-    out = pd.DataFrame(pairs, columns=["a", "b", "kind", "distance"])
-    out["path_a"] = [df.loc[a, "path"] for a in out["a"]]
-    out["path_b"] = [df.loc[b, "path"] for b in out["b"]]
-    return out
-
-
-def check_duplicates(df: pd.DataFrame, dups: pd.DataFrame, columns: Iterable[str] = ("split", "domain")) -> list[str]:
-    """Warn (and return the messages) for duplicate pairs whose members differ in ``columns``."""
-    messages = []
-    for col in columns:
-        if col not in df.columns or dups.empty:
-            continue
-        for row in dups.itertuples(index=False):
-            va, vb = df.loc[row.a, col], df.loc[row.b, col]
-            if va != vb:
-                messages.append(
-                    f"{row.kind} duplicate crosses {col} ({va} vs {vb}): {row.path_a} ~ {row.path_b}"
-                )
-    for m in messages:
-        warnings.warn(m, DuplicateWarning, stacklevel=2)
-    return messages

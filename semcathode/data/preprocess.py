@@ -1,10 +1,11 @@
-"""Bar-free micrograph -> cached array at the model's physical scale (or resized), and network inputs.
+"""Bar-free micrograph -> cached array at the model's physical scale (or resized), and its tile grid.
 
 The cache is keyed by (file sha256, bar row, acquisition shift, pre-processing parameters),
 so later epochs and later runs never decode the large source images again. Cached entries
 are uint8 ``.npy`` arrays: in scale mode the whole bar-free frame at ``scale_um`` µm/px, in
-resize mode the ``size`` x ``size`` thumbnail. Network inputs are crops of it: random ones for
-training (:func:`crop_items`), a tile grid over the whole frame for evaluation (:func:`grid_items`).
+resize mode the ``size`` x ``size`` thumbnail. Network inputs are crops of it
+(:mod:`semcathode.data.inputs`): random ones for training, a tile grid over the whole frame
+for evaluation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from PIL import Image
 
 from .._files import atomic_save
 from ..config.paths import cache_root
-from ..io.read import crop_data_bar, read_sem
+from ..io.databar import crop_data_bar
+from ..io.read import read_sem
 
 __all__ = [
     "resize",
@@ -34,8 +36,8 @@ __all__ = [
     "cut_tiles",
     "PreprocessCache",
     "build_items",
-    "crop_items",
-    "grid_items",
+    "to_uint8",
+    "standardise",
 ]
 
 
@@ -66,7 +68,13 @@ class PreprocessParams:
     tile_stride: float = 1.0
 
     def key(self) -> str:
-        """The part of the parameters that determines the cached array."""
+        """The part of the parameters that determines the cached array.
+
+        Returns
+        -------
+        str
+            Sorted JSON of the mode and its scale or size.
+        """
         if self.mode == "scale":
             return json.dumps({"mode": "scale", "scale_um": float(self.scale_um)}, sort_keys=True)
         return json.dumps({"mode": self.mode, "size": int(self.size)}, sort_keys=True)
@@ -77,8 +85,48 @@ class PreprocessParams:
         return self.size * self.scale_um if self.mode == "scale" and self.scale_um else None
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """A float grey image in ``[0, 1]`` as ``uint8`` (rounded to the nearest level, clipped).
+
+    Parameters
+    ----------
+    img : numpy.ndarray
+        Float grey values; values outside ``[0, 1]`` are clipped.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8``, same shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_uint8(np.array([-0.1, 0.2, 0.5, 1.3])).tolist()
+    [0, 51, 128, 255]
+    """
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def standardise(x: Any) -> Any:
+    """Per-image standardisation of a batch: zero mean and unit standard deviation per image.
+
+    The one definition of ``normalize='per_image'``, used in training
+    (:class:`semcathode.data.loaders.PerImageStandardize`) and at prediction time.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Batch ``(N, C, H, W)``; each image's statistics are taken over its ``C, H, W`` values
+        (sample standard deviation, floored at ``1e-4`` so flat images stay finite).
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and type as ``x``.
+    """
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
+    return (x - mean) / std
 
 
 def resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -217,7 +265,24 @@ def tile_grid(shape: tuple[int, int], size: int, stride: float = 1.0) -> list[tu
 
 
 def cut_tiles(img: np.ndarray, size: int, stride: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """The tiles of :func:`tile_grid` as one ``(T, size, size)`` array, and their corners."""
+    """The tiles of :func:`tile_grid` as one ``(T, size, size)`` array, and their corners.
+
+    Parameters
+    ----------
+    img : ndarray
+        A 2-D image at least ``size`` x ``size``.
+    size : int
+        Tile side in pixels.
+    stride : float
+        Stride as a fraction of ``size``.
+
+    Returns
+    -------
+    tiles : ndarray
+        ``(T, size, size)``, same dtype as ``img``.
+    corners : list of (int, int)
+        ``(y, x)`` of each tile's top-left corner.
+    """
     pos = tile_grid(img.shape, size, stride)
     return np.stack([img[y : y + size, x : x + size] for y, x in pos]), pos
 
@@ -225,6 +290,17 @@ def cut_tiles(img: np.ndarray, size: int, stride: float = 1.0) -> tuple[np.ndarr
 def preprocess_image(img: np.ndarray, params: PreprocessParams, pixel_size_um: float | None = None,
                      name: str = "image") -> np.ndarray:
     """Turn a bar-free float image into the uint8 array that is cached.
+
+    Parameters
+    ----------
+    img : ndarray
+        Bar-free float grey image in ``[0, 1]``.
+    params : PreprocessParams
+        Mode, size and scale.
+    pixel_size_um : float, optional
+        The image's µm/px; needed in scale mode with a fixed ``scale_um``.
+    name : str
+        Named in errors.
 
     Returns
     -------
@@ -234,10 +310,10 @@ def preprocess_image(img: np.ndarray, params: PreprocessParams, pixel_size_um: f
     """
     s = params.size
     if params.mode == "resize":
-        return _to_uint8(resize(img, (s, s)))
+        return to_uint8(resize(img, (s, s)))
     if params.mode != "scale":
         raise ValueError(f"unknown pre-processing mode {params.mode!r}: use 'scale' or 'resize'")
-    return _to_uint8(resample_to_scale(img, pixel_size_um, params.scale_um, min_side=s, name=name))
+    return to_uint8(resample_to_scale(img, pixel_size_um, params.scale_um, min_side=s, name=name))
 
 
 class PreprocessCache:
@@ -254,6 +330,20 @@ class PreprocessCache:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def key(self, row: pd.Series | dict, params: PreprocessParams) -> str:
+        """Cache key of one micrograph: file hash, bar row, shift, pre-processing (and pixel size).
+
+        Parameters
+        ----------
+        row : Series or dict
+            A manifest row: ``sha256``, ``bar_row``, ``shift``, ``pixel_size_um``.
+        params : PreprocessParams
+            The pre-processing.
+
+        Returns
+        -------
+        str
+            32 hex digits.
+        """
         shift = row.get("shift", "") if hasattr(row, "get") else ""
         shift = shift if isinstance(shift, str) else ""
         parts = [str(row["sha256"]), str(row.get("bar_row", "")), shift, params.key()]
@@ -262,11 +352,38 @@ class PreprocessCache:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
     def path(self, row: pd.Series | dict, params: PreprocessParams) -> Path:
+        """Where the cached array of one micrograph lives.
+
+        Parameters
+        ----------
+        row : Series or dict
+            A manifest row (see :meth:`key`).
+        params : PreprocessParams
+            The pre-processing.
+
+        Returns
+        -------
+        Path
+            The ``.npy`` file of the entry (it may not exist yet).
+        """
         k = self.key(row, params)
         return self.root / k[:2] / f"{k}.npy"
 
     def get(self, row: pd.Series | dict, params: PreprocessParams) -> np.ndarray:
-        """Cached array for ``row`` (computed and stored on a miss)."""
+        """Cached array for ``row`` (computed and stored on a miss).
+
+        Parameters
+        ----------
+        row : Series or dict
+            A manifest row (see :meth:`key`).
+        params : PreprocessParams
+            The pre-processing.
+
+        Returns
+        -------
+        ndarray
+            uint8, see :func:`preprocess_image`.
+        """
         p = self.path(row, params)
         if p.exists():
             try:
@@ -279,7 +396,22 @@ class PreprocessCache:
         return arr
 
     def warm(self, df: pd.DataFrame, params: PreprocessParams, workers: int = 2) -> list[Path]:
-        """Make sure every row of ``df`` is cached; returns the cache paths in row order."""
+        """Make sure every row of ``df`` is cached; returns the cache paths in row order.
+
+        Parameters
+        ----------
+        df : DataFrame
+            Manifest rows.
+        params : PreprocessParams
+            The pre-processing.
+        workers : int
+            Threads.
+
+        Returns
+        -------
+        list of Path
+            One cache file per row.
+        """
         rows = [r for _, r in df.iterrows()]
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(lambda r: self.get(r, params), rows))
@@ -316,7 +448,7 @@ def build_items(
     DataFrame
         One row per micrograph: the manifest columns plus ``image_id`` (manifest index),
         ``cache_path``, ``height``/``width`` of the cached array and ``size`` (the network
-        input side). :func:`crop_items` and :func:`grid_items` turn these into network inputs.
+        input side). :mod:`semcathode.data.inputs` turns these into network inputs.
     """
     cache = cache or PreprocessCache()
     paths = cache.warm(df, params, workers=workers)
@@ -327,43 +459,4 @@ def build_items(
     out["height"] = [int(sh[0]) for sh in shapes]
     out["width"] = [int(sh[1]) for sh in shapes]
     out["size"] = int(params.size)
-    return out.reset_index(drop=True)
-
-
-def crop_items(items: pd.DataFrame, k: int = 1) -> pd.DataFrame:
-    """Training inputs: every micrograph ``k`` times, each drawing a new random crop when loaded.
-
-    Returns
-    -------
-    DataFrame
-        ``items`` repeated ``k`` times with ``crop_y = crop_x = -1`` (random crop).
-    """
-    out = items.loc[items.index.repeat(max(1, int(k)))].copy()
-    out["crop_y"] = -1
-    out["crop_x"] = -1
-    return out.reset_index(drop=True)
-
-
-def grid_items(items: pd.DataFrame, stride: float = 1.0, center_only: bool = False) -> pd.DataFrame:
-    """Evaluation inputs: the :func:`tile_grid` tiles of every micrograph (or its central tile).
-
-    Returns
-    -------
-    DataFrame
-        One row per tile with ``tile`` (index in the grid), ``crop_y`` and ``crop_x``.
-    """
-    rows, tiles, ys, xs = [], [], [], []
-    for i, (h, w, s) in enumerate(zip(items["height"], items["width"], items["size"])):
-        pos = tile_grid((int(h), int(w)), int(s), stride)
-        if center_only:
-            pos = [(max(0, (int(h) - int(s)) // 2), max(0, (int(w) - int(s)) // 2))]
-        for t, (y, x) in enumerate(pos):
-            rows.append(i)
-            tiles.append(t)
-            ys.append(y)
-            xs.append(x)
-    out = items.iloc[rows].copy()
-    out["tile"] = tiles
-    out["crop_y"] = ys
-    out["crop_x"] = xs
     return out.reset_index(drop=True)

@@ -89,10 +89,30 @@ class Schema:
         return comp, state
 
     def label(self, composition: str, state: str) -> str:
-        """Canonical class label for a composition and state."""
+        """Canonical class label for a composition and state.
+
+        Parameters
+        ----------
+        composition : str
+            E.g. ``"NCM811"``.
+        state : str
+            E.g. ``"cycled"``.
+
+        Returns
+        -------
+        str
+            ``"<composition>_<state>"``.
+        """
         return f"{composition}_{state}"
 
     def to_dict(self) -> dict:
+        """The schema as plain lists (JSON/YAML friendly).
+
+        Returns
+        -------
+        dict
+            ``compositions``, ``states`` and ``extra_compositions``.
+        """
         return {
             "compositions": list(self.compositions),
             "states": list(self.states),
@@ -101,6 +121,18 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Schema":
+        """Inverse of :meth:`to_dict`; missing keys take the defaults.
+
+        Parameters
+        ----------
+        d : dict
+            From :meth:`to_dict`.
+
+        Returns
+        -------
+        Schema
+            The schema.
+        """
         return cls(
             compositions=tuple(d.get("compositions", DEFAULT_COMPOSITIONS)),
             states=tuple(d.get("states", DEFAULT_STATES)),
@@ -109,5 +141,11 @@ class Schema:
 
 
 def default_schema() -> Schema:
-    """The paper's nine-class schema (NCM523 recognised but not a class)."""
+    """The paper's nine-class schema (NCM523 recognised but not a class).
+
+    Returns
+    -------
+    Schema
+        ``Schema()``.
+    """
     return Schema()

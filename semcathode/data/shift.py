@@ -30,6 +30,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.transform import resize
 
+from ..io.read import to_unit
+
 __all__ = [
     "SHIFT_KINDS",
     "AcquisitionShift",
@@ -57,13 +59,9 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim != 2:
         raise ValueError(f"expected a 2-D grey image, got shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.integer):
-        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-    elif arr.dtype == np.bool_:
-        arr = arr.astype(np.float32)
-    else:
-        arr = arr.astype(np.float32, copy=True)
-    return arr
+    if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer):
+        return to_unit(arr)
+    return arr.astype(np.float32, copy=True)
 
 
 def _magnify(img: np.ndarray, scale: float) -> np.ndarray:
@@ -195,12 +193,29 @@ class AcquisitionShift:
     __call__ = apply
 
     def to_dict(self) -> dict:
-        """Plain ``dict`` of the parameters (JSON/YAML friendly)."""
+        """Plain ``dict`` of the parameters (JSON/YAML friendly).
+
+        Returns
+        -------
+        dict
+            Parameter name -> value.
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "AcquisitionShift":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``.
+
+        Parameters
+        ----------
+        d : dict
+            From :meth:`to_dict`.
+
+        Returns
+        -------
+        AcquisitionShift
+            The shift.
+        """
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -250,7 +265,18 @@ def shift_at_severity(kind: str, severity: float) -> AcquisitionShift:
 
 
 def severity_grid(n: int = 5) -> list[float]:
-    """``n`` evenly spaced severities from 0 to 1 inclusive (``n >= 2``)."""
+    """``n`` evenly spaced severities from 0 to 1 inclusive (``n >= 2``).
+
+    Parameters
+    ----------
+    n : int
+        Number of severities.
+
+    Returns
+    -------
+    list of float
+        ``[0, ..., 1]``.
+    """
     if n < 2:
         raise ValueError(f"severity_grid needs n >= 2, got {n}")
     return [float(x) for x in np.linspace(0.0, 1.0, int(n))]
@@ -267,6 +293,11 @@ def simulated_instrument_shift() -> AcquisitionShift:
     This **simulates** imaging the same specimens on a different instrument / with different
     settings. It is not a real second domain (e.g. it is *not* electrolyte-additive data) and
     results on it must be reported as a simulated shift.
+
+    Returns
+    -------
+    AcquisitionShift
+        The combined shift.
     """
     return AcquisitionShift(
         brightness=-0.08,

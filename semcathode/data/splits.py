@@ -288,6 +288,14 @@ def session_tail(df: pd.DataFrame, frac: float = 0.1) -> pd.Series:
     -------
     Series of bool
         Aligned with ``df``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"label": ["a"] * 5 + ["b"] * 2, "session": "s1",
+    ...                    "frame": [5, 1, 4, 2, 3, 7, 6], "path": list("abcdefg")})
+    >>> df[session_tail(df, 0.2)]["frame"].tolist()
+    [5, 7]
     """
     if not 0 <= frac < 1:
         raise ValueError(f"session-tail fraction must be in [0, 1), got {frac}")
@@ -302,7 +310,22 @@ def session_tail(df: pd.DataFrame, frac: float = 0.1) -> pd.Series:
 
 
 def group_folds(df: pd.DataFrame, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified group k-fold (scikit-learn) over ``label`` and ``group``: index pairs."""
+    """Stratified group k-fold (scikit-learn) over ``label`` and ``group``: index pairs.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows with ``label`` and ``group``.
+    n_splits : int
+        Number of folds.
+    seed : int
+        Shuffling seed.
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        ``(train, test)`` positional indices per fold.
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -314,6 +337,18 @@ def check_no_group_leak(df: pd.DataFrame, column: str = "split") -> None:
 
     Rows marked ``unused`` (target train images beyond the per-class budget, which enter no
     computation) are ignored: cutting the budget inside a group leaks nothing.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows with ``group`` and ``column``.
+    column : str
+        The split column.
+
+    Raises
+    ------
+    ValueError
+        A group in more than one split.
     """
     df = df[df[column] != "unused"]
     n = df.groupby("group")[column].nunique()

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .manifest import check_duplicates, find_duplicates
+from .duplicates import check_duplicates, find_duplicates
 
 __all__ = ["count_table", "pixel_size_table", "split_table", "duplicate_report", "data_summary"]
 
 
 def count_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Images per class, with composition, state, domain(s) and session(s)."""
+    """Images per class, with composition, state, domain(s) and session(s).
+
+    Parameters
+    ----------
+    df : DataFrame
+        A manifest.
+
+    Returns
+    -------
+    DataFrame
+        One row per class.
+    """
     g = df.groupby("label", sort=False)
     return pd.DataFrame({
         "composition": g["composition"].first(),
@@ -23,7 +34,18 @@ def count_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def pixel_size_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Pixel size (µm/px), frame size and metadata source per class."""
+    """Pixel size (µm/px), frame size and metadata source per class.
+
+    Parameters
+    ----------
+    df : DataFrame
+        A manifest.
+
+    Returns
+    -------
+    DataFrame
+        One row per class.
+    """
     g = df.groupby("label", sort=False)
     return pd.DataFrame({
         "pixel_size_um": g["pixel_size_um"].median().round(4),
@@ -38,7 +60,18 @@ def pixel_size_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Images per class x (domain, split), plus the number of groups."""
+    """Images per class x (domain, split), plus the number of groups.
+
+    Parameters
+    ----------
+    df : DataFrame
+        A split manifest (``domain``, ``split``, ``group``).
+
+    Returns
+    -------
+    DataFrame
+        One row per class, one column per ``domain/split``.
+    """
     t = df.pivot_table(index="label", columns=["domain", "split"], values="path", aggfunc="count", fill_value=0)
     t.columns = [f"{d}/{s}" for d, s in t.columns]
     t["groups"] = df.groupby("label")["group"].nunique()
@@ -47,7 +80,22 @@ def split_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def duplicate_report(df: pd.DataFrame, max_distance: int = 4) -> tuple[pd.DataFrame, list[str]]:
-    """Duplicate pairs with the split/domain/group of each side, and cross-split warnings."""
+    """Duplicate pairs with the split/domain/group of each side, and cross-split warnings.
+
+    Parameters
+    ----------
+    df : DataFrame
+        A split manifest.
+    max_distance : int
+        Largest perceptual-hash distance of a near duplicate.
+
+    Returns
+    -------
+    pairs : DataFrame
+        From :func:`~semcathode.data.manifest.find_duplicates`, with ``<column>_a``/``_b``.
+    warnings : list of str
+        Pairs that cross a split or domain.
+    """
     dups = find_duplicates(df, max_distance=max_distance)
     for col in ("split", "domain", "group"):
         if col in df.columns and len(dups):
@@ -58,7 +106,18 @@ def duplicate_report(df: pd.DataFrame, max_distance: int = 4) -> tuple[pd.DataFr
 
 
 def data_summary(df: pd.DataFrame) -> dict:
-    """Machine-readable summary of a split manifest."""
+    """Machine-readable summary of a split manifest.
+
+    Parameters
+    ----------
+    df : DataFrame
+        A (split) manifest.
+
+    Returns
+    -------
+    dict
+        Counts of images, classes, domains, sessions (and splits and groups when split).
+    """
     out = {
         "n_images": int(len(df)),
         "classes": {k: int(v) for k, v in df["label"].value_counts(sort=False).items()},

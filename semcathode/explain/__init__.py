@@ -1,4 +1,11 @@
-"""Grad-CAM: target layers, computation, measures, overlays, gallery and the widget explorer."""
+"""Grad-CAM: target layers, computation, measures, overlays, gallery and the widget explorer.
+
+Modules, bottom to top: ``layers`` (target layer, the loaded-model protocol) -> ``compute``
+(:func:`compute_cams`) -> ``micrograph`` (tile CAMs stitched over a micrograph) ->
+``overlays`` -> ``measures`` (quantitative checks) -> ``gallery`` (files, figure, HTML);
+``explorer_state`` (headless) -> ``explorer`` (widgets); ``runs`` (the study of notebook 05)
+sits on top and uses both sides.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +13,40 @@ from .._lazy import attach
 
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
-    # cam
-    "cam_files": "cam",
-    "cam_grid": "cam",
-    "CAM_METHODS": "cam",
-    "cam_quant_table": "cam",
-    "compute_cams": "cam",
-    "deletion_auc": "cam",
-    "deletion_curve": "cam",
-    "energy_on_mask": "cam",
-    "explain_items": "cam",
-    "find_target_layer": "cam",
-    "make_cam_fn": "cam",
-    "micrograph_cam": "cam",
-    "MicrographCam": "cam",
-    "ModelLike": "cam",
-    "overlay": "cam",
-    "save_overlay": "cam",
-    "stitch_tiles": "cam",
-    "structure_map": "cam",
-    "write_gallery": "cam",
+    # layers
+    "find_target_layer": "layers",
+    "ModelLike": "layers",
+    # compute
+    "CAM_METHODS": "compute",
+    "compute_cams": "compute",
+    # micrograph
+    "make_cam_fn": "micrograph",
+    "micrograph_cam": "micrograph",
+    "MicrographCam": "micrograph",
+    "stitch_tiles": "micrograph",
+    # overlays
+    "overlay": "overlays",
+    "save_overlay": "overlays",
+    # measures
+    "cam_quant_table": "measures",
+    "deletion_auc": "measures",
+    "deletion_curve": "measures",
+    "energy_on_mask": "measures",
+    "explain_items": "measures",
+    "structure_map": "measures",
+    # gallery
+    "cam_files": "gallery",
+    "cam_grid": "gallery",
+    "write_gallery": "gallery",
+    # explorer_state
+    "CORRECTNESS": "explorer_state",
+    "DEFAULT_METHODS": "explorer_state",
+    "ExplorerState": "explorer_state",
+    "FILTERS": "explorer_state",
     # explorer
     "CamFn": "explorer",
-    "CORRECTNESS": "explorer",
-    "DEFAULT_METHODS": "explorer",
     "explore": "explorer",
     "Explorer": "explorer",
-    "ExplorerState": "explorer",
-    "FILTERS": "explorer",
     # runs
     "cam_sample": "runs",
     "cam_study": "runs",

@@ -4,39 +4,105 @@ save overlays, measure what the model looks at, and hook up the gallery and the 
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .cam import cam_grid, explain_items, make_cam_fn, save_overlay
-from ..models.export import ExportedModel, load_model
 from ..data.preprocess import load_bar_free, preprocess_image
+from ..models.export import ExportedModel, load_model
+from .gallery import cam_grid
+from .measures import explain_items
+from .micrograph import make_cam_fn, micrograph_cam
+from .overlays import save_overlay
 
 __all__ = ["load_run_models", "cam_sample", "row_loader", "cam_study", "explorer_for"]
 
 
 def load_run_models(run_dir: str | Path, arms: Sequence[str]) -> dict[str, ExportedModel]:
-    """The models notebook 03 exported for ``arms`` (``03_finetune/model_<arm>.safetensors``)."""
-    out = {}
-    for arm in arms:
-        p = Path(run_dir) / "03_finetune" / f"model_{arm}.safetensors"
-        if not p.exists():
-            raise FileNotFoundError(f"{p} not found: run notebook 03_finetune first with cam.arms including {arm}")
-        out[arm] = load_model(p)
-    return out
+    """Load the exported models of ``arms``.
+
+    Each arm's model is the file ``model_<arm>.safetensors`` that
+    :func:`semcathode.models.export_models` writes, looked up in ``run_dir`` itself, else in
+    the one folder directly below ``run_dir`` that holds it (so a run folder works: its
+    notebook folders hold the exports).  No notebook folder name is assumed.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The folder of the exported models, or a run folder with one sub-folder holding them.
+    arms : sequence of str
+        Arm names.
+
+    Returns
+    -------
+    dict
+        ``{arm: ExportedModel}`` in the order of ``arms``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``model_<arm>.safetensors`` in ``run_dir`` or a folder directly below it.
+    ValueError
+        Several folders below ``run_dir`` hold one (pass the folder itself).
+    """
+    return {arm: load_model(_arm_model_path(Path(run_dir), arm)) for arm in arms}
+
+
+def _arm_model_path(folder: Path, arm: str) -> Path:
+    name = f"model_{arm}.safetensors"
+    if (folder / name).is_file():
+        return folder / name
+    found = sorted(p for p in folder.glob(f"*/{glob.escape(name)}") if p.is_file())
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise FileNotFoundError(f"{name} not found in {folder} or a folder directly below it: export the arm "
+                                f"first (semcathode.models.export_models, run with cam.arms including {arm})")
+    raise ValueError(f"{name} is in several folders of {folder} ({', '.join(str(p.parent) for p in found)}); "
+                     "pass the folder that holds the models")
 
 
 def cam_sample(manifest: pd.DataFrame, classes: Sequence[str], per_class: int = 2, domain: str = "target",
                split: str = "test") -> pd.DataFrame:
-    """``per_class`` micrographs of every class from one domain's split (first frames in order)."""
+    """``per_class`` micrographs of every class from one domain's split (first frames in order).
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        The study manifest (``domain``, ``split``, ``label`` columns and the rest of a row).
+    classes : sequence of str
+        Classes to sample.
+    per_class : int
+        Micrographs per class (fewer where a class has fewer).
+    domain, split : str
+        Which domain and split to sample from.
+
+    Returns
+    -------
+    DataFrame
+        The sampled manifest rows, grouped by class in order of appearance, index reset.
+    """
     rows = manifest[(manifest["domain"] == domain) & (manifest["split"] == split) & manifest["label"].isin(classes)]
     return rows.groupby("label", sort=False).head(per_class).reset_index(drop=True)
 
 
 def row_loader(model: ExportedModel):
-    """``row -> (bar-free grey image with the row's acquisition shift, frame at the model's scale)``."""
+    """A loader of manifest rows for ``model``.
+
+    Parameters
+    ----------
+    model : ExportedModel
+        Its pre-processing parameters bring the frame to the model's scale.
+
+    Returns
+    -------
+    callable
+        ``load(row) -> (bar-free grey image with the row's acquisition shift, uint8 frame at the
+        model's scale)``.
+    """
 
     def load(row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         grey = load_bar_free(row)
@@ -62,6 +128,25 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     on ``quant_tiles`` tiles spread over the grid, averaged per micrograph. Overlays are saved
     as JPEG with the longer side at most ``max_side`` pixels.
 
+    Parameters
+    ----------
+    models : dict
+        ``{arm: ExportedModel}`` (:func:`load_run_models`).
+    sample : DataFrame
+        Manifest rows to explain (:func:`cam_sample`).
+    out_dir : str or Path
+        Folder of the overlays (``out_dir/overlays``); overlay paths are recorded relative to it.
+    method : str
+        A key of :data:`~semcathode.explain.CAM_METHODS`.
+    steps : int
+        Deletion-curve steps.
+    opacity : float
+        Heat-map weight of the overlays.
+    max_side : int
+        Longer side of a saved overlay, in pixels.
+    quant_tiles : int
+        Tiles per micrograph that get the quantitative check.
+
     Returns
     -------
     records : DataFrame
@@ -70,8 +155,6 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     grids : dict
         ``{arm: matplotlib Figure}`` overlay grids.
     """
-    from .cam import micrograph_cam
-
     out_dir = Path(out_dir)
     recs, grids = [], {}
     for arm, model in models.items():
@@ -105,7 +188,22 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
 
 
 def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classes: Sequence[str]):
-    """An ipywidgets explorer over ``records``; CAMs computed live with each row's arm model."""
+    """An ipywidgets explorer over ``records``; CAMs computed live with each row's arm model.
+
+    Parameters
+    ----------
+    records : DataFrame
+        The records of :func:`cam_study` (``path``, ``arm``, ``label``, ``pred``, ``p_<class>``...).
+    models : dict
+        ``{arm: ExportedModel}``, one for every arm in ``records``.
+    classes : sequence of str
+        Class names.
+
+    Returns
+    -------
+    Explorer
+        Display it in a notebook; inert without a live kernel.
+    """
     from .explorer import explore
 
     fns = {arm: make_cam_fn(m, load=row_loader(m), classes=m.classes) for arm, m in models.items()}

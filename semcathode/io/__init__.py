@@ -6,22 +6,25 @@ from .._lazy import attach
 
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
+    # databar
+    "BarCrop": "databar",
+    "crop_data_bar": "databar",
+    "find_data_bar": "databar",
+    # metadata
+    "PIXEL_SIZE_RANGE_UM": "metadata",
+    "read_metadata": "metadata",
+    "SEMMetadata": "metadata",
+    "SEMMetadataWarning": "metadata",
     # read
-    "BarCrop": "read",
-    "crop_data_bar": "read",
-    "find_data_bar": "read",
     "MAX_IMAGE_PIXELS": "read",
     "max_image_pixels": "read",
-    "PIXEL_SIZE_RANGE_UM": "read",
     "read_image": "read",
-    "read_metadata": "read",
     "read_sem": "read",
     "SEMImage": "read",
-    "SEMMetadata": "read",
-    "SEMMetadataWarning": "read",
     "SEMReadError": "read",
     "SUPPORTED_EXTENSIONS": "read",
     "to_grey": "read",
+    "to_unit": "read",
     # walk
     "find_images": "walk",
     "is_image_name": "walk",

@@ -8,18 +8,20 @@ from .._lazy import attach
 _NAMES: dict[str, str] = {
     # classification
     "aggregate_tiles": "classification",
-    "bootstrap_ci": "classification",
     "chance_level": "classification",
     "classification_metrics": "classification",
-    "image_bootstrap_ci": "classification",
     "METRICS": "classification",
     "metrics_from_preds": "classification",
-    "paired_comparison": "classification",
-    "paired_table": "classification",
-    "paper_table": "classification",
     "results_row": "classification",
     "short_class_name": "classification",
-    "summarize_runs": "classification",
+    # intervals
+    "bootstrap_ci": "intervals",
+    "image_bootstrap_ci": "intervals",
+    "paired_comparison": "intervals",
+    # tables
+    "paired_table": "tables",
+    "paper_table": "tables",
+    "summarize_runs": "tables",
 }
 
 __all__ = sorted(_NAMES)

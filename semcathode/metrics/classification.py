@@ -1,8 +1,6 @@
-"""Honest evaluation metrics for the cathode classifier and the transfer-learning study.
-
-Per-image metrics (tile probabilities averaged per image), per-class scores, confusion
-matrices, bootstrap confidence intervals over seeds or over test images, paired arm
-comparisons over seeds, and the paper-style summary table.
+"""Per-micrograph classification metrics: scores, per-class results, confusion matrices,
+results rows and chance levels. Intervals and paired tests are in :mod:`.intervals`, tables
+across runs in :mod:`.tables`.
 
 Conventions
 -----------
@@ -26,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -38,20 +35,14 @@ from sklearn.metrics import (
 __all__ = [
     "METRICS",
     "aggregate_tiles",
-    "bootstrap_ci",
     "chance_level",
     "classification_metrics",
-    "image_bootstrap_ci",
     "metrics_from_preds",
-    "paired_comparison",
-    "paired_table",
-    "paper_table",
     "results_row",
     "short_class_name",
-    "summarize_runs",
 ]
 
-#: Scalar metrics understood by :func:`image_bootstrap_ci` and produced by
+#: Scalar metrics understood by :func:`~semcathode.metrics.image_bootstrap_ci` and produced by
 #: :func:`classification_metrics`.
 METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -94,7 +85,22 @@ def _scalar_metric(t: np.ndarray, p: np.ndarray, metric: str) -> float:
 
 
 def short_class_name(label: str) -> str:
-    """Short display name of a class, e.g. ``"NCM333_pristine"`` -> ``"333 pristine"``."""
+    """Short display name of a class.
+
+    Parameters
+    ----------
+    label : str
+
+    Returns
+    -------
+    str
+        Without a leading ``NCM`` and with spaces for underscores.
+
+    Examples
+    --------
+    >>> short_class_name("NCM333_pristine")
+    '333 pristine'
+    """
     s = str(label)
     if s[:3].lower() == "ncm":
         s = s[3:]
@@ -181,6 +187,14 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], classes
         also never predicted); ``confusion`` (counts, rows = true, columns = predicted,
         ``classes`` order, list of lists); ``confusion_norm`` (rows divided by their
         support, all-zero rows for absent classes); ``n``; ``classes``; ``classes_present``.
+
+    Examples
+    --------
+    >>> m = classification_metrics(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b", "c"])
+    >>> round(m["accuracy"], 2), round(m["macro_f1"], 3), m["classes_present"]
+    (0.75, 0.733, ['a', 'b'])
+    >>> m["confusion"]
+    [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
     """
     classes = _check_classes(classes)
     t = _check_labels(y_true, classes, "y_true")
@@ -322,365 +336,3 @@ def chance_level(y_true: Sequence[str], classes: Sequence[str]) -> dict:
         "n": int(len(t)),
         "n_classes": k,
     }
-
-
-# ----------------------------------------------------------------------------- intervals
-
-
-def _percentile_ci(data: np.ndarray, statistic, n_boot: int, ci: float, seed: int,
-                   vectorized: bool = False) -> tuple[float, float]:
-    res = stats.bootstrap(
-        (data,),
-        statistic,
-        n_resamples=int(n_boot),
-        confidence_level=float(ci),
-        method="percentile",
-        vectorized=vectorized,
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def bootstrap_ci(
-    values: Sequence[float], n_boot: int = 1000, ci: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean (e.g. over seeds).
-
-    Parameters
-    ----------
-    values : sequence of float
-        One value per seed; NaNs are dropped.
-    n_boot : int
-        Bootstrap resamples.
-    ci : float
-        Confidence level in (0, 1).
-    seed : int
-        Seed of the resampling; the same inputs and seed give the same interval.
-
-    Returns
-    -------
-    (float, float)
-        ``(low, high)``; ``(v, v)`` for a single value (or identical values) and
-        ``(nan, nan)`` when no finite value is left. With very few seeds the interval is
-        narrow by construction and understates the uncertainty.
-    """
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
-    x = np.asarray(list(values), dtype=float)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return (math.nan, math.nan)
-    if x.size == 1 or np.all(x == x[0]):
-        return (float(x[0]), float(x[0]))
-    return _percentile_ci(x, np.mean, n_boot, ci, seed, vectorized=True)
-
-
-def image_bootstrap_ci(
-    y_true: Sequence[str],
-    y_pred: Sequence[str],
-    classes: Sequence[str],
-    metric: str = "macro_f1",
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of a metric by resampling test images with replacement.
-
-    For a single run (e.g. the stage-1 source-test macro-F1). It captures test-set
-    sampling noise only, not seed-to-seed training variation.
-
-    Parameters
-    ----------
-    y_true, y_pred : sequence of str
-        True and predicted class per image.
-    classes : sequence of str
-        Class order.
-    metric : {"accuracy", "balanced_accuracy", "macro_f1"}
-        Averaged over the classes present in each resample's ``y_true``.
-    n_boot, ci, seed
-        As for :func:`bootstrap_ci`.
-
-    Returns
-    -------
-    (float, float)
-        ``(low, high)``; ``(v, v)`` with a single image, ``(nan, nan)`` with none.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
-    classes = _check_classes(classes)
-    t = _encode(_check_labels(y_true, classes, "y_true"), classes)
-    p = _encode(_check_labels(y_pred, classes, "y_pred"), classes)
-    if len(t) != len(p):
-        raise ValueError(f"y_true and y_pred differ in length ({len(t)} vs {len(p)})")
-    if len(t) == 0:
-        return (math.nan, math.nan)
-    if len(t) == 1:
-        v = _scalar_metric(t, p, metric)
-        return (v, v)
-    if np.array_equal(t, p):  # every resample scores 1.0
-        return (1.0, 1.0)
-    idx = np.arange(len(t))
-    return _percentile_ci(idx, lambda i: _scalar_metric(t[i], p[i], metric), n_boot, ci, seed)
-
-
-# ----------------------------------------------------------------------------- across runs
-
-
-def _groups_in_order(results: pd.DataFrame, group: str) -> list:
-    if group not in results.columns:
-        raise ValueError(f"results has no column {group!r}")
-    return list(pd.unique(results[group]))
-
-
-def summarize_runs(
-    results: pd.DataFrame,
-    metrics: Sequence[str] = METRICS,
-    group: str = "arm",
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Mean, spread and bootstrap CI of each metric across seeds, per arm.
-
-    Parameters
-    ----------
-    results : DataFrame
-        One row per (arm, seed) run with the metric columns (e.g. from
-        :func:`results_row`); per-class ``f1_<class>`` columns can be listed in
-        ``metrics`` too.
-    metrics : sequence of str
-        Metric columns to summarise (each must exist).
-    group : str
-        Column naming the arm.
-    n_boot, ci, seed
-        Passed to :func:`bootstrap_ci`.
-
-    Returns
-    -------
-    DataFrame
-        One row per arm in order of first appearance: ``group``, ``n_seeds`` (rows), and
-        for each metric ``m``: ``m_mean``, ``m_std`` (ddof=1, NaN with one run),
-        ``m_lo``, ``m_hi``. NaN values (e.g. F1 of an absent class) are skipped.
-    """
-    missing = [m for m in metrics if m not in results.columns]
-    if missing:
-        raise ValueError(f"results is missing metric columns {missing}")
-    rows = []
-    for arm in _groups_in_order(results, group):
-        sub = results[results[group] == arm]
-        row: dict[str, Any] = {group: arm, "n_seeds": int(len(sub))}
-        for m in metrics:
-            v = pd.to_numeric(sub[m], errors="coerce").to_numpy(dtype=float)
-            finite = v[~np.isnan(v)]
-            row[f"{m}_mean"] = float(finite.mean()) if finite.size else math.nan
-            row[f"{m}_std"] = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-            row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_ci(finite, n_boot=n_boot, ci=ci, seed=seed)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _power_note(n: int, n_nonzero: int) -> str:
-    if n < 2:
-        return f"Only n={n} paired seed(s): no test is possible; report the runs individually."
-    min_p = 2.0 / 2 ** n_nonzero if n_nonzero else 1.0
-    msg = (
-        f"Paired over n={n} seeds. With few seeds the Wilcoxon signed-rank test has little "
-        f"power: its smallest attainable two-sided p-value with {n_nonzero} non-zero "
-        f"difference(s) is {min_p:.4g}"
-    )
-    if min_p >= 0.05:
-        msg += ", so it cannot reach p<0.05 at all; a non-significant p here does not show the arms are equal"
-    msg += ". Read the mean difference and wins/ties/losses alongside p."
-    return msg
-
-
-def paired_comparison(
-    results: pd.DataFrame,
-    a: str,
-    b: str,
-    metric: str = "macro_f1",
-    group: str = "arm",
-    pair_on: str = "seed",
-) -> dict:
-    """Compare two arms paired over the seeds both have run.
-
-    Parameters
-    ----------
-    results : DataFrame
-        One row per (arm, seed) run.
-    a, b : str
-        Arms to compare; differences are ``a - b``.
-    metric : str
-        Metric column.
-    group, pair_on : str
-        Columns naming the arm and the pairing key (seed).
-
-    Returns
-    -------
-    dict
-        ``a, b, metric, n`` (pairs with finite values in both), ``seeds``, ``diffs``,
-        ``mean_a``, ``mean_b``, ``mean_diff``, ``median_diff``, ``wins``/``ties``/
-        ``losses`` (a above/equal/below b), ``p_value`` (two-sided
-        ``scipy.stats.wilcoxon``, zero differences dropped, ``method='auto'`` i.e. the
-        exact null distribution at these sizes; NaN when ``n < 2``, 1.0 when all
-        differences are zero), ``min_p`` (smallest attainable exact p, ``2 / 2**n_nonzero``),
-        ``test`` and ``note`` (power caveat; e.g. n=3 cannot go below p=0.25).
-
-    Raises
-    ------
-    ValueError
-        If a column is missing, an arm is unknown, or an arm has duplicate seeds.
-    """
-    for col in (group, pair_on, metric):
-        if col not in results.columns:
-            raise ValueError(f"results has no column {col!r}")
-    sides = {}
-    for arm in (a, b):
-        sub = results[results[group] == arm]
-        if sub.empty:
-            raise ValueError(f"no runs for {group}={arm!r}")
-        if sub[pair_on].duplicated().any():
-            raise ValueError(f"{group}={arm!r} has duplicate {pair_on} values")
-        sides[arm] = pd.to_numeric(sub.set_index(pair_on)[metric], errors="coerce")
-    sa, sb = sides[a], sides[b]
-    in_b = set(sb.index)
-    common = [s for s in sa.index if s in in_b]
-    va = sa.loc[common].to_numpy(dtype=float)
-    vb = sb.loc[common].to_numpy(dtype=float)
-    ok = ~(np.isnan(va) | np.isnan(vb))
-    seeds = [s for s, k in zip(common, ok) if k]
-    va, vb = va[ok], vb[ok]
-    d = va - vb
-    n = int(d.size)
-    n_nonzero = int(np.count_nonzero(d))
-    if n < 2:
-        p = math.nan
-    elif n_nonzero == 0:
-        p = 1.0
-    else:
-        p = float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided", method="auto").pvalue)
-    return {
-        "a": a,
-        "b": b,
-        "metric": metric,
-        "n": n,
-        "seeds": [s.item() if hasattr(s, "item") else s for s in seeds],
-        "diffs": d.tolist(),
-        "mean_a": float(va.mean()) if n else math.nan,
-        "mean_b": float(vb.mean()) if n else math.nan,
-        "mean_diff": float(d.mean()) if n else math.nan,
-        "median_diff": float(np.median(d)) if n else math.nan,
-        "wins": int((d > 0).sum()),
-        "ties": int((d == 0).sum()),
-        "losses": int((d < 0).sum()),
-        "p_value": p,
-        "min_p": (2.0 / 2 ** n_nonzero if n_nonzero else 1.0) if n >= 2 else math.nan,
-        "test": "Wilcoxon signed-rank, two-sided, paired over seeds (scipy.stats.wilcoxon)",
-        "note": _power_note(n, n_nonzero),
-    }
-
-
-def paired_table(
-    results: pd.DataFrame,
-    reference: str,
-    metric: str = "macro_f1",
-    group: str = "arm",
-    pair_on: str = "seed",
-) -> pd.DataFrame:
-    """:func:`paired_comparison` of every other arm against a reference arm.
-
-    Parameters
-    ----------
-    results : DataFrame
-        One row per (arm, seed) run.
-    reference : str
-        Arm everything is compared with (it is ``b``; differences are ``arm - reference``).
-    metric, group, pair_on : str
-        As for :func:`paired_comparison`.
-
-    Returns
-    -------
-    DataFrame
-        One row per other arm (order of first appearance): ``group``, ``reference``,
-        ``n``, ``mean_a``, ``mean_b``, ``mean_diff``, ``median_diff``, ``wins``, ``ties``,
-        ``losses``, ``p_value``, ``min_p``, ``note``.
-    """
-    arms = _groups_in_order(results, group)
-    if reference not in arms:
-        raise ValueError(f"reference {group}={reference!r} not in results")
-    cols = ["n", "mean_a", "mean_b", "mean_diff", "median_diff", "wins", "ties", "losses", "p_value", "min_p", "note"]
-    rows = []
-    for arm in arms:
-        if arm == reference:
-            continue
-        r = paired_comparison(results, arm, reference, metric=metric, group=group, pair_on=pair_on)
-        rows.append({group: arm, "reference": reference, **{k: r[k] for k in cols}})
-    return pd.DataFrame(rows, columns=[group, "reference", *cols])
-
-
-def _cell(mean: float, std: float, lo: float, hi: float, n: int) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    if n < 2 or math.isnan(std):
-        return f"{mean:.3f} (n={n})"
-    return f"{mean:.3f} ± {std:.3f} [{lo:.2f}, {hi:.2f}]"
-
-
-def paper_table(
-    results: pd.DataFrame,
-    classes: Sequence[str],
-    group: str = "arm",
-    n_boot: int = 1000,
-    as_text: bool = True,
-    ci: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The paper-style table: arms x (accuracy, macro-F1, per-class F1).
-
-    Parameters
-    ----------
-    results : DataFrame
-        One row per (arm, seed) with ``accuracy``, ``macro_f1`` and ``f1_<class>``
-        columns (as written by :func:`results_row`).
-    classes : sequence of str
-        Class order of the per-class columns, headed by :func:`short_class_name`
-        (e.g. ``"333 pristine"``).
-    group : str
-        Column naming the arm; it becomes the index.
-    n_boot, ci, seed
-        Bootstrap settings of the CI over seeds.
-    as_text : bool
-        ``True``: cells like ``"0.912 ± 0.030 [0.88, 0.94]"`` (mean ± sample std
-        [bootstrap CI]); ``"0.912 (n=1)"`` for a single seed; ``"n/a"`` when every
-        value is NaN. ``False``: the numeric means.
-
-    Returns
-    -------
-    DataFrame
-        Index = arms (order of first appearance), columns ``accuracy``, ``macro_f1``,
-        then one per class.
-    """
-    classes = _check_classes(classes)
-    metric_cols = ["accuracy", "macro_f1", *[f"f1_{c}" for c in classes]]
-    headers = ["accuracy", "macro_f1", *[short_class_name(c) for c in classes]]
-    if len(set(headers)) != len(headers):
-        raise ValueError(f"short class names collide: {headers}")
-    summ = summarize_runs(results, metrics=metric_cols, group=group, n_boot=n_boot, ci=ci, seed=seed)
-    table = pd.DataFrame(index=pd.Index(summ[group].tolist(), name=group))
-    for col, head in zip(metric_cols, headers):
-        if as_text:
-            n_ok = [
-                int(pd.to_numeric(results.loc[results[group] == arm, col], errors="coerce").notna().sum())
-                for arm in summ[group]
-            ]
-            table[head] = [
-                _cell(m, s, lo, hi, k)
-                for m, s, lo, hi, k in zip(
-                    summ[f"{col}_mean"], summ[f"{col}_std"], summ[f"{col}_lo"], summ[f"{col}_hi"], n_ok
-                )
-            ]
-        else:
-            table[head] = summ[f"{col}_mean"].to_numpy(dtype=float)
-    return table

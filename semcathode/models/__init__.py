@@ -40,7 +40,6 @@ _NAMES: dict[str, str] = {
     "fit_stage": "learner",
     "load_body_weights": "learner",
     "make_learner": "learner",
-    "predict_items": "learner",
     "seed_everything": "learner",
     # predict
     "aggregate_log_probs": "predict",

@@ -35,9 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,7 @@ import torch
 from torch import nn
 
 from .._files import atomic_save, sha256_file
+from ._net import _env_offline_reason, _probe
 
 __all__ = [
     "WeightsInfo",
@@ -85,7 +83,6 @@ _LITE0_TIMM = BACKBONES["efficientnet_lite0"]
 _CACHE_FORMAT = "semcathode-weights-v1"
 #: seconds allowed for the hub reachability probe (and the hub's etag request)
 HUB_TIMEOUT_S = 3.0
-_TRUTHY = {"1", "true", "yes", "on"}
 
 # lukemelas -> timm names
 _TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
@@ -173,12 +170,33 @@ IMAGENET_MEAN, IMAGENET_STD = normalization("efficientnet_lite0")
 
 
 def list_backbones() -> list[str]:
-    """Registered backbone names, sorted."""
+    """Registered backbone names, sorted.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> "efficientnet_lite0" in list_backbones()
+    True
+    """
     return sorted(BACKBONES)
 
 
 def weights_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """Folder holding cached weights: ``<cache_dir | $SEMCATHODE_CACHE | ~/.cache/semcathode>/weights``."""
+    """Folder holding cached weights.
+
+    Parameters
+    ----------
+    cache_dir : str or Path, optional
+        Default: the package cache root (``$SEMCATHODE_CACHE`` or ``~/.cache/semcathode``).
+
+    Returns
+    -------
+    Path
+        ``<cache_dir>/weights``.
+    """
     from ..config.paths import cache_root
 
     return Path(cache_dir or cache_root()).expanduser() / "weights"
@@ -333,41 +351,6 @@ def _load_strict(model: nn.Module, sd: dict[str, torch.Tensor], what: str) -> No
         raise RuntimeError(f"{what} do not fit {type(model).__name__}: {exc}") from exc
 
 
-def _env_offline_reason() -> str | None:
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _TRUTHY:
-            return f"{var}={os.environ[var]}"
-    try:
-        from huggingface_hub import constants
-
-        if getattr(constants, "HF_HUB_OFFLINE", False):
-            return "huggingface_hub is in offline mode"
-    except ImportError:
-        return "huggingface_hub is not installed"
-    return None
-
-
-def _probe(host: str, port: int, timeout: float) -> str | None:
-    """Try a TCP connection (DNS included) within ``timeout`` s; return a failure reason or ``None``."""
-    result: list[str | None] = []
-
-    def attempt() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(None)
-        except OSError as exc:
-            result.append(f"{type(exc).__name__}: {exc}")
-
-    worker = threading.Thread(target=attempt, daemon=True)  # a hung DNS lookup is left behind
-    worker.start()
-    worker.join(timeout)
-    if not result:
-        return f"no answer from {host}:{port} within {timeout:g} s"
-    if result[0] is not None:
-        return f"cannot reach {host}:{port} ({result[0]})"
-    return None
-
-
 def _hub_weights_file(timm_name: str, timeout: float = HUB_TIMEOUT_S) -> Path:
     """Path to timm's hub checkpoint for ``timm_name``: HF cache first, else a guarded download.
 
@@ -498,6 +481,17 @@ def imagenet_classifier(
 
     Preprocess inputs with ``timm.data.resolve_model_data_config(model)`` (or
     :func:`normalization`) -- the returned model may be Lite0 after a fallback.
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone.
+    cache_dir : str or Path, optional
+        Weights cache (see :func:`weights_cache_dir`).
+
+    Returns
+    -------
+    (nn.Module, WeightsInfo)
     """
     model, info = create_backbone(name, weights="auto", num_classes=1000, drop_rate=0.0, cache_dir=cache_dir)
     return model.eval(), info

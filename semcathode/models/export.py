@@ -19,7 +19,8 @@ from torch import nn
 from .._files import atomic_save, atomic_write_json
 from ._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
 from ..io.walk import find_images
-from ..data.preprocess import PreprocessParams, preprocess_image
+from ..data.preprocess import PreprocessParams, cut_tiles, preprocess_image, tile_grid
+from .predict import knn_ood_score, normalise_batch, predict_arrays
 
 __all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
 
@@ -119,11 +120,25 @@ class ExportedModel:
         """Temperature fitted on the valid split (1.0 = uncalibrated)."""
         return float(self.meta.get("temperature", 1.0))
 
-    def normalise(self, arr: np.ndarray) -> torch.Tensor:
-        """uint8 (H, W) or (T, H, W) network input -> normalised float tensor (N, 3, H, W)."""
-        from .predict import normalise_batch
+    @property
+    def input_norm(self) -> tuple[str, list[float], list[float]]:
+        """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models.normalise_batch`)."""
+        return self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"]
 
-        return normalise_batch(arr, self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"])
+    def normalise(self, arr: np.ndarray) -> torch.Tensor:
+        """:func:`~semcathode.models.normalise_batch` with this model's settings.
+
+        Parameters
+        ----------
+        arr : ndarray
+            uint8 ``(H, W)`` or ``(T, H, W)`` network input.
+
+        Returns
+        -------
+        Tensor
+            Normalised float ``(N, 3, H, W)``.
+        """
+        return normalise_batch(arr, *self.input_norm)
 
     def load_array(self, path: str | Path, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Read a micrograph, remove its data bar and bring it to the model's scale.
@@ -146,7 +161,8 @@ class ExportedModel:
         ValueError
             The model needs a physical scale and neither the file nor ``pixel_size_um`` gives one.
         """
-        from ..io.read import crop_data_bar, read_sem
+        from ..io.databar import crop_data_bar
+        from ..io.read import read_sem
 
         sem = read_sem(path)
         bar = self.meta.get("bar", {})
@@ -158,24 +174,17 @@ class ExportedModel:
 
     def preprocess_path(self, path: str | Path, pixel_size_um: float | None = None) -> tuple[np.ndarray, torch.Tensor]:
         """Read a micrograph, remove its data bar, pre-process: (bar-free grey image, input tiles (T, 3, S, S))."""
-        from ..data.preprocess import cut_tiles
-
         img, arr = self.load_array(path, pixel_size_um)
         tiles, _ = cut_tiles(arr, self.params.size, self.params.tile_stride)
         return img, self.normalise(tiles)
 
     def tile_positions(self, grey_shape: tuple[int, int], arr_shape: tuple[int, int]) -> list[tuple[int, int]]:
         """Corners of the tile grid in the scaled frame (see :func:`~semcathode.data.tile_grid`)."""
-        from ..data.preprocess import tile_grid
-
         return tile_grid(arr_shape, self.params.size, self.params.tile_stride)
 
     def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False):
         """:func:`semcathode.models.predict_arrays` with this model's settings."""
-        from .predict import predict_arrays
-
-        return predict_arrays(self.model, arrays, self.params.size, self.meta.get("normalize", "dataset"),
-                              self.meta["mean"], self.meta["std"], stride=self.params.tile_stride,
+        return predict_arrays(self.model, arrays, self.params.size, *self.input_norm, stride=self.params.tile_stride,
                               aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features)
 
     def optimize(self) -> "ExportedModel":
@@ -185,8 +194,7 @@ class ExportedModel:
         """
         fold_batchnorm(self.model)
         self.model.to(memory_format=torch.channels_last)
-        self._channels_last = True
-        self.model._semcathode_channels_last = True
+        self.model._semcathode_channels_last = True  # read by predict_arrays and predict_tensor
         return self
 
     @torch.no_grad()
@@ -194,7 +202,7 @@ class ExportedModel:
         """Softmax probabilities (N, n_classes) for normalised inputs."""
         self.model.eval()
         dev = next(self.model.parameters()).device
-        fmt = torch.channels_last if getattr(self, "_channels_last", False) else torch.contiguous_format
+        fmt = torch.channels_last if getattr(self.model, "_semcathode_channels_last", False) else torch.contiguous_format
         out = [torch.softmax(self.model(x[i : i + bs].to(dev).contiguous(memory_format=fmt)).float(), 1).cpu()
                for i in range(0, len(x), bs)]
         return torch.cat(out).numpy()
@@ -204,7 +212,17 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a convolution into it (inference only).
 
     A timm ``BatchNormAct2d`` is replaced by its dropout and activation; a plain
-    ``BatchNorm2d`` by an identity. Works in place on an eval-mode model; returns it.
+    ``BatchNorm2d`` by an identity.
+
+    Parameters
+    ----------
+    model : nn.Module
+        In eval mode; changed in place.
+
+    Returns
+    -------
+    nn.Module
+        ``model``.
     """
     from timm.layers import BatchNormAct2d
 
@@ -234,6 +252,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     path : str or Path
         The ``.safetensors`` file (its ``.json`` must be beside it).
     device : str or torch.device
+
+    Returns
+    -------
+    ExportedModel
+        In eval mode, with ``bank`` (the training micrographs' embeddings, or None).
 
     Raises
     ------
@@ -306,7 +329,6 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
         valid split) are empty when the model carries no feature bank.
     """
     from ..io.read import SEMReadError
-    from .predict import knn_ood_score
 
     bank = getattr(model, "bank", None)
     ood = model.meta.get("ood", {})
@@ -346,9 +368,14 @@ def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], 
         Stored in the JSON (e.g. the test metrics).
     trust : dict, optional
         Calibration and familiarity from :func:`semcathode.study.calibrate`.
+
+    Returns
+    -------
+    Path
+        The safetensors path (see :func:`export_model`).
     """
     from .backbones import BACKBONES
-    from ..config.run import config_hash
+    from ..config.sections import config_hash
     from ..data.factory import preprocess_params
 
     winfo = dict(tm.weights_info)
@@ -364,7 +391,23 @@ def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], 
 
 
 def export_models(models: dict, out_dir: str | Path, cfg: Any, classes: Sequence[str], seed: int) -> dict[str, Path]:
-    """Export the ``{(arm, seed): TrainedModel}`` of one seed as ``model_<arm>.safetensors``."""
+    """Export the models of one seed as ``model_<arm>.safetensors``.
+
+    Parameters
+    ----------
+    models : dict
+        ``{(arm, seed): TrainedModel}`` (or ``{arm: TrainedModel}``).
+    out_dir : str or Path
+    cfg : RunConfig
+    classes : sequence of str
+    seed : int
+        Only this seed's models are exported.
+
+    Returns
+    -------
+    dict
+        ``{arm: safetensors path}``.
+    """
     out = {}
     for key, tm in models.items():
         arm, s = key if isinstance(key, tuple) else (key, tm.seed)

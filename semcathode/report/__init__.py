@@ -1,4 +1,4 @@
-"""Notebook outputs, the report index, figures and all report prose."""
+"""Notebook outputs, portable report folders, the report index, figures and all report prose."""
 
 from __future__ import annotations
 
@@ -25,15 +25,23 @@ _NAMES: dict[str, str] = {
     "representation_note": "notes",
     "target_domain_note": "notes",
     "trust_note": "notes",
+    # index
+    "read_run_state": "index",
+    "RUN_STATE": "index",
+    "write_index": "index",
     # outputs
-    "absolute_paths": "outputs",
     "df_to_markdown": "outputs",
-    "make_portable": "outputs",
     "NotebookOutputs": "outputs",
-    "PathRelativizer": "outputs",
+    "OUTPUTS_FILE": "outputs",
     "read_outputs": "outputs",
     "read_table": "outputs",
-    "write_index": "outputs",
+    "show_png": "outputs",
+    # portable
+    "absolute_paths": "portable",
+    "machine_relativizer": "portable",
+    "make_portable": "portable",
+    "PathRelativizer": "portable",
+    "REPORT_TEXT_SUFFIXES": "portable",
 }
 
 __all__ = sorted(_NAMES)

@@ -15,7 +15,23 @@ __all__ = ["plot_examples", "plot_class_counts", "plot_confusion", "plot_confusi
 
 
 def plot_examples(df: pd.DataFrame, per_class: int = 1, scale_bar_um: float = 50.0, apply_shift: bool = False):
-    """One (or more) bar-cropped micrograph per class, with a scale bar from the pixel size."""
+    """One (or more) bar-cropped micrograph per class, with a scale bar from the pixel size.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Manifest rows (``label``, ``path``, ``pixel_size_um``, ``domain``, ``session``...).
+    per_class : int
+        Micrographs shown per class.
+    scale_bar_um : float
+        Length of the scale bar in µm (drawn where the pixel size is known).
+    apply_shift : bool
+        Show each row with its acquisition shift applied.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     from ..data.preprocess import load_bar_free
 
     labels = list(dict.fromkeys(df["label"]))
@@ -45,7 +61,19 @@ def plot_examples(df: pd.DataFrame, per_class: int = 1, scale_bar_um: float = 50
 
 
 def plot_class_counts(df: pd.DataFrame, hue: str = "split"):
-    """Images per class, coloured by ``hue`` (split or domain)."""
+    """Images per class, coloured by ``hue`` (split or domain).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Manifest rows with ``label``.
+    hue : str
+        Column that colours the bars (ignored when absent).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(9, 3.5))
@@ -58,7 +86,26 @@ def plot_class_counts(df: pd.DataFrame, hue: str = "split"):
 
 
 def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str = "", normalize: bool = True, ax=None):
-    """A confusion matrix heatmap (row-normalised by default)."""
+    """A confusion matrix heatmap (row-normalised by default).
+
+    Parameters
+    ----------
+    cm : numpy.ndarray
+        Counts, true classes in rows.
+    classes : sequence of str
+        Class names in the matrix's order.
+    title : str
+        Panel title.
+    normalize : bool
+        Show row fractions instead of counts.
+    ax : matplotlib.axes.Axes, optional
+        Draw into this panel (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or matplotlib.axes.Axes
+        The new figure, or ``ax`` when one was given.
+    """
     import seaborn as sns
 
     cm = np.asarray(cm, dtype=float)
@@ -81,7 +128,27 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str = "", norm
 
 def plot_curves(df: pd.DataFrame, x: str, y: str, hue: str, col: str | None = None, title: str = "",
                 logx: bool = False, chance: float | None = None):
-    """Mean and 95% interval over seeds of ``y`` against ``x`` per ``hue`` (one panel per ``col``)."""
+    """Mean and 95% interval over seeds of ``y`` against ``x`` per ``hue`` (one panel per ``col``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long table, one row per point and seed.
+    x, y, hue : str
+        Columns of the axes and of the line colour.
+    col : str, optional
+        Column giving one panel per value.
+    title : str
+        Figure title.
+    logx : bool
+        Symmetric-log x axis (for sizes such as images per class).
+    chance : float, optional
+        Level of a dotted chance line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import seaborn as sns
 
     g = sns.relplot(data=df, x=x, y=y, hue=hue, col=col, kind="line", marker="o", errorbar=("ci", 95),
@@ -98,7 +165,25 @@ def plot_curves(df: pd.DataFrame, x: str, y: str, hue: str, col: str | None = No
 
 
 def plot_bars(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", chance: float | None = None):
-    """Bar chart of ``y`` per ``x`` (mean and 95% interval over rows)."""
+    """Bar chart of ``y`` per ``x`` (mean and 95% interval over rows).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long table, e.g. one row per arm and seed.
+    x, y : str
+        Columns of the bars and their height.
+    hue : str, optional
+        Column splitting each bar.
+    title : str
+        Panel title.
+    chance : float, optional
+        Level of a dotted chance line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -112,7 +197,18 @@ def plot_bars(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: s
 
 
 def plot_history(hist: pd.DataFrame):
-    """Training curves (loss and valid macro-F1 per epoch) for every seed."""
+    """Training curves (loss and valid macro-F1 per epoch) for every seed.
+
+    Parameters
+    ----------
+    hist : pandas.DataFrame
+        Per-epoch history with ``seed``, ``step``, ``train_loss`` and optionally ``valid_loss``
+        and ``macro_f1``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for seed, h in hist.groupby("seed"):
         axes[0].plot(h["step"], h["train_loss"], "-", label=f"train seed {seed}")
@@ -132,7 +228,23 @@ def plot_history(hist: pd.DataFrame):
 
 
 def plot_confusions(preds: pd.DataFrame, classes: Sequence[str], by: str = "arm", normalize: bool = True):
-    """Row-normalised confusion matrices (summed over seeds), one panel per ``by`` value."""
+    """Row-normalised confusion matrices (summed over seeds), one panel per ``by`` value.
+
+    Parameters
+    ----------
+    preds : pandas.DataFrame
+        One row per prediction with ``label``, ``pred`` and the ``by`` column.
+    classes : sequence of str
+        Class names in matrix order.
+    by : str
+        Column giving one panel per value (e.g. ``arm``).
+    normalize : bool
+        Show row fractions instead of counts.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     from sklearn.metrics import confusion_matrix
 
     keys = list(dict.fromkeys(preds[by]))
@@ -150,7 +262,19 @@ def plot_confusions(preds: pd.DataFrame, classes: Sequence[str], by: str = "arm"
 
 
 def plot_domain_pair(df: pd.DataFrame, n: int = 3):
-    """The same classes in the source and in the (simulated) target domain, side by side."""
+    """The same classes in the source and in the (simulated) target domain, side by side.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Manifest rows with ``domain`` and ``label``.
+    n : int
+        Classes shown.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     from ..data.preprocess import load_bar_free
 
     src = df[df["domain"] == "source"].drop_duplicates("label").head(n)

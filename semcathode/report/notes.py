@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..config.run import RunConfig
+from ..config.sections import RunConfig
 
 __all__ = [
     "representation_note", "budget_note", "provenance_note", "cam_note", "target_domain_note", "duplicate_note",
@@ -17,7 +17,26 @@ __all__ = [
 
 
 def representation_note(cfg: RunConfig) -> str:
-    """What the network sees, in words (scale, field of view, crops, tile grid, aggregation)."""
+    """What the network sees, in words (scale, field of view, crops, tile grid, aggregation).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's configuration (its ``preprocess`` and ``evaluate`` sections).
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+
+    Examples
+    --------
+    >>> from semcathode.config.run import load_config
+    >>> representation_note(load_config("demo"))[:94]
+    'Input: every bar-free micrograph is resampled once from its instrument pixel size to 1 µm/px; '
+    >>> "(128 µm across)" in representation_note(load_config("demo"))
+    True
+    """
     p = cfg.preprocess
     if p.mode == "resize":
         return (f"Input: the whole bar-free micrograph squeezed to {p.size} x {p.size} px (the paper's input; its "
@@ -34,7 +53,20 @@ def representation_note(cfg: RunConfig) -> str:
 
 
 def budget_note(cfg: RunConfig, results: pd.DataFrame) -> str:
-    """The fair-budget rule and the optimiser steps each arm actually made (mean over seeds)."""
+    """The fair-budget rule and the optimiser steps each arm actually made (mean over seeds).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's configuration (its ``protocol`` section).
+    results : pandas.DataFrame
+        One row per arm and seed, with ``arm`` and ``steps`` columns (without ``steps``: the rule only).
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+    """
     rule = ("Fair-budget rule: arms that do not start from the stage-1 model (FT-only, Scratch+FT) train at least "
             "as many optimiser steps as Pre+FT spends in both stages together (its stage-1 steps plus its stage-2 "
             f"steps on the same target images), capped at {cfg.protocol.fair_max_epochs} epochs."
@@ -48,7 +80,23 @@ def budget_note(cfg: RunConfig, results: pd.DataFrame) -> str:
 
 
 def provenance_note(weights_info: dict) -> str:
-    """Backbone and weights provenance in one sentence for the report."""
+    """Backbone and weights provenance in one sentence for the report.
+
+    Parameters
+    ----------
+    weights_info : dict
+        ``backbone``, ``timm_name``, ``origin`` and optionally ``sha256`` and ``note``.
+
+    Returns
+    -------
+    str
+        One sentence of markdown (plus the note, if any).
+
+    Examples
+    --------
+    >>> provenance_note({"backbone": "efficientnet_lite0", "timm_name": "tf_efficientnet_lite0", "origin": "packaged"})
+    'Backbone `efficientnet_lite0` (timm `tf_efficientnet_lite0`), weights: packaged.'
+    """
     w = weights_info
     text = (f"Backbone `{w.get('backbone')}` (timm `{w.get('timm_name')}`), weights: {w.get('origin')}"
             f"{', sha256 ' + str(w.get('sha256'))[:16] + '…' if w.get('sha256') else ''}.")
@@ -58,7 +106,19 @@ def provenance_note(weights_info: dict) -> str:
 
 
 def cam_note(quant: pd.DataFrame) -> str:
-    """What the quantitative CAM table shows, in words."""
+    """What the quantitative CAM table shows, in words.
+
+    Parameters
+    ----------
+    quant : pandas.DataFrame
+        The quantitative CAM table: per arm (and ``label``, ``"(all)"`` for all classes)
+        ``energy_share``, ``area_share``, ``ratio``, ``auc_cam`` and ``auc_random``.
+
+    Returns
+    -------
+    str
+        One sentence per arm.
+    """
     overall = quant[quant["label"] == "(all)"] if "label" in quant else quant
     parts = []
     for r in overall.itertuples():
@@ -72,7 +132,18 @@ def cam_note(quant: pd.DataFrame) -> str:
 
 
 def target_domain_note(cfg: RunConfig) -> str:
-    """What the target domain of this configuration is, in words (printed in every output)."""
+    """What the target domain of this configuration is, in words (printed in every output).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's configuration (its ``target`` section).
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+    """
     from ..data.splits import SIMULATED_SHIFT_NOTE
 
     if cfg.target.kind == "simulated_shift":
@@ -83,7 +154,27 @@ def target_domain_note(cfg: RunConfig) -> str:
 
 
 def duplicate_note(dups: pd.DataFrame, warnings: list[str]) -> str:
-    """A sentence on the duplicates found and whether they cross splits or domains."""
+    """A sentence on the duplicates found and whether they cross splits or domains.
+
+    Parameters
+    ----------
+    dups : pandas.DataFrame
+        Duplicate pairs with ``kind`` (``exact``/``near``) and optionally ``group_a``/``group_b``.
+    warnings : list of str
+        The pairs that cross a split or domain boundary.
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> duplicate_note(pd.DataFrame({"kind": ["exact", "near"], "group_a": [1, 2], "group_b": [1, 3]}), [])
+    '1 exact and 1 near-duplicate pairs (perceptual hash). 1 of them lie inside one frame-block group, \
+as expected for neighbouring stage positions. None crosses a split or domain boundary.'
+    """
     if dups.empty:
         return "No exact or near-duplicate images were found."
     n_exact = int((dups["kind"] == "exact").sum())
@@ -101,7 +192,23 @@ def duplicate_note(dups: pd.DataFrame, warnings: list[str]) -> str:
 
 
 def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523") -> str:
-    """The trust report in one paragraph for the report."""
+    """The trust report in one paragraph for the report.
+
+    Parameters
+    ----------
+    report : pandas.DataFrame
+        ``quantity`` and ``value`` columns: ECE before/after temperature scaling and the
+        familiarity AUROC (optional).
+    k : int
+        Number of nearest training micrographs of the familiarity score.
+    unfamiliar_name : str
+        The composition the model never saw.
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+    """
     v = dict(zip(report["quantity"], report["value"]))
     ece0 = next((x for q, x in v.items() if q.startswith("ECE") and "before" in q), float("nan"))
     ece1 = next((x for q, x in v.items() if q.startswith("ECE") and "after" in q), float("nan"))
@@ -117,7 +224,20 @@ def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523"
 
 
 def probe_verdict(stage1_summary: pd.DataFrame, probe: pd.DataFrame) -> str:
-    """Does fine-tuning beat the linear probe on the same split? A sentence for the report."""
+    """Does fine-tuning beat the linear probe on the same split? A sentence for the report.
+
+    Parameters
+    ----------
+    stage1_summary : pandas.DataFrame
+        Summary of the stage-1 runs: ``macro_f1_mean``, ``macro_f1_lo`` and ``macro_f1_hi``.
+    probe : pandas.DataFrame
+        The linear probe's ``macro_f1`` per ``domain`` and ``split`` (the source test row is used).
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+    """
     cnn = float(stage1_summary["macro_f1_mean"].iloc[0])
     lo, hi = float(stage1_summary["macro_f1_lo"].iloc[0]), float(stage1_summary["macro_f1_hi"].iloc[0])
     lp = float(probe.loc[(probe["domain"] == "source") & (probe["split"] == "test"), "macro_f1"].iloc[0])
@@ -133,7 +253,18 @@ def probe_verdict(stage1_summary: pd.DataFrame, probe: pd.DataFrame) -> str:
 
 
 def curve_note(curve: pd.DataFrame) -> str:
-    """Read a learning curve in words: where Pre+FT helps and where the arms meet."""
+    """Read a learning curve in words: where Pre+FT helps and where the arms meet.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        One row per ``n_per_class``, ``arm`` and seed with ``macro_f1``.
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+    """
     if curve.empty:
         return "No learning curve was run."
     m = curve.groupby(["n_per_class", "arm"])["macro_f1"].mean().unstack()

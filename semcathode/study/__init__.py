@@ -1,4 +1,4 @@
-"""The transfer-learning study: arms, stage training, model store, baselines, curves, validity and trust."""
+"""The transfer-learning study: model store, stage training, arms, evaluation, curves, baselines, validity and trust."""
 
 from __future__ import annotations
 
@@ -9,23 +9,32 @@ _NAMES: dict[str, str] = {
     # arms
     "Arm": "arms",
     "ARMS": "arms",
-    "evaluate_model": "arms",
-    "evaluate_models": "arms",
-    "evaluate_splits": "arms",
     "fair_stage": "arms",
-    "learning_curve": "arms",
-    "micrograph_outputs": "arms",
-    "ModelStore": "arms",
-    "new_domain_curve": "arms",
-    "predict_micrographs": "arms",
-    "resolve_backbone": "arms",
     "run_arms": "arms",
-    "split_rows": "arms",
-    "stack_histories": "arms",
-    "stage1_key": "arms",
     "train_arm": "arms",
-    "train_stage1": "arms",
-    "TrainedModel": "arms",
+    # curves
+    "learning_curve": "curves",
+    "new_domain_curve": "curves",
+    "stack_histories": "curves",
+    # evaluation
+    "evaluate_model": "evaluation",
+    "evaluate_models": "evaluation",
+    "evaluate_splits": "evaluation",
+    "micrograph_outputs": "evaluation",
+    "predict_micrographs": "evaluation",
+    "split_rows": "evaluation",
+    # store
+    "arm_key": "store",
+    "MODEL_FIELDS": "store",
+    "model_fields": "store",
+    "model_store": "store",
+    "ModelStore": "store",
+    "stage1_key": "store",
+    # train
+    "input_norm": "train",
+    "resolve_backbone": "train",
+    "train_stage1": "train",
+    "TrainedModel": "train",
     # baselines
     "extract_features": "baselines",
     "linear_probe": "baselines",

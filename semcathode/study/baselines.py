@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config.run import RunConfig
-from ..metrics.classification import aggregate_tiles, bootstrap_ci, classification_metrics
+from ..config.sections import RunConfig
+from ..metrics.classification import aggregate_tiles, classification_metrics
+from ..metrics.intervals import bootstrap_ci
 
 __all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_floor"]
 
@@ -21,16 +22,31 @@ __all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_flo
 @torch.no_grad()
 def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> np.ndarray:
     """Frozen ImageNet backbone features (no training), one row per micrograph: the mean pooled
-    feature of its tile grid (L2-normalised), as the fine-tuned models see the micrograph."""
+    feature of its tile grid (L2-normalised), as the fine-tuned models see the micrograph.
+
+    Parameters
+    ----------
+    items : DataFrame
+        With ``cache_path`` and ``size``.
+    cfg : RunConfig
+        Backbone, weights and pre-processing.
+    bs : int
+        Tiles per forward pass.
+
+    Returns
+    -------
+    ndarray
+        float32 ``(N, D)``.
+    """
     from ..models.backbones import create_backbone
     from ..models.predict import predict_arrays
-    from .arms import _norm
+    from .train import input_norm
 
     model, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
     model.eval()
     if items.empty:
         return np.zeros((0, model.num_features), np.float32)
-    mean, std = _norm(cfg)
+    mean, std = input_norm(cfg)
     arrays = [np.load(p) for p in items["cache_path"]]
     mo = predict_arrays(model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
                         stride=cfg.preprocess.tile_stride, features=True, bs=bs)
@@ -42,7 +58,25 @@ def linear_probe(
     features: tuple[np.ndarray, np.ndarray] | None = None, C: float = 1.0,
 ) -> tuple[pd.DataFrame, dict]:
     """Logistic regression (scikit-learn) on frozen ImageNet features: the baseline that
-    fine-tuning has to beat. Returns image-level predictions and metrics on ``test_items``."""
+    fine-tuning has to beat.
+
+    Parameters
+    ----------
+    train_items, test_items : DataFrame
+    cfg : RunConfig
+    classes : sequence of str
+    features : (ndarray, ndarray), optional
+        Precomputed :func:`extract_features` of train and test.
+    C : float
+        Inverse regularisation strength.
+
+    Returns
+    -------
+    predictions : DataFrame
+        Image-level predictions on ``test_items``.
+    metrics : dict
+        :func:`semcathode.metrics.classification_metrics`.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -57,6 +91,8 @@ def linear_probe(
         out[f"p_{c}"] = proba[:, col[c]] if c in col else 0.0
     img = aggregate_tiles(out, classes)
     return img, classification_metrics(img["label"], img["pred"], classes)
+
+
 def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFrame:
     """The linear-probe baseline (frozen ImageNet features, one mean embedding per micrograph).
 
@@ -64,8 +100,20 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
     comparable with stage 1); target train -> target test (the floor of the stage-2 arms);
     with ``n_splits`` > 0 also frame-block cross-validation over every micrograph of the
     schema's classes without any simulated shift.
+
+    Parameters
+    ----------
+    study : Study
+        Gives ``items``/``rows``, ``manifest``, ``classes``.
+    cfg : RunConfig
+    n_splits : int
+        Cross-validation folds (0 = none).
+
+    Returns
+    -------
+    DataFrame
+        One row per protocol with macro-F1, accuracy and a bootstrap interval.
     """
-    from ..metrics.classification import classification_metrics
     from ..data.preprocess import build_items
     from ..data.splits import group_folds
 

@@ -37,7 +37,7 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
         :func:`~semcathode.models.export_trained` as ``trust``.
     """
     from ..models.predict import fit_temperature, knn_ood_score
-    from .arms import micrograph_outputs
+    from .evaluation import micrograph_outputs
 
     cfg = tm.cfg
     if valid_items.empty or train_items.empty:
@@ -79,7 +79,7 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
         One row per quantity: ``quantity``, ``value``, ``n``.
     """
     from ..models.predict import auroc, expected_calibration_error, knn_ood_score
-    from .arms import micrograph_outputs
+    from .evaluation import micrograph_outputs
 
     idx = {c: j for j, c in enumerate(classes)}
     te = micrograph_outputs(tm, test_items, features=True)

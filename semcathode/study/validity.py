@@ -93,6 +93,16 @@ def shortcut_baseline(
 ) -> dict:
     """Logistic regression on :func:`shortcut_features`, trained and scored on the CNN's splits.
 
+    Parameters
+    ----------
+    train_items, test_items : DataFrame
+    classes : sequence of str
+    normalize : {"dataset", "per_image"}
+        Normalisation applied before the features are taken.
+    metadata : bool
+        Include the file metadata features.
+    seed : int
+
     Returns
     -------
     dict
@@ -124,6 +134,12 @@ def shortcut_verdict(metrics: dict, margin: float = 0.2) -> dict:
     The warning fires when its balanced accuracy exceeds chance (1/K over the classes present)
     by more than ``margin``.
 
+    Parameters
+    ----------
+    metrics : dict
+        From :func:`shortcut_baseline`.
+    margin : float
+
     Returns
     -------
     dict
@@ -148,6 +164,11 @@ def shortcut_verdict(metrics: dict, margin: float = 0.2) -> dict:
 def session_check(manifest: pd.DataFrame) -> dict:
     """How many imaging sessions each class has, and what that allows.
 
+    Parameters
+    ----------
+    manifest : DataFrame
+        With ``label`` and ``session``.
+
     Returns
     -------
     dict
@@ -167,7 +188,20 @@ def session_check(manifest: pd.DataFrame) -> dict:
 
 
 def with_extra_shift(shift_json: str, extra: dict) -> str:
-    """Append an acquisition shift to a row's ``shift`` JSON (applied after the existing one)."""
+    """Append an acquisition shift to a row's ``shift`` JSON (applied after the existing one).
+
+    Parameters
+    ----------
+    shift_json : str
+        The row's ``shift`` (``""`` = none).
+    extra : dict
+        The shift to append.
+
+    Returns
+    -------
+    str
+        JSON of the combined shift.
+    """
     base = json.loads(shift_json) if isinstance(shift_json, str) and shift_json else []
     base = base if isinstance(base, list) else [base]
     return json.dumps(base + [extra], sort_keys=True)
@@ -177,6 +211,21 @@ def robustness_items(test_rows: pd.DataFrame, kind: str, severity: float, params
     """The test manifest rows with an extra shift of ``kind`` at ``severity``, pre-processed.
 
     Severity 0 returns the rows' items unchanged (the plain test set).
+
+    Parameters
+    ----------
+    test_rows : DataFrame
+        Manifest rows of the test split.
+    kind : str
+        A shift kind.
+    severity : float
+    params : PreprocessParams
+    cache : PreprocessCache
+
+    Returns
+    -------
+    DataFrame
+        Pre-processed items.
     """
     from ..data.preprocess import build_items
     from ..data.shift import shift_at_severity
@@ -190,6 +239,12 @@ def robustness_items(test_rows: pd.DataFrame, kind: str, severity: float, params
 
 def shortcut_study(study, cfg) -> tuple[pd.DataFrame, dict]:
     """The shortcut baseline on the CNN's splits, with dataset and per-image normalisation.
+
+    Parameters
+    ----------
+    study : Study
+        Gives ``items``/``rows``, ``manifest``, ``classes``.
+    cfg : RunConfig
 
     Returns
     -------
@@ -215,10 +270,25 @@ def shortcut_study(study, cfg) -> tuple[pd.DataFrame, dict]:
 
 
 def normalisation_ablation(study, cfg, seeds: Sequence[int], log=print) -> pd.DataFrame:
-    """Stage-1 CNN on the source test split with dataset vs per-image normalisation, per seed."""
+    """Stage-1 CNN on the source test split with dataset vs per-image normalisation, per seed.
+
+    Parameters
+    ----------
+    study : Study
+        Gives ``items``/``rows``, ``manifest``, ``classes``.
+    cfg : RunConfig
+    seeds : sequence of int
+    log : callable, optional
+
+    Returns
+    -------
+    DataFrame
+        One row per (normalisation, seed) with the source-test metrics.
+    """
     from dataclasses import replace
 
-    from .arms import evaluate_model, train_stage1
+    from .evaluation import evaluate_model
+    from .train import train_stage1
 
     rows = []
     test = study.rows("source", "test")
@@ -238,12 +308,26 @@ def robustness_study(study, cfg, arms: Sequence[str], seeds: Sequence[int], kind
     Models come from the protocol's model store (trained once in notebook 03 and reused);
     each shift is applied on top of the target domain's own shift.
 
+    Parameters
+    ----------
+    study : Study
+        Gives ``items``/``rows``, ``manifest``, ``classes``.
+    cfg : RunConfig
+    arms : sequence of str
+    seeds : sequence of int
+    kinds : sequence of str
+        Shift kinds.
+    severities : sequence of float
+    log : callable, optional
+
     Returns
     -------
     DataFrame
         ``arm, seed, kind, severity, accuracy, macro_f1, ...``.
     """
-    from .arms import evaluate_model, train_arm, train_stage1
+    from .arms import train_arm
+    from .evaluation import evaluate_model
+    from .train import train_stage1
 
     tgt = study.manifest[study.manifest["label"].isin(study.classes)]
     test_rows = tgt[(tgt["domain"] == "target") & (tgt["split"] == "test")]
@@ -275,6 +359,14 @@ def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
     (scikit-learn ``GroupKFold`` over ``session``) and, for comparison, frame blocks; a large
     drop from frame-block to session folds means the model keys on the session.
 
+    Parameters
+    ----------
+    study : Study
+        Gives ``items``/``rows``, ``manifest``, ``classes``.
+    cfg : RunConfig
+    n_splits : int
+        Folds per protocol.
+
     Returns
     -------
     DataFrame
@@ -283,7 +375,6 @@ def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
     """
     from sklearn.model_selection import GroupKFold
 
-    from ..metrics.classification import classification_metrics
     from ..data.preprocess import build_items
     from .baselines import extract_features, linear_probe
 

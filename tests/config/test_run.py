@@ -1,7 +1,10 @@
+"""Tests for semcathode.config.run: loading profiles, files and overrides; validation; saving."""
+
 import pytest
 import yaml
 
-from semcathode.config.run import PROFILES, ConfigError, RunConfig, config_hash, load_config, save_config
+from semcathode.config.run import load_config, save_config, validate
+from semcathode.config.sections import PROFILES, ConfigError, RunConfig, config_hash
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -54,3 +57,24 @@ def test_save_roundtrip_and_hash(tmp_path):
     assert config_hash(other) != config_hash(cfg)
     assert config_hash(other, "data") == config_hash(cfg, "data")
     assert config_hash(other, "stage1") != config_hash(cfg, "stage1")
+
+
+@pytest.mark.parametrize("key", ["target.shift_strength", "protocol.linear_probe", "evaluate.ci",
+                                 "cam.methods", "cam.batch_size", "validity.shortcut"])
+def test_removed_keys_are_unknown(tmp_path, key):
+    """Keys nothing read were removed; a file that still sets one gets the unknown-key error."""
+    section, name = key.split(".")
+    f = tmp_path / "old.yaml"
+    f.write_text(f"{section}:\n  {name}: 1\n")
+    with pytest.raises(ConfigError, match=rf"unknown config key '{section}\.{name}'"):
+        load_config("smoke", f)
+
+
+def test_validate_lists_every_bad_value():
+    cfg = load_config("smoke")
+    validate(cfg)
+    cfg.stage1.epochs = -1
+    cfg.data.valid_frac, cfg.data.test_frac = 0.6, 0.5
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert len(err.value.problems) == 2 and "stage1.epochs" in str(err.value)

@@ -1,5 +1,3 @@
-import pandas as pd
-
 from semcathode.data.manifest import index_folder
 from semcathode.data.splits import assign_groups, split_groups
 from semcathode.data.summary import count_table, data_summary, duplicate_report, pixel_size_table, split_table

@@ -1,11 +1,10 @@
-import pandas as pd
 import pytest
 import torch
 
-from semcathode.models.export import export_model, load_model
+from semcathode.models.export import export_model
 from semcathode.explain.runs import cam_sample, cam_study, explorer_for, load_run_models
 from semcathode.report.notes import cam_note
-from semcathode.explain.cam import cam_quant_table
+from semcathode.explain.measures import cam_quant_table
 from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessParams
 from semcathode.data.schema import default_schema
@@ -43,3 +42,14 @@ def test_cam_study_writes_overlays_and_records(run_dir, synthetic_root):
 def test_missing_model_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="model_pre_ft_oversample"):
         load_run_models(tmp_path, ["pre_ft_oversample"])
+
+
+def test_models_found_in_their_folder_or_one_below(run_dir, tmp_path):
+    import shutil
+
+    direct = load_run_models(next(run_dir.glob("*/model_ft_only.safetensors")).parent, ["ft_only"])
+    assert list(direct) == ["ft_only"]
+    for sub in ("a", "b"):  # the same arm exported into two folders: ambiguous
+        shutil.copytree(run_dir / "03_finetune", tmp_path / sub)
+    with pytest.raises(ValueError, match="several folders"):
+        load_run_models(tmp_path, ["ft_only"])

@@ -12,13 +12,15 @@ import pytest
 import torch
 
 from semcathode.models.backbones import normalization
-from semcathode.config.run import config_hash, load_config
+from semcathode.config.run import load_config
+from semcathode.config.sections import config_hash
 from semcathode.data.loaders import make_dataloaders
 from semcathode.models.export import FORMAT, ModelFileError, export_model, export_trained, load_model, predict_paths
-from semcathode.models.learner import make_learner, predict_items, seed_everything
+from semcathode.models.learner import make_learner, seed_everything
 from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.study.arms import TrainedModel, predict_micrographs
+from semcathode.study.evaluation import predict_micrographs
+from semcathode.study.train import TrainedModel
 from semcathode.data.schema import default_schema
 from semcathode.data.splits import assign_groups, split_groups
 
@@ -26,6 +28,23 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASSES = default_schema().classes
 PCOLS = [f"p_{c}" for c in CLASSES]
+
+
+def _fastai_probs(learn, items: pd.DataFrame, classes, bs: int = 32) -> pd.DataFrame:
+    """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
+    independent of the tile-grid path of :mod:`semcathode.models.predict`."""
+    from semcathode.data.loaders import make_test_dl
+
+    if items.empty:
+        return items.assign(**{f"p_{c}": [] for c in classes})
+    dl = make_test_dl(learn.dls, items, bs=bs)
+    with learn.no_bar(), learn.no_logging():
+        probs, _ = learn.get_preds(dl=dl)
+    out = items.reset_index(drop=True).copy()
+    p = probs.float().numpy()
+    for j, c in enumerate(classes):
+        out[f"p_{c}"] = p[:, j]
+    return out
 
 
 
@@ -230,7 +249,7 @@ def _protocol_export(manifest, pcache, tmp_path, overrides):
     tm = train_arm("ft_only", train, cfg, 0, CLASSES, cache_dir=tmp_path / "c")
     _sharpen_head(tm.model)
     test = items[items["split"] == "test"].iloc[::4]
-    ref = predict_items(tm.learner, test, CLASSES)
+    ref = _fastai_probs(tm.learner, test, CLASSES)
     got = predict_paths(load_model(export_trained(tm, tmp_path / "m.safetensors", cfg, CLASSES)), list(test["path"]))
     return ref, got
 

@@ -12,7 +12,7 @@ import torch
 from fastai.callback.core import Callback
 
 from semcathode.models.backbones import normalization
-from semcathode.config.run import StageConfig
+from semcathode.config.sections import StageConfig
 from semcathode.data.loaders import make_dataloaders
 from semcathode.models.learner import (
     ChannelsLastInputs,
@@ -20,7 +20,6 @@ from semcathode.models.learner import (
     fit_stage,
     load_body_weights,
     make_learner,
-    predict_items,
     seed_everything,
 )
 from semcathode.data.manifest import index_folder
@@ -210,9 +209,27 @@ def test_init_state_copies_body_and_matching_head(dls, learn):
         load_body_weights(other.model, bad)
 
 
-def test_predict_items_probabilities(learn, items):
+def _fastai_probs(learn, items: pd.DataFrame, classes, bs: int = 32) -> pd.DataFrame:
+    """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
+    independent of the tile-grid path of :mod:`semcathode.models.predict`."""
+    from semcathode.data.loaders import make_test_dl
+
+    if items.empty:
+        return items.assign(**{f"p_{c}": [] for c in classes})
+    dl = make_test_dl(learn.dls, items, bs=bs)
+    with learn.no_bar(), learn.no_logging():
+        probs, _ = learn.get_preds(dl=dl)
+    out = items.reset_index(drop=True).copy()
+    p = probs.float().numpy()
+    for j, c in enumerate(classes):
+        out[f"p_{c}"] = p[:, j]
+    return out
+
+
+def test_fastai_test_dataloader_probabilities(learn, items):
+    """The fastai prediction path (make_test_dl + get_preds) the other tests use as a reference."""
     valid = items[items["split"] == "valid"].iloc[::-1]  # any order, any index
-    out = predict_items(learn, valid, CLASSES, bs=4)
+    out = _fastai_probs(learn, valid, CLASSES, bs=4)
     assert list(out["path"]) == list(valid["path"])
     p = out[[f"p_{c}" for c in CLASSES]].to_numpy()
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
@@ -223,5 +240,5 @@ def test_predict_items_probabilities(learn, items):
     with torch.no_grad():
         ref = torch.softmax(learn.model(x), 1).numpy()
     np.testing.assert_allclose(p, ref, atol=1e-5)
-    empty = predict_items(learn, valid.head(0), CLASSES)
+    empty = _fastai_probs(learn, valid.head(0), CLASSES)
     assert empty.empty and "p_NCM811_cycled" in empty.columns

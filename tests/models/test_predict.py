@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
 from semcathode.data.loaders import crop_array
-from semcathode.io.read import crop_data_bar, read_sem
+from semcathode.io.databar import crop_data_bar
+from semcathode.io.read import read_sem
 from semcathode.data.manifest import index_folder
 from semcathode.models.predict import (
     aggregate_log_probs,
@@ -25,13 +25,12 @@ from semcathode.models.predict import (
     knn_ood_score,
     predict_arrays,
 )
+from semcathode.data.inputs import crop_items, grid_items
 from semcathode.data.preprocess import (
     PreprocessCache,
     PreprocessParams,
     build_items,
-    crop_items,
     cut_tiles,
-    grid_items,
     preprocess_image,
     resample_to_scale,
     tile_grid,

@@ -17,15 +17,8 @@ import nbformat
 import pytest
 
 from semcathode.config.run import load_config
-from semcathode.pipeline.run import (
-    NOTEBOOK_NAMES,
-    NOTEBOOKS,
-    PipelineError,
-    missing_products,
-    notebook_hashes,
-    notebook_spec,
-    run_pipeline,
-)
+from semcathode.pipeline.notebooks import NOTEBOOK_NAMES, PipelineError
+from semcathode.pipeline.run import missing_products, package_versions, run_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,20 +46,19 @@ def stubs(tmp_path, monkeypatch):
     return nbdir
 
 
-def test_one_declaration_of_the_notebooks():
-    assert NOTEBOOK_NAMES == ("01_data", "02_pretrain", "03_finetune", "04_ablation", "05_gradcam")
-    assert all(nb.title and nb.sections for nb in NOTEBOOKS)
-    assert "02_pretrain/model.safetensors" in notebook_spec("02_pretrain").products
-    assert "03_finetune/model_*.safetensors" in notebook_spec("03_finetune").products
-    with pytest.raises(KeyError):
-        notebook_spec("06_nothing")
+def test_missing_products_of_an_unknown_or_torn_notebook(tmp_path):
+    assert missing_products(tmp_path, "06_extra") == ["06_extra.ipynb", "06_extra/outputs.json"]
+    (tmp_path / "06_extra").mkdir()
+    (tmp_path / "06_extra.ipynb").write_text("{}")
+    (tmp_path / "06_extra" / "outputs.json").write_text("{not json")
+    assert missing_products(tmp_path, "06_extra") == ["06_extra/outputs.json (unreadable)"]
+    (tmp_path / "06_extra" / "outputs.json").write_text('{"files": ["06_extra/t.csv"]}')
+    assert missing_products(tmp_path, "06_extra") == ["06_extra/t.csv"]
 
 
-def test_hash_chain_invalidates_downstream():
-    a = notebook_hashes(load_config("smoke"))
-    b = notebook_hashes(load_config("smoke", overrides={"stage1.epochs": 2}))
-    assert a["01_data"] == b["01_data"]
-    assert all(a[nb] != b[nb] for nb in NOTEBOOK_NAMES[1:])
+def test_package_versions_name_python_and_the_result_shaping_packages():
+    v = package_versions()
+    assert list(v)[0] == "python" and {"torch", "timm", "numpy"} <= set(v)
 
 
 def test_resume_reruns_a_notebook_whose_product_is_missing(stubs, tmp_path):
@@ -104,7 +96,7 @@ def test_stub_report_is_portable(stubs, tmp_path):
 
 
 def _absolute_paths(report: Path, *extra: Path) -> dict:
-    from semcathode.report.outputs import absolute_paths
+    from semcathode.report.portable import absolute_paths
 
     needles = [str(REPO), str(Path.home()) + os.sep, tempfile.gettempdir() + os.sep, sys.prefix,
                os.environ.get("SEMCATHODE_CACHE", ""), *map(str, extra)]
@@ -141,13 +133,6 @@ def test_ctrl_c_prints_one_line_and_exits_130(stubs, tmp_path):
     state = json.loads((tmp_path / "report.staging" / "run_state.json").read_text())
     assert state["notebooks"]["01_data"]["status"] == "ok"
     assert state["notebooks"]["02_pretrain"]["status"] == "interrupted"
-
-
-def test_notebook_dir_finds_the_checkout(monkeypatch):
-    from semcathode.pipeline.run import notebook_dir
-
-    monkeypatch.delenv("SEMCATHODE_NOTEBOOKS", raising=False)
-    assert notebook_dir() == REPO / "notebooks"
 
 
 @pytest.mark.slow

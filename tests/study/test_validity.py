@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items

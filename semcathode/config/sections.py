@@ -1,0 +1,326 @@
+"""The shape of a run configuration: its sections as dataclasses, their allowed values, its hash.
+
+Every field declares its allowed values in its dataclass metadata (``range``: a :class:`Range`;
+``choices``; ``nonempty``; ``items``: the range of each list item), so the rules sit beside the
+field they govern; :func:`semcathode.config.run.validate` checks them. Loading, validation and
+saving live in :mod:`semcathode.config.run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "Range",
+    "DataConfig",
+    "PreprocessConfig",
+    "ModelConfig",
+    "StageConfig",
+    "TargetConfig",
+    "ProtocolConfig",
+    "EvalConfig",
+    "CamConfig",
+    "ValidityConfig",
+    "RunConfig",
+    "PROFILES",
+    "config_hash",
+]
+
+PROFILES: tuple[str, ...] = ("smoke", "demo", "paper")
+
+#: ``profile: custom`` in a file: the values are the dataclass defaults plus the file, no shipped profile.
+CUSTOM_PROFILE = "custom"
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is invalid; the message names it (all of them, on one line).
+
+    Attributes
+    ----------
+    problems : list of str
+        One entry per bad key.
+    """
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            msg = self.problems[0]
+        else:
+            msg = f"{len(self.problems)} invalid config values: " + "; ".join(self.problems)
+        super().__init__(msg)
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed interval of a numeric config value (always finite; ``None`` = unbounded)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        return "a finite number"
+
+
+def _f(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, range: Range | None = None,
+       choices: tuple[str, ...] | None = None, nonempty: bool = False, items: Range | None = None) -> Any:
+    """A dataclass field whose allowed values are declared in its metadata (checked by :func:`validate`)."""
+    meta: dict[str, Any] = {}
+    if range is not None:
+        meta["range"] = range
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if nonempty:
+        meta["nonempty"] = True
+    if items is not None:
+        meta["items"] = items
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+GE0 = Range(0)
+GE1 = Range(1)
+POS = Range(0, lo_open=True)
+FRACTION = Range(0, 1, hi_open=True)  # [0, 1)
+UNIT = Range(0, 1)  # [0, 1]
+#: Backbone names (the keys of :data:`semcathode.models.BACKBONES`; kept here so that a config
+#: loads without importing torch; a test keeps the two in step).
+BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
+
+
+@dataclass
+class DataConfig:
+    """Where the micrographs are and how they are labelled and split."""
+
+    dataset: str = _f("kaist-ncm", choices=("kaist-ncm", "synthetic", "folder"))
+    data_dir: str = ""  # '' = the dataset's default location
+    labels_csv: str = ""  # optional CSV with path,label[,domain,session,sample_id]
+    compositions: list[str] = _f(factory=lambda: ["NCM333", "NCM622", "NCM811"], nonempty=True)
+    states: list[str] = _f(factory=lambda: ["pristine", "formation", "cycled"], nonempty=True)
+    extra_compositions: list[str] = field(default_factory=lambda: ["NCM523"])
+    skip_bad: bool = False
+    min_size: int = _f(64, range=Range(16, 100_000))
+    bar_method: str = _f("auto", choices=("auto", "metadata", "detect", "fraction", "none"))
+    bar_fraction: float = _f(0.0667, range=Range(0, 0.5, hi_open=True))
+    block_size: int = _f(5, range=GE1)  # consecutive frames of a session that form one split group
+    tail_frac: float = _f(0.1, range=FRACTION)  # share of each session's last frames (by frame number) held out as the session-tail test split (0 = off)
+    merge_duplicates: bool = True  # duplicate / near-duplicate images always share a split group
+    valid_frac: float = _f(0.15, range=FRACTION)  # valid_frac + test_frac < 1
+    test_frac: float = _f(0.2, range=FRACTION)
+    split_seed: int = _f(0, range=GE0)
+    synthetic_per_class: int = _f(12, range=GE1)
+    synthetic_size: int = _f(160, range=Range(64, 4096))
+
+
+@dataclass
+class PreprocessConfig:
+    """How a bar-free micrograph becomes a network input."""
+
+    mode: str = _f("scale", choices=("scale", "resize"))  # scale (physical-scale crops) | resize (whole frame squeezed to size x size)
+    size: int = _f(224, range=Range(16, 4096))  # network input side in px (scale: the crop; resize: the whole frame)
+    scale_um: float = _f(0.5, range=Range(0, 100))  # scale: µm per px every micrograph is resampled to (0 = keep native)
+    crops_per_image: int = _f(2, range=GE1)  # scale: random crops drawn per micrograph per training epoch
+    tile_stride: float = _f(1.0, range=Range(0, 1, lo_open=True))  # scale: evaluation tile-grid stride as a fraction of size (grid always covers the frame)
+    pixel_size_um: float = _f(0.0, range=Range(0, 100))  # fallback µm/px for files without one (0 = such a file is an error)
+    normalize: str = _f("dataset", choices=("dataset", "per_image"))  # dataset (ImageNet stats) | per_image (histogram standardisation)
+    cache_dir: str = ""  # '' = ~/.cache/semcathode or $SEMCATHODE_CACHE
+
+
+@dataclass
+class ModelConfig:
+    """Backbone and weights."""
+
+    backbone: str = _f("efficientnet_lite0", choices=BACKBONE_NAMES)
+    weights: str = _f("auto", choices=("auto", "hub", "packaged", "scratch"))
+    channels_last: bool = True
+    drop_rate: float = _f(0.2, range=FRACTION)
+
+
+@dataclass
+class StageConfig:
+    """One training stage."""
+
+    epochs: int = _f(4, range=GE0)
+    freeze_epochs: int = _f(1, range=GE0)
+    lr: float = _f(2e-3, range=Range(0, 10, lo_open=True))
+    lr_div: float = _f(10.0, range=GE1)  # discriminative: lowest group gets lr / lr_div
+    batch_size: int = _f(16, range=Range(1, 65_536))
+    schedule: str = _f("discriminative", choices=("discriminative", "paper"))  # discriminative | paper (Adam 1e-3, no freezing)
+    weight_decay: float = _f(0.01, range=GE0)
+    min_steps: int = _f(0, range=GE0)  # tiny train sets: train at least this many optimiser steps
+    freeze_early_epochs: int = _f(0, range=GE0)  # epochs of the unfrozen phase with the high-resolution early group still frozen
+    validate: bool = True  # score the valid split after every epoch (off = faster)
+
+
+@dataclass
+class TargetConfig:
+    """The data-poor target domain."""
+
+    kind: str = _f("simulated_shift", choices=("simulated_shift", "domain_column"))
+    target_frac: float = _f(0.4, range=Range(0, 1, lo_open=True, hi_open=True))  # share of each class's frame blocks held out for the target
+    valid_frac: float = _f(0.0, range=FRACTION)  # target valid share (stage 2 trains a fixed schedule: no valid needed)
+    per_class_train: int = _f(20, range=GE1)
+    domain: str = "target"  # domain_column: which domain value is the target
+
+
+@dataclass
+class ProtocolConfig:
+    """Arms, imbalance strategies and seeds of the transfer study."""
+
+    seeds: list[int] = _f(factory=lambda: [0, 1, 2], nonempty=True, items=GE0)
+    arms: list[str] = _f(
+        factory=lambda: [
+            "pre_ft_oversample",
+            "pre_ft_weighted",
+            "ft_only",
+            "pretrain_only",
+            "scratch_ft",
+        ],
+        nonempty=True,
+    )
+    stage1_imbalance: str = _f("oversample", choices=("none", "oversample", "weighted_loss"))  # (stage 1 on the source)
+    oversample_target: int = _f(0, range=GE0)  # 0 = size of the largest class
+    sampler: str = _f("replicate", choices=("replicate", "weighted"))
+    class_weights: str = _f("median", choices=("median", "inverse"))
+    fair_budget: bool = True  # FT-only/Scratch+FT train at least as many steps as Pre+FT in both stages
+    fair_max_epochs: int = _f(60, range=GE1)  # cap on those epochs
+
+
+@dataclass
+class EvalConfig:
+    """Metrics and statistics."""
+
+    n_boot: int = _f(1000, range=GE1)
+    aggregate: str = _f("mean_log_prob", choices=("mean_log_prob", "mean_prob"))  # per-micrograph aggregation of tiles
+    ood_k: int = _f(5, range=GE1)  # neighbours in feature space for the ood_score
+    familiar_quantile: float = _f(0.95, range=Range(0, 1, lo_open=True))  # valid-split quantile of ood_score that sets the `familiar` threshold
+
+
+@dataclass
+class CamConfig:
+    """Grad-CAM settings."""
+
+    method: str = "gradcam"
+    per_class: int = _f(2, range=GE1)
+    arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only"])
+    opacity: float = _f(0.45, range=UNIT)
+    deletion_steps: int = _f(8, range=GE1)
+
+
+@dataclass
+class ValidityConfig:
+    """Shortcut, robustness and learning-curve studies."""
+
+    robustness_kinds: list[str] = field(
+        default_factory=lambda: ["brightness", "contrast", "gamma", "noise", "blur", "magnification"]
+    )
+    robustness_severities: list[float] = _f(factory=lambda: [0.0, 0.5, 1.0], items=GE0)
+    robustness_arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only", "pretrain_only"])
+    learning_curve_sizes: list[int] = _f(factory=lambda: [1, 2, 5, 10, 20], items=GE1)
+    learning_curve_arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only", "scratch_ft"])
+    learning_curve_seeds: list[int] = _f(factory=lambda: [0, 1], items=GE0)
+    ablation_seeds: list[int] = _f(factory=lambda: [0, 1], items=GE0)  # normalisation ablation
+    new_domain: bool = True
+    new_domain_sizes: list[int] = _f(factory=lambda: [2, 5, 10], items=GE1)
+
+
+@dataclass
+class RunConfig:
+    """The whole run: every notebook receives this one configuration."""
+
+    profile: str = _f("smoke", choices=PROFILES + (CUSTOM_PROFILE,))
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: StageConfig = field(default_factory=StageConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    cam: CamConfig = field(default_factory=CamConfig)
+    validity: ValidityConfig = field(default_factory=ValidityConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON serialisable).
+
+        Returns
+        -------
+        dict
+            Section name -> field name -> value.
+        """
+        return dataclasses.asdict(self)
+
+    def hash(self, *sections: str) -> str:
+        """Short hash of the named sections (all when none are given); see :func:`config_hash`.
+
+        Parameters
+        ----------
+        *sections : str
+            Top-level section names.
+
+        Returns
+        -------
+        str
+            12 hex digits.
+        """
+        return config_hash(self, *sections)
+
+
+def config_hash(cfg: RunConfig, *sections: str) -> str:
+    """Stable 12-hex-digit hash of the configuration (or of some sections).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The configuration.
+    *sections : str
+        Top-level section names (``"data"``, ``"stage1"``...). None = everything.
+
+    Returns
+    -------
+    str
+        The first 12 hex digits of the SHA-256 of the sections as sorted JSON.
+
+    Raises
+    ------
+    ConfigError
+        A name that is not a section.
+
+    Examples
+    --------
+    >>> a, b = RunConfig(), RunConfig()
+    >>> b.stage1.epochs += 1
+    >>> config_hash(a, "data") == config_hash(b, "data"), config_hash(a) == config_hash(b)
+    (True, False)
+    """
+    d = cfg.to_dict()
+    if sections:
+        missing = [s for s in sections if s not in d]
+        if missing:
+            raise ConfigError(f"unknown config section(s): {', '.join(missing)}")
+        d = {s: d[s] for s in sections}
+    blob = json.dumps(d, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,308 @@
+"""Portable reports: rewrite the absolute paths of this machine in what a run writes.
+
+A report folder is meant to be moved, committed and opened elsewhere: paths under the run
+folder become relative to it, micrograph paths relative to the data root, cache paths
+``<cache>/...`` and library paths relative to the folder holding the package.
+
+Examples
+--------
+>>> import tempfile
+>>> from pathlib import Path
+>>> tmp = tempfile.TemporaryDirectory()
+>>> run = Path(tmp.name).resolve()
+>>> PathRelativizer(run, data_root=run.parent / "data").text(f"see {run}/01_data/a.png")
+'see 01_data/a.png'
+>>> _ = (run / "notes.md").write_text(f"figure at {run / 'x.png'}")
+>>> list(absolute_paths(run, (run,)))
+['notes.md']
+>>> [p.name for p in make_portable(run)], (run / "notes.md").read_text(), absolute_paths(run, (run,))
+(['notes.md'], 'figure at x.png', {})
+>>> tmp.cleanup()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._files import atomic_write_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PathRelativizer", "REPORT_TEXT_SUFFIXES", "absolute_paths", "machine_relativizer", "make_portable"]
+
+#: Suffixes of the text files of a report that :func:`make_portable` rewrites.
+REPORT_TEXT_SUFFIXES: tuple[str, ...] = (".md", ".html", ".csv", ".json", ".yaml", ".yml", ".ipynb", ".txt")
+
+
+@dataclass
+class PathRelativizer:
+    """Rewrites absolute paths of this machine into portable ones for a report.
+
+    A path under the run folder becomes relative to it; under the data root (named once in the
+    run's ``config.yaml``) relative to the data root; under the cache root ``<cache>/...``.
+    Absolute prefixes inside longer text are rewritten the same way.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The report (run) folder.
+    data_root : str or Path, optional
+        Folder the micrographs were read from.
+    cache_root : str or Path, optional
+        Cache folder of pre-processed inputs and downloads.
+    extra : dict of str to str, optional
+        Further absolute prefix -> replacement pairs.
+    """
+
+    run_dir: Path
+    data_root: Path | None = None
+    cache_root: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir).resolve()
+        self.data_root = Path(self.data_root).resolve() if self.data_root else None
+        self.cache_root = Path(self.cache_root).resolve() if self.cache_root else None
+
+    @classmethod
+    def for_config(cls, run_dir: str | Path, cfg: Any = None, extra: dict[str, str] | None = None) -> "PathRelativizer":
+        """The relativizer of a run folder whose data and cache roots are those of ``cfg``.
+
+        Parameters
+        ----------
+        run_dir : str or Path
+            The report (run) folder.
+        cfg : RunConfig, optional
+            The run's configuration; None (or roots that cannot be resolved) leaves those roots out.
+        extra : dict of str to str, optional
+            Further absolute prefix -> replacement pairs.
+
+        Returns
+        -------
+        PathRelativizer
+        """
+        data_root, cache_root = _roots_from_config(cfg)
+        return cls(run_dir, data_root, cache_root, extra=dict(extra or {}))
+
+    def _roots(self) -> list[tuple[str, str]]:
+        """(absolute prefix, replacement) pairs, most specific (longest) first."""
+        pairs = dict(self.extra)
+        if self.cache_root is not None:
+            pairs[str(self.cache_root)] = "<cache>/"
+        if self.data_root is not None:
+            pairs[str(self.data_root)] = ""
+        pairs[str(self.run_dir)] = ""
+        return sorted(((p, r) for p, r in pairs.items() if p not in ("/", "")), key=lambda pr: -len(pr[0]))
+
+    def text(self, s: str) -> str:
+        """``s`` with every known absolute prefix rewritten.
+
+        Parameters
+        ----------
+        s : str
+            Any text, e.g. a path, a caption or a traceback.
+
+        Returns
+        -------
+        str
+            The text; a path equal to a root becomes ``"."`` (or the root's replacement).
+        """
+        if "/" not in s and "\\" not in s:
+            return s
+        for prefix, repl in self._roots():
+            if s == prefix:
+                return repl.rstrip("/") or "."
+            if prefix in s:  # only where a path starts, not inside a longer path
+                s = re.sub(r"(?<![\w.~/\\-])" + re.escape(prefix) + r"(?:/|\\|(?=[\s\"'<>)\],;:]|$))",
+                           lambda m, r=repl: r if m.group(0)[-1] in "/\\" else (r.rstrip("/") or "."), s)
+        return s
+
+    def value(self, v: Any) -> Any:
+        """A JSON-like value (dict/list/str/path) with its paths rewritten.
+
+        Parameters
+        ----------
+        v : object
+            Nested dicts, lists, tuples, strings and paths; other values are kept.
+
+        Returns
+        -------
+        object
+            The same structure (tuples become lists, paths strings).
+        """
+        if isinstance(v, Path):
+            return self.text(str(v))
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, dict):
+            return {k: self.value(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [self.value(x) for x in v]
+        return v
+
+    def frame(self, df: "pd.DataFrame") -> "pd.DataFrame":
+        """A copy of ``df`` whose text columns hold no absolute path of this machine.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Any table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``df`` itself when it has no text column, else a rewritten copy.
+        """
+        import pandas as pd
+
+        cols = [c for c in df.columns
+                if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
+        if not cols:
+            return df
+        out = df.copy()
+        for c in cols:
+            out[c] = out[c].map(lambda x: self.text(str(x)) if isinstance(x, (str, Path)) else x)
+        return out
+
+
+def _roots_from_config(cfg: Any) -> tuple[Path | None, Path | None]:
+    """Data root and cache root of a configuration (None where they cannot be known)."""
+    if cfg is None:
+        return None, None
+    data_root = cache_root = None
+    try:
+        from ..data.factory import data_dir_for
+
+        data_root = data_dir_for(cfg)
+    except Exception:  # a report must not fail because the data root cannot be resolved
+        pass
+    try:
+        from ..config.paths import cache_root as _cache_root
+
+        cache_root = _cache_root(cfg)
+    except Exception:
+        pass
+    return data_root, cache_root
+
+
+def machine_relativizer(run_dir: str | Path, cfg: Any = None, extra: tuple[str | Path, ...] = ()) -> PathRelativizer:
+    """A :class:`PathRelativizer` that also knows the places of this machine that leak into
+    notebook output (warnings, tracebacks).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The report (run) folder.
+    cfg : RunConfig, optional
+        The run's configuration (its data and cache roots).
+    extra : tuple of str or Path
+        Further folders whose paths become relative (e.g. the final report folder of a staging run).
+
+    Returns
+    -------
+    PathRelativizer
+        Also rewriting the folder holding the ``semcathode`` package (the checkout or
+        ``site-packages``), the Python prefix (``<python>/``) and the home folder (``~/``).
+    """
+    pkg_parent = Path(__file__).resolve().parents[2]
+    more = {str(Path.home()): "~/", str(Path(sys.base_prefix).resolve()): "<python>/",
+            str(Path(sys.prefix).resolve()): "<python>/", str(pkg_parent): ""}
+    more.update({str(Path(e).resolve()): "" for e in extra})
+    return PathRelativizer.for_config(run_dir, cfg, extra=more)
+
+
+def _report_text_files(run_dir: Path) -> list[tuple[Path, str]]:
+    """(file, text) of every readable text file of a report folder, in name order."""
+    out = []
+    for f in sorted(run_dir.rglob("*")):
+        if f.is_file() and f.suffix.lower() in REPORT_TEXT_SUFFIXES:
+            try:
+                out.append((f, f.read_text()))
+            except (UnicodeDecodeError, OSError):
+                continue
+    return out
+
+
+def _portable_notebook(name: str, text: str, rel: PathRelativizer) -> str:
+    """An executed notebook's JSON with its paths rewritten and its papermill paths made relative."""
+    nb = json.loads(text)
+    pm_meta = nb.get("metadata", {}).get("papermill", {})
+    if pm_meta.get("output_path"):
+        pm_meta["output_path"] = name
+    nb.get("metadata", {}).pop("jupytext", None)  # an executed copy is a product, not a paired source
+    nb = rel.value(nb)
+    pm_meta = nb.get("metadata", {}).get("papermill", {})
+    if os.path.isabs(pm_meta.get("input_path") or ""):  # notebooks from elsewhere: keep the name
+        pm_meta["input_path"] = Path(pm_meta["input_path"]).name
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def make_portable(run_dir: str | Path, cfg: Any = None, also: tuple[str | Path, ...] = ()) -> list[Path]:
+    """Rewrite every absolute path of this machine in the text files of a report folder.
+
+    Paths under the run folder (or the folders in ``also``, e.g. the final report folder
+    while the run is built in a staging folder) become relative to it, micrograph paths relative
+    to the data root, cache paths ``<cache>/...``, library paths relative to the folder holding
+    the package. Executed notebooks get their papermill ``input_path``/``output_path`` made
+    relative too.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The report folder.
+    cfg : RunConfig, optional
+        The run's configuration (its data and cache roots).
+    also : tuple of str or Path
+        Further folders whose paths become relative to ``run_dir``.
+
+    Returns
+    -------
+    list of Path
+        The files that were changed.
+    """
+    run_dir = Path(run_dir).resolve()
+    rel = machine_relativizer(run_dir, cfg, extra=tuple(also))
+    changed = []
+    for f, text in _report_text_files(run_dir):
+        if f.suffix == ".ipynb":
+            new = _portable_notebook(f.name, text, rel)
+        elif f.suffix == ".json":
+            new = json.dumps(rel.value(json.loads(text)), indent=2, ensure_ascii=False) + "\n"
+        else:
+            new = rel.text(text)
+        if new != text:
+            atomic_write_text(f, new)
+            changed.append(f)
+    return changed
+
+
+def absolute_paths(run_dir: str | Path, needles: tuple[str | Path, ...]) -> dict[str, list[str]]:
+    """Which text files of a report mention one of ``needles`` (absolute paths of a machine).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The report folder.
+    needles : tuple of str or Path
+        Absolute paths to look for (``""`` and ``"/"`` are ignored).
+
+    Returns
+    -------
+    dict
+        Relative file name -> the needles found in it (empty dict: the report is portable).
+    """
+    run_dir = Path(run_dir)
+    needles_s = sorted({str(n) for n in needles if str(n) not in ("", "/")})
+    found: dict[str, list[str]] = {}
+    for f, text in _report_text_files(run_dir):
+        hits = [n for n in needles_s if n in text]
+        if hits:
+            found[str(f.relative_to(run_dir))] = hits
+    return found

@@ -1,0 +1,242 @@
+"""Training one model of the study: the backbone actually used, the stage schedule in optimiser
+steps, the cached fit (see :mod:`semcathode.study.store`) and stage 1 on the source domain.
+
+One stage-1 model per seed is trained once, cached on disk (safetensors, keyed by the
+configuration fields that shape it) and reused by every arm and every later run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+
+from ..config.sections import RunConfig, StageConfig
+from ..data.loaders import class_weights, make_dataloaders
+from ..models.learner import fit_stage, make_learner, seed_everything
+from .store import ModelStore, model_store, stage1_key
+
+__all__ = ["TrainedModel", "resolve_backbone", "input_norm", "train_stage1"]
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with what is needed to evaluate, export and explain it.
+
+    ``cfg`` (the run configuration) gives its pre-processing, normalisation and aggregation;
+    ``steps`` counts the optimiser steps it was trained for (all stages of this model only).
+    """
+
+    learner: object
+    arm: str
+    seed: int
+    history: pd.DataFrame
+    weights_info: dict
+    wall_s: float
+    cfg: RunConfig | None = None
+    steps: int = 0
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network (``learner.model``)."""
+        return self.learner.model
+
+
+def _log(log: Callable[[str], None] | None, msg: str) -> None:
+    if log:
+        log(msg)
+
+
+_RESOLVED: dict[tuple[str, str], str] = {}
+
+
+def resolve_backbone(cfg: RunConfig) -> str:
+    """The backbone a run actually gets (decided once per process).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+
+    Returns
+    -------
+    str
+        ``cfg.model.backbone``, except that ``efficientnet_b0`` with ``weights=auto`` falls
+        back to ``efficientnet_lite0`` when the hub cannot be reached.
+    """
+    from ..models.backbones import create_backbone
+
+    key = (cfg.model.backbone, cfg.model.weights)
+    if key not in _RESOLVED:
+        if cfg.model.weights in ("scratch", "packaged") or cfg.model.backbone == "efficientnet_lite0":
+            _RESOLVED[key] = cfg.model.backbone
+        else:
+            _, info = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
+            _RESOLVED[key] = info.backbone
+    return _RESOLVED[key]
+
+
+def input_norm(cfg: RunConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Input normalisation of the backbone actually used (see :func:`resolve_backbone`).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+
+    Returns
+    -------
+    (mean, std)
+        Per-channel tuples.
+    """
+    from ..models.backbones import normalization
+
+    return normalization(resolve_backbone(cfg))
+
+
+def _crops(cfg: RunConfig) -> int:
+    """Network inputs per micrograph and epoch (random crops in scale mode, else one)."""
+    return cfg.preprocess.crops_per_image if cfg.preprocess.mode == "scale" else 1
+
+
+def _head_epochs(stage: StageConfig) -> int:
+    """Head-only epochs run before ``stage.epochs`` (none in the paper schedule)."""
+    return stage.freeze_epochs if stage.schedule != "paper" else 0
+
+
+def _steps_per_epoch(stage: StageConfig, n_train: int) -> int:
+    """Optimiser steps of one epoch over ``n_train`` inputs (the last partial batch is dropped)."""
+    bs = max(2, min(stage.batch_size, n_train))
+    return max(1, n_train // bs)
+
+
+def _stage_epochs(stage: StageConfig, n_train: int, max_epochs: int = 0) -> StageConfig:
+    """Raise the epochs so that the stage makes at least ``min_steps`` optimiser steps
+    (capped at ``max_epochs`` when given)."""
+    if not stage.min_steps:
+        return stage
+    need = math.ceil(stage.min_steps / _steps_per_epoch(stage, n_train))
+    epochs = max(stage.epochs, need - _head_epochs(stage))
+    if max_epochs:
+        epochs = min(epochs, max(stage.epochs, max_epochs))
+    return replace(stage, epochs=epochs)
+
+
+def _stage_steps(stage: StageConfig, n_train: int) -> int:
+    """Optimiser steps of the whole stage (head-only epochs included)."""
+    return (stage.epochs + _head_epochs(stage)) * _steps_per_epoch(stage, n_train)
+
+
+@dataclass
+class _Fit:
+    """What :func:`_cached_fit` gives back."""
+
+    learner: object
+    history: pd.DataFrame
+    weights_info: dict
+    wall_s: float
+    steps: int
+    cached: bool = False
+
+
+def _fit(
+    train_items: pd.DataFrame,
+    valid_items: pd.DataFrame | None,
+    classes: Sequence[str],
+    cfg: RunConfig,
+    stage: StageConfig,
+    seed: int,
+    init: str,
+    strategy: str | None,
+    init_state: dict | None = None,
+    quiet: bool = True,
+    label: str = "",
+    max_epochs: int = 0,
+) -> tuple[object, pd.DataFrame, dict, int]:
+    """Build the dataloaders and learner and train one stage: ``(learner, history, weights info, steps)``."""
+    seed_everything(seed)
+    valid = valid_items if valid_items is not None and stage.validate else train_items.head(0)
+    items = pd.concat([train_items.assign(split="train"), valid.assign(split="valid")])
+    mean, std = input_norm(cfg)
+    sampler = None
+    if strategy == "oversample":
+        sampler = "replicate" if cfg.protocol.sampler == "replicate" else "weighted"
+    dls = make_dataloaders(items, classes, bs=stage.batch_size, normalize=cfg.preprocess.normalize, mean=mean, std=std,
+                           sampler=sampler, oversample_target=cfg.protocol.oversample_target, seed=seed,
+                           crops_per_image=_crops(cfg), tile_stride=cfg.preprocess.tile_stride)
+    lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
+    weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
+    learn = make_learner(dls, len(classes), resolve_backbone(cfg), weights, loss_weights=lw,
+                         channels_last=cfg.model.channels_last, drop_rate=cfg.model.drop_rate,
+                         init_state=init_state, weight_decay=stage.weight_decay)
+    n_train = len(dls.train_ds)
+    run_stage = _stage_epochs(stage, n_train, max_epochs)
+    hist = fit_stage(learn, run_stage, quiet=quiet, label=label)
+    return learn, hist, learn.weights_info.to_dict(), _stage_steps(run_stage, n_train)
+
+
+def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_items: pd.DataFrame | None,
+                classes: Sequence[str], cfg: RunConfig, stage: StageConfig, seed: int, init: str,
+                strategy: str | None, init_state: dict | None = None, label: str = "", max_epochs: int = 0) -> _Fit:
+    """:func:`_fit`, or the stored model under ``key`` (loaded into a freshly built learner)."""
+    hit = store.get(key)
+    if hit is not None:
+        state, meta = hit
+        learn, _, _, _ = _fit(train_items, None, classes, cfg, replace(stage, epochs=0, freeze_epochs=0, min_steps=0),
+                              seed, "stage1", "none", init_state=state)
+        return _Fit(learn, pd.DataFrame(meta.get("history", [])), meta.get("weights", {}),
+                    float(meta.get("wall_s", 0)), int(meta.get("steps", 0)), cached=True)
+    t0 = time.time()
+    learn, hist, winfo, steps = _fit(train_items, valid_items, classes, cfg, stage, seed, init, strategy, init_state,
+                                     label=label, max_epochs=max_epochs)
+    wall = time.time() - t0
+    store.put(key, learn.model, {"key": key, "history": hist.to_dict(orient="records"), "weights": winfo, "wall_s": wall,
+                                 "steps": steps})
+    return _Fit(learn, hist, winfo, wall, steps)
+
+
+def train_stage1(
+    items: pd.DataFrame,
+    cfg: RunConfig,
+    seed: int,
+    classes: Sequence[str],
+    cache_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = print,
+) -> TrainedModel:
+    """Stage 1: train on the source domain's train split (validated on its valid split).
+
+    Class imbalance of the source is handled by ``protocol.stage1_imbalance`` (default
+    targeted oversampling: the small formation/cycled classes otherwise cost macro-F1).
+    The model is cached in the :class:`~semcathode.study.ModelStore` under
+    ``stage1-<key>`` (see :func:`~semcathode.study.stage1_key`); a later call with the same
+    model-changing configuration and seed loads it.
+
+    Parameters
+    ----------
+    items : DataFrame
+        Pre-processed items with ``domain`` and ``split``.
+    cfg : RunConfig
+    seed : int
+    classes : sequence of str
+    cache_dir : str or Path, optional
+        Root of the model store (default: the configuration's cache root).
+    log : callable, optional
+        Receives one progress line.
+
+    Returns
+    -------
+    TrainedModel
+        ``arm="stage1"``.
+    """
+    store = model_store(cfg, cache_dir)
+    src = items[items["domain"] == "source"]
+    train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
+    key = f"stage1-{stage1_key(cfg, seed, items)}"
+    fit = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet",
+                      cfg.protocol.stage1_imbalance, label=f"stage 1 seed {seed}")
+    _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if fit.cached else
+                                          f"trained on {len(train)} source micrographs in {fit.wall_s:.0f} s"))
+    return TrainedModel(fit.learner, "stage1", seed, fit.history, fit.weights_info, fit.wall_s, cfg=cfg, steps=fit.steps)

@@ -1,0 +1,116 @@
+"""Tests for semcathode.study.train: stage 1, the cached fit and the stage schedule in optimiser steps."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from semcathode.config.sections import StageConfig
+from semcathode.data.loaders import make_dataloaders
+from semcathode.data.schema import default_schema
+from semcathode.study import train
+from semcathode.study.arms import train_arm
+from semcathode.study.evaluation import split_rows
+from semcathode.study.store import ModelStore, stage1_key
+from semcathode.study.train import _stage_epochs, train_stage1
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CLASSES = default_schema().classes
+
+
+def test_stage1_trained_once_per_seed_and_reused(study_setup, study_run, study_cfg, monkeypatch):
+    cfg, items, tmp = study_setup
+    stages, logs = [], []
+    real = train._fit
+
+    def rec(*a, **k):
+        stages.append(a[4])
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "_fit", rec)
+    s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp, log=logs.append)
+    key = f"stage1-{stage1_key(cfg, 0, items)}"
+    assert logs == [f"stage 1 seed 0: reused cached model {key}"]
+    assert len(stages) == 1 and stages[0].epochs == 0 and stages[0].freeze_epochs == 0  # only builds, no training
+    old = study_run["models"][("stage1", 0)].model.state_dict()
+    for k, v in s1.model.state_dict().items():
+        assert torch.equal(v.cpu(), old[k].cpu()), k
+    assert s1.wall_s > 0 and len(s1.history) == 1  # history and timing come from the store
+    assert stage1_key(cfg, 1) != stage1_key(cfg, 0)
+    assert stage1_key(study_cfg(tmp, **{"stage1.lr": 0.01}), 0) != stage1_key(cfg, 0)
+    assert stage1_key(study_cfg(tmp, **{"stage2.lr": 0.01}), 0) == stage1_key(cfg, 0)  # stage 2 is not part of stage 1
+
+
+
+def test_corrupt_store_entry_is_retrained(study_setup, study_run, tmp_path, monkeypatch):
+    cfg, items, tmp = study_setup
+    shutil.copytree(tmp / "models", tmp_path / "models")
+    key = f"stage1-{stage1_key(cfg, 0, items)}"
+    w, j = ModelStore(tmp_path / "models").paths(key)
+    w.write_bytes(b"\x00" * 64)
+    stages, logs = [], []
+    real = train._fit
+    monkeypatch.setattr(train, "_fit", lambda *a, **k: stages.append(a[4]) or real(*a, **k))
+    s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp_path, log=logs.append)
+    assert len(stages) == 1 and stages[0].epochs == cfg.stage1.epochs
+    assert logs and "trained on 18 source micrographs" in logs[0]
+    state, meta = ModelStore(tmp_path / "models").get(key)  # rewritten, readable again
+    assert meta["key"] == key and "conv_stem.weight" in state
+    # seeded: the retrained model is the one the run trained
+    old = study_run["models"][("stage1", 0)].model.state_dict()
+    for k, v in s1.model.state_dict().items():
+        assert torch.equal(v.cpu(), old[k].cpu()) and torch.equal(state[k], old[k].cpu()), k
+
+
+
+def test_stage_epochs_min_steps_by_hand():
+    st = StageConfig(epochs=1, freeze_epochs=0, batch_size=16, min_steps=20)
+    assert _stage_epochs(replace(st, min_steps=0), 3) == replace(st, min_steps=0)
+    assert _stage_epochs(st, 9).epochs == 20  # bs 9, 1 step per epoch
+    assert _stage_epochs(st, 1).epochs == 20  # bs 2 (minimum), one partial batch
+    assert _stage_epochs(st, 40).epochs == 10  # bs 16, 2 full steps per epoch (last partial dropped)
+    assert _stage_epochs(st, 33).epochs == 10
+    assert _stage_epochs(st, 48).epochs == 7  # 3 steps per epoch: ceil(20 / 3)
+    assert _stage_epochs(replace(st, freeze_epochs=2), 40).epochs == 8  # head epochs count as steps
+    assert _stage_epochs(replace(st, epochs=50), 9).epochs == 50  # never lowered
+    assert _stage_epochs(st, 9).freeze_epochs == 0 and _stage_epochs(st, 9).lr == st.lr
+
+
+
+def test_stage_epochs_matches_the_dataloader_steps(study_setup):
+    _, items, _ = study_setup
+    pool = split_rows(items, "source", "train")
+    for n in (1, 3, 16, 17):
+        sub = pool.iloc[:n]
+        dls = make_dataloaders(sub, CLASSES, bs=16, augment=False)
+        st = StageConfig(epochs=1, freeze_epochs=0, batch_size=16, min_steps=12)
+        assert _stage_epochs(st, n).epochs == math.ceil(12 / len(dls.train)), n
+
+
+
+def test_stage_epochs_paper_schedule_ignores_freeze_epochs():
+    st = StageConfig(epochs=1, freeze_epochs=1, batch_size=16, min_steps=10, schedule="paper")
+    assert _stage_epochs(st, 9).epochs == 10  # 1 step per epoch, all of them in the 'all' phase
+
+
+
+def test_pre_ft_after_b0_fallback(study_setup, study_cfg, tmp_path, monkeypatch):
+    from semcathode.models import backbones
+
+    def offline(*a, **k):
+        raise backbones.HubUnavailableError("offline (test)")
+
+    monkeypatch.setattr(backbones, "_hub_weights_file", offline)
+    _, items, _ = study_setup
+    cfg = study_cfg(tmp_path, **{"model.backbone": "efficientnet_b0", "model.weights": "auto",
+                            "stage1.epochs": 0, "stage2.epochs": 0})
+    s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp_path, log=None)
+    assert s1.weights_info["backbone"] == "efficientnet_lite0"
+    tm = train_arm("pre_ft", split_rows(items, "target", "train"), cfg, 0, CLASSES, stage1=s1, cache_dir=tmp_path)
+    assert set(tm.model.state_dict()) == set(s1.model.state_dict())  # the stage-1 (Lite0) architecture
+

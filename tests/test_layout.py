@@ -1,0 +1,172 @@
+"""The package's shape: subpackages along the data flow, imports pointing down it, no cycles,
+small modules and a small root API (all read from the source with :mod:`ast`, nothing imported)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "semcathode"
+#: The data flow, upstream first: a module may import its own subpackage and those before it.
+FLOW = ("config", "io", "data", "models", "metrics", "study", "explain", "report", "pipeline")
+MAX_LINES = 500
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute ``semcathode`` modules imported anywhere in a file (top level or inside functions)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "semcathode"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "semcathode":
+                continue
+            # ``from . import x`` / ``from .pkg import mod`` may name modules: count those too
+            for a in node.names:
+                sub = f"{target}.{a.name}"
+                found.add(sub if (PKG.parent / (sub.replace(".", "/") + ".py")).exists()
+                          or (PKG.parent / sub.replace(".", "/")).is_dir() else target)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for p in PKG.rglob("*.py")}
+
+
+def _stage(module: str) -> int:
+    """Position of a module's subpackage in the flow; root-level private helpers come first."""
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in FLOW:
+        return FLOW.index(parts[1])
+    return -1
+
+
+def test_every_module_lives_in_a_flow_subpackage_or_is_a_private_helper():
+    for p in PKG.rglob("*.py"):
+        rel = p.relative_to(PKG)
+        if len(rel.parts) == 1:
+            assert p.name == "__init__.py" or p.name.startswith("_"), f"{rel}: put it in a subpackage"
+        else:
+            assert rel.parts[0] in FLOW, f"{rel}: {rel.parts[0]} is not a step of the flow {FLOW}"
+
+
+def test_imports_point_down_the_flow():
+    bad = []
+    for module, targets in _graph().items():
+        if module == "semcathode":  # the root re-exports lazily, by name
+            continue
+        for t in targets:
+            if _stage(t) > _stage(module):
+                bad.append(f"{module} imports {t} (upstream {FLOW[_stage(module)] if _stage(module) >= 0 else 'root'}"
+                           f" -> downstream {FLOW[_stage(t)]})")
+    assert not bad, "imports that go up the flow:\n" + "\n".join(sorted(bad))
+
+
+def test_no_import_cycles():
+    graph = {m: {t for t in ts if t in _graph_nodes()} for m, ts in _graph().items()}
+    # a subpackage's __init__ resolves names lazily (strings), so package -> module edges are not imports
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1 or v in graph.get(v, ()):
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def _graph_nodes() -> set[str]:
+    return {_module_name(p) for p in PKG.rglob("*.py")}
+
+
+def test_the_checker_sees_cycles_and_upward_imports(tmp_path, monkeypatch):
+    """The two checks above fail on a package that has a cycle and an upward import."""
+    fake = tmp_path / "semcathode"
+    for rel, text in {
+        "__init__.py": "",
+        "io/__init__.py": "",
+        "io/a.py": "from .b import x\n",
+        "io/b.py": "def f():\n    from .a import y\n",
+        "report/__init__.py": "",
+        "report/r.py": "x = 1\n",
+        "data/__init__.py": "",
+        "data/d.py": "from ..report.r import x\n",
+    }.items():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text(text)
+    monkeypatch.setattr(sys.modules[__name__], "PKG", fake)
+    with pytest.raises(AssertionError, match=r"semcathode\.io\.a.*semcathode\.io\.b"):
+        test_no_import_cycles()
+    with pytest.raises(AssertionError, match=r"semcathode\.data\.d imports semcathode\.report\.r"):
+        test_imports_point_down_the_flow()
+
+
+def test_modules_are_small():
+    long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_every_subpackage_declares_its_public_names():
+    for sub in FLOW:
+        tree = ast.parse((PKG / sub / "__init__.py").read_text())
+        assigned = {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                    for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+        assert {"__all__", "_NAMES"} <= assigned, sub
+        assert tree.body and isinstance(tree.body[0], ast.Expr), f"{sub}/__init__.py needs a docstring"
+        for p in (PKG / sub).glob("*.py"):
+            if p.name.startswith("_"):
+                continue
+            mod = ast.parse(p.read_text())
+            assert any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+                       for n in mod.body), f"{p.relative_to(PKG)} has no __all__"
+
+
+def test_import_semcathode_loads_no_heavy_library():
+    """``python -X importtime -c "import semcathode"`` lists no torch, fastai, matplotlib …"""
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import semcathode"],
+                         capture_output=True, text=True, check=True).stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in err.splitlines() if "|" in line}
+    heavy = {"torch", "fastai", "matplotlib", "pytorch_grad_cam", "timm", "sklearn", "papermill", "pandas"}
+    assert not imported & heavy, sorted(imported & heavy)
