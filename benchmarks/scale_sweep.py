@@ -46,8 +46,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = sc.load_config(args.profile)
         manifest = sc.data.prepare_splits(sc.data.build_manifest(base), base)
-        (Path(tmp) / "01_data").mkdir()
-        sc.data.write_manifest(manifest, Path(tmp) / "01_data" / "manifest.csv")
+        (Path(tmp) / sc.pipeline.MANIFEST).parent.mkdir()
+        sc.data.write_manifest(manifest, Path(tmp) / sc.pipeline.MANIFEST)
         for scale in args.scales:
             for size in args.sizes:
                 cfg = sc.load_config(args.profile, overrides={
@@ -57,7 +57,7 @@ def main() -> None:
                     **dict(kv.split("=", 1) for kv in args.set),
                 })
                 t0 = time.time()
-                study = sc.load_study(cfg, tmp)
+                study = sc.load_study(cfg, f"{tmp}/{sc.pipeline.MANIFEST}")
                 prep_s = time.time() - t0
                 tm = train_stage1(study.items, cfg, 0, study.classes, cache_dir=Path(tmp) / f"store-{scale}-{size}", log=None)
                 h = tm.history

@@ -34,7 +34,7 @@ out = sc.report.NotebookOutputs(out_dir, "02_pretrain", cfg)
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-study = sc.load_study(cfg, out_dir)
+study = sc.load_study(cfg, f"{out_dir}/{sc.pipeline.MANIFEST}")
 out.text('Input representation', sc.report.representation_note(cfg))
 print(sc.report.representation_note(cfg))
 stage1 = {seed: sc.train_stage1(study.items, cfg, seed, study.classes) for seed in cfg.protocol.seeds}

@@ -32,7 +32,7 @@ out = sc.report.NotebookOutputs(out_dir, "03_finetune", cfg)
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-study = sc.load_study(cfg, out_dir)
+study = sc.load_study(cfg, f"{out_dir}/{sc.pipeline.MANIFEST}")
 out.text('Target domain', sc.report.target_domain_note(cfg))
 out.figure(sc.report.plot_domain_pair(study.manifest[study.manifest.label.isin(study.classes)]), 'source_vs_target', 'Source images and their simulated-shift target counterparts', section='Target domain')
 print(sc.report.target_domain_note(cfg))

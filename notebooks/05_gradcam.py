@@ -32,8 +32,8 @@ out = sc.report.NotebookOutputs(out_dir, "05_gradcam", cfg)
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-study = sc.load_study(cfg, out_dir)
-models = sc.explain.load_run_models(out_dir, cfg.cam.arms)
+study = sc.load_study(cfg, f"{out_dir}/{sc.pipeline.MANIFEST}")
+models = sc.explain.load_run_models(f"{out_dir}/03_finetune", cfg.cam.arms)
 sample = sc.explain.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)
 records, grids = sc.explain.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity)
 

@@ -59,3 +59,44 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------- helpers shared by test modules
+
+
+def texture(h: int, w: int, seed: int = 0, lo: float = 0.15, hi: float = 0.85):
+    """A micrograph-like smooth random texture in [lo, hi] (float32)."""
+    import numpy as np
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    img = ndimage.gaussian_filter(rng.random((h, w)), 3.0)
+    img = (img - img.min()) / (img.max() - img.min())
+    img = lo + (hi - lo) * img
+    img += rng.normal(0, 0.02, img.shape)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def write_jpeg(path: Path, arr01, quality: int = 95) -> None:
+    """Save a [0, 1] grey array as an 8-bit JPEG."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray((arr01 * 255).round().astype(np.uint8)).save(path, quality=quality)
+
+
+def fastai_probs(learn, items, classes, bs: int = 32):
+    """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
+    independent of the tile-grid path of :mod:`semcathode.models.predict`."""
+    from semcathode.data.loaders import make_test_dl
+
+    if items.empty:
+        return items.assign(**{f"p_{c}": [] for c in classes})
+    dl = make_test_dl(learn.dls, items, bs=bs)
+    with learn.no_bar(), learn.no_logging():
+        probs, _ = learn.get_preds(dl=dl)
+    out = items.reset_index(drop=True).copy()
+    p = probs.float().numpy()
+    for j, c in enumerate(classes):
+        out[f"p_{c}"] = p[:, j]
+    return out

@@ -289,8 +289,8 @@ class Study:
         return self.items[(self.items["domain"] == domain) & (self.items["split"] == split)]
 
 
-def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
-    """Read notebook 01's manifest from ``out_dir`` and pre-process it (through the cache).
+def load_study(cfg: RunConfig, manifest_csv: str | Path) -> Study:
+    """Read a study's manifest (notebook 01 writes it) and pre-process it (through the cache).
 
     Relative micrograph paths (a published, relocatable report) are resolved against the
     configured data root, so a report's notebooks can be rerun in JupyterLab on another machine.
@@ -299,8 +299,9 @@ def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
     ----------
     cfg : RunConfig
         The run configuration.
-    out_dir : str or Path
-        The report folder holding ``01_data/manifest.csv``.
+    manifest_csv : str or Path
+        The manifest CSV with its ``split`` column (in a report: ``semcathode.pipeline.MANIFEST``
+        below the run folder).
 
     Returns
     -------
@@ -310,13 +311,13 @@ def load_study(cfg: RunConfig, out_dir: str | Path) -> Study:
     Raises
     ------
     FileNotFoundError
-        Notebook 01 has not written its manifest into ``out_dir``.
+        The manifest does not exist (notebook 01 has not run for this report folder).
     """
     from .manifest import read_manifest
 
-    path = Path(out_dir) / "01_data" / "manifest.csv"
+    path = Path(manifest_csv)
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run notebook 01_data first (same out_dir)")
+        raise FileNotFoundError(f"{path} not found: write the study manifest first (notebook 01_data, same out_dir)")
     manifest = read_manifest(path)
     rel = [not Path(str(p)).is_absolute() for p in manifest["path"]]
     if any(rel):  # a published (portable) report names micrographs relative to the data root

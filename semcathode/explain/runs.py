@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.preprocess import load_bar_free, preprocess_image
-from ..models.export import ExportedModel, load_model
+from ..models.export import ExportedModel, arm_model_file, load_model
 from .gallery import cam_grid
 from .measures import explain_items
 from .micrograph import make_cam_fn, micrograph_cam
@@ -52,7 +52,7 @@ def load_run_models(run_dir: str | Path, arms: Sequence[str]) -> dict[str, Expor
 
 
 def _arm_model_path(folder: Path, arm: str) -> Path:
-    name = f"model_{arm}.safetensors"
+    name = arm_model_file(arm)
     if (folder / name).is_file():
         return folder / name
     found = sorted(p for p in folder.glob(f"*/{glob.escape(name)}") if p.is_file())

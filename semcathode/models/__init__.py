@@ -24,6 +24,7 @@ _NAMES: dict[str, str] = {
     "WeightsInfo": "backbones",
     "WeightsIntegrityError": "backbones",
     # export
+    "arm_model_file": "export",
     "export_model": "export",
     "export_models": "export",
     "export_trained": "export",

@@ -22,7 +22,8 @@ from ..io.walk import find_images
 from ..data.preprocess import PreprocessParams, cut_tiles, preprocess_image, tile_grid
 from .predict import knn_ood_score, normalise_batch, predict_arrays
 
-__all__ = ["ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
+__all__ = [
+    "arm_model_file","ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
 
 OOD_BANK = "ood.bank"  # safetensors key of the training micrographs' embeddings (not a model weight)
 
@@ -390,6 +391,27 @@ def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], 
     )
 
 
+def arm_model_file(arm: str) -> str:
+    """File name of an arm's exported model (what :func:`export_models` writes).
+
+    Parameters
+    ----------
+    arm : str
+        An arm name (see :data:`semcathode.study.ARMS`).
+
+    Returns
+    -------
+    str
+        ``model_<arm>.safetensors``.
+
+    Examples
+    --------
+    >>> arm_model_file("ft_only")
+    'model_ft_only.safetensors'
+    """
+    return f"model_{arm}.safetensors"
+
+
 def export_models(models: dict, out_dir: str | Path, cfg: Any, classes: Sequence[str], seed: int) -> dict[str, Path]:
     """Export the models of one seed as ``model_<arm>.safetensors``.
 
@@ -412,5 +434,5 @@ def export_models(models: dict, out_dir: str | Path, cfg: Any, classes: Sequence
     for key, tm in models.items():
         arm, s = key if isinstance(key, tuple) else (key, tm.seed)
         if s == seed:
-            out[arm] = export_trained(tm, Path(out_dir) / f"model_{arm}.safetensors", cfg, classes)
+            out[arm] = export_trained(tm, Path(out_dir) / arm_model_file(arm), cfg, classes)
     return out

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.preprocess import cut_tiles
+from ..data.preprocess import cut_tiles, standardise
 
 __all__ = [
     "MicrographOutputs",
@@ -99,9 +99,7 @@ def normalise_batch(arr: np.ndarray, normalize: str, mean: Sequence[float], std:
         x = x[None]
     x = x[:, None].expand(-1, 3, -1, -1)
     if normalize == "per_image":
-        mu = x.mean(dim=(1, 2, 3), keepdim=True)
-        sd = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
-        return ((x - mu) / sd).contiguous()
+        return standardise(x).contiguous()
     m = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
     return ((x - m) / s).contiguous()

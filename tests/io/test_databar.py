@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from scipy import ndimage
 
+from conftest import texture as _texture, write_jpeg as _write_jpeg
 from conftest import KAIST, SEM_TIFF as SEMTIFF
 from semcathode.io.databar import BarCrop, crop_data_bar, find_data_bar
 from semcathode.io.metadata import SEMMetadata
@@ -36,16 +36,6 @@ def _kaist_images() -> list[Path]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _texture(h: int, w: int, seed: int = 0, lo: float = 0.15, hi: float = 0.85) -> np.ndarray:
-    """A micrograph-like smooth random texture in [lo, hi]."""
-    rng = np.random.default_rng(seed)
-    img = ndimage.gaussian_filter(rng.random((h, w)), 3.0)
-    img = (img - img.min()) / (img.max() - img.min())
-    img = lo + (hi - lo) * img
-    img += rng.normal(0, 0.02, img.shape)
-    return np.clip(img, 0, 1).astype(np.float32)
 
 
 def _with_bar(img: np.ndarray, top: int, fill: float, ink: float, seed: int = 1) -> np.ndarray:
@@ -74,10 +64,6 @@ def _dark_clipped(h: int, w: int, seed: int = 3) -> np.ndarray:
     """A dark, contrast-clipped micrograph: about half the pixels are 0."""
     t = _texture(h, w, seed=seed, lo=0.0, hi=1.0)
     return np.clip((t - 0.5) * 1.6, 0, 1).astype(np.float32)
-
-
-def _write_jpeg(path: Path, arr01: np.ndarray, quality: int = 95) -> None:
-    Image.fromarray((arr01 * 255).round().astype(np.uint8)).save(path, quality=quality)
 
 
 # --------------------------------------------------------------------------- data bar (synthetic)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from scipy import ndimage
 
+from conftest import texture as _texture, write_jpeg as _write_jpeg
 from conftest import KAIST, SEM_TIFF as SEMTIFF
 from semcathode.io.databar import BarCrop, find_data_bar
 from semcathode.io.metadata import SEMMetadata, read_metadata
@@ -31,20 +31,6 @@ def _kaist_images() -> list[Path]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _texture(h: int, w: int, seed: int = 0, lo: float = 0.15, hi: float = 0.85) -> np.ndarray:
-    """A micrograph-like smooth random texture in [lo, hi]."""
-    rng = np.random.default_rng(seed)
-    img = ndimage.gaussian_filter(rng.random((h, w)), 3.0)
-    img = (img - img.min()) / (img.max() - img.min())
-    img = lo + (hi - lo) * img
-    img += rng.normal(0, 0.02, img.shape)
-    return np.clip(img, 0, 1).astype(np.float32)
-
-
-def _write_jpeg(path: Path, arr01: np.ndarray, quality: int = 95) -> None:
-    Image.fromarray((arr01 * 255).round().astype(np.uint8)).save(path, quality=quality)
 
 
 # ------------------------------------------------------------------- SNE sidecar (synthetic)

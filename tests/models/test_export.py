@@ -23,30 +23,12 @@ from semcathode.study.evaluation import predict_micrographs
 from semcathode.study.train import TrainedModel
 from semcathode.data.schema import default_schema
 from semcathode.data.splits import assign_groups, split_groups
+from conftest import fastai_probs as _fastai_probs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASSES = default_schema().classes
 PCOLS = [f"p_{c}" for c in CLASSES]
-
-
-def _fastai_probs(learn, items: pd.DataFrame, classes, bs: int = 32) -> pd.DataFrame:
-    """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
-    independent of the tile-grid path of :mod:`semcathode.models.predict`."""
-    from semcathode.data.loaders import make_test_dl
-
-    if items.empty:
-        return items.assign(**{f"p_{c}": [] for c in classes})
-    dl = make_test_dl(learn.dls, items, bs=bs)
-    with learn.no_bar(), learn.no_logging():
-        probs, _ = learn.get_preds(dl=dl)
-    out = items.reset_index(drop=True).copy()
-    p = probs.float().numpy()
-    for j, c in enumerate(classes):
-        out[f"p_{c}"] = p[:, j]
-    return out
-
-
 
 
 @pytest.fixture(scope="module")

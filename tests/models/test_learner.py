@@ -26,6 +26,7 @@ from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
 from semcathode.data.schema import default_schema
 from semcathode.data.splits import assign_groups, split_groups
+from conftest import fastai_probs as _fastai_probs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -207,23 +208,6 @@ def test_init_state_copies_body_and_matching_head(dls, learn):
     bad = {k: v for k, v in src.items() if not k.startswith("blocks.0.")}
     with pytest.raises(ValueError, match="missing"):
         load_body_weights(other.model, bad)
-
-
-def _fastai_probs(learn, items: pd.DataFrame, classes, bs: int = 32) -> pd.DataFrame:
-    """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
-    independent of the tile-grid path of :mod:`semcathode.models.predict`."""
-    from semcathode.data.loaders import make_test_dl
-
-    if items.empty:
-        return items.assign(**{f"p_{c}": [] for c in classes})
-    dl = make_test_dl(learn.dls, items, bs=bs)
-    with learn.no_bar(), learn.no_logging():
-        probs, _ = learn.get_preds(dl=dl)
-    out = items.reset_index(drop=True).copy()
-    p = probs.float().numpy()
-    for j, c in enumerate(classes):
-        out[f"p_{c}"] = p[:, j]
-    return out
 
 
 def test_fastai_test_dataloader_probabilities(learn, items):

@@ -8,7 +8,6 @@ this folder share the trained models and their model store.
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from semcathode.config.run import load_config
@@ -84,20 +83,7 @@ def study_run(study_setup):
 
 @pytest.fixture(scope="session")
 def fastai_probs():
-    """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
-    independent of the tile-grid path of :mod:`semcathode.models.predict`."""
-    from semcathode.data.loaders import make_test_dl
+    """The fastai reference predictor (``conftest.fastai_probs``) as a fixture."""
+    from conftest import fastai_probs as reference
 
-    def probs(learn, items: pd.DataFrame, classes, bs: int = 32) -> pd.DataFrame:
-        if items.empty:
-            return items.assign(**{f"p_{c}": [] for c in classes})
-        dl = make_test_dl(learn.dls, items, bs=bs)
-        with learn.no_bar(), learn.no_logging():
-            p, _ = learn.get_preds(dl=dl)
-        out = items.reset_index(drop=True).copy()
-        p = p.float().numpy()
-        for j, c in enumerate(classes):
-            out[f"p_{c}"] = p[:, j]
-        return out
-
-    return probs
+    return reference

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from semcathode.data.manifest import index_folder
+from semcathode.pipeline import MANIFEST
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
 from semcathode.data.schema import Schema
 from semcathode.data.splits import assign_groups, split_groups
@@ -83,8 +84,8 @@ def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
     cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
                                           "data.extra_compositions": [], "model.weights": "scratch"})
     df = prepare_splits(build_manifest(cfg), cfg)
-    write_manifest(df, tmp_path / "01_data" / "manifest.csv")
-    study = load_study(cfg, tmp_path)
+    write_manifest(df, tmp_path / MANIFEST)
+    study = load_study(cfg, tmp_path / MANIFEST)
     assert session_probe(study, cfg).empty  # one session per class: nothing to hold out
     # two sessions in two classes: first half and second half of their frames
     two = study.manifest["label"].isin(["NCM333_pristine", "NCM811_cycled"])
