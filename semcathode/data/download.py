@@ -105,7 +105,7 @@ def build_registry(data_dir: str | Path) -> pd.DataFrame:
         One row per file (image or sidecar).
     """
     data_dir = Path(data_dir)
-    man = pd.read_csv(data_dir / "manifest.csv")
+    man = pd.read_csv(data_dir / "manifest.csv", encoding="utf-8", encoding_errors="surrogateescape")
     rows = []
     for r in man.itertuples(index=False):
         rows.append((r.file, r.sha256, int(r.bytes), r.upstream_commit, r.upstream_path))

@@ -42,13 +42,17 @@ class EpochLog(Callback):
     ----------
     label : str
         Stage and seed or arm, e.g. ``"stage1 seed=0"`` or ``"stage2 arm=ft_only seed=1"``.
+    validated : bool
+        Whether the stage validates (``stage.validate``). Without validation fastai still
+        scores a stand-in batch of training crops; that number is not shown.
     """
 
     order = 70  # after the Recorder (order 50) has written the epoch's values
     run_valid = False
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, validated: bool = True) -> None:
         self.label = label
+        self.validated = validated
         self.lines: list[str] = []
 
     def before_fit(self) -> None:
@@ -77,6 +81,8 @@ class EpochLog(Callback):
         vals = list(rec.values[-1])
         row = dict(zip(names, vals))
         train = row.get("train_loss")
+        if not self.validated:  # the "valid" numbers come from a stand-in batch of training crops
+            return _num(train), None, None
         metrics = [n for n in names if n not in ("train_loss", "valid_loss")]
         for n in metrics + ["valid_loss"]:
             v = row.get(n)

@@ -240,26 +240,26 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
         if stage.schedule == "paper":
             learn.unfreeze()
             t0 = time.time()
-            learn.fit(stage.epochs, lr=stage.lr, cbs=[EpochLog(name)])
+            learn.fit(stage.epochs, lr=stage.lr, cbs=[EpochLog(name, stage.validate)])
             hist.append(_history(learn, "all", time.time() - t0))
         else:
             if stage.freeze_epochs:
                 learn.freeze()
                 t0 = time.time()
-                learn.fit_one_cycle(stage.freeze_epochs, stage.lr, cbs=[EpochLog(f"{name}, head only")])
+                learn.fit_one_cycle(stage.freeze_epochs, stage.lr, cbs=[EpochLog(f"{name}, head only", stage.validate)])
                 hist.append(_history(learn, "head", time.time() - t0))
             early = min(stage.freeze_early_epochs, stage.epochs)
             if early:
                 learn.freeze_to(1)
                 t0 = time.time()
                 learn.fit_one_cycle(early, slice(stage.lr / stage.lr_div, stage.lr),
-                                    cbs=[EpochLog(f"{name}, early blocks frozen")])
+                                    cbs=[EpochLog(f"{name}, early blocks frozen", stage.validate)])
                 hist.append(_history(learn, "late", time.time() - t0))
             if stage.epochs - early:
                 learn.unfreeze()
                 t0 = time.time()
                 learn.fit_one_cycle(stage.epochs - early, slice(stage.lr / stage.lr_div, stage.lr),
-                                    cbs=[EpochLog(f"{name}, all layers")])
+                                    cbs=[EpochLog(f"{name}, all layers", stage.validate)])
                 hist.append(_history(learn, "all", time.time() - t0))
     finally:
         for c in reversed(ctx):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, swap_dir
-from ..config.run import save_config
+from ..config.run import save_config, validate
 from ..config.sections import RunConfig, config_hash
 from ..report.index import RUN_STATE, read_run_state, write_index
 from ..report.outputs import OUTPUTS_FILE, read_outputs
@@ -118,7 +118,7 @@ def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
         return
     import pandas as pd
 
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)  # every cell kept as written
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="surrogateescape")
     if "path" not in df or df["path"].map(lambda p: os.path.isabs(str(p))).all():
         return
     from ..data.factory import data_dir_for
@@ -235,6 +235,8 @@ def run_pipeline(
 
     Raises
     ------
+    ConfigError
+        A value of ``cfg`` is out of its declared range (checked before anything runs).
     PipelineError
         A notebook failed; ``out_dir`` is unchanged and the partial run stays in
         ``<out_dir>.staging`` for inspection and resume.
@@ -244,6 +246,7 @@ def run_pipeline(
     """
     import papermill as pm
 
+    validate(cfg)  # a config built in code gets the same range checks as one loaded from YAML
     out_dir = Path(out_dir).resolve()
     nb_src = notebook_dir()
     notebooks = list(notebooks or [n for n in NOTEBOOK_NAMES if (nb_src / f"{n}.ipynb").exists()])

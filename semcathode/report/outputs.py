@@ -360,4 +360,4 @@ def read_table(run_dir: str | Path, notebook: str, stem: str) -> "pd.DataFrame":
     path = Path(run_dir) / notebook / f"{stem}.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run notebook {notebook} first (same out_dir)")
-    return pd.read_csv(path)
+    return pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape")  # paths as written

@@ -226,3 +226,14 @@ def test_fastai_test_dataloader_probabilities(learn, items):
     np.testing.assert_allclose(p, ref, atol=1e-5)
     empty = _fastai_probs(learn, valid.head(0), CLASSES)
     assert empty.empty and "p_NCM811_cycled" in empty.columns
+
+
+def test_epoch_lines_show_a_validation_metric_only_when_the_stage_validates(learn, capsys):
+    fit_stage(learn, StageConfig(epochs=1, freeze_epochs=0, lr=1e-4, schedule="paper"), quiet=True, label="s")
+    validated = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[s]")]
+    fit_stage(learn, StageConfig(epochs=1, freeze_epochs=0, lr=1e-4, schedule="paper", validate=False), quiet=True,
+              label="s")
+    unvalidated = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[s]")]
+    assert len(validated) == len(unvalidated) == 1
+    assert "train_loss" in validated[0] and "accuracy" in validated[0]
+    assert "train_loss" in unvalidated[0] and "accuracy" not in unvalidated[0]  # a stand-in batch is not shown

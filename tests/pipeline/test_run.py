@@ -89,6 +89,18 @@ def test_resume_reruns_a_notebook_whose_product_is_missing(stubs, tmp_path):
     assert sum(": running" in m for m in logs) == 2 and not any("up to date" in m for m in logs)
 
 
+def test_a_config_built_in_code_is_range_checked_before_anything_runs(stubs, tmp_path):
+    from dataclasses import replace
+
+    from semcathode.config import ConfigError
+
+    cfg = load_config("smoke")
+    bad = replace(cfg, stage1=replace(cfg.stage1, lr=-1.0))
+    with pytest.raises(ConfigError, match="stage1.lr"):
+        run_pipeline(bad, tmp_path / "r")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.staging").exists()
+
+
 def test_stub_report_is_portable(stubs, tmp_path):
     out = tmp_path / "report"
     run_pipeline(load_config("smoke"), out, log=lambda m: None)
