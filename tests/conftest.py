@@ -24,6 +24,14 @@ needs_kaist = pytest.mark.skipif(
     not (KAIST / "manifest.csv").exists(),
     reason=f"real KAIST NCM images not found at {KAIST} (set SEMCATHODE_SHARED_DATA)",
 )
+needs_kaist_images = pytest.mark.skipif(
+    not (KAIST / "images").is_dir(),
+    reason=f"KAIST NCM images not found under {KAIST} (set SEMCATHODE_SHARED_DATA)",
+)
+needs_semtiff = pytest.mark.skipif(
+    not SEM_TIFF.is_dir(),
+    reason=f"vendor SEM TIFFs not found under {SEM_TIFF} (set SEMCATHODE_SHARED_DATA)",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,13 +10,6 @@ from semcathode.data.duplicates import DuplicateWarning, check_duplicates, find_
 from semcathode.data.manifest import index_folder
 
 
-@pytest.fixture()
-def tree(tmp_path, synthetic_root):
-    root = tmp_path / "data"
-    shutil.copytree(synthetic_root, root)
-    return root
-
-
 def test_duplicates_exact_and_near(tree):
     src = next((tree / "NCM333_cycled").glob("*.png"))
     shutil.copy(src, tree / "NCM333_cycled" / "copy_9999.png")

@@ -17,13 +17,6 @@ from semcathode.data.schema import Schema
 from conftest import KAIST, needs_kaist
 
 
-@pytest.fixture()
-def tree(tmp_path, synthetic_root):
-    root = tmp_path / "data"
-    shutil.copytree(synthetic_root, root)
-    return root
-
-
 def test_index_synthetic(tree):
     df = index_folder(tree)
     assert len(df) == 72 and df["label"].nunique() == 9

@@ -11,19 +11,11 @@ import tifffile
 from PIL import Image
 
 from conftest import texture as _texture, write_jpeg as _write_jpeg
-from conftest import KAIST, SEM_TIFF as SEMTIFF
+from conftest import KAIST, SEM_TIFF as SEMTIFF, needs_kaist_images as needs_kaist, needs_semtiff
 from semcathode.io.databar import BarCrop, crop_data_bar, find_data_bar
 from semcathode.io.metadata import SEMMetadata
 from semcathode.io.read import SEMImage, read_sem
 
-needs_kaist = pytest.mark.skipif(
-    not (KAIST / "images").is_dir(),
-    reason=f"KAIST NCM images not found under {KAIST} (set SEMCATHODE_SHARED_DATA)",
-)
-needs_semtiff = pytest.mark.skipif(
-    not SEMTIFF.is_dir(),
-    reason=f"vendor SEM TIFFs not found under {SEMTIFF} (set SEMCATHODE_SHARED_DATA)",
-)
 
 
 #: From the dataset README: 1280x960 frames whose bottom 64 rows (896-959) are the data bar.

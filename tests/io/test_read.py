@@ -10,14 +10,10 @@ import tifffile
 from PIL import Image
 
 from conftest import texture as _texture, write_jpeg as _write_jpeg
-from conftest import SEM_TIFF as SEMTIFF
+from conftest import SEM_TIFF as SEMTIFF, needs_semtiff
 from semcathode.io.metadata import read_metadata
 from semcathode.io.read import SUPPORTED_EXTENSIONS, SEMReadError, read_image, read_sem, to_unit
 
-needs_semtiff = pytest.mark.skipif(
-    not SEMTIFF.is_dir(),
-    reason=f"vendor SEM TIFFs not found under {SEMTIFF} (set SEMCATHODE_SHARED_DATA)",
-)
 
 
 # --------------------------------------------------------------------------- helpers

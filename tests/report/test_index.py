@@ -2,24 +2,13 @@
 
 import json
 
-import matplotlib.pyplot as plt
-import pandas as pd
 
 from semcathode.report.index import RUN_STATE, read_run_state, write_index
-from semcathode.report.outputs import NotebookOutputs, read_outputs, read_table
+from semcathode.report.outputs import NotebookOutputs
 
 
-def test_outputs_and_index(tmp_path):
-    out = NotebookOutputs(tmp_path, "01_data")
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    out.figure(fig, "line", "A line", section="Dataset summary")
-    out.table(pd.DataFrame({"a": [1, 2], "b": [0.5, 0.25]}), "t", "A table", section="Dataset summary")
-    out.text("Dataset summary", "Some **words**.")
-    out.save({"n": 2})
-    saved = read_outputs(tmp_path, "01_data")
-    assert saved["summary"] == {"n": 2} and "01_data/line.png" in saved["files"]
-    assert read_table(tmp_path, "01_data", "t")["b"].tolist() == [0.5, 0.25]
+def test_outputs_and_index(one_notebook_run):
+    tmp_path = one_notebook_run
     (tmp_path / "run_state.json").write_text(json.dumps({"profile": "smoke", "config_hash": "abc",
                                                          "notebooks": {"01_data": {"wall_s": 3.0}}}))
     md, html = write_index(tmp_path, notebooks=[("01_data", "Dataset")])

@@ -10,14 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 from semcathode.report.outputs import NotebookOutputs, df_to_markdown, read_outputs, read_table
 
 
-def test_outputs_saved_and_read_back(tmp_path):
-    out = NotebookOutputs(tmp_path, "01_data")
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    out.figure(fig, "line", "A line", section="Dataset summary")
-    out.table(pd.DataFrame({"a": [1, 2], "b": [0.5, 0.25]}), "t", "A table", section="Dataset summary")
-    out.text("Dataset summary", "Some **words**.")
-    out.save({"n": 2})
+def test_outputs_saved_and_read_back(one_notebook_run):
+    tmp_path = one_notebook_run
     saved = read_outputs(tmp_path, "01_data")
     assert saved["summary"] == {"n": 2} and "01_data/line.png" in saved["files"]
     assert read_table(tmp_path, "01_data", "t")["b"].tolist() == [0.5, 0.25]
