@@ -159,7 +159,8 @@ def test_wheel_ships_the_notebooks(tmp_path):
     for nb in NOTEBOOK_NAMES:
         for suffix in (".ipynb", ".py"):
             assert any(n.endswith(f".data/data/share/semcathode/notebooks/{nb}{suffix}") for n in names), nb
-    assert any(n.endswith("semcathode/profiles/smoke.yaml") for n in names)
+    assert any(n.endswith("semcathode/config/profiles/smoke.yaml") for n in names)
+    assert any(n.endswith("semcathode/data/registry/kaist-ncm.csv") for n in names)
 
 
 # ---- the real notebooks under the smoke profile -------------------------------------------
