@@ -8,6 +8,7 @@ with discriminative rates, one-cycle) and ``paper`` (Adam 1e-3, no freezing).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Sequence
 
@@ -25,6 +26,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from torch import nn
 
+from .._progress import BATCH_ENV
 from .backbones import WeightsInfo, create_backbone, normalization
 from ..config.sections import StageConfig
 
@@ -231,8 +233,10 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
 
     from ._epochlog import EpochLog
 
-    # quiet: no fastai table; the progress bar stays only inside a Jupyter kernel (JupyterLab shows it)
-    ctx = ([learn.no_logging()] + ([] if "ipykernel" in sys.modules else [learn.no_bar()])) if quiet else []
+    # quiet: no fastai table; the progress bar stays only in an interactive Jupyter kernel (JupyterLab
+    # shows it), not in a batch run of the pipeline, whose streamed log would carry its HTML
+    interactive = "ipykernel" in sys.modules and not os.environ.get(BATCH_ENV)
+    ctx = ([learn.no_logging()] + ([] if interactive else [learn.no_bar()])) if quiet else []
     name = label or "training"
     for c in ctx:
         c.__enter__()

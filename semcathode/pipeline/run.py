@@ -9,16 +9,19 @@ configuration hash changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, swap_dir
+from .._progress import BATCH_ENV
 from ..config.run import save_config, validate
 from ..config.sections import RunConfig, config_hash
 from ..report.index import RUN_STATE, read_run_state, write_index
@@ -197,6 +200,21 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+@contextlib.contextmanager
+def _batch_environment() -> Iterator[None]:
+    """The kernels started inside get ``SEMCATHODE_BATCH=1``: no fastai progress bar (its HTML
+    would fill the streamed log); restored afterwards."""
+    old = os.environ.get(BATCH_ENV)
+    os.environ[BATCH_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(BATCH_ENV, None)
+        else:
+            os.environ[BATCH_ENV] = old
+
+
 def run_pipeline(
     cfg: RunConfig,
     out_dir: str | Path,
@@ -306,7 +324,7 @@ def run_pipeline(
 
         seen_sigint = _SigintFlag()
         try:
-            with seen_sigint:
+            with seen_sigint, _batch_environment():
                 pm.execute_notebook(
                     str(nb_src / f"{nb}.ipynb"), str(executed),
                     # relative to the kernel's working directory (the run folder), so the executed

@@ -277,3 +277,17 @@ REPORT_DEMO = REPO / "reports" / "demo"
 def test_committed_demo_report_holds_no_absolute_path():
     found = _absolute_paths(REPORT_DEMO, Path("/work"), Path("/home"), Path("/root"), Path("/tmp"))
     assert found == {}, f"absolute paths in reports/demo: {found}"
+
+
+def test_batch_environment_marks_kernels_and_restores_the_environment(monkeypatch):
+    from semcathode._progress import BATCH_ENV
+    from semcathode.pipeline.run import _batch_environment
+
+    monkeypatch.delenv(BATCH_ENV, raising=False)
+    with _batch_environment():
+        assert os.environ[BATCH_ENV] == "1"
+    assert BATCH_ENV not in os.environ
+    monkeypatch.setenv(BATCH_ENV, "mine")
+    with _batch_environment():
+        assert os.environ[BATCH_ENV] == "1"
+    assert os.environ[BATCH_ENV] == "mine"
