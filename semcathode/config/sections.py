@@ -249,7 +249,17 @@ class ValidityConfig:
 
 @dataclass
 class RunConfig:
-    """The whole run: every notebook receives this one configuration."""
+    """The whole run: every notebook receives this one configuration.
+
+    Load it with :func:`semcathode.load_config` (profile YAML <- file <- overrides, every value
+    range-checked); the sections are plain dataclasses.
+
+    Examples
+    --------
+    >>> import semcathode as sc
+    >>> cfg = sc.load_config("demo", overrides={"stage1.epochs": 10})
+    >>> cfg.profile, cfg.stage1.epochs, cfg.preprocess.scale_um, cfg.preprocess.size
+    ('demo', 10, 1.0, 128)"""
 
     profile: str = _f("smoke", choices=PROFILES + (CUSTOM_PROFILE,))
     data: DataConfig = field(default_factory=DataConfig)

@@ -22,6 +22,7 @@ _NAMES: dict[str, str] = {
     "DuplicateWarning": "duplicates",
     "find_duplicates": "duplicates",
     # factory
+    "example_study": "factory",
     "build_manifest": "factory",
     "cache_for": "factory",
     "data_dir_for": "factory",

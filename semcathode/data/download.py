@@ -200,6 +200,15 @@ def fetch(
     DatasetError
         A file cannot be had, is a directory in the mirror, or its sha256 differs (the
         message names it); the mirror or the destination is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semcathode.data import fetch
+    >>> fetch("no-such-dataset", tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    semcathode.data.download.DatasetError: ...kaist-ncm...
     """
     info = _info(name)
     dest = Path(dest)

@@ -22,6 +22,7 @@ from .schema import Schema
 from .splits import assign_groups, make_transfer_splits, split_groups
 
 __all__ = [
+    "example_study",
     "schema_from_config", "data_dir_for", "build_manifest", "prepare_splits", "preprocess_params", "cache_for", "write_attribution", "Study", "load_study",
 ]
 
@@ -258,7 +259,18 @@ def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
 
 @dataclass
 class Study:
-    """What the notebooks after 01 share: the split manifest, its network inputs and classes."""
+    """What the notebooks after 01 share: the split manifest, its network inputs and classes.
+
+    Built by :func:`load_study` (or :func:`example_study`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semcathode.data import example_study
+    >>> cfg, study = example_study(tempfile.mkdtemp())
+    >>> study.rows("source", "train")["split"].unique().tolist(), study.params.size
+    (['train'], 64)
+    """
 
     cfg: RunConfig
     manifest: pd.DataFrame
@@ -312,6 +324,17 @@ def load_study(cfg: RunConfig, manifest_csv: str | Path) -> Study:
     ------
     FileNotFoundError
         The manifest does not exist (notebook 01 has not run for this report folder).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> tmp = tempfile.mkdtemp()
+    >>> cfg = sc.load_config("smoke", overrides={"preprocess.cache_dir": tmp})
+    >>> manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg), cfg)  # files -> manifest -> splits
+    >>> study = sc.load_study(cfg, sc.data.write_manifest(manifest, f"{tmp}/manifest.csv"))
+    >>> len(study.classes), int((study.items["split"] == "train").sum()) > 0
+    (9, True)
     """
     from .manifest import read_manifest
 
@@ -334,3 +357,36 @@ def load_study(cfg: RunConfig, manifest_csv: str | Path) -> Study:
     items = build_items(main, params, cache)
     new_items = build_items(extra, params, cache) if len(extra) else items.head(0)
     return Study(cfg, manifest, items, new_items, classes, cache)
+
+
+def example_study(cache_dir: str | Path | None = None) -> tuple[RunConfig, Study]:
+    """A tiny synthetic study for examples and quick experiments (like scikit-learn's ``load_iris``).
+
+    The ``smoke`` profile: 12 synthetic micrographs per class (nine classes plus NCM523), split,
+    pre-processed and cached; built in a few seconds the first time, reused afterwards.
+
+    Parameters
+    ----------
+    cache_dir : str or Path, optional
+        Where the synthetic micrographs, their manifest and the pre-processing cache go (default:
+        :func:`semcathode.config.cache_root`).
+
+    Returns
+    -------
+    tuple of (RunConfig, Study)
+        The ``smoke`` configuration and its study.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semcathode.data import example_study
+    >>> cfg, study = example_study(tempfile.mkdtemp())
+    >>> cfg.profile, len(study.classes), sorted(study.items["split"].unique())[:3]
+    ('smoke', 9, ['tail', 'test', 'train'])
+    """
+    from ..config.run import load_config
+    from .manifest import write_manifest
+
+    cfg = load_config("smoke", overrides={"preprocess.cache_dir": str(cache_dir)} if cache_dir else None)
+    csv = write_manifest(prepare_splits(build_manifest(cfg), cfg), cache_root(cfg) / "example" / "manifest.csv")
+    return cfg, load_study(cfg, csv)

@@ -249,5 +249,17 @@ def explore(records: pd.DataFrame, classes: Sequence[str], cam_fn: CamFn, **kwar
     Returns
     -------
     Explorer
+    Examples
+    --------
+    Headless (the widgets render in JupyterLab); ``cam_fn`` explains one record:
+
+    >>> import numpy as np, pandas as pd
+    >>> from semcathode.explain import explore
+    >>> records = pd.DataFrame({"image_id": ["a", "b"], "path": ["a.png", "b.png"], "label": ["X", "Y"],
+    ...                         "pred": ["X", "X"], "p_X": [0.9, 0.6], "p_Y": [0.1, 0.4]})
+    >>> cam_fn = lambda row, method, target: (np.zeros((32, 32)), np.ones((4, 4)))
+    >>> ex = explore(records, ["X", "Y"], cam_fn)
+    >>> len(ex.state.items), ex.method_widget.value
+    (2, 'gradcam')
     """
     return Explorer(records, classes, cam_fn, **kwargs)

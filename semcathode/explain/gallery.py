@@ -61,6 +61,18 @@ def cam_files(
         images (``SEMReadError``, or no pixel size for a scale model) are skipped with a logged
         warning.  Every tile of the model's grid is explained for the micrograph's class and
         the CAMs are stitched (:func:`micrograph_cam`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> tmp = tempfile.mkdtemp()
+    >>> cfg, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    [stage 1 seed 0, ...
+    >>> model = sc.load_model(sc.models.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> [p.suffix for p in sc.cam_files(model, study.manifest["path"][:2].tolist(), f"{tmp}/cams")]
+    ['.png', '.png']
     """
     from ..io.read import SEMReadError
 

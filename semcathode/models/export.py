@@ -264,6 +264,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     ModelFileError
         Missing or corrupt weights, missing or invalid JSON, or weights that do not match the
         JSON (backbone or number of classes).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> tmp = tempfile.mkdtemp()
+    >>> cfg, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    [stage 1 seed 0, ...
+    >>> model = sc.load_model(sc.models.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> len(model.classes), model.meta["preprocess"]["size"]
+    (9, 64)
     """
     import timm
     from safetensors.torch import load_file
@@ -328,6 +340,19 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
         ``p_<class>`` per class, and ``error``. ``ood_score`` (higher = less like the
         training micrographs) and ``familiar`` (score under the threshold chosen on the
         valid split) are empty when the model carries no feature bank.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> tmp = tempfile.mkdtemp()
+    >>> cfg, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    [stage 1 seed 0, ...
+    >>> model = sc.load_model(sc.models.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> table = sc.predict_paths(model, study.manifest["path"][:2].tolist() + [f"{tmp}/missing.png"])
+    >>> len(table), int(table["pred"].isin(study.classes).sum()), table["error"].iloc[-1] != ""
+    (3, 2, True)
     """
     from ..io.read import SEMReadError
 

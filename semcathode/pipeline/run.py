@@ -261,6 +261,20 @@ def run_pipeline(
     SystemExit
         Code 130 on Ctrl-C, after one line naming the interrupted notebook and the command
         that resumes the run.
+
+    Examples
+    --------
+    A configuration is range-checked before any notebook runs (a full run takes minutes; see
+    ``semcathode run --profile smoke``):
+
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> import semcathode as sc
+    >>> cfg = sc.load_config("smoke")
+    >>> sc.run_pipeline(replace(cfg, stage1=replace(cfg.stage1, lr=-1.0)), tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    semcathode.config.sections.ConfigError: ...stage1.lr...
     """
     import papermill as pm
 

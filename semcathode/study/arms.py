@@ -195,6 +195,18 @@ def run_arms(
         Image-level predictions on the target test split for every arm and seed.
     models : dict
         ``{(arm, seed): TrainedModel}`` for the arms in ``keep``, plus ``("stage1", seed)``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> results, preds, models = sc.run_arms(study.items, cfg, study.classes, arms=["pre_ft_oversample"],
+    ...                                      log=None)  # doctest: +ELLIPSIS
+    [stage 1 seed 0, all layers] epoch 1/1 ...
+    [pre_ft_oversample seed 0, all layers] epoch 1/1 ...
+    >>> results[["arm", "seed"]].values.tolist(), "macro_f1" in results
+    ([['pre_ft_oversample', 0]], True)
     """
     arms = list(arms or cfg.protocol.arms)
     seeds = list(seeds if seeds is not None else cfg.protocol.seeds)

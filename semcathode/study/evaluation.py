@@ -170,6 +170,17 @@ def evaluate_splits(models: dict, study, splits: Sequence[str] = ("test", "tail"
     -------
     results, predictions : DataFrame
         As :func:`evaluate_models`, with a ``split`` column.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    [stage 1 seed 0, ...
+    >>> summary, predictions = sc.evaluate_splits({0: s1}, study)
+    >>> summary["split"].tolist(), set(predictions["split"]) == {"frame-block test", "session tail"}
+    (['frame-block test', 'session tail'], True)
     """
     names = {"test": "frame-block test", "tail": "session tail", "valid": "valid", **(names or {})}
     res, preds = [], []

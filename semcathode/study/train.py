@@ -230,6 +230,16 @@ def train_stage1(
     -------
     TrainedModel
         ``arm="stage1"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    [stage 1 seed 0, all layers] epoch 1/1 · train_loss ...
+    >>> s1.arm, s1.seed, s1.steps > 0
+    ('stage1', 0, True)
     """
     store = model_store(cfg, cache_dir)
     src = items[items["domain"] == "source"]
