@@ -203,6 +203,15 @@ def make_learner(
     return learn
 
 
+def _in_jupyter_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (not merely a process that imported ipykernel)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: str = "") -> pd.DataFrame:
     """Train one stage; returns the per-epoch history (losses, accuracy, macro-F1, wall time).
 
@@ -229,13 +238,12 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
         One row per epoch: ``phase``, ``epoch``, losses, ``accuracy``, ``macro_f1``, ``wall_s``.
     """
     hist = []
-    import sys
 
     from ._epochlog import EpochLog
 
     # quiet: no fastai table; the progress bar stays only in an interactive Jupyter kernel (JupyterLab
     # shows it), not in a batch run of the pipeline, whose streamed log would carry its HTML
-    interactive = "ipykernel" in sys.modules and not os.environ.get(BATCH_ENV)
+    interactive = _in_jupyter_kernel() and not os.environ.get(BATCH_ENV)
     ctx = ([learn.no_logging()] + ([] if interactive else [learn.no_bar()])) if quiet else []
     name = label or "training"
     for c in ctx:
