@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.preprocess import resize
-from ..io.read import to_grey
+from ..io.read import to_grey, to_unit
 
 __all__ = ["unit", "grey01", "resize_map", "fit_side"]
 
@@ -20,13 +20,9 @@ def unit(img: np.ndarray) -> np.ndarray:
     """float32 in [0, 1]: uint8 / 255, other integers by their dtype's range, bool as 0/1,
     floats NaN-cleaned and clipped (never min-max stretched)."""
     img = np.asarray(img)
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    if np.issubdtype(img.dtype, np.integer):
-        return img.astype(np.float32) / float(np.iinfo(img.dtype).max)
-    if img.dtype == bool:
-        return img.astype(np.float32)
-    return np.clip(np.nan_to_num(img.astype(np.float32)), 0.0, 1.0)
+    if np.issubdtype(img.dtype, np.floating):  # a CAM or overlay value: clipped, not stretched
+        return np.clip(np.nan_to_num(img.astype(np.float32)), 0.0, 1.0)
+    return to_unit(img)  # integers by their dtype's range, bool as 0/1
 
 
 def grey01(image: np.ndarray) -> np.ndarray:
