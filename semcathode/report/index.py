@@ -88,8 +88,11 @@ def write_index(run_dir: str | Path, cfg: Any = None,
         notebooks = [(d.name, d.name) for d in sorted(run_dir.iterdir()) if (d / OUTPUTS_FILE).is_file()]
     text = _index_markdown(run_dir, state, notebooks, state.get("profile", getattr(cfg, "profile", "?")))
     md_path = atomic_write_text(run_dir / "README.md", text)
+    # raw HTML in the markdown is escaped, not passed through: the tables already escape their
+    # values (report.outputs.markdown_cell), and this holds for any other text that reaches the page
+    to_html = mistune.create_markdown(escape=True, plugins=["strikethrough", "footnotes", "table"])
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>semcathode report</title>"
-            f"<style>{_STYLE}</style></head><body>" + mistune.html(text) + "</body></html>")
+            f"<style>{_STYLE}</style></head><body>" + to_html(text) + "</body></html>")
     html_path = atomic_write_text(run_dir / "index.html", page)
     return md_path, html_path
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,50 @@ from .portable import PathRelativizer
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["OUTPUTS_FILE", "NotebookOutputs", "df_to_markdown", "read_outputs", "read_table", "show_png"]
+__all__ = ["OUTPUTS_FILE", "NotebookOutputs", "df_to_markdown", "markdown_cell", "read_outputs", "read_table", "show_png"]
 
 #: The file a notebook writes last into its output folder: what it showed, and the marker of a
 #: completed notebook.
 OUTPUTS_FILE = "outputs.json"
+
+
+#: Characters that would start markup inside a table cell (raw HTML, an entity, a link, an
+#: image, a code span, a new column); each is shown literally by a CommonMark backslash escape.
+#: Emphasis characters stay as they are (``NCM333_pristine`` reads as it is).
+_MD_SPECIAL = re.compile(r"([\\`\[\]!<>&|])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def markdown_cell(value: Any) -> str:
+    r"""``value`` as the literal text of one markdown table cell.
+
+    The one escaping point of report tables (README.md and ``index.html`` both come from them):
+    every character that could start markup (``< > &`` of raw HTML and entities, ``[ ] !`` of links
+    and images, backticks, ``|``, the backslash itself) gets a backslash, so a value (a micrograph
+    named ``<img onerror=…>.png``, a labels-CSV ``session`` holding ``<script>``) shows as its text in
+    any markdown viewer and in the HTML page; line breaks and other control characters become spaces,
+    so a value cannot start a new row.
+
+    Parameters
+    ----------
+    value : object
+        A header or cell value.
+
+    Returns
+    -------
+    str
+        Markdown that renders as the value's text.
+
+    Examples
+    --------
+    >>> markdown_cell("<script>alert(1)</script>")
+    '\\<script\\>alert(1)\\</script\\>'
+    >>> markdown_cell("a|b\n[x](javascript:alert(1))")
+    'a\\|b \\[x\\](javascript:alert(1))'
+    >>> markdown_cell("NCM333_pristine")
+    'NCM333_pristine'
+    """
+    return _MD_SPECIAL.sub(r"\\\1", _CONTROL.sub(" ", str(value)))
 
 
 def df_to_markdown(df: "pd.DataFrame", floatfmt: str = ".3f", max_rows: int = 60) -> str:
@@ -43,7 +83,8 @@ def df_to_markdown(df: "pd.DataFrame", floatfmt: str = ".3f", max_rows: int = 60
     Returns
     -------
     str
-        The markdown table; ``|`` inside cells is escaped.
+        The markdown table; every header and cell goes through :func:`markdown_cell`, so a value
+        (a file name, a labels-CSV field) shows as its text and never as markup.
 
     Examples
     --------
@@ -53,6 +94,8 @@ def df_to_markdown(df: "pd.DataFrame", floatfmt: str = ".3f", max_rows: int = 60
     |---|---|
     | pre_ft | 0.912 |
     | a\\|b |  |
+    >>> print(df_to_markdown(pd.DataFrame({"file": ["<img src=x onerror=alert(1)>.png"]})).splitlines()[-1])
+    | \\<img src=x onerror=alert(1)\\>.png |
     """
     df = df.head(max_rows)
     cols = [str(c) for c in df.columns]
@@ -60,8 +103,9 @@ def df_to_markdown(df: "pd.DataFrame", floatfmt: str = ".3f", max_rows: int = 60
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return format(v, floatfmt) if v == v else ""
-        return str(v).replace("|", "\\|")
+        return markdown_cell(v)
 
+    cols = [markdown_cell(c) for c in cols]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
