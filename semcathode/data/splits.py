@@ -20,6 +20,7 @@ __all__ = [
     "make_transfer_splits",
     "subset_per_class",
     "session_tail",
+    "session_position",
     "group_folds",
     "check_no_group_leak",
     "SIMULATED_SHIFT_NOTE",
@@ -270,12 +271,64 @@ def subset_per_class(
     return pd.concat(chosen) if chosen else pool.iloc[:0]
 
 
+def session_position(df: pd.DataFrame, tail_frac: float = 0.1, pretail_frac: float = 0.0) -> pd.Series:
+    """Where each row sits along its imaging session: ``"train"``, ``"pretail"`` or ``"tail"``.
+
+    Per ``(label, session)``, rows are ordered by ``frame`` (then ``path``). The last
+    ``ceil(tail_frac * n)`` of them are the ``tail`` (the session-tail test split) and the
+    ``ceil(pretail_frac * n)`` just before are the ``pretail`` (a validation split shaped like the
+    tail: the frames just before it, so a setting chosen there is chosen for extrapolation along
+    the stage); each is at least one row when its fraction is above 0 and the session has frames
+    left for it (the tail is served first, and ``train`` keeps at least one row when it can).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Manifest with ``label``, ``session``, ``frame`` (missing frames: file order) and ``path``.
+    tail_frac, pretail_frac : float
+        Shares of each session; 0 = none. Their sum must be below 1.
+
+    Returns
+    -------
+    Series of str
+        Aligned with ``df``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"label": "a", "session": "s1", "frame": range(10, 0, -1),
+    ...                    "path": list("abcdefghij")})
+    >>> pos = session_position(df, tail_frac=0.2, pretail_frac=0.2)
+    >>> [pos[df["frame"] == f].item() for f in range(1, 11)]  # frame 1 first
+    ['train', 'train', 'train', 'train', 'train', 'train', 'pretail', 'pretail', 'tail', 'tail']
+    """
+    for name, frac in (("session-tail", tail_frac), ("pre-tail", pretail_frac)):
+        if not 0 <= frac < 1:
+            raise ValueError(f"{name} fraction must be in [0, 1), got {frac}")
+    if tail_frac + pretail_frac >= 1:
+        raise ValueError(f"session-tail + pre-tail fractions must be below 1, got {tail_frac} + {pretail_frac}")
+    pos = pd.Series("train", index=df.index, dtype=object)
+    if df.empty:
+        return pos
+    for _, sub in df.groupby(["label", "session"], sort=False, dropna=False):
+        order = sub.sort_values(["frame", "path"], na_position="first").index
+        n = len(order)
+        n_tail = max(1, int(np.ceil(tail_frac * n))) if tail_frac > 0 else 0
+        n_pre = min(max(1, int(np.ceil(pretail_frac * n))), max(n - n_tail - 1, 0)) if pretail_frac > 0 else 0
+        if n_tail:
+            pos[order[n - n_tail:]] = "tail"
+        if n_pre:
+            pos[order[n - n_tail - n_pre:n - n_tail]] = "pretail"
+    return pos
+
+
 def session_tail(df: pd.DataFrame, frac: float = 0.1) -> pd.Series:
     """Which rows are the last frames of their imaging session (the session-tail test split).
 
     Per ``(label, session)``, rows are ordered by ``frame`` (then ``path``); the last
     ``ceil(frac * n)`` of them (at least one when ``frac > 0``) are the tail. Testing on them
-    is extrapolation along the stage, not interpolation between neighbouring frames.
+    is extrapolation along the stage, not interpolation between neighbouring frames. See
+    :func:`session_position` for the tail together with the pre-tail validation split.
 
     Parameters
     ----------
@@ -297,16 +350,7 @@ def session_tail(df: pd.DataFrame, frac: float = 0.1) -> pd.Series:
     >>> df[session_tail(df, 0.2)]["frame"].tolist()
     [5, 7]
     """
-    if not 0 <= frac < 1:
-        raise ValueError(f"session-tail fraction must be in [0, 1), got {frac}")
-    tail = pd.Series(False, index=df.index)
-    if frac == 0 or df.empty:
-        return tail
-    for _, sub in df.groupby(["label", "session"], sort=False, dropna=False):
-        order = sub.sort_values(["frame", "path"], na_position="first").index
-        n = max(1, int(np.ceil(frac * len(order))))
-        tail[order[-n:]] = True
-    return tail
+    return session_position(df, tail_frac=frac) == "tail"
 
 
 def group_folds(df: pd.DataFrame, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -152,3 +152,26 @@ def test_group_leak_check_ignores_unused_rows():
     df.loc[1, "split"] = "test"
     with pytest.raises(ValueError, match="g1"):
         check_no_group_leak(df)
+
+
+def test_session_position_layout_per_session():
+    """Per session, by frame: train | pre-tail | tail, each session on its own, whatever the row order."""
+    from semcathode.data.splits import session_position, session_tail
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, n in (("a", 40), ("b", 20), ("c", 3)):
+        for f in rng.permutation(n):
+            rows.append({"label": label, "session": f"s_{label}", "frame": int(f), "path": f"{label}/{f}.png"})
+    df = pd.DataFrame(rows).sample(frac=1, random_state=1)
+    pos = session_position(df, tail_frac=0.1, pretail_frac=0.1)
+    for label, n in (("a", 40), ("b", 20)):
+        sub = df[df["label"] == label].assign(pos=pos).sort_values("frame")
+        expected = ["train"] * (n - 2 * (n // 10)) + ["pretail"] * (n // 10) + ["tail"] * (n // 10)
+        assert sub["pos"].tolist() == expected
+    small = df[df["label"] == "c"].assign(pos=pos).sort_values("frame")["pos"].tolist()
+    assert small == ["train", "pretail", "tail"]  # at least one each, train keeps a row
+    # without a pre-tail the tail is what session_tail gives
+    assert (session_position(df, 0.1) == "tail").equals(session_tail(df, 0.1))
+    with pytest.raises(ValueError, match="below 1"):
+        session_position(df, 0.5, 0.5)
