@@ -83,6 +83,7 @@ _NAMES: dict[str, str] = {
     "make_transfer_splits": "splits",
     "merge_duplicate_groups": "splits",
     "session_tail": "splits",
+    "session_position": "splits",
     "SIMULATED_SHIFT_NOTE": "splits",
     "split_groups": "splits",
     "subset_per_class": "splits",
