@@ -1,0 +1,122 @@
+"""The trunk/top split and the trunk-activation cache (issue 18)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from semcathode.data.preprocess import PreprocessCache, PreprocessParams, cut_tiles
+from semcathode.models.predict import normalise_batch
+from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest, view_of
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+def _net(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=3).eval()
+
+
+def _item(tmp_path, name: str, seed: int = 0, shape=(80, 112)) -> dict:
+    rng = np.random.default_rng(seed)
+    p = tmp_path / "pre" / f"{name}.npy"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    np.save(p, rng.integers(0, 256, shape, dtype=np.uint8))
+    return {"cache_path": str(p), "image_id": name}
+
+
+def _spec(trunk, **kw) -> TrunkSpec:
+    base = TrunkSpec(backbone="efficientnet_lite0", depth=trunk.depth, digest=trunk_digest(trunk), size=64,
+                     tile_stride=1.0, mean=MEAN, std=STD)
+    return replace(base, **kw)
+
+
+def test_split_network_shares_modules_and_composes_to_the_network():
+    net = _net()
+    trunk, top = split_network(net, 5)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(top(trunk(x)), net(x), atol=1e-5)
+    # training the top changes the network itself (no copy)
+    with torch.no_grad():
+        top.classifier.weight.add_(1.0)
+        assert torch.allclose(top(trunk(x)), net(x), atol=1e-5)
+    own = {id(p) for p in net.parameters()}
+    assert {id(p) for p in trunk.parameters()} | {id(p) for p in top.parameters()} == own
+    assert not ({id(p) for p in trunk.parameters()} & {id(p) for p in top.parameters()})
+    with pytest.raises(ValueError, match="outside 0..7"):
+        split_network(net, 8)
+
+
+def test_cached_path_equals_the_pixel_path(tmp_path):
+    net = _net()
+    trunk, top = split_network(net, 5)
+    items = __import__("pandas").DataFrame([_item(tmp_path, "a", 0), _item(tmp_path, "b", 1, (64, 150))])
+    cache = TrunkCache(tmp_path / "trunk")
+    spec = _spec(trunk)
+    paths = cache.build(items, trunk, spec, views=("full", "half"), log=None)
+    assert not any(m.training for m in net.modules())  # build left the shared modules in eval mode
+    assert all(p.exists() for ps in paths.values() for p in ps)
+    for _, row in items.iterrows():
+        for view in ("full", "half"):
+            maps = cache.load(row, spec, view)
+            assert maps.dtype == np.float16 and maps.shape[1:] == (112, 4, 4)
+            tiles, _ = cut_tiles(view_of(np.load(row["cache_path"]), view), 64, 1.0)
+            with torch.no_grad():
+                from_pixels = net(normalise_batch(tiles, "dataset", MEAN, STD))
+                from_cache = top(torch.from_numpy(np.asarray(maps, dtype=np.float32)))
+            assert from_cache.shape == from_pixels.shape
+            assert torch.allclose(from_cache, from_pixels, atol=2e-2, rtol=1e-2)  # float16 maps
+
+
+def test_cache_keys_change_with_what_changes_the_maps(tmp_path):
+    trunk, _ = split_network(_net(0), 5)
+    item = _item(tmp_path, "a")
+    cache = TrunkCache(tmp_path / "trunk")
+    spec = _spec(trunk)
+    k = cache.key(item, spec, "full")
+    other_trunk, _ = split_network(_net(1), 5)
+    changed = {
+        "weights": cache.key(item, _spec(other_trunk), "full"),
+        "depth": cache.key(item, replace(spec, depth=4), "full"),
+        "tile": cache.key(item, replace(spec, size=96), "full"),
+        "grid": cache.key(item, replace(spec, tile_stride=0.5), "full"),
+        "view": cache.key(item, spec, "half"),
+        "normalisation": cache.key(item, replace(spec, normalize="per_image"), "full"),
+        "backbone": cache.key(item, replace(spec, backbone="efficientnet_b0"), "full"),
+    }
+    assert all(v != k for v in changed.values()), changed
+    assert cache.key(dict(item), _spec(trunk), "full") == k  # same inputs, same key
+    # scale, pixel size and the target's acquisition shift reach the key through the
+    # pre-processing entry the item points at
+    pre = PreprocessCache(tmp_path / "pp")
+    row = {"sha256": "ab" * 32, "bar_row": 90, "shift": "", "pixel_size_um": 0.26}
+    p = PreprocessParams(mode="scale", size=64, scale_um=0.26)
+    base = pre.path(row, p)
+    variants = [pre.path({**row, "shift": '{"brightness": 0.1}'}, p), pre.path(row, replace(p, scale_um=0.5)),
+                pre.path({**row, "pixel_size_um": 0.3}, p)]
+    keys = {cache.key({"cache_path": str(v)}, spec, "full") for v in [base, *variants]}
+    assert len(keys) == 4
+    with pytest.raises(ValueError, match="unknown trunk view"):
+        cache.key(item, spec, "quarter")
+
+
+def test_build_computes_each_entry_once_and_refuses_other_weights(tmp_path, monkeypatch):
+    trunk, _ = split_network(_net(), 5)
+    items = __import__("pandas").DataFrame([_item(tmp_path, "a")])
+    cache = TrunkCache(tmp_path / "trunk")
+    spec = _spec(trunk)
+    lines: list[str] = []
+    cache.build(items, trunk, spec, log=lines.append)
+    assert lines and "tiles/s" in lines[-1] and "ETA" in lines[-1]
+    calls = []
+    monkeypatch.setattr(TrunkCache, "_forward", staticmethod(lambda *a: calls.append(1)))
+    cache.build(items, trunk, spec, log=None)  # everything cached: no forward pass
+    assert not calls
+    other, _ = split_network(_net(1), 5)
+    with pytest.raises(ValueError, match="do not match"):
+        cache.build(items, other, spec, log=None)
