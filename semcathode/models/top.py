@@ -1,0 +1,171 @@
+"""Training the top of a network on cached trunk maps: the dataset, the splitter and the learner.
+
+With the frozen trunk's output on disk (:class:`semcathode.models.trunk.TrunkCache`), an epoch
+is a pass of the :class:`~semcathode.models.trunk.Top` only. Each epoch draws ``tiles_per_epoch``
+tiles of every training micrograph (a random tile of a random cached view each time), augmented
+on the maps themselves by flips and quarter turns (the maps of a flipped tile are the flipped
+maps, up to the trunk's padding at the border). The learner is a fastai ``Learner`` like the
+full-network one, with three parameter groups (first trainable stage, the rest with the head
+convolution, the classifier), so :func:`semcathode.models.learner.fit_stage` runs the same
+schedule (head first, then discriminative rates, one-cycle) on it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.metrics import F1Score, accuracy
+from fastai.optimizer import Adam
+from fastai.torch_core import TensorCategory
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+from .trunk import Top, TrunkCache, TrunkSpec
+
+__all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs"]
+
+
+class CachedTiles(Dataset):
+    """Training or evaluation inputs from a :class:`TrunkCache`.
+
+    Parameters
+    ----------
+    items : DataFrame
+        Rows of :func:`semcathode.data.build_items` (``cache_path``, ``label``), one per micrograph
+        (repeat rows to oversample a class).
+    classes : sequence of str
+        Class order of the labels.
+    cache : TrunkCache
+    spec : TrunkSpec
+    views : sequence of str
+        Cached views to draw from (training) or the one view to read (evaluation).
+    tiles_per_epoch : int
+        Training: tiles drawn per micrograph per epoch. ``0``: every tile of the first view once,
+        in order, no augmentation (evaluation).
+    augment : bool
+        Random flips and quarter turns of the maps (training).
+    seed : int
+    """
+
+    def __init__(self, items: pd.DataFrame, classes: Sequence[str], cache: TrunkCache, spec: TrunkSpec,
+                 views: Sequence[str] = ("full",), tiles_per_epoch: int = 4, augment: bool = True,
+                 seed: int = 0) -> None:
+        idx = {c: i for i, c in enumerate(classes)}
+        rows = items.reset_index(drop=True)
+        self.maps = {v: [cache.load(r, spec, v) for _, r in rows.iterrows()] for v in views}
+        self.views = list(views)
+        self.y = np.asarray([idx[str(label)] for label in rows["label"]], dtype=np.int64)
+        self.k = int(tiles_per_epoch)
+        self.augment = augment and self.k > 0
+        self.rng = np.random.default_rng(seed)
+        first = self.maps[self.views[0]]
+        self.index = ([(i, t) for i, m in enumerate(first) for t in range(len(m))] if self.k == 0 else
+                      [(i, -1) for i in range(len(first)) for _ in range(self.k)])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, TensorCategory]:
+        m, t = self.index[i]
+        view = self.views[int(self.rng.integers(len(self.views)))] if self.k else self.views[0]
+        maps = self.maps[view][m]
+        if t < 0:
+            t = int(self.rng.integers(len(maps)))
+        x = torch.from_numpy(np.asarray(maps[t], dtype=np.float32))
+        if self.augment:
+            if self.rng.random() < 0.5:
+                x = torch.flip(x, dims=(2,))
+            x = torch.rot90(x, int(self.rng.integers(4)), dims=(1, 2))
+        return x.contiguous(), TensorCategory(self.y[m])
+
+    def owners(self) -> np.ndarray:
+        """The micrograph (row of ``items``) of every input, in order."""
+        return np.asarray([m for m, _ in self.index])
+
+
+def top_splitter(top: Top) -> list[list[nn.Parameter]]:
+    """Three parameter groups of a :class:`Top`: its first stage, the rest with the head
+    convolution, the classifier (``slice(lr / lr_div, lr)`` spreads the rates across them).
+
+    Parameters
+    ----------
+    top : Top
+
+    Returns
+    -------
+    list of list of Parameter
+    """
+    blocks = list(top.blocks)
+    first = [p for b in blocks[:1] for p in b.parameters()]
+    rest = [p for m in [*blocks[1:], top.conv_head, top.bn2] for p in m.parameters()]
+    return [g for g in (first, rest, list(top.classifier.parameters())) if g]  # a top without blocks: two groups
+
+
+def make_top_learner(top: Top, train: CachedTiles, valid: CachedTiles, bs: int = 64,
+                     loss_weights: np.ndarray | None = None, weight_decay: float = 0.01,
+                     label_smoothing: float = 0.1, seed: int = 0) -> Learner:
+    """A fastai Learner that trains ``top`` on cached trunk maps.
+
+    Parameters
+    ----------
+    top : Top
+    train, valid : CachedTiles
+        Training and validation inputs (``valid`` may hold no micrograph: a stage that does not validate).
+    bs : int
+    loss_weights : ndarray, optional
+        Class weights of the cross-entropy (weighted-loss strategy).
+    weight_decay : float
+    label_smoothing : float
+    seed : int
+
+    Returns
+    -------
+    Learner
+    """
+    bs = max(2, min(bs, len(train)))
+    if not len(valid):  # fastai validates every epoch: a stand-in batch of training inputs (not reported)
+        valid = Subset(train, range(min(len(train), bs)))
+    dls = DataLoaders.from_dsets(train, valid, bs=bs, shuffle=True, drop_last=True, num_workers=0,
+                                 device=torch.device("cpu"))
+    w = torch.as_tensor(loss_weights, dtype=torch.float32) if loss_weights is not None else None
+    return Learner(dls, top, loss_func=CrossEntropyLossFlat(weight=w, label_smoothing=label_smoothing),
+                   opt_func=Adam, splitter=top_splitter, metrics=[accuracy, F1Score(average="macro")],
+                   wd=weight_decay, train_bn=True)
+
+
+@torch.no_grad()
+def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per-tile log-probabilities of ``top`` over an evaluation :class:`CachedTiles`.
+
+    Parameters
+    ----------
+    top : Top
+    data : CachedTiles
+        Built with ``tiles_per_epoch=0``.
+    bs : int
+
+    Returns
+    -------
+    log_probs : ndarray
+        ``(T, n_classes)``, tiles in order.
+    owners : ndarray
+        Row of ``items`` of each tile.
+    """
+    modes = [(m, m.training) for m in top.modules()]
+    top.eval()
+    try:
+        out = []
+        for s in range(0, len(data), bs):
+            x = torch.stack([data[i][0] for i in range(s, min(s + bs, len(data)))])
+            out.append(torch.log_softmax(top(x).float(), 1).numpy())
+        n_classes = top.classifier.out_features
+        return (np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)), data.owners()
+    finally:
+        for m, mode in modes:
+            m.training = mode
