@@ -1,16 +1,39 @@
-"""The checks every SEM reader runs on a file before opening it, and the error they raise.
+"""The checks every SEM reader runs on a file before decoding it, and the error they raise.
 
 Private to :mod:`semcathode.io`: the pixel reader (:mod:`semcathode.io.read`) and the metadata
 reader (:mod:`semcathode.io.metadata`) both start here, so neither imports the other for it.
-:data:`SUPPORTED_EXTENSIONS` and :class:`SEMReadError` are public through
+:data:`SUPPORTED_EXTENSIONS`, :class:`SEMReadError` and :class:`SEMReadWarning` are public through
 :mod:`semcathode.io.read`.
+
+The size guard (:func:`check_decoded_size`) works from the file header alone: width, height,
+planes, samples per pixel and bytes per sample give the decoded size before any pixel is
+decoded. Limits come from ``$SEMCATHODE_MAX_...`` variables read by :func:`env_limit`.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from pathlib import Path
+from typing import Any
 
-__all__ = ["SUPPORTED_EXTENSIONS", "TIFF_EXTENSIONS", "SEMReadError", "check_path"]
+from ..config.sections import ConfigError
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "TIFF_EXTENSIONS",
+    "MAX_PIXELS_ENV",
+    "MAX_BYTES_ENV",
+    "MAX_SAMPLES",
+    "SEMReadError",
+    "SEMReadWarning",
+    "check_path",
+    "check_decoded_size",
+    "env_limit",
+    "short_repr",
+    "short_text",
+]
 
 #: File name extensions :func:`semcathode.io.read.read_image` accepts (lower case). The one list
 #: of the package: folder scans (:mod:`semcathode.io.walk`) pick up exactly what the reader can read.
@@ -18,6 +41,22 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff
 
 #: Extensions read with :mod:`tifffile` (pixels and vendor tags).
 TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
+
+#: Environment variables of the size limits (``0`` = no limit).
+MAX_PIXELS_ENV = "SEMCATHODE_MAX_IMAGE_PIXELS"
+MAX_BYTES_ENV = "SEMCATHODE_MAX_IMAGE_BYTES"
+
+#: Most samples per pixel an SEM image has: grey (1), grey + alpha (2), RGB (3) or RGBA (4).
+MAX_SAMPLES = 4
+
+_SIZE = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*")
+_BYTE_UNITS = {
+    "": 1, "b": 1,
+    "k": 10**3, "kb": 10**3, "kib": 2**10,
+    "m": 10**6, "mb": 10**6, "mib": 2**20,
+    "g": 10**9, "gb": 10**9, "gib": 2**30,
+    "t": 10**12, "tb": 10**12, "tib": 2**40,
+}
 
 
 class SEMReadError(ValueError):
@@ -27,6 +66,112 @@ class SEMReadError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class SEMReadWarning(UserWarning):
+    """An SEM file was read, but something in it was odd (the message names the file and what)."""
+
+
+def short_text(text: Any, limit: int = 200) -> str:
+    """``text`` as one line of at most about ``limit`` characters, cut with ``…`` and its length.
+
+    Parameters
+    ----------
+    text : object
+        A message (exception text, a library's log line); converted with :class:`str`.
+    limit : int
+        Characters kept before the cut.
+
+    Returns
+    -------
+    str
+        Whitespace runs (newlines included) collapsed to one space.
+
+    Examples
+    --------
+    >>> short_text("a\\nb " + "x" * 300, limit=10)
+    'a b xxxxxx… (304 characters)'
+    """
+    s = text if isinstance(text, str) else str(text)
+    n = len(s)
+    head = " ".join(s[: 2 * limit + 16].split())
+    if n <= limit and len(head) <= limit:
+        return head
+    return f"{head[:limit]}… ({n:,} characters)"
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut after ``limit`` characters with ``…`` and the full length.
+
+    Every raw metadata value quoted in a warning or an error goes through this, so a value of
+    50 MB gives a line of 100 characters, not of 50 MB.
+
+    Parameters
+    ----------
+    value : object
+        The value to quote.
+    limit : int
+        Characters of the value kept.
+
+    Returns
+    -------
+    str
+        The representation, on one line.
+
+    Examples
+    --------
+    >>> short_repr("0.7")
+    "'0.7'"
+    >>> short_repr("1" * 1000, limit=5)
+    "'11111'… (1,000 characters)"
+    """
+    if isinstance(value, (str, bytes, bytearray)) and len(value) > limit:
+        what = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}… ({len(value):,} {what})"
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}… ({len(text):,} characters)"
+    return text
+
+
+def env_limit(name: str, default: int, what: str, byte_units: bool = False) -> int:
+    """A non-negative size limit from the environment variable ``name``, else ``default``.
+
+    Parameters
+    ----------
+    name : str
+        The variable, e.g. ``SEMCATHODE_MAX_IMAGE_BYTES``.
+    default : int
+        The limit when the variable is unset or blank (negative counts as ``0``).
+    what : str
+        What the value counts, for the error message (``'a number of pixels'``).
+    byte_units : bool
+        Accept a byte unit after the number: ``k``/``kB`` (1000), ``KiB`` (1024), ``M``, ``MB``,
+        ``MiB``, ``G``, ``GB``, ``GiB``, ``T``, ``TB``, ``TiB`` (case ignored).
+
+    Returns
+    -------
+    int
+        The limit; ``0`` means no limit.
+
+    Raises
+    ------
+    ConfigError
+        The value is not a finite non-negative number (in a known unit); the message names
+        the variable and quotes the value.
+    """
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return max(int(default), 0)
+    m = _SIZE.fullmatch(raw)
+    factor = _BYTE_UNITS.get(m.group(2).lower()) if m else None
+    if m is None or factor is None or (m.group(2) and not byte_units):
+        example = "e.g. 4000000000, 4GB or 4GiB" if byte_units else "e.g. 200000000"
+        raise ConfigError(f"${name}={short_repr(raw)} is not {what} ({example}; 0 = no limit)")
+    value = float(m.group(1)) * factor
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"${name}={short_repr(raw)} must be a finite number >= 0 (0 = no limit)")
+    return int(value)
 
 
 def check_path(path: str | Path) -> Path:
@@ -51,7 +196,7 @@ def check_path(path: str | Path) -> Path:
     if p.suffix.lower() not in SUPPORTED_EXTENSIONS:
         raise SEMReadError(
             p,
-            f"unsupported file extension {p.suffix!r} "
+            f"unsupported file extension {short_repr(p.suffix)} "
             f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})",
         )
     if not p.exists():
@@ -61,3 +206,70 @@ def check_path(path: str | Path) -> Path:
     if p.stat().st_size == 0:
         raise SEMReadError(p, "file is empty (0 bytes)")
     return p
+
+
+def check_decoded_size(
+    path: Path,
+    width: int,
+    height: int,
+    *,
+    max_pixels: int,
+    max_bytes: int,
+    samples: int = 1,
+    itemsize: int = 1,
+    planes: int = 1,
+) -> int:
+    """Refuse an image from its header before it is decoded: too many samples, pixels or bytes.
+
+    Parameters
+    ----------
+    path : Path
+        The file, for the message.
+    width, height : int
+        Image size in pixels as the header gives it.
+    max_pixels : int
+        Largest ``width x height x planes`` (``0`` = no limit).
+    max_bytes : int
+        Largest decoded size in bytes (``0`` = no limit).
+    samples : int
+        Samples per pixel (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA).
+    itemsize : int
+        Bytes per decoded sample.
+    planes : int
+        Planes decoded together (the depth of a volumetric TIFF page; 1 otherwise).
+
+    Returns
+    -------
+    int
+        The decoded size in bytes (``width x height x planes x samples x itemsize``).
+
+    Raises
+    ------
+    SEMReadError
+        A non-positive size, more than :data:`MAX_SAMPLES` samples per pixel, or an image over
+        either limit; the message gives the sizes, the limit and the setting that raises it.
+    """
+    if width <= 0 or height <= 0 or planes <= 0:
+        raise SEMReadError(path, f"header gives an image of {width}x{height} px")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise SEMReadError(
+            path,
+            f"header gives {samples:,} samples per pixel; an SEM image has 1 (grey), 2 (grey + alpha), "
+            f"3 (RGB) or 4 (RGBA)",
+        )
+    pixels = width * height * planes
+    shape = f"{width}x{height} px" + (f" x {planes:,} planes" if planes > 1 else "")
+    if max_pixels and pixels > max_pixels:
+        raise SEMReadError(
+            path,
+            f"image is {shape} ({pixels:,} pixels), more than the limit of {max_pixels:,} pixels; "
+            f"raise it with ${MAX_PIXELS_ENV} or max_pixels= if this is intended",
+        )
+    nbytes = pixels * max(int(samples), 1) * max(int(itemsize), 1)
+    if max_bytes and nbytes > max_bytes:
+        raise SEMReadError(
+            path,
+            f"image is {shape} x {samples} samples x {itemsize} bytes = {nbytes:,} bytes decoded, more than "
+            f"the limit of {max_bytes:,} bytes; raise it with ${MAX_BYTES_ENV} or max_bytes= if this is intended",
+        )
+    return nbytes

@@ -1,7 +1,9 @@
 """Numbers, lengths, voltages, magnifications and dates as SEM instruments write them.
 
 Private to :mod:`semcathode.io`: the text parsing behind :mod:`semcathode.io.metadata`. Every
-parser returns ``None`` for what it cannot read; nothing is guessed.
+parser returns ``None`` for what it cannot read; nothing is guessed. All numbers in text are
+read by :func:`parse_number`, which accepts one decimal comma (``'0,7'`` is 0.7) and refuses
+what could be read two ways (``'1,234'``, ``'1.234,5'``, ``'1,234,5'``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import numpy as np
 
 __all__ = [
     "NUMBER",
+    "NUMBER_TEXT",
+    "NO_NUMBER",
+    "parse_number",
     "first_number",
     "parse_length",
     "value_unit",
@@ -25,9 +30,22 @@ __all__ = [
     "clean_str",
 ]
 
+#: A number with a decimal point only (``480`` of ``'480,480'``): for lists such as frame sizes.
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
-_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d.])")
+#: A number as an instrument may write it: digit groups joined by ``.`` or ``,`` (read by
+#: :func:`parse_number`, which decides what the separators mean).
+NUMBER_TEXT = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*\.?|\.\d+)(?:[eE][-+]?\d+)?")
+
+#: The problem :func:`parse_number` gives for text without any number.
+NO_NUMBER = "no number"
+
+#: Text searched for a number: what an instrument writes is far shorter, and the search stays cheap.
+_SCAN_CHARS = 10_000
+#: Longest number token read; a longer one is no value an instrument writes.
+_MAX_TOKEN = 100
+
+_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d.,])")
 
 _LENGTH_TO_UM = {
     "pm": 1e-6,
@@ -43,35 +61,85 @@ _VOLT_TO_KV = {"v": 1e-3, "kv": 1.0}
 _UNIT = re.compile(r"\s*([A-Za-zµμ]+)")
 
 
-def first_number(text: Any) -> float | None:
-    """The first finite number in ``text`` (a string or a number), else ``None``."""
+def _find_number(text: str) -> re.Match[str] | None:
+    """The first number token in (the start of) ``text``."""
+    return NUMBER_TEXT.search(text, 0, _SCAN_CHARS)
+
+
+def _token_value(token: str) -> tuple[float | None, str]:
+    """The value of one :data:`NUMBER_TEXT` token, or ``(None, problem)``."""
+    if len(token) > _MAX_TOKEN:
+        return None, f"a number of more than {_MAX_TOKEN} characters"
+    mantissa, e, exponent = token.replace("E", "e").partition("e")
+    if "," in mantissa:
+        whole, _, frac = mantissa.partition(",")
+        if "." in mantissa or "," in frac:
+            return None, f"ambiguous number {token!r} (thousands separators? write one decimal point or comma)"
+        if len(frac) == 3 and whole.lstrip("+-").strip("0"):
+            return None, f"ambiguous number {token!r} (decimal comma or thousands separator?)"
+        mantissa = f"{whole}.{frac}"
+    elif mantissa.count(".") > 1:
+        return None, f"{token!r} is not a number"
+    value = float(mantissa + e + exponent)
+    if not math.isfinite(value):  # '1e999' is no number an instrument writes
+        return None, "not a finite number"
+    return value, ""
+
+
+def parse_number(text: Any) -> tuple[float | None, str]:
+    """The first number in ``text`` (a string or a number), or ``(None, problem)``.
+
+    Parameters
+    ----------
+    text : str or number
+        A metadata value. In a string, one decimal comma is read as a decimal point unless it
+        could be a thousands separator (``'0,7'`` and ``'2,1'`` read, ``'1,234'`` does not).
+
+    Returns
+    -------
+    value : float or None
+        The finite number, else ``None``.
+    problem : str
+        ``''`` when read, else why not (:data:`NO_NUMBER` when there is none at all).
+
+    Examples
+    --------
+    >>> parse_number("0,7 um"), parse_number("2.1")
+    ((0.7, ''), (2.1, ''))
+    >>> parse_number("1.234,5")[0] is None
+    True
+    """
     if isinstance(text, bool):
-        return None
+        return None, NO_NUMBER
     if isinstance(text, (int, float, np.integer, np.floating)):
         v = float(text)
-        return v if np.isfinite(v) else None
+        return (v, "") if math.isfinite(v) else (None, "not a finite number")
     if not isinstance(text, str):
-        return None
-    m = NUMBER.search(text)
+        return None, NO_NUMBER
+    m = _find_number(text)
     if not m:
-        return None
-    v = float(m.group())
-    return v if math.isfinite(v) else None  # '1e999' is no number an instrument writes
+        return None, NO_NUMBER
+    return _token_value(m.group())
+
+
+def first_number(text: Any) -> float | None:
+    """The first finite number in ``text`` (a string or a number), else ``None`` (see :func:`parse_number`)."""
+    return parse_number(text)[0]
 
 
 def parse_length(raw: str, default_unit: str = "um") -> tuple[float | None, str]:
-    """``'0.7'``, ``'0.7 um'``, ``'700 nm'``, ``'0.7 mm'`` -> (µm, '') or (None, problem)."""
-    m = NUMBER.search(raw)
+    """``'0.7'``, ``'0,7 um'``, ``'700 nm'``, ``'0.7 mm'`` -> (µm, '') or (None, problem)."""
+    m = _find_number(raw)
     if not m:
-        return None, "no number"
-    number = float(m.group())
-    if not math.isfinite(number):
-        return None, "not a finite number"
-    u = _UNIT.match(raw[m.end():])
+        return None, NO_NUMBER
+    number, problem = _token_value(m.group())
+    if number is None:
+        return None, problem
+    u = _UNIT.match(raw, m.end())
     unit = u.group(1) if u else default_unit
     factor = _LENGTH_TO_UM.get(unit, _LENGTH_TO_UM.get(unit.lower()))
     if factor is None:
-        return None, f"unknown unit {unit!r} (known: nm, um, µm, mm)"
+        return None, f"unknown unit {unit[:20]!r} (known: nm, um, µm, mm)"
     return number * factor, ""
 
 
@@ -87,9 +155,9 @@ def value_unit(entry: Any) -> tuple[Any, str]:
     else:
         value, unit = entry, ""
     if isinstance(value, str) and not unit:
-        m = NUMBER.search(value)
+        m = _find_number(value)
         if m:
-            unit = value[m.end() :].strip()
+            unit = value[m.end() : m.end() + 100].strip()
     return value, unit
 
 
@@ -119,14 +187,14 @@ def voltage_kv(value: Any, unit: str) -> float | None:
 def magnification(value: Any, unit: str = "") -> float | None:
     """Parse ``(105, 'X')``, ``'x500'``, ``'x1,000'``, ``'50.00 K X'`` or ``'1.2 M X'``."""
     if isinstance(value, str):
-        value = _THOUSANDS.sub(lambda m: m.group().replace(",", ""), value)
+        value = _THOUSANDS.sub(lambda m: m.group().replace(",", ""), value[:_SCAN_CHARS])
     number = first_number(value)
     if number is None or number <= 0:
         return None
     rest = unit
     if isinstance(value, str):
-        m = NUMBER.search(value)
-        rest = value[m.end() :] + " " + unit if m else unit
+        m = _find_number(value)
+        rest = value[m.end() : m.end() + 100] + " " + unit if m else unit
     tokens = rest.replace("x", " ").replace("X", " ").split()
     prefix = tokens[0] if tokens else ""
     return number * {"k": 1e3, "K": 1e3, "M": 1e6}.get(prefix, 1.0)

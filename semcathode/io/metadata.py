@@ -16,7 +16,12 @@ where it enters: a pixel size outside :data:`PIXEL_SIZE_RANGE_UM` (1 nm/px .. 10
 finite, in an unknown unit, or derived from a non-positive ``Frame Size`` is treated as
 unknown (``None``) with a :class:`SEMMetadataWarning` naming the file and the raw value, so
 no infinite or negative pixel size ever leaves this module. Sidecar lengths may carry a unit
-(``nm``, ``um``/``µm``, ``mm``); without one they are in µm.
+(``nm``, ``um``/``µm``, ``mm``); without one they are in µm. Numbers may use one decimal comma
+(``0,7``); one that could be read two ways (``1,234``, ``1.234,5``) is refused with a warning.
+
+Sidecars are read only up to :data:`MAX_SIDECAR_BYTES` (``$SEMCATHODE_MAX_SIDECAR_BYTES``): a
+larger one is skipped with a warning, and ``<stem>.txt`` is recognised from its first 4 KiB. Every
+raw value quoted in a warning is cut to a short line.
 """
 
 from __future__ import annotations
@@ -29,30 +34,49 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._guards import TIFF_EXTENSIONS, SEMReadError, check_path
+from ._guards import TIFF_EXTENSIONS, SEMReadError, SEMReadWarning, check_path, env_limit, short_repr, short_text
+from ._quiet import library_calls, one_warning
+from ._sidecar import find_sidecar, parse_sne, read_sidecar
 from ._units import (
+    NO_NUMBER,
     NUMBER,
+    NUMBER_TEXT,
     clean_str,
     first_number,
     iso_date,
     length_um,
     magnification,
     parse_length,
+    parse_number,
     value_unit,
     voltage_kv,
 )
 
-__all__ = ["SEMMetadata", "SEMMetadataWarning", "PIXEL_SIZE_RANGE_UM", "read_metadata"]
+__all__ = [
+    "SEMMetadata",
+    "SEMMetadataWarning",
+    "PIXEL_SIZE_RANGE_UM",
+    "MAX_SIDECAR_BYTES",
+    "max_sidecar_bytes",
+    "read_metadata",
+]
 
 #: Plausible SEM pixel sizes in µm/px (1 nm/px .. 100 µm/px). A pixel size outside this range
 #: (or not finite) is treated as unknown (``None``) with a :class:`SEMMetadataWarning`.
 PIXEL_SIZE_RANGE_UM: tuple[float, float] = (1e-3, 100.0)
 
+#: Largest sidecar read, in bytes (SNE sidecars are about 2 KB); a larger one is skipped with a
+#: :class:`SEMMetadataWarning`. ``$SEMCATHODE_MAX_SIDECAR_BYTES`` overrides it (``0`` = no limit).
+MAX_SIDECAR_BYTES: int = 1 << 20
+_MAX_SIDECAR_ENV = "SEMCATHODE_MAX_SIDECAR_BYTES"
+
 #: Width in pixels of the SNE scan frame when the sidecar does not state ``Frame Size``.
 _SNE_DEFAULT_FRAME_WIDTH = 480
+#: ``'15 kV'``, ``'15,5 kV'``, ``'500V'`` in an SNE ``Accelerated Voltage`` line.
+_VOLTAGE = re.compile(rf"({NUMBER_TEXT.pattern})\s*(k?v)", re.IGNORECASE)
 
 
-class SEMMetadataWarning(UserWarning):
+class SEMMetadataWarning(SEMReadWarning):
     """Instrument metadata that is implausible or unreadable; the value is treated as unknown."""
 
 
@@ -109,6 +133,16 @@ def _warn_meta(where: Path, message: str) -> None:
     warnings.warn(f"{where}: {message}", SEMMetadataWarning, stacklevel=4)
 
 
+def _checked(where: Path, label: str, raw: Any, parsed: float | None) -> float | None:
+    """``parsed``; when it is ``None`` but ``raw`` holds an unreadable number (``'1,234'``,
+    ``'1e999'``), a :class:`SEMMetadataWarning` naming the file, the field and the raw value."""
+    if parsed is None and isinstance(raw, str):
+        problem = parse_number(raw)[1]
+        if problem and problem != NO_NUMBER:
+            _warn_meta(where, f"{label} {short_repr(raw)}: {problem}; treated as unknown")
+    return parsed
+
+
 def _plausible_pixel(value_um: float | None, where: Path, raw: Any) -> float | None:
     """``value_um`` when finite and within :data:`PIXEL_SIZE_RANGE_UM`, else ``None`` with a warning."""
     if value_um is None:
@@ -117,7 +151,7 @@ def _plausible_pixel(value_um: float | None, where: Path, raw: Any) -> float | N
     if not (math.isfinite(value_um) and lo <= value_um <= hi):
         _warn_meta(
             where,
-            f"pixel size {raw!r} gives {value_um:.4g} µm/px, outside the plausible SEM range "
+            f"pixel size {short_repr(raw, 160)} gives {value_um:.4g} µm/px, outside the plausible SEM range "
             f"{lo:g}..{hi:g} µm/px; pixel size treated as unknown",
         )
         return None
@@ -127,68 +161,52 @@ def _plausible_pixel(value_um: float | None, where: Path, raw: Any) -> float | N
 def _image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from the file header, without decoding the pixels."""
     try:
-        if path.suffix.lower() in TIFF_EXTENSIONS:
-            import tifffile
+        with library_calls(path):
+            if path.suffix.lower() in TIFF_EXTENSIONS:
+                import tifffile
 
-            with tifffile.TiffFile(path) as tif:
-                page = tif.pages.first
-                return int(page.imagewidth), int(page.imagelength)
-        from PIL import Image
+                with tifffile.TiffFile(path) as tif:
+                    page = tif.pages.first
+                    return int(page.imagewidth), int(page.imagelength)
+            from PIL import Image
 
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
+            with Image.open(path) as im:
+                return int(im.size[0]), int(im.size[1])
     except Exception:
         return None
 
 
-def _sne_sidecar_path(path: Path) -> Path | None:
-    """``<image>.txt`` next to the image; ``<stem>.txt`` only when it is an SNE sidecar."""
-    primary = path.with_name(path.name + ".txt")
-    if primary.is_file():
-        return primary
-    alt = path.with_suffix(".txt")
-    if alt.is_file():
-        try:
-            head = alt.read_bytes()[:4096].decode("utf-8", errors="replace")
-        except OSError:
-            return None
-        if "[Image Info]" in head and "Model" in head:
-            return alt
-    return None
+def max_sidecar_bytes() -> int:
+    """The sidecar size limit in force: ``$SEMCATHODE_MAX_SIDECAR_BYTES``, else :data:`MAX_SIDECAR_BYTES`.
+
+    Returns
+    -------
+    int
+        Largest sidecar read, in bytes; ``0`` means no limit.
+
+    Raises
+    ------
+    ConfigError
+        The variable is set to something other than a size in bytes (``2000000``, ``2MB``, ``2MiB``).
+    """
+    return env_limit(_MAX_SIDECAR_ENV, MAX_SIDECAR_BYTES, "a size in bytes", byte_units=True)
 
 
-def _decode_text(raw: bytes) -> str:
-    for enc in ("utf-8-sig", "cp949"):
-        try:
-            return raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("utf-8", errors="replace")
-
-
-def _parse_sne(text: str) -> dict[tuple[str, str], str]:
-    """INI-like ``key : value`` lines; key is ``(section, name)``, first occurrence wins."""
-    out: dict[tuple[str, str], str] = {}
-    section = ""
-    for line in text.splitlines():
-        s = line.strip()
-        if not s:
-            continue
-        if s.startswith("[") and s.endswith("]"):
-            section = s[1:-1].strip(" -\t").lower()
-            continue
-        if ":" not in s:
-            continue
-        key, value = s.split(":", 1)
-        k = (section, key.strip().lower())
-        out.setdefault(k, value.strip())
-        out.setdefault(("*", key.strip().lower()), value.strip())
-    return out
+def _sidecar_text(sidecar: Path) -> str | None:
+    """The text of ``sidecar``, or ``None`` (with a warning) when it is too large to be one."""
+    limit = max_sidecar_bytes()
+    text, size = read_sidecar(sidecar, limit)
+    if text is None:
+        _warn_meta(sidecar, f"{size:,} bytes, too large to be an instrument sidecar (limit {limit:,} bytes, "
+                            f"raise it with ${_MAX_SIDECAR_ENV}); sidecar ignored")
+    return text
 
 
 def _sne_metadata(sidecar: Path, width: int | None) -> SEMMetadata:
-    text = _decode_text(sidecar.read_bytes())
-    kv = _parse_sne(text)
+    text = _sidecar_text(sidecar)
+    if text is None:
+        return SEMMetadata()
+    kv = parse_sne(text)
 
     def get(name: str, section: str | None = None) -> str | None:
         if section is not None and (section, name) in kv:
@@ -200,15 +218,16 @@ def _sne_metadata(sidecar: Path, width: int | None) -> SEMMetadata:
     meta.acq_date = iso_date(get("date", "image info"), ())
     volt = get("acceleated voltage") or get("accelerated voltage")
     if volt:
-        m = re.search(rf"({NUMBER.pattern})\s*(k?v)", volt, re.IGNORECASE)
+        m = _VOLTAGE.search(volt, 0, 1000)
         if m:
-            meta.voltage_kv = voltage_kv(m.group(1), m.group(2))
+            meta.voltage_kv = _checked(sidecar, "Accelerated Voltage", volt, voltage_kv(m.group(1), m.group(2)))
     mag = get("magnification", "image info")
     if mag:
-        meta.magnification = magnification(mag)
+        meta.magnification = _checked(sidecar, "Magnification", mag, magnification(mag))
     meta.detector = clean_str(get("detector mode"))
-    meta.brightness = first_number(get("brightness", "image process"))
-    meta.contrast = first_number(get("contrast", "image process"))
+    for field, key in (("brightness", "Brightness"), ("contrast", "Contrast")):
+        raw = get(key.lower(), "image process")
+        setattr(meta, field, _checked(sidecar, key, raw, first_number(raw)))
     meta.pixel_size_um = _sne_pixel_size(sidecar, get("pixel size"), get("frame size") or get("image size"), width)
     return meta
 
@@ -220,10 +239,11 @@ def _sne_pixel_size(sidecar: Path, raw_pixel: str | None, raw_frame: str | None,
         return None
     pixel, problem = parse_length(raw_pixel)
     if pixel is None:
-        _warn_meta(sidecar, f"Pixel Size {raw_pixel!r} is unreadable ({problem}); pixel size treated as unknown")
+        _warn_meta(sidecar, f"Pixel Size {short_repr(raw_pixel)} is unreadable ({problem}); "
+                            "pixel size treated as unknown")
         return None
     if not pixel > 0:
-        _warn_meta(sidecar, f"Pixel Size {raw_pixel!r} is not positive; pixel size treated as unknown")
+        _warn_meta(sidecar, f"Pixel Size {short_repr(raw_pixel)} is not positive; pixel size treated as unknown")
         return None
     if raw_frame is None:
         frame_w = float(_SNE_DEFAULT_FRAME_WIDTH)
@@ -231,13 +251,13 @@ def _sne_pixel_size(sidecar: Path, raw_pixel: str | None, raw_frame: str | None,
         m = NUMBER.search(raw_frame)
         frame_w = float(m.group()) if m else float("nan")
         if not (math.isfinite(frame_w) and frame_w >= 1):
-            _warn_meta(sidecar, f"Frame Size {raw_frame!r} is not a positive width in pixels; "
+            _warn_meta(sidecar, f"Frame Size {short_repr(raw_frame)} is not a positive width in pixels; "
                                 "pixel size treated as unknown")
             return None
     if not width:
         _warn_meta(sidecar, "image width unknown, pixel size left unset")
         return None
-    return _plausible_pixel(pixel * frame_w / float(width), sidecar, f"Pixel Size : {raw_pixel}")
+    return _plausible_pixel(pixel * frame_w / float(width), sidecar, f"Pixel Size : {short_text(raw_pixel, 80)}")
 
 
 def _zeiss_metadata(sem: dict[str, Any], page_width: int, width: int | None, where: Path) -> SEMMetadata:
@@ -248,20 +268,24 @@ def _zeiss_metadata(sem: dict[str, Any], page_width: int, width: int | None, whe
             value, unit = value_unit(sem[key])
             um = length_um(value, unit)
             if um is None:
-                unreadable.append(f"{key} = {value!r} {unit!r}")
+                problem = parse_number(value)[1]
+                unreadable.append(f"{key} = {short_repr(value)} {short_repr(unit, 20)}"
+                                  + (f" ({problem})" if problem and problem != NO_NUMBER else ""))
                 continue
             meta.pixel_size_um = _plausible_pixel(um * page_width / float(width or page_width), where,
-                                                  f"{key} = {value!r} {unit}")
+                                                  f"{key} = {short_text(value, 80)} {short_text(unit, 20)}")
             break
     else:
         if unreadable:
             _warn_meta(where, f"{'; '.join(unreadable)}: not a finite length in a known unit; "
                               "pixel size treated as unknown")
     if "ap_mag" in sem:
-        meta.magnification = magnification(*value_unit(sem["ap_mag"]))
+        value, unit = value_unit(sem["ap_mag"])
+        meta.magnification = _checked(where, "ap_mag", value, magnification(value, unit))
     for key in ("ap_actualkv", "ap_manualkv"):
         if key in sem:
-            kv = voltage_kv(*value_unit(sem[key]))
+            value, unit = value_unit(sem[key])
+            kv = _checked(where, key, value, voltage_kv(value, unit))
             if kv is not None:
                 meta.voltage_kv = kv
                 break
@@ -275,10 +299,10 @@ def _zeiss_metadata(sem: dict[str, Any], page_width: int, width: int | None, whe
         meta.acq_date = iso_date(
             value_unit(sem["ap_date"])[0], ("%d %b %Y", "%d %B %Y", "%d.%m.%Y", "%m/%d/%Y")
         )
-    if "ap_brightness" in sem:
-        meta.brightness = first_number(value_unit(sem["ap_brightness"])[0])
-    if "ap_contrast" in sem:
-        meta.contrast = first_number(value_unit(sem["ap_contrast"])[0])
+    for field, key in (("brightness", "ap_brightness"), ("contrast", "ap_contrast")):
+        if key in sem:
+            value = value_unit(sem[key])[0]
+            setattr(meta, field, _checked(where, key, value, first_number(value)))
     model = None
     for key in ("dp_sem", "dp_column_type", "sv_serial_number"):
         if key in sem:
@@ -299,13 +323,17 @@ def _fei_metadata(
         return v if isinstance(v, dict) else {}
 
     scan, beam, image = sect("Scan"), sect("Beam"), sect("Image")
-    res_x = first_number(image.get("ResolutionX"))
+    def number(section: dict[str, Any], key: str) -> float | None:
+        raw = section.get(key)
+        return _checked(where, key, raw, first_number(raw))
+
+    res_x = number(image, "ResolutionX")
     ref_w = res_x if res_x else float(page_width)
-    pw = first_number(scan.get("PixelWidth")) or first_number(sect("EScan").get("PixelWidth"))
+    pw = number(scan, "PixelWidth") or number(sect("EScan"), "PixelWidth")
     if pw is not None:  # metres -> µm
         meta.pixel_size_um = _plausible_pixel(pw * 1e6 * ref_w / float(width or page_width), where,
                                               f"PixelWidth = {pw!r} m")
-    hv = first_number(beam.get("HV"))
+    hv = number(beam, "HV")
     if hv is None:
         beam_name = beam.get("Beam")
         if isinstance(beam_name, str):
@@ -375,34 +403,46 @@ def read_metadata(path: str | Path, width: int | None = None) -> SEMMetadata:
         width = int(width)
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")
-    if p.suffix.lower() in TIFF_EXTENSIONS:
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(p) as tif:
-                page = tif.pages.first
-                pw, ph = int(page.imagewidth), int(page.imagelength)
-                fei = tif.fei_metadata if tif.is_fei else None
-                sem = tif.sem_metadata if tif.is_sem else None
-        except Exception as exc:
-            raise SEMReadError(p, f"cannot read TIFF header ({type(exc).__name__}: {exc})") from exc
-        try:
-            if fei:
-                return _fei_metadata(fei, pw, ph, width, p)
-            if sem:
-                return _zeiss_metadata(sem, pw, width, p)
-        except Exception as exc:  # malformed vendor block: say so, do not guess
-            warnings.warn(
-                f"{p}: cannot interpret vendor TIFF metadata ({type(exc).__name__}: {exc})",
-                stacklevel=2,
-            )
-    sidecar = _sne_sidecar_path(p)
-    if sidecar is not None:
-        if width is None:
-            size = _image_size(p)
-            width = size[0] if size else None
-        try:
-            return _sne_metadata(sidecar, width)
-        except OSError as exc:
-            warnings.warn(f"{sidecar}: cannot read sidecar ({exc})", stacklevel=2)
+    with one_warning(p):
+        if p.suffix.lower() in TIFF_EXTENSIONS:
+            found = _tiff_metadata(p, width)
+            if found is not None:
+                return found
+        sidecar = find_sidecar(p)
+        if sidecar is not None:
+            if width is None:
+                size = _image_size(p)
+                width = size[0] if size else None
+            try:
+                return _sne_metadata(sidecar, width)
+            except OSError as exc:
+                _warn_meta(sidecar, f"cannot read sidecar ({short_text(exc)})")
     return SEMMetadata()
+
+
+def _tiff_metadata(p: Path, width: int | None) -> SEMMetadata | None:
+    """FEI or Zeiss metadata from the first page's tags, else ``None`` (only that page is parsed)."""
+    import tifffile
+
+    try:
+        with library_calls(p), tifffile.TiffFile(p) as tif:
+            page = tif.pages.first
+            pw, ph = int(page.imagewidth), int(page.imagelength)
+            fei: dict[str, Any] | None = None
+            if page.is_fei:  # tif.fei_metadata would count every page of the file first
+                fei = {}
+                for code in (34680, 34682):  # FEI_SFEG, FEI_HELIOS
+                    value = page.tags.valueof(code)
+                    if isinstance(value, dict):
+                        fei.update(value)
+            sem = page.tags.valueof(34118) if page.is_sem else None  # CZ_SEM
+    except Exception as exc:
+        raise SEMReadError(p, f"cannot read TIFF header ({type(exc).__name__}: {short_text(exc)})") from exc
+    try:
+        if fei:
+            return _fei_metadata(fei, pw, ph, width, p)
+        if isinstance(sem, dict) and sem:
+            return _zeiss_metadata(sem, pw, width, p)
+    except Exception as exc:  # malformed vendor block: say so, do not guess
+        _warn_meta(p, f"cannot interpret vendor TIFF metadata ({type(exc).__name__}: {short_text(exc)})")
+    return None
