@@ -6,6 +6,9 @@ from .._lazy import attach
 
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
+    # limits
+    "env_limit": "limits",
+    "short_repr": "limits",
     # paths
     "cache_root": "paths",
     # run
@@ -15,6 +18,7 @@ _NAMES: dict[str, str] = {
     "validate": "run",
     # sections
     "CamConfig": "sections",
+    "CHOICES": "sections",
     "config_hash": "sections",
     "ConfigError": "sections",
     "DataConfig": "sections",

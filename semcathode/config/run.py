@@ -8,6 +8,13 @@ listing every unknown key, value of the wrong type and value out of range or cho
 what is allowed. The profile recorded in the configuration is the one whose values were used: a
 file that says ``profile: paper`` is loaded on the paper profile, and contradicting it with
 another explicit profile is an error.
+
+Hostile YAML is refused before it costs anything (:mod:`semcathode.config._yaml`): a file larger
+than ``$SEMCATHODE_MAX_CONFIG_BYTES`` (1 MiB), a document of more than
+``$SEMCATHODE_MAX_CONFIG_NODES`` (100,000) nodes or nested deeper than
+``$SEMCATHODE_MAX_CONFIG_DEPTH`` (64) levels, aliases counted where they are used (a "billion
+laughs" file is refused in milliseconds), the same for ``--set`` values; every value quoted in
+an error is shortened (:func:`~semcathode.config.limits.short_repr`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from typing import Any
 import yaml
 
 from .._files import atomic_write_text
+from ._yaml import YamlLimitError, bounded_load, max_config_bytes
+from .limits import short_repr
 from .sections import CUSTOM_PROFILE, FRACTION, PROFILES, ConfigError, RunConfig, config_hash
 
 __all__ = [
@@ -39,7 +48,7 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise _Bad(f"config key '{key}' must be a mapping, got {value!r}")
+            raise _Bad(f"config key '{key}' must be a mapping, got {short_repr(value)}")
         return _build(tp, value, key, problems)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
@@ -48,37 +57,47 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise _Bad(f"config key '{key}' must be a list, got {value!r}")
+            raise _Bad(f"config key '{key}' must be a list, got {short_repr(value)}")
         return [_coerce(v, item_tp, f"{key}[{i}]", problems) for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise _Bad(f"config key '{key}' must be true/false, got {value!r}")
+        raise _Bad(f"config key '{key}' must be true/false, got {short_repr(value)}")
     if tp is int:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise _Bad(f"config key '{key}' must be an integer, got {value!r}")
+            raise _Bad(f"config key '{key}' must be an integer, got {short_repr(value)}")
         try:
             return int(value)
         except ValueError:
-            raise _Bad(f"config key '{key}' must be an integer, got {value!r}") from None
+            raise _Bad(f"config key '{key}' must be an integer, got {short_repr(value)}") from None
     if tp is float:
         if isinstance(value, bool):
-            raise _Bad(f"config key '{key}' must be a number, got {value!r}")
+            raise _Bad(f"config key '{key}' must be a number, got {short_repr(value)}")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise _Bad(f"config key '{key}' must be a number, got {value!r}") from None
+            raise _Bad(f"config key '{key}' must be a number, got {short_repr(value)}") from None
     if tp is str:
         if value is None:
             return ""
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise _Bad(f"config key '{key}' must be a string, got {value!r}")
+            raise _Bad(f"config key '{key}' must be a string, got {short_repr(value)}")
         return str(value)
     return value
+
+
+def _key_text(key: Any, limit: int = 60) -> str:
+    """A mapping key as written in messages (inside quotes): escaped, and shortened past ``limit`` characters."""
+    if not isinstance(key, str):
+        return short_repr(key, limit)
+    text = repr(key[: limit + 1])[1:-1]
+    if len(key) <= limit and len(text) <= limit:
+        return text
+    return f"{text[: limit - 3]}... ({len(key):,} characters)"
 
 
 def _build(cls: type, values: dict, prefix: str = "", problems: list[str] | None = None) -> Any:
@@ -89,8 +108,10 @@ def _build(cls: type, values: dict, prefix: str = "", problems: list[str] | None
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names, key=str)
-    for k in unknown:
-        problems.append(f"unknown config key '{prefix + '.' if prefix else ''}{k}'"
+    if unknown:
+        dotted = [f"'{prefix + '.' if prefix else ''}{_key_text(k)}'" for k in unknown[:5]]
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        problems.append(f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(dotted)}{more}"
                         f"{f' in {prefix!r}' if prefix else ''}; valid keys: {', '.join(sorted(names))}")
     kwargs = {}
     for name, value in values.items():
@@ -117,16 +138,25 @@ def _value_problems(obj: Any, prefix: str = "") -> list[str]:
             continue
         meta = f.metadata
         if "choices" in meta and v not in meta["choices"]:
-            out.append(f"config key '{key}' has invalid value {v!r}; choose one of {', '.join(meta['choices'])}")
+            out.append(f"config key '{key}' has invalid value {short_repr(v)}; choose one of {', '.join(meta['choices'])}")
         if "range" in meta and v not in meta["range"]:
-            out.append(f"config key '{key}' = {v!r} is out of range: must be {meta['range']}")
+            out.append(f"config key '{key}' = {short_repr(v)} is out of range: must be {meta['range']}")
         if meta.get("nonempty") and not v:
             out.append(f"config key '{key}' must not be empty")
         if "items" in meta:
-            bad = [x for x in v if x not in meta["items"]]
-            if bad:
-                out.append(f"config key '{key}' holds {bad[0]!r}, out of range: every item must be {meta['items']}")
+            out += _item_problems(key, v, meta["items"])
     return out
+
+
+def _item_problems(key: str, values: list, allowed: Any) -> list[str]:
+    """The first item of a list key outside its declared range (a :class:`Range`) or choices (a tuple)."""
+    bad = [x for x in values if x not in allowed]
+    if not bad:
+        return []
+    if isinstance(allowed, tuple):
+        return [f"config key '{key}' holds {short_repr(bad[0])}, not a known name; every item must be one of "
+                f"{', '.join(allowed)}"]
+    return [f"config key '{key}' holds {short_repr(bad[0])}, out of range: every item must be {allowed}"]
 
 
 def _cross_problems(cfg: "RunConfig") -> list[str]:
@@ -182,6 +212,30 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem}{where}"
 
 
+def _first_line(exc: BaseException, limit: int = 120) -> str:
+    """An exception's message, first line, at most ``limit`` characters."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _override_value(item: str, text: str) -> Any:
+    """The YAML value of one ``key=value`` override, within the size, node and depth limits."""
+    limit = max_config_bytes()
+    if limit and len(text.encode("utf-8", "surrogateescape")) > limit:
+        raise ConfigError(f"override {short_repr(item)}: the value is {len(text):,} characters, more than the "
+                          f"limit of {limit:,} bytes; raise it with $SEMCATHODE_MAX_CONFIG_BYTES if this is intended")
+    try:
+        return bounded_load(text)
+    except YamlLimitError as exc:
+        raise ConfigError(f"override {short_repr(item)}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {short_repr(item)}: the value {short_repr(text)} is not valid YAML "
+                          f"({_yaml_problem(exc)}); quote it or fix the brackets") from None
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError(f"override {short_repr(item)}: the value cannot be read ({_first_line(exc)}); "
+                          "quote it to make it a string") from None
+
+
 def _dotted_to_nested(overrides: dict[str, Any] | list[str] | None) -> dict:
     nested: dict = {}
     if not overrides:
@@ -194,23 +248,18 @@ def _dotted_to_nested(overrides: dict[str, Any] | list[str] | None) -> dict:
             overrides = [overrides]
         for item in overrides:
             if not isinstance(item, str) or "=" not in item:
-                raise ConfigError(f"override {item!r} must look like section.key=value")
+                raise ConfigError(f"override {short_repr(item)} must look like section.key=value")
             k, v = item.split("=", 1)
-            try:
-                value = yaml.safe_load(v)
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"override {item!r}: the value {v!r} is not valid YAML "
-                                  f"({_yaml_problem(exc)}); quote it or fix the brackets") from None
-            items.append((k.strip(), value))
+            items.append((k.strip(), _override_value(item, v)))
     for key, value in items:
         parts = str(key).split(".")
         if not all(parts):
-            raise ConfigError(f"override key {key!r} must look like section.key (no empty parts)")
+            raise ConfigError(f"override key {short_repr(key)} must look like section.key (no empty parts)")
         node = nested
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override key '{key}' conflicts with another override")
+                raise ConfigError(f"override key '{_key_text(key)}' conflicts with another override")
         node[parts[-1]] = value
     return nested
 
@@ -221,10 +270,15 @@ def _read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path} does not exist")
     if not path.is_file():
         raise ConfigError(f"config file {path} is not a regular file")
+    limit = max_config_bytes()
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:  # never more than the limit (+1 byte to see it is over)
+            raw = fh.read(limit + 1) if limit else fh.read()
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    if limit and len(raw) > limit:
+        raise ConfigError(f"config file {path} is larger than the limit of {limit:,} bytes for a configuration; "
+                          "raise it with $SEMCATHODE_MAX_CONFIG_BYTES if this is intended")
     if b"\0" in raw:
         raise ConfigError(f"config file {path} is a binary file, not YAML text")
     try:
@@ -232,9 +286,14 @@ def _read_yaml(path: str | Path) -> dict:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 YAML") from None
     try:
-        data = yaml.safe_load(text)
+        data = bounded_load(text)
+    except YamlLimitError as exc:
+        raise ConfigError(f"config file {path} is refused: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError(f"config file {path} holds a value that cannot be read ({_first_line(exc)}); "
+                          "quote it to make it a string") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -261,7 +320,7 @@ def profile_dict(profile: str) -> dict:
         ``profile`` is not a shipped profile.
     """
     if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile {short_repr(profile)}; choose one of {', '.join(PROFILES)}")
     text = resources.files("semcathode.config").joinpath("profiles", f"{profile}.yaml").read_text()
     return yaml.safe_load(text) or {}
 
@@ -275,7 +334,7 @@ def _resolve_profile(requested: str | None, sources: list[tuple[str, Any]], defa
     named = [(where, p) for where, p in sources if p not in (None, "")]
     for where, p in named:
         if not isinstance(p, str) or p not in PROFILES + (CUSTOM_PROFILE,):
-            raise ConfigError(f"{where} names unknown profile {p!r}; choose one of "
+            raise ConfigError(f"{where} names unknown profile {short_repr(p)}; choose one of "
                               f"{', '.join(PROFILES + (CUSTOM_PROFILE,))}")
     if requested is not None:
         named.insert(0, ("the requested profile", requested))

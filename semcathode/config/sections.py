@@ -1,8 +1,8 @@
 """The shape of a run configuration: its sections as dataclasses, their allowed values, its hash.
 
 Every field declares its allowed values in its dataclass metadata (``range``: a :class:`Range`;
-``choices``; ``nonempty``; ``items``: the range of each list item), so the rules sit beside the
-field they govern; :func:`semcathode.config.run.validate` checks them. Loading, validation and
+``choices``, from :data:`CHOICES`; ``nonempty``; ``items``: the range or choices of each list
+item), so the rules sit beside the field they govern; :func:`semcathode.config.run.validate` checks them. Loading, validation and
 saving live in :mod:`semcathode.config.run`.
 """
 
@@ -29,6 +29,7 @@ __all__ = [
     "ValidityConfig",
     "RunConfig",
     "PROFILES",
+    "CHOICES",
     "config_hash",
 ]
 
@@ -47,12 +48,17 @@ class ConfigError(ValueError):
         One entry per bad key.
     """
 
+    #: Problems written out in the message; the others are counted (all stay in ``problems``).
+    shown: int = 10
+
     def __init__(self, problems: str | list[str]) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         if len(self.problems) == 1:
             msg = self.problems[0]
         else:
-            msg = f"{len(self.problems)} invalid config values: " + "; ".join(self.problems)
+            msg = f"{len(self.problems)} invalid config values: " + "; ".join(self.problems[: self.shown])
+            if len(self.problems) > self.shown:
+                msg += f"; and {len(self.problems) - self.shown} more"
         super().__init__(msg)
 
 
@@ -85,8 +91,13 @@ class Range:
 
 
 def _f(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, range: Range | None = None,
-       choices: tuple[str, ...] | None = None, nonempty: bool = False, items: Range | None = None) -> Any:
-    """A dataclass field whose allowed values are declared in its metadata (checked by :func:`validate`)."""
+       choices: tuple[str, ...] | None = None, nonempty: bool = False,
+       items: Range | tuple[str, ...] | None = None) -> Any:
+    """A dataclass field whose allowed values are declared in its metadata (checked by :func:`validate`).
+
+    ``choices`` (a tuple of :data:`CHOICES`) governs a string key; ``items`` each item of a list
+    key: a :class:`Range` for numbers, a tuple of :data:`CHOICES` for names.
+    """
     meta: dict[str, Any] = {}
     if range is not None:
         meta["range"] = range
@@ -110,12 +121,40 @@ UNIT = Range(0, 1)  # [0, 1]
 #: loads without importing torch; a test keeps the two in step).
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
 
+#: Every string enumeration of the configuration (and of an exported model's JSON), by what it
+#: names: the one table the fields' ``choices``/``items`` come from. Names that other
+#: subpackages define are repeated here so a config loads without importing them (torch,
+#: pytorch-grad-cam); tests keep them in step: ``arm`` = the keys of
+#: :data:`semcathode.study.ARMS`, ``shift_kind`` = :data:`semcathode.data.SHIFT_KINDS`,
+#: ``cam_method`` = the keys of :data:`semcathode.explain.CAM_METHODS`, ``aggregate`` =
+#: :data:`semcathode.models.predict.AGGREGATIONS`, ``backbone`` = :data:`semcathode.models.BACKBONES`.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": ("kaist-ncm", "synthetic", "folder"),
+    "bar_method": ("auto", "metadata", "detect", "fraction", "none"),
+    "preprocess_mode": ("scale", "resize"),
+    "normalize": ("dataset", "per_image"),
+    "backbone": BACKBONE_NAMES,
+    "weights": ("auto", "hub", "packaged", "scratch"),
+    "schedule": ("discriminative", "paper"),
+    "target_kind": ("simulated_shift", "domain_column"),
+    "imbalance": ("none", "oversample", "weighted_loss"),
+    "sampler": ("replicate", "weighted"),
+    "class_weights": ("median", "inverse"),
+    "aggregate": ("mean_log_prob", "mean_prob"),
+    "cam_method": ("gradcam", "gradcampp", "eigencam", "layercam", "hirescam", "xgradcam"),
+    "arm": ("pre_ft_oversample", "pre_ft_weighted", "pre_ft", "ft_only", "scratch_ft", "pretrain_only"),
+    "shift_kind": ("brightness", "contrast", "gamma", "noise", "blur", "magnification"),
+}
+#: String keys whose values are free text (paths, class-name parts, a domain value): not enumerations.
+FREE_TEXT_KEYS: tuple[str, ...] = ("data.data_dir", "data.labels_csv", "data.compositions", "data.states",
+                                   "data.extra_compositions", "preprocess.cache_dir", "target.domain")
+
 
 @dataclass
 class DataConfig:
     """Where the micrographs are and how they are labelled and split."""
 
-    dataset: str = _f("kaist-ncm", choices=("kaist-ncm", "synthetic", "folder"))
+    dataset: str = _f("kaist-ncm", choices=CHOICES["dataset"])
     data_dir: str = ""  # '' = the dataset's default location
     labels_csv: str = ""  # optional CSV with path,label[,domain,session,sample_id]
     compositions: list[str] = _f(factory=lambda: ["NCM333", "NCM622", "NCM811"], nonempty=True)
@@ -123,7 +162,7 @@ class DataConfig:
     extra_compositions: list[str] = field(default_factory=lambda: ["NCM523"])
     skip_bad: bool = False
     min_size: int = _f(64, range=Range(16, 100_000))
-    bar_method: str = _f("auto", choices=("auto", "metadata", "detect", "fraction", "none"))
+    bar_method: str = _f("auto", choices=CHOICES["bar_method"])
     bar_fraction: float = _f(0.0667, range=Range(0, 0.5, hi_open=True))
     block_size: int = _f(5, range=GE1)  # consecutive frames of a session that form one split group
     tail_frac: float = _f(0.1, range=FRACTION)  # share of each session's last frames (by frame number) held out as the session-tail test split (0 = off)
@@ -139,13 +178,13 @@ class DataConfig:
 class PreprocessConfig:
     """How a bar-free micrograph becomes a network input."""
 
-    mode: str = _f("scale", choices=("scale", "resize"))  # scale (physical-scale crops) | resize (whole frame squeezed to size x size)
+    mode: str = _f("scale", choices=CHOICES["preprocess_mode"])  # scale (physical-scale crops) | resize (whole frame squeezed to size x size)
     size: int = _f(224, range=Range(16, 4096))  # network input side in px (scale: the crop; resize: the whole frame)
     scale_um: float = _f(0.5, range=Range(0, 100))  # scale: µm per px every micrograph is resampled to (0 = keep native)
     crops_per_image: int = _f(2, range=GE1)  # scale: random crops drawn per micrograph per training epoch
-    tile_stride: float = _f(1.0, range=Range(0, 1, lo_open=True))  # scale: evaluation tile-grid stride as a fraction of size (grid always covers the frame)
+    tile_stride: float = _f(1.0, range=Range(0.25, 1))  # scale: evaluation tile-grid stride as a fraction of size (grid always covers the frame; >= 0.25: at most 16x the tiles)
     pixel_size_um: float = _f(0.0, range=Range(0, 100))  # fallback µm/px for files without one (0 = such a file is an error)
-    normalize: str = _f("dataset", choices=("dataset", "per_image"))  # dataset (ImageNet stats) | per_image (histogram standardisation)
+    normalize: str = _f("dataset", choices=CHOICES["normalize"])  # dataset (ImageNet stats) | per_image (histogram standardisation)
     cache_dir: str = ""  # '' = ~/.cache/semcathode or $SEMCATHODE_CACHE
 
 
@@ -153,8 +192,8 @@ class PreprocessConfig:
 class ModelConfig:
     """Backbone and weights."""
 
-    backbone: str = _f("efficientnet_lite0", choices=BACKBONE_NAMES)
-    weights: str = _f("auto", choices=("auto", "hub", "packaged", "scratch"))
+    backbone: str = _f("efficientnet_lite0", choices=CHOICES["backbone"])
+    weights: str = _f("auto", choices=CHOICES["weights"])
     channels_last: bool = True
     drop_rate: float = _f(0.2, range=FRACTION)
 
@@ -168,7 +207,7 @@ class StageConfig:
     lr: float = _f(2e-3, range=Range(0, 10, lo_open=True))
     lr_div: float = _f(10.0, range=GE1)  # discriminative: lowest group gets lr / lr_div
     batch_size: int = _f(16, range=Range(1, 65_536))
-    schedule: str = _f("discriminative", choices=("discriminative", "paper"))  # discriminative | paper (Adam 1e-3, no freezing)
+    schedule: str = _f("discriminative", choices=CHOICES["schedule"])  # discriminative | paper (Adam 1e-3, no freezing)
     weight_decay: float = _f(0.01, range=GE0)
     min_steps: int = _f(0, range=GE0)  # tiny train sets: train at least this many optimiser steps
     freeze_early_epochs: int = _f(0, range=GE0)  # epochs of the unfrozen phase with the high-resolution early group still frozen
@@ -179,7 +218,7 @@ class StageConfig:
 class TargetConfig:
     """The data-poor target domain."""
 
-    kind: str = _f("simulated_shift", choices=("simulated_shift", "domain_column"))
+    kind: str = _f("simulated_shift", choices=CHOICES["target_kind"])
     target_frac: float = _f(0.4, range=Range(0, 1, lo_open=True, hi_open=True))  # share of each class's frame blocks held out for the target
     valid_frac: float = _f(0.0, range=FRACTION)  # target valid share (stage 2 trains a fixed schedule: no valid needed)
     per_class_train: int = _f(20, range=GE1)
@@ -200,11 +239,12 @@ class ProtocolConfig:
             "scratch_ft",
         ],
         nonempty=True,
+        items=CHOICES["arm"],
     )
-    stage1_imbalance: str = _f("oversample", choices=("none", "oversample", "weighted_loss"))  # (stage 1 on the source)
+    stage1_imbalance: str = _f("oversample", choices=CHOICES["imbalance"])  # (stage 1 on the source)
     oversample_target: int = _f(0, range=GE0)  # 0 = size of the largest class
-    sampler: str = _f("replicate", choices=("replicate", "weighted"))
-    class_weights: str = _f("median", choices=("median", "inverse"))
+    sampler: str = _f("replicate", choices=CHOICES["sampler"])
+    class_weights: str = _f("median", choices=CHOICES["class_weights"])
     fair_budget: bool = True  # FT-only/Scratch+FT train at least as many steps as Pre+FT in both stages
     fair_max_epochs: int = _f(60, range=GE1)  # cap on those epochs
 
@@ -214,7 +254,7 @@ class EvalConfig:
     """Metrics and statistics."""
 
     n_boot: int = _f(1000, range=GE1)
-    aggregate: str = _f("mean_log_prob", choices=("mean_log_prob", "mean_prob"))  # per-micrograph aggregation of tiles
+    aggregate: str = _f("mean_log_prob", choices=CHOICES["aggregate"])  # per-micrograph aggregation of tiles
     ood_k: int = _f(5, range=GE1)  # neighbours in feature space for the ood_score
     familiar_quantile: float = _f(0.95, range=Range(0, 1, lo_open=True))  # valid-split quantile of ood_score that sets the `familiar` threshold
 
@@ -223,9 +263,9 @@ class EvalConfig:
 class CamConfig:
     """Grad-CAM settings."""
 
-    method: str = "gradcam"
+    method: str = _f("gradcam", choices=CHOICES["cam_method"])
     per_class: int = _f(2, range=GE1)
-    arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only"])
+    arms: list[str] = _f(factory=lambda: ["pre_ft_oversample", "ft_only"], items=CHOICES["arm"])
     opacity: float = _f(0.45, range=UNIT)
     deletion_steps: int = _f(8, range=GE1)
 
@@ -234,13 +274,13 @@ class CamConfig:
 class ValidityConfig:
     """Shortcut, robustness and learning-curve studies."""
 
-    robustness_kinds: list[str] = field(
-        default_factory=lambda: ["brightness", "contrast", "gamma", "noise", "blur", "magnification"]
-    )
+    robustness_kinds: list[str] = _f(factory=lambda: list(CHOICES["shift_kind"]), items=CHOICES["shift_kind"])
     robustness_severities: list[float] = _f(factory=lambda: [0.0, 0.5, 1.0], items=GE0)
-    robustness_arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only", "pretrain_only"])
+    robustness_arms: list[str] = _f(factory=lambda: ["pre_ft_oversample", "ft_only", "pretrain_only"],
+                                    items=CHOICES["arm"])
     learning_curve_sizes: list[int] = _f(factory=lambda: [1, 2, 5, 10, 20], items=GE1)
-    learning_curve_arms: list[str] = field(default_factory=lambda: ["pre_ft_oversample", "ft_only", "scratch_ft"])
+    learning_curve_arms: list[str] = _f(factory=lambda: ["pre_ft_oversample", "ft_only", "scratch_ft"],
+                                        items=CHOICES["arm"])
     learning_curve_seeds: list[int] = _f(factory=lambda: [0, 1], items=GE0)
     ablation_seeds: list[int] = _f(factory=lambda: [0, 1], items=GE0)  # normalisation ablation
     new_domain: bool = True

@@ -7,18 +7,14 @@ reader (:mod:`semcathode.io.metadata`) both start here, so neither imports the o
 
 The size guard (:func:`check_decoded_size`) works from the file header alone: width, height,
 planes, samples per pixel and bytes per sample give the decoded size before any pixel is
-decoded. Limits come from ``$SEMCATHODE_MAX_...`` variables read by :func:`env_limit`.
+decoded. Limits come from ``$SEMCATHODE_MAX_...`` variables read by :func:`semcathode.config.env_limit`.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import re
 from pathlib import Path
-from typing import Any
 
-from ..config.sections import ConfigError
+from ..config.limits import short_repr
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -30,9 +26,6 @@ __all__ = [
     "SEMReadWarning",
     "check_path",
     "check_decoded_size",
-    "env_limit",
-    "short_repr",
-    "short_text",
 ]
 
 #: File name extensions :func:`semcathode.io.read.read_image` accepts (lower case). The one list
@@ -49,16 +42,6 @@ MAX_BYTES_ENV = "SEMCATHODE_MAX_IMAGE_BYTES"
 #: Most samples per pixel an SEM image has: grey (1), grey + alpha (2), RGB (3) or RGBA (4).
 MAX_SAMPLES = 4
 
-_SIZE = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*")
-_BYTE_UNITS = {
-    "": 1, "b": 1,
-    "k": 10**3, "kb": 10**3, "kib": 2**10,
-    "m": 10**6, "mb": 10**6, "mib": 2**20,
-    "g": 10**9, "gb": 10**9, "gib": 2**30,
-    "t": 10**12, "tb": 10**12, "tib": 2**40,
-}
-
-
 class SEMReadError(ValueError):
     """An SEM file could not be read; the message names the file and the problem."""
 
@@ -70,108 +53,6 @@ class SEMReadError(ValueError):
 
 class SEMReadWarning(UserWarning):
     """An SEM file was read, but something in it was odd (the message names the file and what)."""
-
-
-def short_text(text: Any, limit: int = 200) -> str:
-    """``text`` as one line of at most about ``limit`` characters, cut with ``…`` and its length.
-
-    Parameters
-    ----------
-    text : object
-        A message (exception text, a library's log line); converted with :class:`str`.
-    limit : int
-        Characters kept before the cut.
-
-    Returns
-    -------
-    str
-        Whitespace runs (newlines included) collapsed to one space.
-
-    Examples
-    --------
-    >>> short_text("a\\nb " + "x" * 300, limit=10)
-    'a b xxxxxx… (304 characters)'
-    """
-    s = text if isinstance(text, str) else str(text)
-    n = len(s)
-    head = " ".join(s[: 2 * limit + 16].split())
-    if n <= limit and len(head) <= limit:
-        return head
-    return f"{head[:limit]}… ({n:,} characters)"
-
-
-def short_repr(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` for a message, cut after ``limit`` characters with ``…`` and the full length.
-
-    Every raw metadata value quoted in a warning or an error goes through this, so a value of
-    50 MB gives a line of 100 characters, not of 50 MB.
-
-    Parameters
-    ----------
-    value : object
-        The value to quote.
-    limit : int
-        Characters of the value kept.
-
-    Returns
-    -------
-    str
-        The representation, on one line.
-
-    Examples
-    --------
-    >>> short_repr("0.7")
-    "'0.7'"
-    >>> short_repr("1" * 1000, limit=5)
-    "'11111'… (1,000 characters)"
-    """
-    if isinstance(value, (str, bytes, bytearray)) and len(value) > limit:
-        what = "characters" if isinstance(value, str) else "bytes"
-        return f"{value[:limit]!r}… ({len(value):,} {what})"
-    text = repr(value)
-    if len(text) > limit:
-        return f"{text[:limit]}… ({len(text):,} characters)"
-    return text
-
-
-def env_limit(name: str, default: int, what: str, byte_units: bool = False) -> int:
-    """A non-negative size limit from the environment variable ``name``, else ``default``.
-
-    Parameters
-    ----------
-    name : str
-        The variable, e.g. ``SEMCATHODE_MAX_IMAGE_BYTES``.
-    default : int
-        The limit when the variable is unset or blank (negative counts as ``0``).
-    what : str
-        What the value counts, for the error message (``'a number of pixels'``).
-    byte_units : bool
-        Accept a byte unit after the number: ``k``/``kB`` (1000), ``KiB`` (1024), ``M``, ``MB``,
-        ``MiB``, ``G``, ``GB``, ``GiB``, ``T``, ``TB``, ``TiB`` (case ignored).
-
-    Returns
-    -------
-    int
-        The limit; ``0`` means no limit.
-
-    Raises
-    ------
-    ConfigError
-        The value is not a finite non-negative number (in a known unit); the message names
-        the variable and quotes the value.
-    """
-    raw = os.environ.get(name, "")
-    if not raw.strip():
-        return max(int(default), 0)
-    m = _SIZE.fullmatch(raw)
-    factor = _BYTE_UNITS.get(m.group(2).lower()) if m else None
-    if m is None or factor is None or (m.group(2) and not byte_units):
-        example = "e.g. 4000000000, 4GB or 4GiB" if byte_units else "e.g. 200000000"
-        raise ConfigError(f"${name}={short_repr(raw)} is not {what} ({example}; 0 = no limit)")
-    value = float(m.group(1)) * factor
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"${name}={short_repr(raw)} must be a finite number >= 0 (0 = no limit)")
-    return int(value)
 
 
 def check_path(path: str | Path) -> Path:

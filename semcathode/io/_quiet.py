@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._guards import SEMReadWarning, short_text
+from ..config.limits import short_text
+from ._guards import SEMReadWarning
 
 __all__ = ["one_warning", "library_calls"]
 
@@ -98,12 +99,21 @@ def library_calls(path: str | Path) -> Iterator[None]:
     """Around calls into tifffile / Pillow: their warnings and log lines go to :func:`one_warning`.
 
     numpy floating-point warnings are silenced inside (the readers check the values themselves).
+    Library warnings are collected in the main thread only (``warnings.catch_warnings`` is not
+    thread-safe); log records and numpy's error state are per thread everywhere.
 
     Parameters
     ----------
     path : str or Path
         The file being read.
     """
+    if threading.current_thread() is not threading.main_thread():
+        # warnings.catch_warnings swaps process-wide state: in a decoding thread it would take (and
+        # lose) warnings of other threads; there only the thread-safe parts apply (this thread's log
+        # records, numpy's per-thread error state) and library warnings pass as they are
+        with one_warning(path), np.errstate(all="ignore"):
+            yield
+        return
     with one_warning(path):
         with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
             warnings.simplefilter("always")

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._guards import TIFF_EXTENSIONS, SEMReadError, SEMReadWarning, check_path, env_limit, short_repr, short_text
+from ..config.limits import env_limit, short_repr, short_text
+from ._guards import TIFF_EXTENSIONS, SEMReadError, SEMReadWarning, check_path
 from ._quiet import library_calls, one_warning
 from ._sidecar import find_sidecar, parse_sne, read_sidecar
 from ._units import (
@@ -189,7 +190,7 @@ def max_sidecar_bytes() -> int:
     ConfigError
         The variable is set to something other than a size in bytes (``2000000``, ``2MB``, ``2MiB``).
     """
-    return env_limit(_MAX_SIDECAR_ENV, MAX_SIDECAR_BYTES, "a size in bytes", byte_units=True)
+    return env_limit(_MAX_SIDECAR_ENV, MAX_SIDECAR_BYTES, what="a size in bytes", byte_units=True)
 
 
 def _sidecar_text(sidecar: Path) -> str | None:

@@ -29,9 +29,8 @@ from ._guards import (
     SEMReadWarning,
     check_decoded_size,
     check_path,
-    env_limit,
-    short_text,
 )
+from ..config.limits import env_limit, short_text
 from ._pixels import finite_check, to_grey, to_unit
 from ._quiet import library_calls, one_warning
 from .metadata import SEMMetadata, read_metadata
@@ -109,7 +108,7 @@ def max_image_pixels(max_pixels: int | None = None) -> int:
     """
     if max_pixels is not None:
         return max(int(max_pixels), 0)
-    return env_limit(MAX_PIXELS_ENV, MAX_IMAGE_PIXELS, "a number of pixels")
+    return env_limit(MAX_PIXELS_ENV, MAX_IMAGE_PIXELS, what="a number of pixels")
 
 
 def max_image_bytes(max_bytes: int | None = None) -> int:
@@ -135,7 +134,7 @@ def max_image_bytes(max_bytes: int | None = None) -> int:
     """
     if max_bytes is not None:
         return max(int(max_bytes), 0)
-    return env_limit(MAX_BYTES_ENV, MAX_IMAGE_BYTES, "a size in bytes", byte_units=True)
+    return env_limit(MAX_BYTES_ENV, MAX_IMAGE_BYTES, what="a size in bytes", byte_units=True)
 
 
 def _tiff_guard(path: Path, page: object, max_pixels: int, max_bytes: int) -> None:
