@@ -53,7 +53,7 @@ _NAMES: dict[str, str] = {
     "write_manifest": "manifest",
     # preprocess
     "build_items": "preprocess",
-    "cut_tiles": "preprocess",
+    "cut_tiles": "tiles",
     "load_bar_free": "preprocess",
     "preprocess_image": "preprocess",
     "PreprocessCache": "preprocess",
@@ -61,7 +61,8 @@ _NAMES: dict[str, str] = {
     "resize": "preprocess",
     "resample_to_scale": "preprocess",
     "standardise": "preprocess",
-    "tile_grid": "preprocess",
+    "tile_grid": "tiles",
+    "grid_size": "tiles",
     "to_uint8": "preprocess",
     # schema
     "DEFAULT_COMPOSITIONS": "schema",

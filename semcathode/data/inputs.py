@@ -2,7 +2,7 @@
 
 The rows of :func:`semcathode.data.preprocess.build_items` (one per cached micrograph) become
 one row per network input: ``crop_y``/``crop_x`` of ``-1`` draw a new random crop each time
-the item is loaded (training), fixed corners on the :func:`~semcathode.data.preprocess.tile_grid`
+the item is loaded (training), fixed corners on the :func:`~semcathode.data.tiles.tile_grid`
 cover the whole frame (evaluation). :func:`semcathode.data.loaders.crop_array` cuts them.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .preprocess import tile_grid
+from .tiles import tile_grid
 
 __all__ = ["crop_items", "grid_items"]
 
@@ -37,7 +37,7 @@ def crop_items(items: pd.DataFrame, k: int = 1) -> pd.DataFrame:
 
 
 def grid_items(items: pd.DataFrame, stride: float = 1.0, center_only: bool = False) -> pd.DataFrame:
-    """Evaluation inputs: the :func:`~semcathode.data.preprocess.tile_grid` tiles of every micrograph (or its central tile).
+    """Evaluation inputs: the :func:`~semcathode.data.tiles.tile_grid` tiles of every micrograph (or its central tile).
 
     Parameters
     ----------

@@ -26,14 +26,14 @@ from ..config.paths import cache_root
 from ..io.databar import crop_data_bar
 from ..io.read import read_sem
 
+from ._resample import check_resample
+
 __all__ = [
     "resize",
     "PreprocessParams",
     "load_bar_free",
     "preprocess_image",
     "resample_to_scale",
-    "tile_grid",
-    "cut_tiles",
     "PreprocessCache",
     "build_items",
     "to_uint8",
@@ -234,59 +234,6 @@ def resample_to_scale(img: np.ndarray, pixel_size_um: float | None, scale_um: fl
     return resize(img, (max(min_side, round(h * f)), max(min_side, round(w * f))))
 
 
-def tile_grid(shape: tuple[int, int], size: int, stride: float = 1.0) -> list[tuple[int, int]]:
-    """Top-left corners of ``size``-px tiles that cover a frame from edge to edge.
-
-    Along each axis ``n = ceil((L - size) / (stride * size)) + 1`` tiles are spread evenly
-    from 0 to ``L - size``, so the last tile touches the far edge and every pixel is covered.
-
-    Parameters
-    ----------
-    shape : (H, W)
-        Frame shape (each at least ``size``).
-    size : int
-    stride : float
-        Largest stride as a fraction of ``size`` (0 < stride <= 1 for full coverage).
-
-    Returns
-    -------
-    list of (row, col)
-        Row-major.
-    """
-    def axis(length: int) -> list[int]:
-        span = length - size
-        if span <= 0:
-            return [0]
-        step = max(1.0, stride * size)
-        n = int(np.ceil(span / step)) + 1
-        return sorted({int(round(v)) for v in np.linspace(0, span, n)})
-
-    return [(y, x) for y in axis(int(shape[0])) for x in axis(int(shape[1]))]
-
-
-def cut_tiles(img: np.ndarray, size: int, stride: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """The tiles of :func:`tile_grid` as one ``(T, size, size)`` array, and their corners.
-
-    Parameters
-    ----------
-    img : ndarray
-        A 2-D image at least ``size`` x ``size``.
-    size : int
-        Tile side in pixels.
-    stride : float
-        Stride as a fraction of ``size``.
-
-    Returns
-    -------
-    tiles : ndarray
-        ``(T, size, size)``, same dtype as ``img``.
-    corners : list of (int, int)
-        ``(y, x)`` of each tile's top-left corner.
-    """
-    pos = tile_grid(img.shape, size, stride)
-    return np.stack([img[y : y + size, x : x + size] for y, x in pos]), pos
-
-
 def preprocess_image(img: np.ndarray, params: PreprocessParams, pixel_size_um: float | None = None,
                      name: str = "image") -> np.ndarray:
     """Turn a bar-free float image into the uint8 array that is cached.
@@ -313,6 +260,7 @@ def preprocess_image(img: np.ndarray, params: PreprocessParams, pixel_size_um: f
         return to_uint8(resize(img, (s, s)))
     if params.mode != "scale":
         raise ValueError(f"unknown pre-processing mode {params.mode!r}: use 'scale' or 'resize'")
+    check_resample(name, img.shape, pixel_size_um, params)  # before anything is allocated
     return to_uint8(resample_to_scale(img, pixel_size_um, params.scale_um, min_side=s, name=name))
 
 

@@ -127,7 +127,7 @@ def micrograph_cam(model_like: ModelLike, grey: np.ndarray, arr: np.ndarray, met
     -------
     MicrographCam
     """
-    from ..data.preprocess import cut_tiles
+    from ..data.tiles import cut_tiles
 
     params = model_like.params
     tiles, positions = cut_tiles(np.asarray(arr), params.size, params.tile_stride)

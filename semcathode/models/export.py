@@ -17,15 +17,15 @@ import torch
 from torch import nn
 
 from .._files import atomic_save, atomic_write_json
-from ._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
+from ._modelcheck import FORMAT, OOD_BANK, ModelFileError, classes_digest, validate_model_meta
 from ..io.walk import find_images
-from ..data.preprocess import PreprocessParams, cut_tiles, preprocess_image, tile_grid
+from ..data.preprocess import PreprocessParams, preprocess_image
+from ..data.tiles import cut_tiles, tile_grid
 from .predict import knn_ood_score, normalise_batch, predict_arrays
 
 __all__ = [
     "arm_model_file","ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
 
-OOD_BANK = "ood.bank"  # safetensors key of the training micrographs' embeddings (not a model weight)
 
 def _json_path(path: Path) -> Path:
     return path.with_suffix(".json")
@@ -76,6 +76,8 @@ def export_model(
     bank = trust.pop("bank", None)
     if bank is not None:
         state[OOD_BANK] = torch.as_tensor(np.asarray(bank, dtype=np.float32)).contiguous()
+        if "ood_k" in trust:  # the neighbours actually used (knn_ood_score takes at most the bank's rows)
+            trust["ood_k"] = max(1, min(int(trust["ood_k"]), len(state[OOD_BANK])))
     atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
     meta = {
         "format": FORMAT,
@@ -160,7 +162,9 @@ class ExportedModel:
         Raises
         ------
         ValueError
-            The model needs a physical scale and neither the file nor ``pixel_size_um`` gives one.
+            The model needs a physical scale and neither the file nor ``pixel_size_um`` gives one;
+            or bringing the frame to the model's scale would exceed a limit (upsampling, pixels,
+            tiles: :func:`~semcathode.data.preprocess_image` checks them), checked before resampling.
         """
         from ..io.databar import crop_data_bar
         from ..io.read import read_sem
@@ -262,8 +266,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     Raises
     ------
     ModelFileError
-        Missing or corrupt weights, missing or invalid JSON, or weights that do not match the
-        JSON (backbone or number of classes).
+        Missing or corrupt weights, missing or invalid JSON, a JSON field out of its range
+        or weights (feature bank included) that do not match the JSON: every field the
+        loader and the predictor read is checked here
+        (:func:`~semcathode.models._modelcheck.validate_model_meta`), naming the file and the field.
 
     Examples
     --------
@@ -289,15 +295,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     if not jp.is_file():
         raise ModelFileError(f"{jp}: model description (JSON) not found beside the weights")
     try:
-        meta = json.loads(jp.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{jp}: not valid JSON ({exc})") from None
+        meta = json.loads(jp.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, integer too long, nesting
+        raise ModelFileError(f"{jp}: not valid JSON ({str(exc).splitlines()[0][:200] or type(exc).__name__})") from None
     try:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: corrupt or unreadable safetensors file ({exc})") from None
     bank = state.pop(OOD_BANK, None)
-    validate_model_meta(meta, state, jp)
+    validate_model_meta(meta, state, jp, bank=bank)
     model = timm.create_model(meta["timm_name"], pretrained=False, num_classes=len(meta["classes"]))
     try:
         model.load_state_dict(state, strict=True)
@@ -314,6 +320,22 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
 
 
 PREDICTION_COLUMNS = ("path", "pred", "confidence", "n_tiles", "tile_agreement", "ood_score", "familiar")
+
+
+def _predict_file(model: ExportedModel, f: Path, pixel_size_um: float | None) -> dict[str, Any]:
+    """One micrograph's row of :func:`predict_paths` (raises when it cannot be read or predicted)."""
+    bank = getattr(model, "bank", None)
+    ood = model.meta.get("ood", {})
+    _, arr = model.load_array(f, pixel_size_um)
+    mo = model.predict_arrays([arr], features=bank is not None)
+    p = mo.probs(model.temperature)[0]
+    row: dict[str, Any] = dict(pred=model.classes[int(p.argmax())], confidence=float(p.max()),
+                               n_tiles=int(mo.n_tiles[0]), tile_agreement=float(mo.tile_agreement[0]), error="")
+    if bank is not None and mo.features is not None:
+        score = float(knn_ood_score(bank, mo.features, int(ood.get("ood_k", 5)))[0])
+        row.update(ood_score=score, familiar=bool(score <= float(ood.get("ood_threshold", np.inf))))
+    row.update({f"p_{c}": float(v) for c, v in zip(model.classes, p)})
+    return row
 
 
 def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size_um: float | None = None) -> pd.DataFrame:
@@ -354,27 +376,18 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
     >>> len(table), int(table["pred"].isin(study.classes).sum()), table["error"].iloc[-1] != ""
     (3, 2, True)
     """
+    from ..config.sections import ConfigError
     from ..io.read import SEMReadError
 
-    bank = getattr(model, "bank", None)
-    ood = model.meta.get("ood", {})
     rows: list[dict[str, Any]] = []
     for f in find_images(inputs, missing="keep"):
         row: dict[str, Any] = {"path": str(f)}
         try:
-            _, arr = model.load_array(f, pixel_size_um)
+            row.update(_predict_file(model, f, pixel_size_um))
+        except ConfigError:  # a bad limit setting ($SEMCATHODE_MAX_...) is one error for the run, not one per file
+            raise
         except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch; its reason is kept
             row["error"] = str(exc) if isinstance(exc, (SEMReadError, ValueError, OSError)) else f"{f}: {exc!r}"
-            rows.append(row)
-            continue
-        mo = model.predict_arrays([arr], features=bank is not None)
-        p = mo.probs(model.temperature)[0]
-        row.update(pred=model.classes[int(p.argmax())], confidence=float(p.max()), n_tiles=int(mo.n_tiles[0]),
-                   tile_agreement=float(mo.tile_agreement[0]), error="")
-        if bank is not None and mo.features is not None:
-            score = float(knn_ood_score(bank, mo.features, int(ood.get("ood_k", 5)))[0])
-            row.update(ood_score=score, familiar=bool(score <= float(ood.get("ood_threshold", np.inf))))
-        row.update({f"p_{c}": float(v) for c, v in zip(model.classes, p)})
         rows.append(row)
     cols = list(PREDICTION_COLUMNS) + [f"p_{c}" for c in model.classes] + ["error"]
     return pd.DataFrame(rows).reindex(columns=cols)

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.preprocess import cut_tiles, standardise
+from ..config.sections import CHOICES
+from ..data.preprocess import standardise
+from ..data.tiles import cut_tiles
 
 __all__ = [
     "MicrographOutputs",
@@ -34,7 +36,9 @@ __all__ = [
     "auroc",
 ]
 
-AGGREGATIONS = ("mean_log_prob", "mean_prob")
+AGGREGATIONS: tuple[str, ...] = CHOICES["aggregate"]
+#: Input pixels per forward pass at most (64 tiles of 224 px): large tiles go in smaller batches.
+BATCH_PIXELS = 64 * 224 * 224
 
 
 @dataclass
@@ -180,7 +184,7 @@ def predict_arrays(
     features : bool
         Also return the mean pooled feature per micrograph (for :func:`knn_ood_score`).
     bs : int
-        Tiles per forward pass.
+        Tiles per forward pass at most (fewer for tiles above 224 px: :data:`BATCH_PIXELS`).
 
     Returns
     -------
@@ -200,6 +204,7 @@ def predict_arrays(
         if not n:
             return MicrographOutputs(np.zeros((0, 0)), np.zeros(0), np.zeros(0, int), None, [])
         all_tiles = np.concatenate(tiles)
+        bs = max(1, min(int(bs), BATCH_PIXELS // (int(size) ** 2)))
         logps, feats = [], []
         for i in range(0, len(all_tiles), bs):
             x = normalise_batch(all_tiles[i : i + bs], normalize, mean, std).to(dev).contiguous(memory_format=fmt)

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from .._files import atomic_save
-from ..data.preprocess import cut_tiles, resize
+from ..data.preprocess import resize
+from ..data.tiles import cut_tiles
 from .predict import normalise_batch
 
 __all__ = ["TRUNK_VIEWS", "Trunk", "Top", "TrunkSpec", "TrunkCache", "split_network", "trunk_digest", "view_of"]

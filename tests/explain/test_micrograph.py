@@ -36,7 +36,7 @@ def test_stitch_tiles_reassembles():
 
 
 def test_micrograph_cam_is_the_stitched_tile_cams(tmp_path, stub_model):
-    from semcathode.data.preprocess import tile_grid
+    from semcathode.data.tiles import tile_grid
 
     stub = stub_model(mode="scale", size=32, stride=1.0)
     rng = np.random.default_rng(3)

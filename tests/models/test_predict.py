@@ -30,11 +30,10 @@ from semcathode.data.preprocess import (
     PreprocessCache,
     PreprocessParams,
     build_items,
-    cut_tiles,
     preprocess_image,
     resample_to_scale,
-    tile_grid,
 )
+from semcathode.data.tiles import cut_tiles, tile_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,8 @@ import pytest
 import timm
 import torch
 
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams, cut_tiles
+from semcathode.data.preprocess import PreprocessCache, PreprocessParams
+from semcathode.data.tiles import cut_tiles
 from semcathode.models.predict import normalise_batch
 from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest, view_of
 
