@@ -12,14 +12,20 @@ original bytes, so a path column still opens the file it names. Read such CSVs b
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:  # pandas is imported by the writers that need it (keeps the CLI start fast)
     import pandas as pd
@@ -112,6 +118,205 @@ def swap_dir(new: str | Path, dest: str | Path) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return dest
+
+
+#: Seconds after which a lock file that cannot be read (a process died between creating and
+#: filling it) counts as stale; a younger one is being written and counts as held.
+LOCK_UNREADABLE_GRACE_S = 30.0
+
+
+class LockedError(OSError):
+    """Another process holds an :func:`exclusive_lock`; ``str()`` is one line naming the lock
+    file and the holder (``filename`` is the lock file, ``holder`` its record)."""
+
+    def __init__(self, path: str | Path, message: str, holder: dict | None = None) -> None:
+        super().__init__(errno.EBUSY, message, str(path))
+        self.holder = dict(holder or {})
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def _lock_record() -> dict:
+    """What a lock file holds: who took it, where and when (the token tells two takers apart)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "token": uuid.uuid4().hex}
+
+
+def _create_lock(path: Path, text: str) -> bool:
+    """Create ``path`` holding ``text`` if it does not exist (atomic ``O_CREAT | O_EXCL``)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, new_file_mode())
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, OverflowError, ValueError):  # not a usable pid: cannot tell, assume alive
+        return True
+    return True
+
+
+def _lock_stale(path: Path, raw: bytes) -> tuple[bool, dict, str]:
+    """(stale, record, description of the holder) of a lock file's contents."""
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+        pid, host = int(rec["pid"]), str(rec["host"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            age = 0.0
+        return age > LOCK_UNREADABLE_GRACE_S, {}, "an unreadable lock record"
+    who = f"pid {pid} on {host}" + (f" since {rec['started']}" if rec.get("started") else "")
+    if host != socket.gethostname():  # cannot look at another machine's processes: held
+        return False, rec, who
+    return not _pid_alive(pid), rec, who
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, what: str = "this folder",
+                   log: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Hold the lock file ``path`` for the block: one process at a time.
+
+    The lock file is created atomically (``O_CREAT | O_EXCL``) and holds the pid, host and start
+    time as JSON; it is removed when the block ends, however it ends (exception, ``SystemExit``,
+    Ctrl-C). A lock whose process is no longer running on this host is stale: it is taken over
+    (atomically: renamed aside, checked unchanged, removed) and ``log`` says so. A lock that cannot
+    be read counts as stale after :data:`LOCK_UNREADABLE_GRACE_S` seconds.
+
+    Parameters
+    ----------
+    path : str or Path
+        The lock file, e.g. ``<report>.lock`` beside a report folder (its folder must exist).
+    what : str
+        What the lock guards, for the messages (e.g. ``"the report reports/demo"``).
+    log : callable, optional
+        Receives the one-line message when a stale lock is taken over.
+
+    Yields
+    ------
+    Path
+        The lock file.
+
+    Raises
+    ------
+    LockedError
+        Another live process holds the lock (the message names the lock file and its pid).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> lock = Path(tempfile.mkdtemp()) / "r.lock"
+    >>> with exclusive_lock(lock, "r"):
+    ...     try:
+    ...         with exclusive_lock(lock, "r"):
+    ...             pass
+    ...     except LockedError as exc:
+    ...         print("refused:", "in use by pid" in str(exc))
+    refused: True
+    >>> lock.exists()
+    False
+    """
+    path = Path(path)
+    mine = json.dumps(_lock_record())
+    for _ in range(10):
+        if _create_lock(path, mine):
+            break
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:  # released meanwhile: try again
+            continue
+        stale, rec, who = _lock_stale(path, raw)
+        if not stale:
+            raise LockedError(path, f"{what} is in use by {who} (another run); wait for it to finish, "
+                                    f"or remove the lock file if no such run is going on", rec)
+        aside = path.with_name(f"{path.name}.stale.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:  # another process took it over first: try again
+            continue
+        if aside.read_bytes() != raw:  # replaced by a live taker in between: give it back
+            with contextlib.suppress(OSError):
+                os.link(aside, path)
+            aside.unlink(missing_ok=True)
+            raise LockedError(path, f"{what} was just locked by another run", rec)
+        aside.unlink(missing_ok=True)
+        if log is not None:
+            log(f"took over the stale lock {path} of {what} ({who}, no longer running)")
+    else:
+        raise LockedError(path, f"{what}: could not take the lock (it keeps changing hands)")
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text(encoding="utf-8") == mine:
+                path.unlink()
+
+
+def refuse_to_replace(dest: str | Path, marker: str, what: str = "report folder") -> None:
+    """Refuse a folder that a tool would replace or delete but that is not one of its own.
+
+    ``dest`` may be absent, an empty folder, or a folder holding ``marker`` (e.g. a report's
+    ``run_state.json``); it must never be the file-system root, the home folder, the working
+    directory or one of its parents.
+
+    Parameters
+    ----------
+    dest : str or Path
+        The folder to be replaced (checked as resolved, following links).
+    marker : str
+        A file name that marks a folder as the tool's own.
+    what : str
+        What such a folder is called in the message.
+
+    Raises
+    ------
+    FileExistsError
+        ``dest`` is not safe to replace; ``filename`` is ``dest`` and the message says why.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> refuse_to_replace(d / "new", "run_state.json")  # absent: fine
+    >>> _ = (d / "notes.txt").write_text("mine")
+    >>> try:
+    ...     refuse_to_replace(d, "run_state.json")
+    ... except FileExistsError as exc:
+    ...     print(exc.strerror.split(";")[0])
+    not empty and not a report folder (no run_state.json)
+    """
+    p = Path(dest).resolve()
+    cwd = Path.cwd().resolve()
+    special = {Path(p.anchor): "the file-system root", Path.home().resolve(): "the home folder",
+               cwd: "the working directory"}
+    if p in special or p in cwd.parents:
+        why = special.get(p, "a parent of the working directory")
+        raise FileExistsError(errno.EEXIST, f"is {why}; refusing to replace it (give a folder of its own)", str(dest))
+    if p.exists() and not p.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a folder; refusing to replace it", str(dest))
+    if p.is_dir() and not (p / marker).is_file() and any(p.iterdir()):
+        raise FileExistsError(errno.EEXIST, f"not empty and not a {what} (no {marker}); refusing to replace "
+                                            "it: give a new or empty folder", str(dest))
 
 
 def _json_default(o: Any) -> Any:

@@ -23,7 +23,7 @@ from .splits import assign_groups, make_transfer_splits, split_groups
 
 __all__ = [
     "example_study",
-    "schema_from_config", "data_dir_for", "build_manifest", "prepare_splits", "preprocess_params", "cache_for", "write_attribution", "Study", "load_study",
+    "schema_from_config", "check_data_dir", "data_dir_for", "synthetic_dir", "build_manifest", "prepare_splits", "preprocess_params", "cache_for", "write_attribution", "Study", "load_study",
 ]
 
 
@@ -47,10 +47,101 @@ def schema_from_config(cfg: RunConfig) -> Schema:
     )
 
 
+def _has_images(root: Path) -> bool:
+    """Whether the tree under ``root`` (links followed, each folder once) holds an image file."""
+    import os
+
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a link loop
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        if any(is_image_name(f) for f in files):
+            return True
+    return False
+
+
+def check_data_dir(cfg: RunConfig) -> Path | None:
+    """The user-given ``data.data_dir`` of ``cfg`` if it is a folder holding micrographs.
+
+    Reads only: nothing is written into a user's folder (synthetic data goes to the cache).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    Path or None
+        ``data.data_dir``; None when it is empty (the dataset's own location is used).
+
+    Raises
+    ------
+    ConfigError
+        ``data.dataset`` is ``folder`` without a ``data.data_dir``, or ``data.data_dir`` is not
+        a folder or holds no image of a supported format.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semcathode.config import load_config
+    >>> tmp = tempfile.mkdtemp()
+    >>> check_data_dir(load_config("smoke")) is None
+    True
+    >>> check_data_dir(load_config("smoke", overrides={"data.data_dir": tmp}))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    semcathode.config.sections.ConfigError: data.data_dir: no micrographs found in ... (supported: ...)
+    """
+    from ..config.sections import ConfigError
+    from ..io.read import SUPPORTED_EXTENSIONS
+
+    if not cfg.data.data_dir:
+        if cfg.data.dataset == "folder":
+            raise ConfigError("data.dataset is 'folder' but data.data_dir is empty; give the folder of micrographs")
+        return None
+    root = Path(cfg.data.data_dir)
+    if not root.is_dir():
+        raise ConfigError(f"data.data_dir: {root}: " + ("not a folder" if root.exists() else "folder does not exist"))
+    if not _has_images(root):
+        raise ConfigError(f"data.data_dir: no micrographs found in {root} "
+                          f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    return root
+
+
+def synthetic_dir(cfg: RunConfig) -> Path:
+    """The cache folder of the deterministic synthetic set of ``cfg`` (``<cache>/synthetic/<key>``).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration (its ``data.synthetic_*`` values and cache root).
+
+    Returns
+    -------
+    Path
+        The folder, whether or not the set has been written yet.
+    """
+    key = hashlib.sha256(
+        json.dumps([cfg.data.synthetic_per_class, cfg.data.synthetic_size, cfg.data.extra_compositions, 1]).encode()
+    ).hexdigest()[:10]
+    return cache_root(cfg) / "synthetic" / key
+
+
 def data_dir_for(cfg: RunConfig) -> Path:
     """Folder of micrographs for ``cfg``: the configured folder, the local KAIST copy (or a
-    fetch of it), or a deterministic synthetic set written to the cache (or into
-    ``data.data_dir`` when that folder holds no images yet; an existing set is never touched).
+    fetch of it), or a deterministic synthetic set written to the cache.
+
+    A configured ``data.data_dir`` is only ever read: with ``data.dataset: synthetic`` it is
+    used as it is when it holds images, and it is an error when it holds none (synthetic
+    micrographs are written only into the cache, :func:`synthetic_dir`).
 
     Parameters
     ----------
@@ -61,17 +152,18 @@ def data_dir_for(cfg: RunConfig) -> Path:
     -------
     Path
         The folder to index.
+
+    Raises
+    ------
+    ConfigError
+        ``data.data_dir`` is given but is not a folder of micrographs (:func:`check_data_dir`).
     """
+    given = check_data_dir(cfg)
+    if given is not None:
+        return given
     if cfg.data.dataset == "synthetic":
-        if cfg.data.data_dir:
-            root = Path(cfg.data.data_dir)
-        else:
-            key = hashlib.sha256(
-                json.dumps([cfg.data.synthetic_per_class, cfg.data.synthetic_size, cfg.data.extra_compositions, 1]).encode()
-            ).hexdigest()[:10]
-            root = cache_root(cfg) / "synthetic" / key
-        has_images = root.is_dir() and any(is_image_name(p) for p in root.rglob("*.*"))
-        if not (root / ".complete").exists() and not has_images:
+        root = synthetic_dir(cfg)
+        if not (root / ".complete").exists():
             from .synthetic import write_synthetic_dataset
 
             s = cfg.data.synthetic_size
@@ -81,11 +173,7 @@ def data_dir_for(cfg: RunConfig) -> Path:
             )
             (root / ".complete").write_text("ok\n")
         return root
-    if cfg.data.dataset == "folder":
-        if not cfg.data.data_dir:
-            raise ValueError("data.dataset is 'folder' but data.data_dir is empty")
-        return Path(cfg.data.data_dir)
-    return resolve_data_dir(cfg.data.dataset, cfg.data.data_dir or None)
+    return resolve_data_dir(cfg.data.dataset, None)
 
 
 def build_manifest(cfg: RunConfig) -> pd.DataFrame:
@@ -145,7 +233,7 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     >>> import tempfile
     >>> from semcathode.config import load_config
     >>> tmp = tempfile.mkdtemp()
-    >>> cfg = load_config("smoke", overrides={"data.dataset": "synthetic", "data.data_dir": tmp,
+    >>> cfg = load_config("smoke", overrides={"data.dataset": "synthetic", "preprocess.cache_dir": tmp,
     ...                                       "data.synthetic_per_class": 6, "data.synthetic_size": 96,
     ...                                       "data.block_size": 1, "data.tail_frac": 0,
     ...                                       "data.merge_duplicates": False})

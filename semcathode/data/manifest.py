@@ -10,6 +10,11 @@ The scan picks up exactly the extensions the reader reads
 back into a folder already scanned, or a broken link, is reported). The same image (same
 sha256) filed under two different labels is a problem naming every copy and its label: its
 copies are not indexed. Duplicate pairs are found by :mod:`semcathode.data.duplicates`.
+
+Nothing is skipped in silence: a FIFO, device or socket named like an image is a problem ("not a
+regular file"; it is never opened), and a warning names a special file with another name, a
+sub-folder without images inside a class folder (ignored), and a sidecar ``<image>.txt`` that
+cannot be read (e.g. a folder or a FIFO of that name).
 """
 
 from __future__ import annotations
@@ -18,20 +23,24 @@ import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._files import atomic_write_csv, sha256_file
+from ..config.sections import ConfigError
 from ..io.databar import crop_data_bar
-from ..io.read import SUPPORTED_EXTENSIONS, SEMReadError, read_sem
+from ..io.read import SEMReadError, read_sem
+from ..io.walk import sidecar_paths
+from ._scan import Item, check_sidecar, items_from_folders, scan
 from .schema import Schema, default_schema
 
 __all__ = [
     "ManifestError",
     "index_folder",
+    "input_files",
     "write_manifest",
     "read_manifest",
     "skipped_path",
@@ -57,18 +66,6 @@ class ManifestError(ValueError):
         )
 
 
-@dataclass
-class _Item:
-    path: Path
-    label: str | None
-    composition: str | None
-    state: str | None
-    domain: str | None = None
-    session: str | None = None
-    sample_id: str | None = None
-    pixel_size_um: float | None = None  # the user's value from the labels CSV; overrides the file's
-
-
 _FRAME = re.compile(r"(\d+)\D*$")
 
 
@@ -83,79 +80,6 @@ def _phash(image: np.ndarray) -> str:
 
     im = Image.fromarray(np.clip(image * 255.0, 0, 255).astype(np.uint8))
     return str(imagehash.phash(im, hash_size=8))
-
-
-def _is_broken_link(p: Path) -> bool:
-    return p.is_symlink() and not p.exists()
-
-
-def _scan(root: Path, schema: Schema) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
-    """Image files and folders under ``root``, following symbolic links to folders.
-
-    Returns ``(files, folders, problems)``; a broken link that looks like an image or a class
-    folder, a link back into a folder already scanned, and an unreadable folder are problems.
-    """
-    files: list[Path] = []
-    dirs: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    seen: dict[str, Path] = {}
-
-    def visit(d: Path) -> None:
-        real = os.path.realpath(d)
-        if real in seen:
-            problems.append((str(d), f"symbolic link to a folder already scanned ({seen[real]}); skipped"))
-            return
-        seen[real] = d
-        try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            problems.append((str(d), f"cannot list folder ({exc.strerror or exc})"))
-            return
-        for e in entries:
-            p = Path(e.path)
-            if _is_broken_link(p):
-                if p.suffix.lower() in SUPPORTED_EXTENSIONS or schema.parse(p.name):
-                    problems.append((str(p), f"broken symbolic link (its target {os.readlink(p)} does not exist)"))
-                continue
-            try:
-                is_dir = e.is_dir()  # follows symbolic links
-                is_file = not is_dir and e.is_file()
-            except OSError as exc:
-                problems.append((str(p), f"cannot stat ({exc.strerror or exc})"))
-                continue
-            if is_dir:
-                dirs.append(p)
-                visit(p)
-            elif is_file and p.suffix.lower() in SUPPORTED_EXTENSIONS:
-                files.append(p)
-
-    visit(root)
-    return sorted(files), sorted(dirs), problems
-
-
-def _items_from_folders(root: Path, schema: Schema) -> tuple[list[_Item], list[tuple[str, str]], list[Path]]:
-    items: list[_Item] = []
-    class_dirs: list[Path] = []
-    files, dirs, problems = _scan(root, schema)
-    dirs_with_images = {p.parent for p in files}
-    for d in dirs:
-        parsed = schema.parse(d.name)
-        if parsed and d not in dirs_with_images and not any(d in f.parents for f in files):
-            link = f" (symbolic link to {os.path.realpath(d)})" if d.is_symlink() else ""
-            problems.append((str(d), f"empty class folder{link}: no images with a supported extension "
-                             f"({', '.join(SUPPORTED_EXTENSIONS)})"))
-    for f in files:
-        label_dir = f.parent
-        parsed = schema.parse(label_dir.name)
-        if parsed is None:
-            problems.append((str(f), f"unknown label: folder name {label_dir.name!r} is not a class of the schema "
-                             f"(classes: {', '.join(schema.classes)}; also recognised: {', '.join(schema.extra_compositions)})"))
-            continue
-        comp, state = parsed
-        class_dirs.append(label_dir)
-        items.append(_Item(f, schema.label(comp, state), comp, state))
-    return items, problems, class_dirs
 
 
 def _read_table(path: Path, what: str) -> pd.DataFrame:
@@ -182,7 +106,7 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
         raise ManifestError([(str(path), f"{what} is not a readable CSV ({first})")]) from None
 
 
-def _items_from_csv(root: Path, labels_csv: Path, schema: Schema) -> tuple[list[_Item], list[tuple[str, str]]]:
+def _items_from_csv(root: Path, labels_csv: Path, schema: Schema) -> tuple[list[Item], list[tuple[str, str]]]:
     table = _read_table(labels_csv, "labels CSV")
     if not {"path", "label"} <= set(table.columns):
         raise ManifestError([(str(labels_csv), "labels CSV needs the columns 'path' and 'label' "
@@ -211,7 +135,7 @@ def _items_from_csv(root: Path, labels_csv: Path, schema: Schema) -> tuple[list[
             problems.append((str(p), f"pixel_size_um {row.pixel_size_um!r} in {labels_csv} line {i} "
                              "is not a positive number of micrometres per pixel"))
             continue
-        items.append(_Item(
+        items.append(Item(
             p, schema.label(comp, state), comp, state,
             domain=text(getattr(row, "domain", None)), session=text(getattr(row, "session", None)),
             sample_id=text(getattr(row, "sample_id", None)), pixel_size_um=px,
@@ -232,7 +156,7 @@ def _csv_pixel_size(value: object) -> float | None | bool:
     return px if 1e-3 <= px <= 100.0 else False
 
 
-def _describe(item: _Item, root: Path, min_size: int, bar_method: str, bar_fraction: float) -> dict | tuple[str, str]:
+def _describe(item: Item, root: Path, min_size: int, bar_method: str, bar_fraction: float) -> dict | tuple[str, str]:
     path = item.path
     try:
         if not path.exists():
@@ -240,11 +164,13 @@ def _describe(item: _Item, root: Path, min_size: int, bar_method: str, bar_fract
         return _describe_file(item, root, min_size, bar_method, bar_fraction)
     except SEMReadError as exc:
         return (str(path), getattr(exc, "problem", None) or str(exc))
+    except ConfigError:  # a bad limit setting ($SEMCATHODE_MAX_...) is one error for the run, not one per file
+        raise
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:  # one bad file never stops the batch
         return (str(path), f"{type(exc).__name__}: {exc}")
 
 
-def _describe_file(item: _Item, root: Path, min_size: int, bar_method: str, bar_fraction: float) -> dict | tuple[str, str]:
+def _describe_file(item: Item, root: Path, min_size: int, bar_method: str, bar_fraction: float) -> dict | tuple[str, str]:
     path = item.path
     sem = read_sem(path, min_size=min_size)
     img = sem.image
@@ -346,10 +272,15 @@ def index_folder(
     if not root.is_dir():
         raise ManifestError([(str(root), "not a folder")])
     schema = schema or default_schema()
+    notes: list[tuple[str, str]] = []
     if labels_csv:
         items, problems = _items_from_csv(root, Path(labels_csv), schema)
     else:
-        items, problems, _ = _items_from_folders(root, schema)
+        items, problems, _, notes = items_from_folders(root, schema)
+    for path, note in notes:
+        warnings.warn(f"{path}: {note}", stacklevel=2)
+    for item in items:  # here, not in the decoding threads: a warning is never lost to another thread
+        check_sidecar(item.path)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(lambda it: _describe(it, root, min_size, bar_method, bar_fraction), items))
     rows = [r for r in results if isinstance(r, dict)]
@@ -393,6 +324,41 @@ def index_folder(
     df.attrs["skipped"] = [{"path": p, "reason": r} for p, r in problems]
     df.attrs["root"] = str(root.resolve())
     return df
+
+
+def input_files(root: str | Path, labels_csv: str | Path | None = None, schema: Schema | None = None) -> list[Path]:
+    """Every file :func:`index_folder` would read: the images, their sidecars and the labels CSV.
+
+    Nothing is decoded; used to refuse an output path that is one of the inputs.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder to index.
+    labels_csv : str or Path, optional
+        Labels from a CSV: its rows name the images (an unreadable CSV gives only itself).
+    schema : Schema, optional
+        Class taxonomy (as for :func:`index_folder`).
+
+    Returns
+    -------
+    list of Path
+        The files that exist, without repeats.
+    """
+    root = Path(root)
+    schema = schema or default_schema()
+    found: list[Path] = []
+    if labels_csv:
+        found.append(Path(labels_csv))
+        try:
+            images = [it.path for it in _items_from_csv(root, Path(labels_csv), schema)[0]]
+        except ManifestError:
+            images = []
+    else:
+        images = scan(root, schema)[0] if root.is_dir() else []
+    for image in images:
+        found += [image, *sidecar_paths(image)]
+    return [p for p in dict.fromkeys(found) if os.path.lexists(p)]
 
 
 def _label_conflicts(rows: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:

@@ -14,9 +14,22 @@ Errors and exit codes (every command):
 * ``130``: interrupted (Ctrl-C); one line, no traceback.
 
 A traceback is shown only with ``--debug``; an unexpected failure otherwise ends with one line
-(exit 1). Warnings (e.g. an implausible pixel size in a file's metadata) are printed as one
-``warning: ...`` line each. File names that are not valid UTF-8 are printed with their odd bytes
-as ``\\xNN``.
+(exit 1). Input that cannot be loaded because it is nested too deeply or too large for memory
+(a YAML config, a model file) is bad input naming the file (exit 2). Warnings (e.g. an
+implausible pixel size in a file's metadata) are printed as one ``warning: ...`` line each.
+Every printed line goes through :func:`~semcathode.pipeline._console.safe`: file names that are
+not valid UTF-8 show their odd bytes as ``\\xNN``, and control characters in names (newline,
+``ESC``, bidi controls such as U+202E) are shown escaped (``\\n``, ``\\x1b``, ``\\u202e``),
+so no name can colour the terminal or forge a line of its own.
+
+Inputs that give nothing to read are never skipped in silence: a missing path, a FIFO, device
+or socket (never opened) and a named folder with no micrographs (even one named ``dir.jpg``)
+are each a ``bad:`` line (``predict`` also gives them a row with the ``error``).
+
+Output files (``predict --out``, ``data index --out`` and its ``<manifest>.skipped.csv``, the
+overlays ``cam`` writes into its ``--out`` folder) pass one check before anything is written
+(:mod:`semcathode.pipeline._outputs`): never an input of the command, a link, a special file or
+a folder; an existing file this command did not write only with ``--force``.
 
 Heavy modules (torch, fastai, pandas, the package's own submodules) are imported inside the
 command functions, so ``semcathode --help`` and argument errors are fast.
@@ -32,36 +45,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ._console import error, list_bad, say, show_warning
+from ._console import CliError, describe, error, escape_name, list_bad, safe, say, show_warning, user_error_types
+from ._outputs import (Input, check_out, image_inputs, is_manifest, is_predictions, is_skipped_list, model_inputs,
+                       once, out_dir)
 
 __all__ = ["main", "build_parser", "CliError"]
 
 
-class CliError(Exception):
-    """Bad command-line input; the message is the one line shown to the user (exit code 2)."""
-
-
 # --------------------------------------------------------------------------- checks
-
-
-def _out_file(path: str, what: str = "--out") -> Path:
-    """A file path to write: not an existing folder, its parent not a file."""
-    p = Path(path)
-    if p.is_dir():
-        raise CliError(f"{what} {p} is a directory; give a file name (e.g. {p / 'predictions.csv'})")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise CliError(f"{what} {p}: {parent} is a file, not a folder")
-            break
-    return p
-
-
-def _out_dir(path: str, what: str = "--out") -> Path:
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise CliError(f"{what} {p} is a file; give a folder for the output")
-    return p
 
 
 def _pixel_size(value: float | None) -> float | None:
@@ -75,10 +66,21 @@ def _pixel_size(value: float | None) -> float | None:
     return value
 
 
+def _too_deep_or_big(exc: BaseException, what: str) -> CliError:
+    """Bad input for a file that could not be loaded: too deeply nested or too large."""
+    why = ("is nested too deeply to load (RecursionError)" if isinstance(exc, RecursionError)
+           else "is too large to load into memory (MemoryError)")
+    return CliError(f"{what} {why}")
+
+
 def _load_model(path: str) -> Any:
     from ..models.export import load_model
 
-    return load_model(path)
+    try:
+        return load_model(path)
+    except (RecursionError, MemoryError) as exc:
+        files = " / ".join(dict.fromkeys(str(p) for p, _ in model_inputs(path)[1:]))
+        raise _too_deep_or_big(exc, f"{files}: the model") from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -89,7 +91,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from ..data.manifest import ManifestError, index_folder, skipped_path, write_manifest
     from ..data.schema import Schema
 
-    out = _out_file(args.out)
+    out = Path(args.out)
     if args.min_size < 1:
         raise CliError(f"--min-size must be >= 1 px, got {args.min_size}")
     schema = Schema(compositions=tuple(args.compositions), extra_compositions=tuple(args.extra))
@@ -101,16 +103,23 @@ def _cmd_index(args: argparse.Namespace) -> int:
         raise CliError(f"{root}: not a folder")
     if (root / "images").is_dir() and (root / "manifest.csv").exists():
         root = root / "images"  # the KAIST mirror layout
+    inputs = _index_inputs(root, args.labels_csv, schema)
+    side = skipped_path(out)
+    check_out(out, inputs=inputs)
+    check_out(side, "the list of skipped files", inputs=inputs)
     try:
         df = index_folder(root, schema=schema, labels_csv=args.labels_csv, skip_bad=args.skip_bad,
                           min_size=args.min_size)
     except ManifestError as exc:
         if len(exc.problems) == 1:
             path, reason = exc.problems[0]
-            raise CliError(f"{path}: {reason}") from None
+            raise CliError(escape_name(f"{path}: {reason}", path)) from None
         list_bad(exc.problems)
         raise CliError(f"{len(exc.problems)} problem(s) found while indexing {root} (listed above); nothing written. "
                        "Fix them, or use --skip-bad to index the good files") from None
+    check_out(out, inputs=inputs, own=is_manifest, own_what="a manifest", force=args.force)
+    check_out(side, "the list of skipped files", inputs=inputs, own=is_skipped_list,
+               own_what="a list of skipped files (path,reason)", force=args.force)
     write_manifest(df, out)
     counts = df.groupby(["label"], sort=False).size()
     say(f"indexed {len(df)} images into {out} in {time.time() - t0:.1f} s")
@@ -124,6 +133,19 @@ def _cmd_index(args: argparse.Namespace) -> int:
         say(f"skipped {len(skipped)} file(s) or folder(s) (listed above and in {skipped_path(out)})", err=True)
         return 1
     return 0
+
+
+def _index_inputs(root: Path, labels_csv: str | None, schema: Any) -> Callable[[], list[Input]]:
+    """The files ``data index`` reads (listed when first needed)."""
+    def make() -> list[Input]:
+        from ..data.manifest import input_files
+
+        labels = Path(labels_csv) if labels_csv else None
+        return [(f, "the labels CSV" if labels is not None and f == labels else
+                 "the sidecar of an input image" if f.suffix.lower() == ".txt" else "an input image")
+                for f in input_files(root, labels, schema)]
+
+    return once(make)
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -147,8 +169,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not Path(args.data).is_dir():
             raise CliError(f"--data {args.data}: folder does not exist")
         overrides.append(f"data.data_dir={args.data}")
-    cfg = load_config(args.profile, args.config, overrides, default_profile="demo")  # every key checked here
-    out = _out_dir(args.out or str(Path("reports") / cfg.profile))
+    try:
+        cfg = load_config(args.profile, args.config, overrides, default_profile="demo")  # every key checked here
+    except (RecursionError, MemoryError) as exc:
+        what = " and ".join(([str(args.config)] if args.config else []) + (["the --set values"] if overrides else []))
+        raise _too_deep_or_big(exc, f"{what or 'the configuration'}: the configuration") from None
+    out = out_dir(args.out or str(Path("reports") / cfg.profile))
     from .run import PipelineError, run_pipeline
 
     if not args.quiet:  # papermill logs the notebooks' streamed output at INFO level
@@ -168,24 +194,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    out = _out_file(args.out)
-    px = _pixel_size(args.pixel_size)
-    from ..models.export import predict_paths
+    from ..io.walk import walk_inputs
 
+    out = Path(args.out)
+    px = _pixel_size(args.pixel_size)
+    entries = walk_inputs(args.inputs)
+    files = [f for f, why in entries if why is None]
+    inputs = once(lambda: model_inputs(args.model) + image_inputs(files))
+    check_out(out, inputs=inputs)
     model = _load_model(args.model).optimize()
-    kwargs = {"pixel_size_um": px} if px is not None else {}
-    df = predict_paths(model, args.inputs, **kwargs)
+    df = _predict_table(model, entries, px)
     if df.empty:
         raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {_extensions()})")
-    err = df["error"].fillna("").astype(str) if "error" in df.columns else None
-    failed = err != "" if err is not None else None
-    n_bad = int(failed.sum()) if failed is not None else 0
+    err = df["error"].fillna("").astype(str)
+    failed = err != ""
+    n_bad = int(failed.sum())
     if n_bad:
         list_bad(list(zip(df.loc[failed, "path"].astype(str), err[failed])))
     if n_bad == len(df):
         raise CliError(f"none of the {len(df)} image(s) could be predicted (listed above); {out} not written")
     from .._files import atomic_write_csv
 
+    check_out(out, inputs=inputs, own=is_predictions, own_what="a predictions CSV", force=args.force)
     atomic_write_csv(out, df)
     say(f"wrote {len(df) - n_bad} predictions to {out}")
     if n_bad:
@@ -194,18 +224,45 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_table(model: Any, entries: Sequence[tuple[Path, str | None]], px: float | None) -> Any:
+    """Predictions of the readable inputs, and a row with the ``error`` for every input that is not.
+
+    Empty (no rows) when nothing was found but folders without micrographs.
+    """
+    import pandas as pd
+
+    from ..io.walk import EMPTY_FOLDER
+    from ..models.export import predict_paths
+
+    files = [f for f, why in entries if why is None]
+    bad = [(f, why) for f, why in entries if why is not None]
+    if not files and all(why == EMPTY_FOLDER for _, why in bad):
+        bad = []
+    kwargs = {"pixel_size_um": px} if px is not None else {}
+    df = predict_paths(model, files, **kwargs)
+    if "error" not in df.columns:
+        df["error"] = ""
+    if not bad:
+        return df
+    rows = {r["path"]: r for r in df.to_dict("records")}
+    rows.update({str(f): {"path": str(f), "error": f"{f}: {why}"} for f, why in bad})
+    order = list(dict.fromkeys([str(f) for f, _ in entries if str(f) in rows] + list(rows)))  # input order
+    return pd.DataFrame([rows[k] for k in order], columns=df.columns)
+
+
 def _extensions() -> str:
     from ..io.read import SUPPORTED_EXTENSIONS
 
     return ", ".join(SUPPORTED_EXTENSIONS)
 
 
-def _expand_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files named or found in folders (:func:`semcathode.io.find_images`); missing inputs are bad."""
-    from ..io.walk import find_images
-
-    found = find_images(inputs, exclude=exclude, missing="keep")
-    return [f for f in found if f.exists()], [(str(f), "no such file or folder") for f in found if not f.exists()]
+def _overlay_names(files: Sequence[Path], method: str) -> list[str]:
+    """Every file name ``cam_files`` may give the overlays of ``files`` (``<stem>[-k]_<method>.png``)."""
+    count: dict[str, int] = {}
+    for f in dict.fromkeys(files):
+        count[f.stem] = count.get(f.stem, 0) + 1
+    return [f"{stem}_{method}.png" if k == 1 else f"{stem}-{k}_{method}.png"
+            for stem, n in count.items() for k in range(1, n + 1)]
 
 
 class _WithPixelSize:
@@ -248,7 +305,7 @@ def _cam_target(target: str | None, classes: Sequence[str]) -> str | None:
 def _cmd_cam(args: argparse.Namespace) -> int:
     import inspect
 
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     px = _pixel_size(args.pixel_size)
     method = _cam_method(args.method)
     from ..explain.gallery import cam_files
@@ -259,7 +316,13 @@ def _cmd_cam(args: argparse.Namespace) -> int:
         if "pixel_size_um" not in inspect.signature(model.preprocess_path).parameters:
             raise CliError("--pixel-size is not supported by this version's model pre-processing")
         model = _WithPixelSize(model, px)
-    files, bad = _expand_inputs(args.inputs, exclude=out.resolve())
+    from ..io.walk import EMPTY_FOLDER, walk_inputs
+
+    entries = walk_inputs(args.inputs, exclude=out.resolve())
+    files = [f for f, why in entries if why is None]
+    bad = [(str(f), why) for f, why in entries if why is not None]
+    if not files and all(why == EMPTY_FOLDER for _, why in bad):
+        bad = []
     good: list[Path] = []
     for f in files:  # read each file once first: a bad file is named and never stops the others
         try:
@@ -274,6 +337,9 @@ def _cmd_cam(args: argparse.Namespace) -> int:
         if not bad:
             raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {_extensions()})")
         raise CliError(f"none of the {len(bad)} input(s) could be explained (listed above); nothing written")
+    inputs = once(lambda: model_inputs(args.model) + image_inputs(files))
+    for name in _overlay_names(good, method):
+        check_out(out / name, "overlay", inputs=inputs)
     paths = cam_files(model, good, out, method=method, target=target)
     say(f"wrote {len(paths)} overlays to {out}")
     n_failed = len(bad) + max(len(good) - len(paths), 0)
@@ -284,6 +350,17 @@ def _cmd_cam(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+
+_FORCE_HELP = ("replace an existing --out file that is not a {what} written by semcathode "
+               "(never an input of the command, a link or a special file)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose error line shows arguments as :func:`safe` does (one line, no escapes)."""
+
+    def error(self, message: str) -> Any:  # noqa: D102 - argparse's
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{safe(self.prog)}: error: {safe(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,10 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.profile, args.set
     ('run', 'smoke', ['stage1.epochs=2'])
     """
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
-    p = argparse.ArgumentParser(prog="semcathode", description=__doc__.split("\n\n")[0],
+    p = _Parser(prog="semcathode", description=__doc__.split("\n\n")[0],
                                 epilog="exit codes: 0 ok, 1 some files failed (or a notebook failed), "
                                        "2 bad input (nothing done), 130 interrupted")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -321,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--min-size", type=int, default=64)
     ix.add_argument("--compositions", nargs="+", default=["NCM333", "NCM622", "NCM811"])
     ix.add_argument("--extra", nargs="*", default=["NCM523"], help="further compositions accepted as labels")
+    ix.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="manifest"))
     ix.set_defaults(func=_cmd_index)
     fx = dsub.add_parser("fetch", help="download a public dataset (hash-checked, resumable)", parents=[common])
     fx.add_argument("name", choices=["kaist-ncm"])
@@ -347,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="CSV to write")
     pr.add_argument("--pixel-size", type=float, default=None, metavar="UM",
                     help="µm per pixel for files whose metadata gives none (or an implausible one)")
+    pr.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="predictions CSV"))
     pr.set_defaults(func=_cmd_predict)
 
     cm = sub.add_parser("cam", help="Grad-CAM overlays with an exported model", parents=[common])
@@ -362,24 +441,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- main
-
-
-def _user_error_types() -> tuple[type, ...]:
-    """Exception types that mean bad input (exit 2), from the modules already imported."""
-    types: list[type] = [CliError, OSError, UnicodeError]
-    for module, name in (("semcathode.config.sections", "ConfigError"), ("semcathode.data.manifest", "ManifestError"),
-                         ("semcathode.data.download", "DatasetError"), ("semcathode.io.read", "SEMReadError"),
-                         ("semcathode.models._modelcheck", "ModelFileError")):
-        mod = sys.modules.get(module)
-        if mod is not None and hasattr(mod, name):
-            types.append(getattr(mod, name))
-    return tuple(types)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return str(exc) or type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,10 +474,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - every failure ends in one line unless --debug
             if debug:
                 raise
-            if isinstance(exc, _user_error_types()):
-                error(_describe(exc))
+            if isinstance(exc, user_error_types()):
+                error(describe(exc))
                 return 2
-            error(f"unexpected {type(exc).__name__}: {_describe(exc)} (run with --debug for the traceback)")
+            error(f"unexpected {type(exc).__name__}: {describe(exc)} (run with --debug for the traceback)")
             return 1
 
 

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from ..config.sections import RunConfig, config_hash
+from ..config.sections import ConfigError, RunConfig, config_hash
 
 __all__ = [
     "ARM_MODELS",
@@ -35,6 +35,8 @@ __all__ = [
     "NOTEBOOK_SECTIONS",
     "Notebook",
     "PipelineError",
+    "UnknownNotebookError",
+    "check_notebook_names",
     "notebook_dir",
     "notebook_hashes",
     "notebook_spec",
@@ -122,6 +124,52 @@ NOTEBOOK_SECTIONS: dict[str, tuple[str, ...]] = {nb.name: nb.sections for nb in 
 class PipelineError(RuntimeError):
     """The pipeline cannot run (e.g. the notebooks are not found) or a notebook failed; the message
     names the notebook, the cell and the error."""
+
+
+class UnknownNotebookError(ConfigError):
+    """A notebook name asked for is not one of :data:`NOTEBOOK_NAMES` (bad input: ``run`` exits 2).
+    The message names the bad names and lists the known ones."""
+
+
+def check_notebook_names(names: Sequence[str]) -> list[str]:
+    """``names`` if each is a declared notebook named once; checked before any path is built from one.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Notebook names, e.g. from ``semcathode run --notebooks``.
+
+    Returns
+    -------
+    list of str
+        The names, in the given order.
+
+    Raises
+    ------
+    UnknownNotebookError
+        A name is not one of :data:`NOTEBOOK_NAMES` (e.g. ``..``) or is given twice.
+
+    Examples
+    --------
+    >>> check_notebook_names(["01_data", "02_pretrain"])
+    ['01_data', '02_pretrain']
+    >>> check_notebook_names(["01_data", "../x"])
+    Traceback (most recent call last):
+    ...
+    semcathode.pipeline.notebooks.UnknownNotebookError: unknown notebook '../x'; known: 01_data, 02_pretrain, 03_finetune, 04_ablation, 05_gradcam
+    """
+    if isinstance(names, (str, bytes)):  # one name, not its characters
+        names = [names]  # type: ignore[list-item]
+    names = list(names)
+    bad = [n for n in names if not isinstance(n, str) or n not in NOTEBOOK_NAMES]
+    if bad:
+        raise UnknownNotebookError(f"unknown notebook{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; "
+                                   f"known: {', '.join(NOTEBOOK_NAMES)}")
+    twice = sorted({n for n in names if names.count(n) > 1}, key=names.index)
+    if twice:
+        raise UnknownNotebookError(f"notebook {', '.join(map(repr, twice))} named more than once; "
+                                   f"known: {', '.join(NOTEBOOK_NAMES)}")
+    return names
 
 
 def notebook_spec(name: str) -> Notebook:

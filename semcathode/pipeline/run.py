@@ -10,6 +10,7 @@ configuration hash changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -20,16 +21,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, swap_dir
+from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, exclusive_lock, refuse_to_replace, swap_dir
 from .._progress import BATCH_ENV
 from ..config.run import save_config, validate
 from ..config.sections import RunConfig, config_hash
 from ..report.index import RUN_STATE, read_run_state, write_index
 from ..report.outputs import OUTPUTS_FILE, read_outputs
 from ..report.portable import make_portable
-from .notebooks import MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, notebook_dir, notebook_hashes, notebook_spec
+from .notebooks import (MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, check_notebook_names, notebook_dir,
+                        notebook_hashes, notebook_spec)
 
-__all__ = ["missing_products", "package_versions", "run_pipeline"]
+__all__ = ["lock_path", "missing_products", "package_versions", "run_pipeline"]
 
 
 def package_versions() -> dict[str, str]:
@@ -228,6 +230,10 @@ def run_pipeline(
 
     A notebook is skipped only when its configuration hash matches the last run and all its
     products exist (:func:`missing_products`); it and every notebook after it run otherwise.
+    One run at a time builds a report: the run holds the lock file ``<out_dir>.lock``
+    (:func:`lock_path`) from before it touches the staging folder until it ends. Relative
+    folders of ``cfg`` (``data.data_dir``, ``data.labels_csv``, ``preprocess.cache_dir``) are
+    taken relative to the working directory.
 
     Parameters
     ----------
@@ -236,7 +242,8 @@ def run_pipeline(
     out_dir : str or Path
         Report folder, e.g. ``reports/demo``; replaced atomically when the run completes.
     notebooks : sequence of str, optional
-        Subset/order of :data:`NOTEBOOK_NAMES` (default all present in the notebooks folder).
+        Subset/order of :data:`NOTEBOOK_NAMES` (default all present in the notebooks folder);
+        checked against the declaration before anything else is done.
     log : callable
         Progress messages.
     log_output : bool
@@ -254,7 +261,15 @@ def run_pipeline(
     Raises
     ------
     ConfigError
-        A value of ``cfg`` is out of its declared range (checked before anything runs).
+        A value of ``cfg`` is out of its declared range, or ``data.data_dir`` is given but holds
+        no micrographs (checked before anything runs).
+    UnknownNotebookError
+        A name in ``notebooks`` is not a declared notebook (a :class:`ConfigError`; nothing done).
+    FileExistsError
+        ``out_dir`` (or its ``.staging`` folder) holds files but is not a report (no
+        ``run_state.json``), or is the home folder, the working directory or a parent of it.
+    LockedError
+        Another run holds ``<out_dir>.lock`` (an :class:`OSError`; nothing done).
     PipelineError
         A notebook failed; ``out_dir`` is unchanged and the partial run stays in
         ``<out_dir>.staging`` for inspection and resume.
@@ -276,12 +291,72 @@ def run_pipeline(
     ...
     semcathode.config.sections.ConfigError: ...stage1.lr...
     """
-    import papermill as pm
+    from ..data.factory import check_data_dir
 
     validate(cfg)  # a config built in code gets the same range checks as one loaded from YAML
+    if notebooks:  # names from the command line: checked before any path is built from one
+        notebooks = check_notebook_names(notebooks)
+    cfg = _absolute_locations(cfg)
+    check_data_dir(cfg)  # a user's data folder is only read; one without images is bad input
     out_dir = Path(out_dir).resolve()
+    _check_out_dir(out_dir)
     nb_src = notebook_dir()
     notebooks = list(notebooks or [n for n in NOTEBOOK_NAMES if (nb_src / f"{n}.ipynb").exists()])
+    absent = [n for n in notebooks if not (nb_src / f"{n}.ipynb").is_file()]
+    if absent:
+        raise PipelineError(f"notebook {', '.join(absent)} not found in {nb_src} (expected {absent[0]}.ipynb)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock_path(out_dir), f"the report {_shown(out_dir)}", log=log):
+        _check_out_dir(out_dir)  # again, now that no other run can change it
+        return _run_locked(cfg, out_dir, nb_src, notebooks, log, log_output, html, force)
+
+
+def lock_path(out_dir: str | Path) -> Path:
+    """The lock file of a report folder: ``<out_dir>.lock`` beside it, held while a run builds it.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The report folder.
+
+    Returns
+    -------
+    Path
+        ``<out_dir>.lock`` (``out_dir`` resolved).
+
+    Examples
+    --------
+    >>> lock_path("/tmp/reports/demo").name
+    'demo.lock'
+    """
+    out_dir = Path(out_dir).resolve()
+    return out_dir.with_name(out_dir.name + ".lock")
+
+
+def _absolute_locations(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its relative folders and files made absolute against the working directory:
+    the notebooks' kernels run inside the staging folder, where a relative path means another place."""
+    def absolute(v: str) -> str:
+        return os.path.abspath(os.path.expanduser(v)) if v else v
+
+    data = dataclasses.replace(cfg.data, data_dir=absolute(cfg.data.data_dir), labels_csv=absolute(cfg.data.labels_csv))
+    pre = dataclasses.replace(cfg.preprocess, cache_dir=absolute(cfg.preprocess.cache_dir))
+    return dataclasses.replace(cfg, data=data, preprocess=pre)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse a report folder (or its staging or set-aside copy) that the run would replace or
+    delete but that is not one of its reports: a folder with files but no ``run_state.json``, the
+    home folder, the working directory or a parent of it (:func:`semcathode._files.refuse_to_replace`)."""
+    for d in (out_dir, out_dir.with_name(out_dir.name + ".staging"), out_dir.with_name(f".{out_dir.name}.old")):
+        refuse_to_replace(d, RUN_STATE, "report folder")
+
+
+def _run_locked(cfg: RunConfig, out_dir: Path, nb_src: Path, notebooks: list[str], log: Callable[[str], None],
+                log_output: bool, html: bool, force: bool) -> Path:
+    """The body of :func:`run_pipeline`, run while the report's lock is held."""
+    import papermill as pm
+
     staging = out_dir.with_name(out_dir.name + ".staging")
     hashes = notebook_hashes(cfg, notebooks)
 
@@ -292,8 +367,9 @@ def run_pipeline(
             shutil.copytree(out_dir, staging)  # resume from the last complete report
         else:
             staging.mkdir(parents=True)
-    _localise_manifest(staging, cfg)
     state = _State.load(staging)
+    state.save()  # marks the staging folder as a report's from the start
+    _localise_manifest(staging, cfg)
     previous_walls = {k: v.get("wall_s") for k, v in state.data.get("notebooks", {}).items()}
     cfg_path = save_config(cfg, staging / "config.yaml")
 
@@ -379,6 +455,7 @@ def run_pipeline(
     write_index(staging, cfg, [(nb.name, nb.title) for nb in NOTEBOOKS])
     state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)
     state.save()
+    _check_out_dir(out_dir)
     swap_dir(staging, out_dir)
     log(f"report ready: {out_dir / 'README.md'} and {out_dir / 'index.html'}")
     return out_dir

@@ -35,7 +35,8 @@ from .._files import atomic_write_text
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PathRelativizer", "REPORT_TEXT_SUFFIXES", "absolute_paths", "machine_relativizer", "make_portable"]
+__all__ = ["PathRelativizer", "REPORT_TEXT_SUFFIXES", "absolute_paths", "machine_relativizer", "make_portable",
+           "path_spellings"]
 
 #: Suffixes of the text files of a report that :func:`make_portable` rewrites.
 REPORT_TEXT_SUFFIXES: tuple[str, ...] = (".md", ".html", ".csv", ".json", ".yaml", ".yml", ".ipynb", ".txt")
@@ -47,7 +48,9 @@ class PathRelativizer:
 
     A path under the run folder becomes relative to it; under the data root (named once in the
     run's ``config.yaml``) relative to the data root; under the cache root ``<cache>/...``.
-    Absolute prefixes inside longer text are rewritten the same way.
+    Absolute prefixes inside longer text are rewritten the same way. Each root is matched in
+    every spelling it has on this machine (:func:`path_spellings`: as given, absolute, and
+    with symbolic links resolved), so data reached through a link is relativised too.
 
     Parameters
     ----------
@@ -65,11 +68,6 @@ class PathRelativizer:
     data_root: Path | None = None
     cache_root: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.run_dir = Path(self.run_dir).resolve()
-        self.data_root = Path(self.data_root).resolve() if self.data_root else None
-        self.cache_root = Path(self.cache_root).resolve() if self.cache_root else None
 
     @classmethod
     def for_config(cls, run_dir: str | Path, cfg: Any = None, extra: dict[str, str] | None = None) -> "PathRelativizer":
@@ -91,15 +89,44 @@ class PathRelativizer:
         data_root, cache_root = _roots_from_config(cfg)
         return cls(run_dir, data_root, cache_root, extra=dict(extra or {}))
 
+    def __post_init__(self) -> None:
+        # as given (made absolute now, links kept): the manifest may name the data through a link
+        self._given = {k: os.path.abspath(os.fspath(v)) if v else None
+                       for k, v in (("run_dir", self.run_dir), ("data_root", self.data_root), ("cache_root", self.cache_root))}
+        self.run_dir = Path(self.run_dir).resolve()
+        self.data_root = Path(self.data_root).resolve() if self.data_root else None
+        self.cache_root = Path(self.cache_root).resolve() if self.cache_root else None
+
     def _roots(self) -> list[tuple[str, str]]:
-        """(absolute prefix, replacement) pairs, most specific (longest) first."""
-        pairs = dict(self.extra)
-        if self.cache_root is not None:
-            pairs[str(self.cache_root)] = "<cache>/"
-        if self.data_root is not None:
-            pairs[str(self.data_root)] = ""
-        pairs[str(self.run_dir)] = ""
+        """(absolute prefix, replacement) pairs, every spelling of each root, most specific (longest) first."""
+        key = (tuple(self.extra.items()), tuple(map(str, self._given.values())))
+        if getattr(self, "_cache", (None,))[0] != key:
+            self._cache = (key, self._compute_roots())
+        return self._cache[1]
+
+    def _compute_roots(self) -> list[tuple[str, str]]:
+        """The pairs of :meth:`_roots` (the spellings look at the file system, so they are kept)."""
+        pairs: dict[str, str] = {}
+        for prefix, repl in self.extra.items():
+            pairs.update(dict.fromkeys(path_spellings(prefix), repl))
+        for name, repl in (("cache_root", "<cache>/"), ("data_root", ""), ("run_dir", "")):
+            given = self._given.get(name)
+            if given:
+                pairs.update(dict.fromkeys(path_spellings(given), repl))
         return sorted(((p, r) for p, r in pairs.items() if p not in ("/", "")), key=lambda pr: -len(pr[0]))
+
+    def _whole_path(self, s: str) -> str | None:
+        """``s`` rewritten when it is one absolute path under a root in a spelling that the text
+        match misses (``a//b``, ``a/./b``, ``a/../b``, or reached through a link); else None."""
+        if "\n" in s or not os.path.isabs(s):
+            return None
+        for candidate in dict.fromkeys((os.path.normpath(s), os.path.realpath(s))):
+            for prefix, repl in self._roots():
+                if candidate == prefix:
+                    return repl.rstrip("/") or "."
+                if candidate.startswith(prefix.rstrip(os.sep) + os.sep):
+                    return repl + candidate[len(prefix.rstrip(os.sep)) + 1:]
+        return None
 
     def text(self, s: str) -> str:
         """``s`` with every known absolute prefix rewritten.
@@ -116,12 +143,19 @@ class PathRelativizer:
         """
         if "/" not in s and "\\" not in s:
             return s
+        if not any(c.isspace() for c in s):  # one path: compared normalised, links resolved
+            whole = self._whole_path(s)
+            if whole is not None:
+                return whole
+        given = s
         for prefix, repl in self._roots():
             if s == prefix:
                 return repl.rstrip("/") or "."
             if prefix in s:  # only where a path starts, not inside a longer path
                 s = re.sub(r"(?<![\w.~/\\-])" + re.escape(prefix) + r"(?:/|\\|(?=[\s\"'<>)\],;:]|$))",
                            lambda m, r=repl: r if m.group(0)[-1] in "/\\" else (r.rstrip("/") or "."), s)
+        if s == given:  # no root spelled as such: maybe one path spelled otherwise
+            return self._whole_path(s) or s
         return s
 
     def value(self, v: Any) -> Any:
@@ -172,6 +206,37 @@ class PathRelativizer:
         return out
 
 
+def path_spellings(path: str | Path) -> list[str]:
+    """The absolute spellings of one folder on this machine, longest first.
+
+    As given (when absolute), :func:`os.path.abspath` of it, and :func:`os.path.realpath` of
+    both (symbolic links resolved): a report may name a data folder in any of them.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder (need not exist).
+
+    Returns
+    -------
+    list of str
+        Distinct spellings without a trailing separator.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> real = os.path.realpath(tempfile.mkdtemp())
+    >>> os.symlink(real, real + "-link")
+    >>> path_spellings(real + "-link") == [real + "-link", real]
+    True
+    """
+    s = os.fspath(path)
+    forms = [s] if os.path.isabs(s) else []
+    forms += [os.path.abspath(s), os.path.realpath(s), os.path.realpath(os.path.abspath(s))]
+    out = [f.rstrip(os.sep) or os.sep for f in forms]
+    return sorted(dict.fromkeys(out), key=lambda f: -len(f))
+
+
 def _roots_from_config(cfg: Any) -> tuple[Path | None, Path | None]:
     """Data root and cache root of a configuration (None where they cannot be known)."""
     if cfg is None:
@@ -214,7 +279,7 @@ def machine_relativizer(run_dir: str | Path, cfg: Any = None, extra: tuple[str |
     pkg_parent = Path(__file__).resolve().parents[2]
     more = {str(Path.home()): "~/", str(Path(sys.base_prefix).resolve()): "<python>/",
             str(Path(sys.prefix).resolve()): "<python>/", str(pkg_parent): ""}
-    more.update({str(Path(e).resolve()): "" for e in extra})
+    more.update({os.fspath(e): "" for e in extra})  # every spelling is matched (path_spellings)
     return PathRelativizer.for_config(run_dir, cfg, extra=more)
 
 
