@@ -7,6 +7,11 @@ the high-resolution early blocks frozen (``stage.freeze_early_epochs``), and who
 prediction through the exported model (tile grid, BatchNorm folded). Prints JSON. Targets
 (issue 4): learner/plain ratio >= 0.9. Usage:
 python benchmarks/bench_train.py [--profile demo] [--n 96]
+
+``--cache`` measures the trunk cache instead, in one run on the same tiles: seconds per epoch of
+the top trained on cached trunk maps against the whole network trained from pixels, and the
+trunk-cache build in tiles/s (issue 18: full / top >= 4):
+python benchmarks/bench_train.py --cache [--n 24] [--tiles 4] [--trunk 5]
 """
 
 from __future__ import annotations
@@ -24,9 +29,79 @@ import torch
 
 import semcathode as sc
 from semcathode.data.loaders import load_item, make_dataloaders
-from semcathode.models.learner import create_model, make_learner, seed_everything
+from semcathode.models.learner import create_model, fit_stage, make_learner, seed_everything
+from semcathode.models.backbones import normalization
+from semcathode.models.top import CachedTiles, make_top_learner
+from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
 from semcathode.study.train import TrainedModel
 from semcathode.data.factory import preprocess_params
+
+
+def cache_benchmark(args: argparse.Namespace) -> None:
+    """``--cache``: the top trained on cached trunk maps vs the whole network from pixels, on the same
+    tiles of the same micrographs at the native 0.2625 µm/px, and the trunk-cache build in tiles/s
+    (issue 18: full / top seconds per epoch >= 4)."""
+    cfg = sc.load_config("demo", overrides={"preprocess.scale_um": 0.2625, "preprocess.size": 224,
+                                            "preprocess.crops_per_image": args.tiles})
+    params = preprocess_params(cfg)
+    data = sc.data.resolve_data_dir("kaist-ncm", None, download=False)
+    classes = sc.data.default_schema().classes
+    manifest = sc.index_folder(data / "images")
+    manifest = manifest[manifest["label"].isin(classes)].sample(n=args.n, random_state=0)
+    manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(cfg.preprocess.pixel_size_um or np.nan)
+    mean, std = normalization("efficientnet_lite0")
+    stage = replace(cfg.stage1, epochs=1, freeze_epochs=0, freeze_early_epochs=0, schedule="discriminative",
+                    lr=1e-3, validate=False, batch_size=args.bs, min_steps=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        items = sc.data.build_items(manifest, params, sc.data.PreprocessCache(f"{tmp}/pre"))
+        items["split"] = "train"
+        # the trunk cache, cold: every tile of the grid of every micrograph, one view
+        net, _ = create_model("efficientnet_lite0", "packaged", len(classes))
+        net.eval()
+        trunk, top = split_network(net, args.trunk)
+        spec = TrunkSpec("efficientnet_lite0", args.trunk, trunk_digest(trunk), params.size, params.tile_stride,
+                         cfg.preprocess.normalize, tuple(mean), tuple(std))
+        cache = TrunkCache(f"{tmp}/trunk")
+        t0 = time.perf_counter()
+        cache.build(items, trunk, spec, views=["full"], log=None)
+        build_s = time.perf_counter() - t0
+        n_tiles = sum(len(cache.load(r, spec, "full")) for _, r in items.iterrows())
+        # the top on the cache: one epoch after a warm-up epoch
+        seed_everything(0)
+        train = CachedTiles(items, classes, cache, spec, tiles_per_epoch=args.tiles, seed=0)
+        learn = make_top_learner(top, train, CachedTiles(items.head(0), classes, cache, spec, tiles_per_epoch=0),
+                                 bs=args.bs)
+        fit_stage(learn, stage, quiet=True)
+        t0 = time.perf_counter()
+        fit_stage(learn, stage, quiet=True)
+        top_s = time.perf_counter() - t0
+        # the whole network from pixels on as many tiles of the same micrographs (random crops of 224 px)
+        seed_everything(0)
+        dls = make_dataloaders(items, classes, bs=args.bs, mean=mean, std=std, augment=False,
+                               crops_per_image=args.tiles, tile_stride=params.tile_stride)
+        full = make_learner(dls, len(classes), weights="packaged", channels_last=True)
+        fit_stage(full, stage, quiet=True)
+        t0 = time.perf_counter()
+        fit_stage(full, stage, quiet=True)
+        full_s = time.perf_counter() - t0
+    n_train = len(train)
+    print(json.dumps({
+        "benchmark": "trunk cache",
+        "representation": {"scale_um": params.scale_um, "tile_px": params.size, "tile_stride": params.tile_stride},
+        "trunk_depth": args.trunk,
+        "micrographs": int(len(items)),
+        "tiles_in_cache": int(n_tiles),
+        "trunk_cache_build_s": round(build_s, 2),
+        "trunk_cache_build_tiles_per_s": round(n_tiles / build_s, 1),
+        "train_tiles_per_epoch": n_train,
+        "batch_size": args.bs,
+        "top_on_cache_s_per_epoch": round(top_s, 2),
+        "full_network_s_per_epoch": round(full_s, 2),
+        "ratio_full_over_top_epoch_time": round(full_s / top_s, 2),
+        "targets": {"ratio_full_over_top_epoch_time": ">= 4"},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__},
+    }, indent=2))
 
 
 def main() -> None:
@@ -34,7 +109,14 @@ def main() -> None:
     ap.add_argument("--profile", default="demo", help="its preprocess section gives the representation")
     ap.add_argument("--n", type=int, default=96, help="training micrographs per measured epoch")
     ap.add_argument("--bs", type=int, default=16)
+    ap.add_argument("--cache", action="store_true", help="measure the trunk cache instead (see cache_benchmark)")
+    ap.add_argument("--tiles", type=int, default=4, help="--cache: tiles per micrograph per epoch (both loops)")
+    ap.add_argument("--trunk", type=int, default=5, help="--cache: block stages in the frozen trunk")
     args = ap.parse_args()
+    if args.cache:
+        if args.n == 96:
+            args.n = 24
+        return cache_benchmark(args)
     pcfg = sc.load_config(args.profile)
     params = preprocess_params(pcfg)
     k = pcfg.preprocess.crops_per_image if params.mode == "scale" else 1

@@ -144,6 +144,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "cam_method": ("gradcam", "gradcampp", "eigencam", "layercam", "hirescam", "xgradcam"),
     "arm": ("pre_ft_oversample", "pre_ft_weighted", "pre_ft", "ft_only", "scratch_ft", "pretrain_only"),
     "shift_kind": ("brightness", "contrast", "gamma", "noise", "blur", "magnification"),
+    "trunk_view": ("full", "half"),
 }
 #: String keys whose values are free text (paths, class-name parts, a domain value): not enumerations.
 FREE_TEXT_KEYS: tuple[str, ...] = ("data.data_dir", "data.labels_csv", "data.compositions", "data.states",
@@ -166,6 +167,7 @@ class DataConfig:
     bar_fraction: float = _f(0.0667, range=Range(0, 0.5, hi_open=True))
     block_size: int = _f(5, range=GE1)  # consecutive frames of a session that form one split group
     tail_frac: float = _f(0.1, range=FRACTION)  # share of each session's last frames (by frame number) held out as the session-tail test split (0 = off)
+    pretail_frac: float = _f(0.0, range=FRACTION)  # share of each session's frames just before the tail that form the source valid split (0 = frame-block valid split instead); every setting is chosen there
     merge_duplicates: bool = True  # duplicate / near-duplicate images always share a split group
     valid_frac: float = _f(0.15, range=FRACTION)  # valid_frac + test_frac < 1
     test_frac: float = _f(0.2, range=FRACTION)
@@ -196,6 +198,10 @@ class ModelConfig:
     weights: str = _f("auto", choices=CHOICES["weights"])
     channels_last: bool = True
     drop_rate: float = _f(0.2, range=FRACTION)
+    trunk: int = _f(0, range=Range(0, 6))  # block stages kept frozen at their initial weights, their output cached once per tile and view (0 = the whole network trained from pixels)
+    trunk_views: list[str] = _f(factory=lambda: ["full"], nonempty=True, items=CHOICES["trunk_view"])  # cached views of each training micrograph: full, half (2x down, then up: lost finest detail)
+    tiles_per_epoch: int = _f(4, range=Range(1, 1000))  # trunk: tiles of each training micrograph drawn per epoch
+    label_smoothing: float = _f(0.0, range=Range(0, 0.5))  # cross-entropy label smoothing
 
 
 @dataclass

@@ -208,8 +208,11 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     Duplicate and near-duplicate images of one class are first put into one group
     (``data.merge_duplicates``), so a pair never straddles train/test or source/target.
     First the last frames of every session of the schema's classes (``data.tail_frac``,
-    :func:`~semcathode.data.session_tail`) become the source domain's ``tail`` split: a
-    test of extrapolation along the stage, kept out of every training set.
+    :func:`~semcathode.data.session_position`) become the source domain's ``tail`` split: a
+    test of extrapolation along the stage, kept out of every training set. With
+    ``data.pretail_frac`` the frames just before the tail become the source's ``valid`` split
+    (the pre-tail: shaped like the tail, so every setting chosen on it is chosen for the test that
+    matters), and the frame-block split then has no valid part.
     The other rows of the schema's classes are partitioned into ``source`` and ``target``: with
     ``target.kind = simulated_shift`` by held-out frame blocks plus the acquisition shift
     (see :data:`semcathode.data.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
@@ -240,14 +243,27 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     >>> df = prepare_splits(build_manifest(cfg), cfg)
     >>> len(df), sorted(df["domain"].unique()), sorted(df["split"].unique())
     (54, ['source', 'target'], ['test', 'train', 'valid'])
+    >>> cfg.data.tail_frac, cfg.data.pretail_frac, cfg.data.valid_frac = 0.2, 0.2, 0.0
+    >>> df = prepare_splits(build_manifest(cfg), cfg)
+    >>> where = df["group"].str.split("|").str[-1]
+    >>> sorted(df.loc[where == "pretail", "split"].unique()), sorted(df.loc[where == "tail", "split"].unique())
+    (['valid'], ['tail'])
+    >>> bool((df.loc[df["split"] == "valid", "group"].str.endswith("|pretail")).all())  # no frame-block valid beside it
+    True
     """
     schema = schema_from_config(cfg)
-    from .splits import session_tail
+    from .splits import session_position
 
     is_main = manifest["label"].isin(schema.classes)
-    tail_mask = session_tail(manifest[is_main], cfg.data.tail_frac).reindex(manifest.index, fill_value=False)
-    tail = manifest[tail_mask].copy()
-    df = assign_groups(manifest[~tail_mask], cfg.data.block_size)
+    position = session_position(manifest[is_main], cfg.data.tail_frac, cfg.data.pretail_frac)
+    position = position.reindex(manifest.index, fill_value="train")
+    if cfg.target.kind == "domain_column" and "domain" in manifest:  # the target's own frames stay the target's
+        position[(manifest["domain"] == cfg.target.domain) & (position == "pretail")] = "train"
+    tail = manifest[position == "tail"].copy()
+    pretail = manifest[position == "pretail"].copy()
+    df = assign_groups(manifest[position == "train"], cfg.data.block_size)
+    # with a pre-tail, it is the source's valid split: no frame-block valid split beside it
+    valid_frac = 0.0 if len(pretail) else cfg.data.valid_frac
     if cfg.data.merge_duplicates:
         from .duplicates import find_duplicates
         from .splits import merge_duplicate_groups
@@ -260,14 +276,15 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
 
         shift = simulated_instrument_shift()
         main = make_transfer_splits(
-            main, target_frac=cfg.target.target_frac, valid_frac=cfg.data.valid_frac,
+            main, target_frac=cfg.target.target_frac, valid_frac=valid_frac,
             test_frac=cfg.data.test_frac, per_class_train=cfg.target.per_class_train,
             seed=cfg.data.split_seed, shift=shift.to_dict(), target_valid_frac=cfg.target.valid_frac,
         )
     else:
         parts = []
         for dom, sub in main.groupby("domain", sort=False):
-            sub = split_groups(sub, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
+            sub = split_groups(sub, valid_frac if dom != cfg.target.domain else cfg.data.valid_frac,
+                               cfg.data.test_frac, seed=cfg.data.split_seed)
             parts.append(sub)
         main = pd.concat(parts)
         main["domain"] = ["target" if d == cfg.target.domain else "source" for d in main["domain"]]
@@ -277,10 +294,10 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
         extra = split_groups(extra, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
         extra["shift"] = ""
         parts.append(extra)
-    if len(tail):
-        tail = tail.assign(group=tail["label"].astype(str) + "|" + tail["session"].astype(str) + "|tail",
-                           domain="source", split="tail", shift="")
-        parts.append(tail)
+    for rows, split, name in ((pretail, "valid", "pretail"), (tail, "tail", "tail")):
+        if len(rows):
+            parts.append(rows.assign(group=rows["label"].astype(str) + "|" + rows["session"].astype(str) + "|" + name,
+                                     domain="source", split=split, shift=""))
     out = pd.concat(parts)
     return out.loc[manifest.index.intersection(out.index)]
 

@@ -424,7 +424,9 @@ def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], 
     return export_model(
         tm.model, path, classes, backbone, timm_name, preprocess_params(cfg), cfg.preprocess.normalize, mean, std,
         weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,
-        bar_fraction=cfg.data.bar_fraction, extra={"arm": tm.arm, "seed": tm.seed},
+        bar_fraction=cfg.data.bar_fraction,
+        # where the frozen part ends (0: every layer trained); the file holds the whole network either way
+        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(getattr(cfg.model, "trunk", 0))},
         aggregate=cfg.evaluate.aggregate, trust=trust,
     )
 

@@ -26,6 +26,7 @@ from ..data.preprocess import standardise
 from ..data.tiles import cut_tiles
 
 __all__ = [
+    "summarise_tiles",
     "MicrographOutputs",
     "normalise_batch",
     "aggregate_log_probs",
@@ -57,6 +58,8 @@ class MicrographOutputs:
         ``(N, D)`` mean pooled feature of the tiles, L2-normalised (None when not asked).
     tile_preds : list of ndarray
         Per micrograph, the argmax class index of every tile.
+    tile_features : list of ndarray or None
+        Per micrograph, the pooled feature of every tile ``(T_i, D)`` (None when not asked).
     """
 
     log_probs: np.ndarray
@@ -64,6 +67,7 @@ class MicrographOutputs:
     n_tiles: np.ndarray
     features: np.ndarray | None
     tile_preds: list
+    tile_features: list | None = None
 
     def probs(self, temperature: float = 1.0) -> np.ndarray:
         """Softmax of ``log_probs / temperature``."""
@@ -212,25 +216,56 @@ def predict_arrays(
             logps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
             if features and f is not None:
                 feats.append(f.float().cpu().numpy())
-        tile_lp = np.concatenate(logps)
-        owner_arr = np.asarray(owner)
-        out_lp, agree, counts, tile_preds, out_f = [], [], [], [], []
-        tile_f = np.concatenate(feats) if feats else None
-        for i in range(n):
-            sel = owner_arr == i
-            lp = aggregate_log_probs(tile_lp[sel], aggregate)
-            votes = tile_lp[sel].argmax(axis=1)
-            out_lp.append(lp)
-            agree.append(float((votes == lp.argmax()).mean()))
-            counts.append(int(sel.sum()))
-            tile_preds.append(votes)
-            if tile_f is not None:
-                v = tile_f[sel].mean(axis=0)
-                out_f.append(v / max(np.linalg.norm(v), 1e-12))
-        return MicrographOutputs(np.stack(out_lp), np.asarray(agree), np.asarray(counts),
-                                 np.stack(out_f) if out_f else None, tile_preds)
+        return summarise_tiles(np.concatenate(logps), np.asarray(owner), n, aggregate,
+                               np.concatenate(feats) if feats else None)
     finally:
         model.train(was_training)
+
+
+def summarise_tiles(tile_log_probs: np.ndarray, owner: np.ndarray, n: int, aggregate: str = "mean_log_prob",
+                    tile_features: np.ndarray | None = None) -> MicrographOutputs:
+    """Per-tile outputs -> one prediction per micrograph (the aggregation of every predict path).
+
+    Parameters
+    ----------
+    tile_log_probs : ndarray
+        ``(T, C)`` log-probabilities of every tile.
+    owner : ndarray
+        ``(T,)`` index of each tile's micrograph in ``0 .. n - 1``.
+    n : int
+        Micrographs.
+    aggregate : str
+        See :func:`aggregate_log_probs`.
+    tile_features : ndarray, optional
+        ``(T, D)`` pooled features of the tiles (their mean per micrograph is L2-normalised).
+
+    Returns
+    -------
+    MicrographOutputs
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp = np.log(np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]))
+    >>> mo = summarise_tiles(lp, np.array([0, 0, 1]), 2)
+    >>> mo.n_tiles.tolist(), mo.log_probs.argmax(1).tolist(), mo.tile_agreement.tolist()
+    ([2, 1], [0, 1], [1.0, 1.0])
+    """
+    out_lp, agree, counts, tile_preds, out_f, tile_f = [], [], [], [], [], []
+    for i in range(n):
+        sel = owner == i
+        lp = aggregate_log_probs(tile_log_probs[sel], aggregate)
+        votes = tile_log_probs[sel].argmax(axis=1)
+        out_lp.append(lp)
+        agree.append(float((votes == lp.argmax()).mean()))
+        counts.append(int(sel.sum()))
+        tile_preds.append(votes)
+        if tile_features is not None:
+            tile_f.append(tile_features[sel])
+            v = tile_f[-1].mean(axis=0)
+            out_f.append(v / max(np.linalg.norm(v), 1e-12))
+    return MicrographOutputs(np.stack(out_lp), np.asarray(agree), np.asarray(counts),
+                             np.stack(out_f) if out_f else None, tile_preds, tile_f if tile_features is not None else None)
 
 
 def fit_temperature(log_probs: np.ndarray, y: Sequence[int]) -> float:

@@ -26,9 +26,11 @@ from fastai.torch_core import TensorCategory
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from .learner import ChannelsLastInputs
+from .predict import MicrographOutputs, summarise_tiles
 from .trunk import Top, TrunkCache, TrunkSpec
 
-__all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs"]
+__all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs", "cached_outputs"]
 
 
 class CachedTiles(Dataset):
@@ -40,7 +42,7 @@ class CachedTiles(Dataset):
         Rows of :func:`semcathode.data.build_items` (``cache_path``, ``label``), one per micrograph
         (repeat rows to oversample a class).
     classes : sequence of str
-        Class order of the labels.
+        Class order of the labels (evaluation needs none: pass ``()``).
     cache : TrunkCache
     spec : TrunkSpec
     views : sequence of str
@@ -60,7 +62,8 @@ class CachedTiles(Dataset):
         rows = items.reset_index(drop=True)
         self.maps = {v: [cache.load(r, spec, v) for _, r in rows.iterrows()] for v in views}
         self.views = list(views)
-        self.y = np.asarray([idx[str(label)] for label in rows["label"]], dtype=np.int64)
+        labels = rows["label"] if "label" in rows else [None] * len(rows)
+        self.y = np.asarray([idx.get(str(label), -1) for label in labels], dtype=np.int64)  # -1: not a class
         self.k = int(tiles_per_epoch)
         self.augment = augment and self.k > 0
         self.rng = np.random.default_rng(seed)
@@ -131,16 +134,17 @@ def make_top_learner(top: Top, train: CachedTiles, valid: CachedTiles, bs: int =
     bs = max(2, min(bs, len(train)))
     if not len(valid):  # fastai validates every epoch: a stand-in batch of training inputs (not reported)
         valid = Subset(train, range(min(len(train), bs)))
-    dls = DataLoaders.from_dsets(train, valid, bs=bs, shuffle=True, drop_last=True, num_workers=0,
+    dls = DataLoaders.from_dsets(train, valid, bs=bs, num_workers=0,  # shuffled, last partial batch dropped: train only
                                  device=torch.device("cpu"))
     w = torch.as_tensor(loss_weights, dtype=torch.float32) if loss_weights is not None else None
     return Learner(dls, top, loss_func=CrossEntropyLossFlat(weight=w, label_smoothing=label_smoothing),
                    opt_func=Adam, splitter=top_splitter, metrics=[accuracy, F1Score(average="macro")],
-                   wd=weight_decay, train_bn=True)
+                   wd=weight_decay, train_bn=True, cbs=[ChannelsLastInputs()])
 
 
 @torch.no_grad()
-def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256,
+                     features: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-tile log-probabilities of ``top`` over an evaluation :class:`CachedTiles`.
 
     Parameters
@@ -149,6 +153,8 @@ def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256) -> tuple[np.nda
     data : CachedTiles
         Built with ``tiles_per_epoch=0``.
     bs : int
+    features : bool
+        Also the pooled pre-logit feature of every tile.
 
     Returns
     -------
@@ -156,16 +162,44 @@ def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256) -> tuple[np.nda
         ``(T, n_classes)``, tiles in order.
     owners : ndarray
         Row of ``items`` of each tile.
+    features : ndarray or None
+        ``(T, D)`` when ``features``.
     """
     modes = [(m, m.training) for m in top.modules()]
     top.eval()
     try:
-        out = []
+        lps, feats = [], []
         for s in range(0, len(data), bs):
             x = torch.stack([data[i][0] for i in range(s, min(s + bs, len(data)))])
-            out.append(torch.log_softmax(top(x).float(), 1).numpy())
+            logits, pooled = top.forward_pooled(x)
+            lps.append(torch.log_softmax(logits.float(), 1).numpy())
+            if features:
+                feats.append(pooled.float().numpy())
         n_classes = top.classifier.out_features
-        return (np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)), data.owners()
+        lp = np.concatenate(lps) if lps else np.zeros((0, n_classes), np.float32)
+        return lp, data.owners(), (np.concatenate(feats) if feats else None)
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+def cached_outputs(top: Top, data: CachedTiles, aggregate: str = "mean_log_prob",
+                   features: bool = False) -> MicrographOutputs:
+    """Whole-micrograph predictions from the trunk cache: what :func:`predict_arrays` gives from pixels.
+
+    Parameters
+    ----------
+    top : Top
+    data : CachedTiles
+        Evaluation inputs (``tiles_per_epoch=0``), one entry per micrograph of its items.
+    aggregate : str
+        See :func:`semcathode.models.aggregate_log_probs`.
+    features : bool
+        Also the L2-normalised mean pooled feature per micrograph.
+
+    Returns
+    -------
+    MicrographOutputs
+    """
+    lp, owners, f = cached_log_probs(top, data, features=features)
+    return summarise_tiles(lp, owners, len(data.y), aggregate, f)

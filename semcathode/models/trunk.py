@@ -103,12 +103,15 @@ class Top(nn.Module):
         """Trunk maps -> the final feature maps (before pooling)."""
         return self.bn2(self.conv_head(self.blocks(maps)))
 
+    def forward_pooled(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trunk maps -> ``(logits, pooled pre-logit features)``."""
+        pooled = self.global_pool(self.features(maps))  # as timm's forward_head, with this module's train flag
+        x = nn.functional.dropout(pooled, p=self.drop_rate, training=self.training) if self.drop_rate > 0 else pooled
+        return self.classifier(x), pooled
+
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         """Trunk maps ``(N, C, h, w)`` -> logits ``(N, n_classes)``."""
-        x = self.global_pool(self.features(maps))  # as timm's forward_head, with this module's train flag
-        if self.drop_rate > 0:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
-        return self.classifier(x)
+        return self.forward_pooled(maps)[0]
 
 
 def split_network(net: nn.Module, depth: int) -> tuple[Trunk, Top]:
@@ -278,7 +281,7 @@ class TrunkCache:
         return tiles
 
     def build(self, items: pd.DataFrame, trunk: nn.Module, spec: TrunkSpec, views: Sequence[str] = ("full",),
-              batch_size: int = 64, log: Callable[[str], None] | None = print) -> dict[str, list[Path]]:
+              batch_size: int = 16, log: Callable[[str], None] | None = print) -> dict[str, list[Path]]:
         """Compute every missing entry of ``items`` x ``views`` (each once), with a progress line and an ETA.
 
         Parameters
@@ -290,7 +293,7 @@ class TrunkCache:
         spec : TrunkSpec
         views : sequence of str
         batch_size : int
-            Tiles per forward pass.
+            Tiles per forward pass (16 runs faster than 64 on a 2-core CPU: the early maps stay in cache).
         log : callable, optional
             Receives progress lines (about every 10 % and at the end).
 
@@ -307,6 +310,7 @@ class TrunkCache:
             return out
         modes = [(m, m.training) for m in trunk.modules()]  # shared with the network: restore each as it was
         trunk.eval()
+        trunk.to(memory_format=torch.channels_last)  # faster convolutions on CPU (values unchanged)
         t0, done_tiles, next_report = time.time(), 0, 0.1
         try:
             for i, (row, view, path) in enumerate(todo, 1):
@@ -325,12 +329,13 @@ class TrunkCache:
         return out
 
     @staticmethod
-    @torch.no_grad()
+    @torch.inference_mode()
     def _forward(trunk: nn.Module, tiles: np.ndarray, spec: TrunkSpec, batch_size: int) -> np.ndarray:
         parts = []
         for s in range(0, len(tiles), batch_size):
             x = normalise_batch(tiles[s:s + batch_size], spec.normalize, spec.mean, spec.std)
-            parts.append(trunk(x).to(torch.float16).numpy())
+            y = trunk(x.contiguous(memory_format=torch.channels_last))
+            parts.append(y.to(torch.float16).contiguous().numpy())
         return np.concatenate(parts)
 
 

@@ -29,7 +29,7 @@ from .._progress import progress as _progress
 from ..config.sections import RunConfig, StageConfig
 from .evaluation import evaluate_model
 from .store import arm_key, model_store
-from .train import TrainedModel, _cached_fit, _crops, _log, _stage_epochs, _stage_steps, train_stage1
+from .train import TrainedModel, _cached_fit, _crops, _log, _stage_epochs, _stage_steps, train_stage1, trunk_cache
 
 __all__ = ["ARMS", "Arm", "fair_stage", "train_arm", "run_arms"]
 
@@ -142,7 +142,8 @@ def train_arm(
     if a.init == "stage1" and stage1 is None:
         raise ValueError(f"arm {arm} needs the stage-1 model")
     if a.strategy is None:  # pretrain-only: the stage-1 model as it is
-        return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0, cfg=cfg, steps=0)
+        return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0, cfg=cfg, steps=0,
+                            network=stage1.network, trunk=stage1.trunk)
     if stage1_steps is None:
         stage1_steps = stage1.steps if stage1 is not None else 0
     init_state = None
@@ -157,7 +158,8 @@ def train_arm(
     winfo = fit.weights_info
     if a.init == "stage1":
         winfo = {**stage1.weights_info, "note": f"stage-1 model (seed {seed}) from {stage1.weights_info.get('origin')}"}
-    return TrainedModel(fit.learner, arm, seed, fit.history, winfo, fit.wall_s, cfg=cfg, steps=fit.steps)
+    return TrainedModel(fit.learner, arm, seed, fit.history, winfo, fit.wall_s, cfg=cfg, steps=fit.steps,
+                        network=fit.network, trunk=trunk_cache(cfg) if cfg.model.trunk else None)
 
 
 def run_arms(

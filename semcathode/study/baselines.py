@@ -1,7 +1,8 @@
 """Baselines that every fine-tuned model has to beat: a linear probe on frozen ImageNet features.
 
-Features are the frozen backbone's pooled features averaged over a micrograph's tile grid (the
-same tiles the fine-tuned models see), classified by scikit-learn's logistic regression.
+Every tile of a micrograph's grid (the same tiles the fine-tuned models see) is classified by
+scikit-learn's logistic regression on the frozen backbone's pooled features, and the mean of
+the tiles' log-probabilities is the micrograph's prediction, as for the fine-tuned models.
 """
 
 from __future__ import annotations
@@ -20,52 +21,59 @@ __all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_flo
 
 
 @torch.no_grad()
-def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> np.ndarray:
-    """Frozen ImageNet backbone features (no training), one row per micrograph: the mean pooled
-    feature of its tile grid (L2-normalised), as the fine-tuned models see the micrograph.
+def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> list[np.ndarray]:
+    """Frozen ImageNet backbone features (no training) of every tile of every micrograph: the pooled
+    features of the tile grid the fine-tuned models see. With ``model.trunk`` > 0 the frozen trunk's
+    maps come from the trunk cache (the ImageNet trunk is every arm's trunk, so it is built once).
 
     Parameters
     ----------
     items : DataFrame
         With ``cache_path`` and ``size``.
     cfg : RunConfig
-        Backbone, weights and pre-processing.
+        Backbone, weights, pre-processing and trunk.
     bs : int
         Tiles per forward pass.
 
     Returns
     -------
-    ndarray
-        float32 ``(N, D)``.
+    list of ndarray
+        Per micrograph, float32 ``(T_i, D)``.
     """
     from ..models.backbones import create_backbone
     from ..models.predict import predict_arrays
-    from .train import input_norm
+    from .evaluation import micrograph_outputs
+    from .train import TrainedModel, input_norm, trunk_cache
 
     model, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
     model.eval()
     if items.empty:
-        return np.zeros((0, model.num_features), np.float32)
-    mean, std = input_norm(cfg)
-    arrays = [np.load(p) for p in items["cache_path"]]
-    mo = predict_arrays(model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
-                        stride=cfg.preprocess.tile_stride, features=True, bs=bs)
-    return mo.features.astype(np.float32)
+        return []
+    if cfg.model.trunk:
+        frozen = TrainedModel(None, "imagenet", 0, pd.DataFrame(), {}, 0.0, cfg=cfg, network=model,
+                              trunk=trunk_cache(cfg))
+        mo = micrograph_outputs(frozen, items, features=True)
+    else:
+        mean, std = input_norm(cfg)
+        arrays = [np.load(p) for p in items["cache_path"]]
+        mo = predict_arrays(model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
+                            stride=cfg.preprocess.tile_stride, features=True, bs=bs)
+    return [f.astype(np.float32) for f in mo.tile_features]
 
 
 def linear_probe(
     train_items: pd.DataFrame, test_items: pd.DataFrame, cfg: RunConfig, classes: Sequence[str],
-    features: tuple[np.ndarray, np.ndarray] | None = None, C: float = 1.0,
+    features: tuple[list[np.ndarray], list[np.ndarray]] | None = None, C: float = 1.0,
 ) -> tuple[pd.DataFrame, dict]:
-    """Logistic regression (scikit-learn) on frozen ImageNet features: the baseline that
-    fine-tuning has to beat.
+    """Logistic regression (scikit-learn) on the frozen ImageNet features of every tile, the mean
+    log-probability of a micrograph's tiles as its prediction: the floor fine-tuning has to beat.
 
     Parameters
     ----------
     train_items, test_items : DataFrame
     cfg : RunConfig
     classes : sequence of str
-    features : (ndarray, ndarray), optional
+    features : (list, list), optional
         Precomputed :func:`extract_features` of train and test.
     C : float
         Inverse regularisation strength.
@@ -81,14 +89,23 @@ def linear_probe(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from ..models.predict import aggregate_log_probs
+
     ftr, fte = features if features is not None else (extract_features(train_items, cfg), extract_features(test_items, cfg))
+    y = np.concatenate([[lbl] * len(f) for lbl, f in zip(train_items["label"], ftr)])
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-    clf.fit(ftr, train_items["label"].to_numpy())
-    proba = clf.predict_proba(fte)
-    out = test_items.reset_index(drop=True).copy()
+    clf.fit(np.concatenate(ftr), y)
     col = {c: j for j, c in enumerate(clf.classes_)}
-    for c in classes:
-        out[f"p_{c}"] = proba[:, col[c]] if c in col else 0.0
+    order = [col.get(c) for c in classes]
+    rows = []
+    for f in fte:
+        lp = np.log(np.clip(clf.predict_proba(f), 1e-12, 1.0))
+        lp = np.stack([lp[:, j] if j is not None else np.full(len(f), -np.inf) for j in order], axis=1)
+        rows.append(np.exp(aggregate_log_probs(lp, cfg.evaluate.aggregate)))
+    out = test_items.reset_index(drop=True).copy()
+    p = np.stack(rows) if rows else np.zeros((0, len(classes)))
+    for j, c in enumerate(classes):
+        out[f"p_{c}"] = p[:, j]
     img = aggregate_tiles(out, classes)
     return img, classification_metrics(img["label"], img["pred"], classes)
 
@@ -119,7 +136,8 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
 
     classes = study.classes
     rows = []
-    for dom, split, name in (("source", "test", "source train -> frame-block test (the CNN's split)"),
+    for dom, split, name in (("source", "valid", "source train -> valid (the pre-tail, where settings are chosen)"),
+                             ("source", "test", "source train -> frame-block test (the CNN's split)"),
                              ("source", "tail", "source train -> session tail"),
                              ("target", "test", "target train -> target test (floor of the stage-2 arms)")):
         tr, te = study.rows(dom, "train"), study.rows(dom, split)
@@ -135,7 +153,7 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
     feats = extract_features(raw_items, cfg)
     y_true, y_pred = [], []
     for tr, te in group_folds(raw_items, n_splits=n_splits, seed=cfg.data.split_seed):
-        img, _ = linear_probe(raw_items.iloc[tr], raw_items.iloc[te], cfg, classes, features=(feats[tr], feats[te]))
+        img, _ = linear_probe(raw_items.iloc[tr], raw_items.iloc[te], cfg, classes, features=([feats[i] for i in tr], [feats[i] for i in te]))
         y_true += list(img["label"])
         y_pred += list(img["pred"])
     m2 = classification_metrics(y_true, y_pred, classes)

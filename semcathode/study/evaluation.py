@@ -53,6 +53,16 @@ def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = F
     cfg = tm.cfg
     if cfg is None:
         raise ValueError("the TrainedModel has no configuration (cfg): cannot know its pre-processing")
+    if tm.trunk is not None and cfg.model.trunk:  # the frozen trunk's maps come from the cache (built once)
+        from ..models.top import CachedTiles, cached_outputs
+        from ..models.trunk import split_network
+        from .train import trunk_spec
+
+        trunk, top = split_network(tm.model, cfg.model.trunk)
+        spec = trunk_spec(cfg, tm.model)
+        tm.trunk.build(items, trunk, spec, views=["full"], log=None)
+        data = CachedTiles(items, (), tm.trunk, spec, views=["full"], tiles_per_epoch=0)
+        return cached_outputs(top, data, cfg.evaluate.aggregate, features=features)
     mean, std = tm.learner.norm_stats
     arrays = [np.load(p) for p in items["cache_path"]]
     return predict_arrays(tm.model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,

@@ -33,11 +33,13 @@ MODEL_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "source": {
         # which micrographs, labels and split groups form the training set
         "data": ("dataset", "labels_csv", "compositions", "states", "skip_bad", "min_size", "bar_method",
-                 "bar_fraction", "block_size", "tail_frac", "merge_duplicates", "valid_frac", "test_frac",
+                 "bar_fraction", "block_size", "tail_frac", "pretail_frac", "merge_duplicates", "valid_frac", "test_frac",
                  "split_seed", "synthetic_per_class", "synthetic_size"),
         # the network's input representation
-        "preprocess": ("mode", "size", "scale_um", "crops_per_image", "pixel_size_um", "normalize"),
-        "model": ("backbone", "weights", "channels_last", "drop_rate"),
+        "preprocess": ("mode", "size", "scale_um", "crops_per_image", "tile_stride", "pixel_size_um", "normalize"),
+        # the architecture, its initial weights and (trunk > 0) the frozen part and how the top samples the cache
+        "model": ("backbone", "weights", "channels_last", "drop_rate", "trunk", "trunk_views", "tiles_per_epoch",
+                  "label_smoothing"),
         # which source frame blocks are held out for the target (and the target's own split)
         "target": ("kind", "target_frac", "valid_frac", "per_class_train", "domain"),
         # stage-1 class balancing

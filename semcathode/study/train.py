@@ -18,10 +18,12 @@ import torch
 
 from ..config.sections import RunConfig, StageConfig
 from ..data.loaders import class_weights, make_dataloaders
-from ..models.learner import fit_stage, make_learner, seed_everything
+from ..config.paths import cache_root
+from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
+from ..models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
 from .store import ModelStore, model_store, stage1_key
 
-__all__ = ["TrainedModel", "resolve_backbone", "input_norm", "train_stage1"]
+__all__ = ["TrainedModel", "resolve_backbone", "input_norm", "trunk_cache", "trunk_spec", "train_stage1"]
 
 
 @dataclass
@@ -40,11 +42,13 @@ class TrainedModel:
     wall_s: float
     cfg: RunConfig | None = None
     steps: int = 0
+    network: torch.nn.Module | None = None  # the whole network when the learner trains only its top
+    trunk: TrunkCache | None = None  # where the frozen trunk's maps of this model's inputs are cached
 
     @property
     def model(self) -> torch.nn.Module:
-        """The network (``learner.model``)."""
-        return self.learner.model
+        """The whole network (``learner.model`` unless the learner trains only its top)."""
+        return self.network if self.network is not None else self.learner.model
 
 
 def _log(log: Callable[[str], None] | None, msg: str) -> None:
@@ -98,8 +102,44 @@ def input_norm(cfg: RunConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def _crops(cfg: RunConfig) -> int:
-    """Network inputs per micrograph and epoch (random crops in scale mode, else one)."""
+    """Network inputs per micrograph and epoch (cached tiles with a trunk, random crops in scale mode, else one)."""
+    if cfg.model.trunk:
+        return cfg.model.tiles_per_epoch
     return cfg.preprocess.crops_per_image if cfg.preprocess.mode == "scale" else 1
+
+
+def trunk_cache(cfg: RunConfig) -> TrunkCache:
+    """The trunk-activation cache of a run: ``cache_root(cfg) / "trunk"``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+
+    Returns
+    -------
+    TrunkCache
+    """
+    return TrunkCache(cache_root(cfg) / "trunk")
+
+
+def trunk_spec(cfg: RunConfig, network: torch.nn.Module) -> TrunkSpec:
+    """What the cached maps of ``network``'s frozen trunk depend on (``model.trunk`` > 0).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+    network : nn.Module
+        The whole network (its first ``cfg.model.trunk`` block stages are the trunk).
+
+    Returns
+    -------
+    TrunkSpec
+    """
+    trunk, _ = split_network(network, cfg.model.trunk)
+    mean, std = input_norm(cfg)
+    return TrunkSpec(backbone=resolve_backbone(cfg), depth=cfg.model.trunk, digest=trunk_digest(trunk),
+                     size=cfg.preprocess.size, tile_stride=cfg.preprocess.tile_stride,
+                     normalize=cfg.preprocess.normalize, mean=tuple(mean), std=tuple(std))
 
 
 def _head_epochs(stage: StageConfig) -> int:
@@ -140,6 +180,7 @@ class _Fit:
     wall_s: float
     steps: int
     cached: bool = False
+    network: torch.nn.Module | None = None
 
 
 def _fit(
@@ -156,7 +197,11 @@ def _fit(
     label: str = "",
     max_epochs: int = 0,
 ) -> tuple[object, pd.DataFrame, dict, int]:
-    """Build the dataloaders and learner and train one stage: ``(learner, history, weights info, steps)``."""
+    """Build the dataloaders and learner and train one stage: ``(learner, history, weights info, steps, network)``
+    (``network`` is None when the learner trains the whole network)."""
+    if cfg.model.trunk:
+        return _fit_top(train_items, valid_items, classes, cfg, stage, seed, init, strategy, init_state, quiet,
+                        label, max_epochs)
     seed_everything(seed)
     valid = valid_items if valid_items is not None and stage.validate else train_items.head(0)
     items = pd.concat([train_items.assign(split="train"), valid.assign(split="valid")])
@@ -175,7 +220,45 @@ def _fit(
     n_train = len(dls.train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
     hist = fit_stage(learn, run_stage, quiet=quiet, label=label)
-    return learn, hist, learn.weights_info.to_dict(), _stage_steps(run_stage, n_train)
+    return learn, hist, learn.weights_info.to_dict(), _stage_steps(run_stage, n_train), None
+
+
+def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classes: Sequence[str], cfg: RunConfig,
+             stage: StageConfig, seed: int, init: str, strategy: str | None, init_state: dict | None = None,
+             quiet: bool = True, label: str = "", max_epochs: int = 0):
+    """:func:`_fit` with ``model.trunk`` > 0: the top trained on the cached maps of the frozen trunk."""
+    from ..data.loaders import oversample
+    from ..models.top import CachedTiles, make_top_learner
+
+    seed_everything(seed)
+    weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
+    network, info = create_model(resolve_backbone(cfg), "scratch" if init_state is not None else weights,
+                                 len(classes), cfg.model.drop_rate)
+    if init_state is not None:
+        load_body_weights(network, init_state)
+    network.eval()  # the trunk's BatchNorm keeps its statistics; the learner puts the top in train mode
+    trunk, top = split_network(network, cfg.model.trunk)
+    spec, cache = trunk_spec(cfg, network), trunk_cache(cfg)
+    valid = valid_items if valid_items is not None and stage.validate else train_items.head(0)
+    train = train_items
+    if strategy == "oversample":
+        train = oversample(train_items, classes, target=cfg.protocol.oversample_target, seed=seed)
+    run_epochs = stage.epochs + _head_epochs(stage) + stage.min_steps
+    views = list(cfg.model.trunk_views) if run_epochs else ["full"]
+    cache.build(train_items.drop_duplicates("cache_path"), trunk, spec, views=views, log=None if quiet else print)
+    if len(valid):
+        cache.build(valid, trunk, spec, views=["full"], log=None)
+    train_ds = CachedTiles(train, classes, cache, spec, views=views, tiles_per_epoch=cfg.model.tiles_per_epoch,
+                           seed=seed)
+    valid_ds = CachedTiles(valid, classes, cache, spec, views=["full"], tiles_per_epoch=0)
+    lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
+    learn = make_top_learner(top, train_ds, valid_ds, bs=stage.batch_size, loss_weights=lw,
+                             weight_decay=stage.weight_decay, label_smoothing=cfg.model.label_smoothing, seed=seed)
+    learn.norm_stats = input_norm(cfg)
+    n_train = len(train_ds)
+    run_stage = _stage_epochs(stage, n_train, max_epochs)
+    hist = fit_stage(learn, run_stage, quiet=quiet, label=label)
+    return learn, hist, info.to_dict(), _stage_steps(run_stage, n_train), network
 
 
 def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_items: pd.DataFrame | None,
@@ -185,17 +268,18 @@ def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_it
     hit = store.get(key)
     if hit is not None:
         state, meta = hit
-        learn, _, _, _ = _fit(train_items, None, classes, cfg, replace(stage, epochs=0, freeze_epochs=0, min_steps=0),
-                              seed, "stage1", "none", init_state=state)
+        learn, _, _, _, network = _fit(train_items, None, classes, cfg,
+                                       replace(stage, epochs=0, freeze_epochs=0, min_steps=0),
+                                       seed, "stage1", "none", init_state=state)
         return _Fit(learn, pd.DataFrame(meta.get("history", [])), meta.get("weights", {}),
-                    float(meta.get("wall_s", 0)), int(meta.get("steps", 0)), cached=True)
+                    float(meta.get("wall_s", 0)), int(meta.get("steps", 0)), cached=True, network=network)
     t0 = time.time()
-    learn, hist, winfo, steps = _fit(train_items, valid_items, classes, cfg, stage, seed, init, strategy, init_state,
-                                     label=label, max_epochs=max_epochs)
+    learn, hist, winfo, steps, network = _fit(train_items, valid_items, classes, cfg, stage, seed, init, strategy,
+                                              init_state, label=label, max_epochs=max_epochs)
     wall = time.time() - t0
-    store.put(key, learn.model, {"key": key, "history": hist.to_dict(orient="records"), "weights": winfo, "wall_s": wall,
-                                 "steps": steps})
-    return _Fit(learn, hist, winfo, wall, steps)
+    store.put(key, network if network is not None else learn.model,
+              {"key": key, "history": hist.to_dict(orient="records"), "weights": winfo, "wall_s": wall, "steps": steps})
+    return _Fit(learn, hist, winfo, wall, steps, network=network)
 
 
 def train_stage1(
@@ -249,4 +333,5 @@ def train_stage1(
                       cfg.protocol.stage1_imbalance, label=f"stage 1 seed {seed}")
     _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if fit.cached else
                                           f"trained on {len(train)} source micrographs in {fit.wall_s:.0f} s"))
-    return TrainedModel(fit.learner, "stage1", seed, fit.history, fit.weights_info, fit.wall_s, cfg=cfg, steps=fit.steps)
+    return TrainedModel(fit.learner, "stage1", seed, fit.history, fit.weights_info, fit.wall_s, cfg=cfg, steps=fit.steps,
+                        network=fit.network, trunk=trunk_cache(cfg) if cfg.model.trunk else None)

@@ -389,8 +389,8 @@ def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
     for name, groups in (("frame-block folds", raw["group"]), ("session folds", raw["session"])):
         k = min(n_splits, groups.nunique())
         y_true, y_pred = [], []
-        for tr, te in GroupKFold(n_splits=k).split(feats, raw["label"], groups):
-            img, _ = linear_probe(raw.iloc[tr], raw.iloc[te], cfg, study.classes, features=(feats[tr], feats[te]))
+        for tr, te in GroupKFold(n_splits=k).split(raw, raw["label"], groups):
+            img, _ = linear_probe(raw.iloc[tr], raw.iloc[te], cfg, study.classes, features=([feats[i] for i in tr], [feats[i] for i in te]))
             y_true += list(img["label"])
             y_pred += list(img["pred"])
         met = classification_metrics(y_true, y_pred, study.classes)

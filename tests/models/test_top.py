@@ -68,7 +68,7 @@ def test_top_learns_from_the_cache_and_predicts_like_the_network(tmp_path):
     hist = fit_stage(learn, StageConfig(epochs=3, freeze_epochs=1, lr=3e-3, validate=False), quiet=True)
     assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
     ev = CachedTiles(items, CLASSES, cache, spec, tiles_per_epoch=0)
-    lp, owners = cached_log_probs(top, ev)
+    lp, owners, _ = cached_log_probs(top, ev)
     per_image = np.stack([aggregate_log_probs(lp[owners == i]) for i in range(len(items))])
     acc = float((per_image.argmax(1) == ev.y).mean())
     assert acc >= 0.9, acc

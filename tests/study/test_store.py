@@ -49,7 +49,7 @@ def _keys(**over):
     ("evaluate.aggregate", "mean_prob"), ("evaluate.n_boot", 7), ("evaluate.ood_k", 3),
     ("evaluate.familiar_quantile", 0.5), ("cam.method", "eigencam"), ("cam.per_class", 5), ("cam.opacity", 0.9),
     ("validity.learning_curve_sizes", [3]), ("validity.new_domain", False), ("protocol.seeds", [7, 8]),
-    ("protocol.arms", ["ft_only"]), ("preprocess.tile_stride", 0.5), ("preprocess.cache_dir", "/elsewhere"),
+    ("protocol.arms", ["ft_only"]), ("preprocess.cache_dir", "/elsewhere"),
     ("data.data_dir", "/elsewhere"),
 ])
 def test_evaluation_cam_and_report_fields_keep_the_model_keys(field, value):
@@ -61,6 +61,9 @@ def test_evaluation_cam_and_report_fields_keep_the_model_keys(field, value):
     ("model.drop_rate", 0.3, True), ("data.split_seed", 4, True), ("target.target_frac", 0.3, True),
     ("protocol.stage1_imbalance", "weighted_loss", True), ("protocol.sampler", "weighted", True),
     ("stage2.lr", 0.01, False), ("stage2.epochs", 9, False), ("protocol.fair_max_epochs", 7, False),
+    # the top on the trunk cache trains on the grid's tiles, sampled per epoch from the cached views
+    ("preprocess.tile_stride", 0.5, True), ("model.trunk", 5, True), ("model.trunk_views", ["full", "half"], True),
+    ("model.tiles_per_epoch", 8, True), ("data.pretail_frac", 0.1, True),
 ])
 def test_model_changing_fields_change_the_keys(field, value, stage1_changes):
     s1, arm = _keys(**{field: value})

@@ -114,3 +114,36 @@ def test_pre_ft_after_b0_fallback(study_setup, study_cfg, tmp_path, monkeypatch)
     tm = train_arm("pre_ft", split_rows(items, "target", "train"), cfg, 0, CLASSES, stage1=s1, cache_dir=tmp_path)
     assert set(tm.model.state_dict()) == set(s1.model.state_dict())  # the stage-1 (Lite0) architecture
 
+
+
+def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_path(study_setup, study_cfg, tmp_path):
+    """model.trunk > 0: stage 1 and the arms train only the top on cached trunk maps; the model is
+    still the whole network, evaluated from the cache as from pixels, stored and reloaded whole."""
+    import numpy as np
+
+    from semcathode.models.predict import predict_arrays
+    from semcathode.models.trunk import Top
+    from semcathode.study.arms import train_arm
+    from semcathode.study.evaluation import micrograph_outputs
+    from semcathode.study.train import train_stage1
+
+    _, items, _ = study_setup
+    cfg = study_cfg(tmp_path, **{"model.trunk": 5, "model.trunk_views": ["full", "half"], "stage1.epochs": 2})
+    s1 = train_stage1(items, cfg, 0, sorted(items["label"].unique()), log=None)
+    assert isinstance(s1.learner.model, Top) and not isinstance(s1.model, Top)
+    assert s1.history["train_loss"].notna().all() and len(s1.history) == 2
+    assert list((tmp_path / "trunk").rglob("*.npy"))  # the maps are on disk
+    test = items[(items["domain"] == "source") & (items["split"] == "test")]
+    cached = micrograph_outputs(s1, test, features=True)
+    mean, std = s1.learner.norm_stats
+    pixels = predict_arrays(s1.model, [np.load(p) for p in test["cache_path"]], int(test["size"].iloc[0]),
+                            cfg.preprocess.normalize, mean, std, features=True)
+    assert np.allclose(cached.log_probs, pixels.log_probs, atol=1e-2)
+    assert np.allclose(cached.features, pixels.features, atol=1e-2)
+    again = train_stage1(items, cfg, 0, sorted(items["label"].unique()), log=None)  # from the model store
+    assert np.allclose(micrograph_outputs(again, test).log_probs, cached.log_probs, atol=1e-6)
+    tgt = items[(items["domain"] == "target") & (items["split"] == "train")]
+    arm = train_arm("pre_ft_oversample", tgt, cfg, 0, sorted(items["label"].unique()), stage1=s1)
+    assert arm.network is not None and arm.trunk is not None
+    trunk_keys = [k for k in arm.model.state_dict() if k.startswith(("conv_stem", "bn1", "blocks.0", "blocks.4"))]
+    assert all(np.array_equal(arm.model.state_dict()[k], s1.model.state_dict()[k]) for k in trunk_keys)  # frozen
