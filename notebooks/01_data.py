@@ -64,12 +64,14 @@ out.table(px, 'pixel_size', 'Pixel size from the instrument metadata, frame size
 px
 
 # %% [markdown]
-# ## Splits (groups of consecutive frames never straddle train/valid/test)
+# ## Splits: per session train | pre-tail (valid) | tail by frame, frame blocks inside (a block never straddles two splits)
 
 # %%
 sc.data.check_no_group_leak(manifest)
 splits = sc.data.split_table(manifest)
-out.table(splits, 'splits', 'Images per class, domain and split', section='Splits')
+out.text('Splits', sc.report.split_note(cfg))
+out.table(splits, 'splits', 'Images per class, domain and split (valid: the pre-tail when the profile has one)', section='Splits')
+print(sc.report.split_note(cfg))
 splits
 
 # %% [markdown]

@@ -17,6 +17,7 @@ _NAMES: dict[str, str] = {
     "plot_history": "figures",
     # notes
     "budget_note": "notes",
+    "split_note": "notes",
     "cam_note": "notes",
     "curve_note": "notes",
     "duplicate_note": "notes",

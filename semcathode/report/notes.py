@@ -11,6 +11,7 @@ import pandas as pd
 from ..config.sections import RunConfig
 
 __all__ = [
+    "split_note",
     "representation_note", "budget_note", "provenance_note", "cam_note", "target_domain_note", "duplicate_note",
     "trust_note", "probe_verdict", "curve_note",
 ]
@@ -151,6 +152,38 @@ def target_domain_note(cfg: RunConfig) -> str:
 
         return SIMULATED_SHIFT_NOTE + f" Shift parameters: {simulated_instrument_shift().to_dict()}."
     return f"Target domain: rows whose `domain` column is {cfg.target.domain!r} (real data given by the user)."
+
+
+def split_note(cfg: RunConfig) -> str:
+    """How the micrographs are split, in words (per session by frame; frame blocks inside).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+
+    Returns
+    -------
+    str
+        One paragraph of markdown.
+
+    Examples
+    --------
+    >>> from semcathode.config import load_config
+    >>> "pre-tail" in split_note(load_config("demo"))
+    True
+    """
+    d = cfg.data
+    text = (f"Per imaging session, ordered by frame: the last {d.tail_frac:.0%} of the frames are the **session tail** "
+            "(a test of extrapolation along the stage, never trained on)")
+    if d.pretail_frac:
+        text += (f", and the {d.pretail_frac:.0%} just before them are the **pre-tail**, the valid split: every setting "
+                 "(temperature, familiarity threshold, the representation and the schedule) is chosen there, on "
+                 "frames shaped like the tail")
+    text += (f". The other frames are split in blocks of {d.block_size} consecutive frames into train and the "
+             "**frame-block test** (blocks inside each session)")
+    if not d.pretail_frac:
+        text += " and a frame-block valid split"
+    return text + "; a block never straddles two splits."
 
 
 def duplicate_note(dups: pd.DataFrame, warnings: list[str]) -> str:

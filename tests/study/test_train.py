@@ -147,3 +147,23 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
     assert arm.network is not None and arm.trunk is not None
     trunk_keys = [k for k in arm.model.state_dict() if k.startswith(("conv_stem", "bn1", "blocks.0", "blocks.4"))]
     assert all(np.array_equal(arm.model.state_dict()[k], s1.model.state_dict()[k]) for k in trunk_keys)  # frozen
+
+
+def test_trunk_spec_follows_what_changes_the_maps_and_nothing_else(tmp_path):
+    """The trunk cache key (TrunkSpec.key) changes with weights, depth, tile, grid, scale-free input
+    statistics; report-only, evaluation and training-schedule keys leave it alone."""
+    from semcathode.config.run import load_config
+    from semcathode.models.learner import create_model
+    from semcathode.study.train import trunk_spec
+
+    net, _ = create_model("efficientnet_lite0", "packaged", 9)
+    base = dict(**{"model.trunk": 5, "preprocess.size": 64, "preprocess.cache_dir": str(tmp_path)})
+    key = trunk_spec(load_config("smoke", overrides=base), net).key()
+    for field, value in [("cam.method", "eigencam"), ("evaluate.n_boot", 7), ("stage1.epochs", 9),
+                         ("model.tiles_per_epoch", 9), ("validity.new_domain", True), ("protocol.seeds", [3])]:
+        assert trunk_spec(load_config("smoke", overrides={**base, field: value}), net).key() == key, field
+    for field, value in [("model.trunk", 4), ("preprocess.size", 96), ("preprocess.tile_stride", 0.5),
+                         ("preprocess.normalize", "per_image")]:
+        assert trunk_spec(load_config("smoke", overrides={**base, field: value}), net).key() != key, field
+    other, _ = create_model("efficientnet_lite0", "scratch", 9)
+    assert trunk_spec(load_config("smoke", overrides=base), other).key() != key  # other weights
