@@ -136,6 +136,7 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
 
     classes = study.classes
     rows = []
+    train_features: dict[str, list[np.ndarray]] = {}  # each domain's train tiles are extracted once
     for dom, split, name in (("source", "valid", "source train -> valid (the pre-tail, where settings are chosen)"),
                              ("source", "test", "source train -> frame-block test (the CNN's split)"),
                              ("source", "tail", "source train -> session tail"),
@@ -143,7 +144,9 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
         tr, te = study.rows(dom, "train"), study.rows(dom, split)
         if tr.empty or te.empty:
             continue
-        _, m = linear_probe(tr, te, cfg, classes)
+        if dom not in train_features:
+            train_features[dom] = extract_features(tr, cfg)
+        _, m = linear_probe(tr, te, cfg, classes, features=(train_features[dom], extract_features(te, cfg)))
         rows.append({"protocol": name, "domain": dom, "split": split, "n_test": m["n"], "accuracy": m["accuracy"],
                      "macro_f1": m["macro_f1"]})
     if not n_splits:
