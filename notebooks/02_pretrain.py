@@ -95,8 +95,8 @@ trust_table
 # %%
 model_path = sc.models.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
 exported = sc.load_model(model_path)
-check = sc.study.scale_check(exported, study.rows('source', 'test').drop_duplicates('label').path.tolist())
-out.table(check, 'scale_check', 'The exported model on one source-test micrograph per class and on a copy downsampled 2x (sidecar kept, so the pixel size doubles): the model resamples both to its scale', section='Scale invariance')
+check = sc.study.scale_check(exported, study.rows('source', 'test').drop_duplicates('label').path.tolist(), pixel_size_um=cfg.preprocess.pixel_size_um or None)
+out.table(check, 'scale_check', 'The exported model on one source-test micrograph per class and on a copy downsampled 2x (sidecar kept, so the pixel size doubles; a file without one gets the profile\'s preprocess.pixel_size_um): the model resamples both to its scale', section='Scale invariance')
 out.text('Scale invariance', f'Same class for the micrograph and its 2x-downsampled copy on {int(check.same.sum())} of {len(check)} classes.')
 out.text('Backbone and weights', sc.report.provenance_note(first.weights_info))
 out.json(first.weights_info, 'weights_provenance')
