@@ -814,7 +814,6 @@ def test_index_html_escapes_every_table_value_and_text(tmp_path):
     assert not any(line.startswith("| forged") for line in text.splitlines())
 
 
-
 # ===========================================================================
 # Round 2 (issue 17), classes 1, 4, 5, 16: notebook names, the output-folder lock, user data folders, symlinked data roots
 # ===========================================================================
@@ -1111,7 +1110,6 @@ def test_smoke_report_through_a_symlinked_data_root_holds_no_absolute_path(tmp_p
     assert len(manifest) > 100 and not any(os.sep + "synthetic" + os.sep in row for row in manifest[1:])
 
 
-
 # ===========================================================================
 # Round 2 (issue 17), classes 3, 11, 14, 15: --out safety, printed names, silent skips, exit codes
 # ===========================================================================
@@ -1179,41 +1177,15 @@ def guard_dev_null(monkeypatch):
     monkeypatch.setattr(os, "unlink", _guard(real_unlink))
 
 
-@pytest.fixture(scope="module")
-def model_dir_cli(tmp_path_factory) -> Path:
-    """A tiny untrained Lite0 as safetensors + JSON (scale mode, 32-px tiles at 1.4 µm/px)."""
-    import timm
-    import torch
-    from safetensors.torch import save_file
-
-    from semcathode.data.preprocess import PreprocessParams
-    from semcathode.models._modelcheck import FORMAT, classes_digest
-
-    d = tmp_path_factory.mktemp("model")
-    classes = default_schema().classes
-    torch.manual_seed(0)
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=len(classes)).eval()
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(d / "model.safetensors"),
-              metadata={"format": FORMAT})
-    pp = PreprocessParams(mode="scale", size=32)
-    pp = dataclasses.replace(pp, **{"scale_um": 1.4} if hasattr(pp, "scale_um") else {})
-    meta = {"format": FORMAT, "classes": classes, "classes_digest": classes_digest(classes),
-            "backbone": "efficientnet_lite0", "timm_name": "tf_efficientnet_lite0", "num_classes": len(classes),
-            "preprocess": dataclasses.asdict(pp), "normalize": "dataset", "mean": [0.5] * 3, "std": [0.5] * 3,
-            "bar": {"method": "none", "fraction": 0.0667}}
-    (d / "model.json").write_text(json.dumps(meta))
-    return d
-
-
-def _own_model(model_dir_cli: Path, tmp: Path) -> Path:
+def _own_model(model_dir: Path, tmp: Path) -> Path:
     """The fixture model under ``tmp`` as hard links (a replaced name never harms the fixture's files)."""
     d = tmp / "model"
     d.mkdir()
     for name in ("model.safetensors", "model.json"):
         try:
-            os.link(model_dir_cli / name, d / name)
+            os.link(model_dir / name, d / name)
         except OSError:
-            (d / name).write_bytes((model_dir_cli / name).read_bytes())
+            (d / name).write_bytes((model_dir / name).read_bytes())
     return d / "model.safetensors"
 
 
@@ -1225,8 +1197,8 @@ def _good(folder: Path, name: str = "good.png", seed: int = 1) -> Path:
 
 @pytest.mark.parametrize("target", ["model", "json", "image", "sidecar"])
 @pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
-def test_predict_out_refuses_an_input(tmp_path, capsys, model_dir_cli, target, force):
-    model = _own_model(model_dir_cli, tmp_path)
+def test_predict_out_refuses_an_input(tmp_path, capsys, model_dir, target, force):
+    model = _own_model(model_dir, tmp_path)
     img = _good(tmp_path / "imgs")
     out = {"model": model, "json": model.with_suffix(".json"), "image": img,
            "sidecar": img.with_name(img.name + ".txt")}[target]
@@ -1238,8 +1210,8 @@ def test_predict_out_refuses_an_input(tmp_path, capsys, model_dir_cli, target, f
     assert not list(out.parent.glob(f".{out.name}.*"))  # no temporary file left
 
 
-def test_predict_out_refuses_a_file_inside_an_input_folder(tmp_path, capsys, model_dir_cli):
-    model = _own_model(model_dir_cli, tmp_path)
+def test_predict_out_refuses_a_file_inside_an_input_folder(tmp_path, capsys, model_dir):
+    model = _own_model(model_dir, tmp_path)
     imgs = tmp_path / "imgs"
     _good(imgs / "a")
     other = _good(imgs / "b", "other.png", seed=2)
@@ -1260,8 +1232,8 @@ def _char_device(path: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_null", "char_device", "symlink", "broken_symlink"])
 @pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
-def test_predict_out_refuses_a_special_file(tmp_path, capsys, model_dir_cli, guard_dev_null, kind, force):
-    model = _own_model(model_dir_cli, tmp_path)
+def test_predict_out_refuses_a_special_file(tmp_path, capsys, model_dir, guard_dev_null, kind, force):
+    model = _own_model(model_dir, tmp_path)
     img = _good(tmp_path / "imgs")
     target = tmp_path / "target.csv"
     target.write_text(SENTINEL)
@@ -1286,8 +1258,8 @@ def test_predict_out_refuses_a_special_file(tmp_path, capsys, model_dir_cli, gua
         assert not (tmp_path / "gone.csv").exists()
 
 
-def test_predict_out_foreign_file_needs_force_and_reruns_over_own_output(tmp_path, capsys, model_dir_cli):
-    model = model_dir_cli / "model.safetensors"
+def test_predict_out_foreign_file_needs_force_and_reruns_over_own_output(tmp_path, capsys, model_dir):
+    model = model_dir / "model.safetensors"
     img = _good(tmp_path / "imgs")
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
@@ -1351,8 +1323,8 @@ def test_data_index_out_is_checked(tmp_path, capsys, guard_dev_null):
     assert len(pd.read_csv(notes)) == 6
 
 
-def test_cam_out_folder_and_its_files_are_checked(tmp_path, capsys, model_dir_cli):
-    model = str(model_dir_cli / "model.safetensors")
+def test_cam_out_folder_and_its_files_are_checked(tmp_path, capsys, model_dir):
+    model = str(model_dir / "model.safetensors")
     img = _good(tmp_path / "imgs")
     with _no_hang():
         pipe = _fifo(tmp_path / "pipe")
@@ -1406,19 +1378,19 @@ def _assert_not_forged(text: str) -> None:
     assert "\\x1b[31m" in text and "\\u202e" in text
 
 
-def test_predict_escapes_control_characters_in_names(tmp_path, capsys, model_dir_cli):
+def test_predict_escapes_control_characters_in_names(tmp_path, capsys, model_dir):
     odd = _odd_names(tmp_path / "imgs")
     good = _good(tmp_path / "imgs", "d\x1b]0;title\x07.png")
     _sidecar_cli(good, "1e999")  # a warning naming the sidecar
     out = tmp_path / "pred.csv"
-    code, stdout, err = _run(["predict", str(model_dir_cli / "model.safetensors"), str(tmp_path / "imgs"),
+    code, stdout, err = _run(["predict", str(model_dir / "model.safetensors"), str(tmp_path / "imgs"),
                               "--out", str(out), "--pixel-size", "0.7"], capsys)
     assert code == 1, err
     _assert_not_forged(stdout + err)
     assert "\x07" not in err and "warning: " in err
     assert all(any(safe(str(p)) in line for line in err.splitlines() if line.startswith("bad: ")) for p in odd)
     assert pd.read_csv(out)["path"].tolist()[-1] == str(good)  # the CSV keeps the real names
-    code, _, err = _run(["predict", str(model_dir_cli / "model.safetensors"), str(odd[1]), "--out", str(out)], capsys)
+    code, _, err = _run(["predict", str(model_dir / "model.safetensors"), str(odd[1]), "--out", str(out)], capsys)
     assert code == 2 and "\\nerror: forged.png" in err, err
     assert not any(line.startswith("error: forged") for line in err.splitlines()), err
 
@@ -1450,7 +1422,7 @@ def test_argument_errors_escape_control_characters(capsys):
     assert "--zz\\x1b[31m\\nerror: forged" in err
 
 
-def test_predict_reports_folders_and_fifos_it_cannot_read(tmp_path, capsys, model_dir_cli):
+def test_predict_reports_folders_and_fifos_it_cannot_read(tmp_path, capsys, model_dir):
     imgs = tmp_path / "imgs"
     good = _good(imgs)
     _fifo(imgs / "pipe.png")
@@ -1458,7 +1430,7 @@ def test_predict_reports_folders_and_fifos_it_cannot_read(tmp_path, capsys, mode
     fifo = _fifo(tmp_path / "fifo.png")
     out = tmp_path / "pred.csv"
     with _no_hang():
-        code, _, err = _run(["predict", str(model_dir_cli / "model.safetensors"), str(imgs), str(tmp_path / "dir.jpg"),
+        code, _, err = _run(["predict", str(model_dir / "model.safetensors"), str(imgs), str(tmp_path / "dir.jpg"),
                              str(fifo), "--out", str(out)], capsys)
     assert code == 1, err
     bad = {line for line in err.splitlines() if line.startswith("bad: ")}
@@ -1471,11 +1443,11 @@ def test_predict_reports_folders_and_fifos_it_cannot_read(tmp_path, capsys, mode
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
-def test_cam_reports_a_folder_named_like_an_image(tmp_path, capsys, model_dir_cli):
+def test_cam_reports_a_folder_named_like_an_image(tmp_path, capsys, model_dir):
     (tmp_path / "dir.jpg").mkdir()
     fifo = _fifo(tmp_path / "fifo.png")
     with _no_hang():
-        code, _, err = _run(["cam", str(model_dir_cli / "model.safetensors"), str(tmp_path / "dir.jpg"), str(fifo),
+        code, _, err = _run(["cam", str(model_dir / "model.safetensors"), str(tmp_path / "dir.jpg"), str(fifo),
                              "--out", str(tmp_path / "cams")], capsys)
     _assert_refused(code, err, ["none of the 2"])
     assert f"bad: {tmp_path / 'dir.jpg'}: a folder with no micrographs" in err
@@ -1539,12 +1511,12 @@ def test_deeply_nested_config_is_bad_input(tmp_path, capsys, monkeypatch):
     _assert_refused(code, err, ["deep.yaml", "too large"])
 
 
-def test_model_too_deep_or_too_big_is_bad_input(tmp_path, capsys, model_dir_cli, monkeypatch):
+def test_model_too_deep_or_too_big_is_bad_input(tmp_path, capsys, model_dir, monkeypatch):
     import semcathode.models.export as export
 
     model = tmp_path / "m" / "model.safetensors"
     model.parent.mkdir()
-    model.symlink_to(model_dir_cli / "model.safetensors")
+    model.symlink_to(model_dir / "model.safetensors")
     (tmp_path / "m" / "model.json").write_text(_deep_json())
     img = _good(tmp_path / "imgs")
     out = tmp_path / "pred.csv"
@@ -1556,11 +1528,10 @@ def test_model_too_deep_or_too_big_is_bad_input(tmp_path, capsys, model_dir_cli,
         raise MemoryError
 
     monkeypatch.setattr(export, "load_model", out_of_memory)
-    code, _, err = _run(["predict", str(model_dir_cli / "model.safetensors"), str(img), "--out", str(out)], capsys)
+    code, _, err = _run(["predict", str(model_dir / "model.safetensors"), str(img), "--out", str(out)], capsys)
     _assert_refused(code, err, ["model.safetensors", "too large"])
-    code, _, err = _run(["cam", str(model_dir_cli / "model.safetensors"), str(img), "--out", str(tmp_path / "c")], capsys)
+    code, _, err = _run(["cam", str(model_dir / "model.safetensors"), str(img), "--out", str(tmp_path / "c")], capsys)
     _assert_refused(code, err, ["model.safetensors", "too large"])
-
 
 
 # ===========================================================================
@@ -1835,7 +1806,6 @@ def test_a_50_mb_metadata_value_gives_a_short_warning(tmp_path):
     msgs = [str(w.message) for w in rec]
     assert meta.pixel_size_um is None and len(msgs) == 1 and len(msgs[0]) < 500, [m[:200] for m in msgs]
     assert "frame.png.txt" in msgs[0] and "500,000 characters" in msgs[0]
-
 
 
 # ===========================================================================
