@@ -51,6 +51,21 @@ _NAMES: dict[str, str] = {
     "MicrographOutputs": "predict",
     "normalise_batch": "predict",
     "predict_arrays": "predict",
+    "summarise_tiles": "predict",
+    # the frozen trunk, its cache and the top trained on it
+    "split_network": "trunk",
+    "Trunk": "trunk",
+    "Top": "trunk",
+    "TrunkCache": "trunk",
+    "TrunkSpec": "trunk",
+    "trunk_digest": "trunk",
+    "CachedTiles": "top",
+    "make_top_learner": "top",
+    "cached_outputs": "top",
+    # familiarity over several layers
+    "layer_scales": "familiarity",
+    "multi_layer_score": "familiarity",
+    "select_layers": "familiarity",
 }
 
 __all__ = sorted(_NAMES)
