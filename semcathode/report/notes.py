@@ -245,7 +245,8 @@ def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523"
     v = dict(zip(report["quantity"], report["value"]))
     ece0 = next((x for q, x in v.items() if q.startswith("ECE") and "before" in q), float("nan"))
     ece1 = next((x for q, x in v.items() if q.startswith("ECE") and "after" in q), float("nan"))
-    au = next((x for q, x in v.items() if "AUROC" in q), None)
+    au = next((x for q, x in v.items() if "AUROC" in q and "pristine" not in q), None)
+    au_pristine = next((x for q, x in v.items() if "AUROC" in q and "pristine" in q), None)
     text = (f"Temperature scaling (fitted on the valid split) moves the expected calibration error on the test "
             f"split from {ece0:.3f} to {ece1:.3f}.")
     if au is not None:
@@ -253,6 +254,9 @@ def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523"
         text += (f" The familiarity score (mean cosine distance to the {k} nearest training micrographs in feature "
                  f"space) gives {unfamiliar_name} micrographs, a composition the model never saw, an AUROC of "
                  f"{au:.3f} against the test micrographs: it {verdict}.")
+        if au_pristine is not None:
+            text += (f" Its pristine micrographs alone, imaged under the same session conditions as the known "
+                     f"pristine classes: AUROC {au_pristine:.3f}.")
     return text
 
 

@@ -97,6 +97,11 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
         un = micrograph_outputs(tm, unfamiliar_items, features=True)
         s_un = knn_ood_score(trust["bank"], un.features, trust["ood_k"])
         rows.append((f"ood_score AUROC, {unfamiliar_name} vs test split", auroc(s_test, s_un), len(s_un)))
+        if "state" in unfamiliar_items:  # a new composition's pristine frames can share the known sessions' conditions
+            pristine = (unfamiliar_items["state"] == "pristine").to_numpy()
+            if pristine.any():
+                rows.append((f"ood_score AUROC, {unfamiliar_name} pristine only vs test split",
+                             auroc(s_test, s_un[pristine]), int(pristine.sum())))
         rows.append((f"familiar share of {unfamiliar_name}", float((s_un <= thr).mean()), len(s_un)))
         rows.append((f"mean ood_score, test split / {unfamiliar_name}", f"{s_test.mean():.3f} / {s_un.mean():.3f}",
                      len(s_un)))

@@ -71,6 +71,10 @@ def test_trust_note_reads_ece_and_auroc():
     note = trust_note(report, k=5)
     assert "from 0.120 to 0.040" in note and "AUROC of 0.950" in note and "separates them well" in note
     assert "AUROC" not in trust_note(report.head(2))
+    both = pd.concat([report, pd.DataFrame({"quantity": ["ood_score AUROC, NCM523 pristine only vs test split"],
+                                            "value": [0.62]})], ignore_index=True)
+    note = trust_note(both)
+    assert "AUROC of 0.950" in note and "pristine micrographs alone" in note and "AUROC 0.620" in note
     weak = trust_note(report.assign(value=[0.1, 0.1, 0.6]))
     assert "does not separate them reliably" in weak
 
