@@ -88,6 +88,20 @@ def _tree(root: Path, n: int = 2) -> Path:
     return root
 
 
+def _assert_pixel_size_read(meta, rec, side, expected, words) -> None:
+    """The pixel size read from a sidecar: ``expected`` and no warning, or unknown (None) with one
+    warning naming the sidecar and holding every one of ``words``."""
+    msgs = [str(w.message) for w in rec if issubclass(w.category, SEMMetadataWarning)]
+    if expected is None:
+        assert meta.pixel_size_um is None
+        assert len(msgs) == 1 and str(side) in msgs[0], msgs
+        for w in words:
+            assert w in msgs[0], msgs[0]
+    else:
+        assert meta.pixel_size_um == pytest.approx(expected)
+        assert not msgs, msgs
+
+
 def _big_tiff(path: Path, side: int = 20000, tile: int = 1024) -> Path:
     """A zlib TIFF of side x side zero pixels, ~0.4 MB on disk, written tile by tile (no big array)."""
     zeros = np.zeros((tile, tile), np.uint8)
@@ -160,15 +174,7 @@ def test_sidecar_pixel_size_checked_where_it_enters(tmp_path, pixel, frame, expe
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         meta = read_sem(img).meta
-    msgs = [str(w.message) for w in rec if issubclass(w.category, SEMMetadataWarning)]
-    if expected is None:
-        assert meta.pixel_size_um is None
-        assert len(msgs) == 1 and str(side) in msgs[0], msgs
-        for w in words:
-            assert w in msgs[0], msgs[0]
-    else:
-        assert meta.pixel_size_um == pytest.approx(expected)
-        assert not msgs
+    _assert_pixel_size_read(meta, rec, side, expected, words)
 
 
 def test_infinite_or_negative_pixel_sizes_never_leave_io(tmp_path):
@@ -1707,15 +1713,7 @@ def test_decimal_comma_in_a_sidecar(tmp_path, pixel, expected, words):
     img = _png(tmp_path / "frame.png", 0, (480, 480))
     side = _sidecar_io(img, pixel)
     meta, rec = _recorded(read_metadata, img)
-    msgs = [str(w.message) for w in rec if issubclass(w.category, SEMMetadataWarning)]
-    if expected is None:
-        assert meta.pixel_size_um is None
-        assert len(msgs) == 1 and str(side) in msgs[0], msgs
-        for w in words:
-            assert w in msgs[0], msgs[0]
-    else:
-        assert meta.pixel_size_um == pytest.approx(expected)
-        assert not msgs, msgs
+    _assert_pixel_size_read(meta, rec, side, expected, words)
 
 
 def test_decimal_comma_in_voltage_and_vendor_tags(tmp_path):
