@@ -145,6 +145,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "arm": ("pre_ft_oversample", "pre_ft_weighted", "pre_ft", "ft_only", "scratch_ft", "pretrain_only"),
     "shift_kind": ("brightness", "contrast", "gamma", "noise", "blur", "magnification"),
     "trunk_view": ("full", "half"),
+    "cam_layer": ("last", "last_block", "conv_head", "blocks.3", "blocks.4", "blocks.5", "blocks.6"),
+    "familiarity_layer": ("blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6", "final"),
 }
 #: String keys whose values are free text (paths, class-name parts, a domain value): not enumerations.
 FREE_TEXT_KEYS: tuple[str, ...] = ("data.data_dir", "data.labels_csv", "data.compositions", "data.states",
@@ -201,6 +203,7 @@ class ModelConfig:
     trunk: int = _f(0, range=Range(0, 6))  # block stages kept frozen at their initial weights, their output cached once per tile and view (0 = the whole network trained from pixels)
     trunk_views: list[str] = _f(factory=lambda: ["full"], nonempty=True, items=CHOICES["trunk_view"])  # cached views of each training micrograph: full, half (2x down, then up: lost finest detail)
     tiles_per_epoch: int = _f(4, range=Range(1, 1000))  # trunk: tiles of each training micrograph drawn per epoch
+    train_tiles: int = _f(0, range=Range(0, 10000))  # trunk: tiles of each training micrograph cached (a fixed subset spread over the grid; 0 = all)
     label_smoothing: float = _f(0.0, range=Range(0, 0.5))  # cross-entropy label smoothing
 
 
@@ -263,6 +266,7 @@ class EvalConfig:
     aggregate: str = _f("mean_log_prob", choices=CHOICES["aggregate"])  # per-micrograph aggregation of tiles
     ood_k: int = _f(5, range=GE1)  # neighbours in feature space for the ood_score
     familiar_quantile: float = _f(0.95, range=Range(0, 1, lo_open=True))  # valid-split quantile of ood_score that sets the `familiar` threshold
+    familiarity_layers: list[str] = _f(factory=list, items=CHOICES["familiarity_layer"])  # candidate layers of the multi-layer ood_score (blocks.4, blocks.5, final; the set is chosen against NCM523's train split); empty = the final embedding only
 
 
 @dataclass
@@ -274,6 +278,7 @@ class CamConfig:
     arms: list[str] = _f(factory=lambda: ["pre_ft_oversample", "ft_only"], items=CHOICES["arm"])
     opacity: float = _f(0.45, range=UNIT)
     deletion_steps: int = _f(8, range=GE1)
+    layer: str = _f("last", choices=CHOICES["cam_layer"])  # target layer: last (head map, 7x7 on a 224-px tile) or a block stage (blocks.4: 14x14, ~4 µm cells at 0.26 µm/px)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from torch import nn
 from ..config.sections import CHOICES
 from ..data.preprocess import standardise
 from ..data.tiles import cut_tiles
+from ._taps import FINAL, LayerTap
 
 __all__ = [
     "summarise_tiles",
@@ -60,6 +61,10 @@ class MicrographOutputs:
         Per micrograph, the argmax class index of every tile.
     tile_features : list of ndarray or None
         Per micrograph, the pooled feature of every tile ``(T_i, D)`` (None when not asked).
+    layer_features : dict of str to ndarray or None
+        Layer (``blocks.4``, ..., ``final``) -> ``(N, C_layer)``: the mean over a micrograph's tiles of
+        that layer's spatially pooled output, not normalised (the familiarity features; None when
+        no layer was asked).
     """
 
     log_probs: np.ndarray
@@ -68,6 +73,7 @@ class MicrographOutputs:
     features: np.ndarray | None
     tile_preds: list
     tile_features: list | None = None
+    layer_features: dict | None = None
 
     def probs(self, temperature: float = 1.0) -> np.ndarray:
         """Softmax of ``log_probs / temperature``."""
@@ -170,6 +176,7 @@ def predict_arrays(
     aggregate: str = "mean_log_prob",
     features: bool = False,
     bs: int = 64,
+    layers: Sequence[str] = (),
 ) -> MicrographOutputs:
     """Predict whole micrographs from their (scale-resampled) uint8 arrays.
 
@@ -189,6 +196,9 @@ def predict_arrays(
         Also return the mean pooled feature per micrograph (for :func:`knn_ood_score`).
     bs : int
         Tiles per forward pass at most (fewer for tiles above 224 px: :data:`BATCH_PIXELS`).
+    layers : sequence of str
+        Layers whose pooled output to average per micrograph (``MicrographOutputs.layer_features``):
+        submodule names such as ``blocks.4`` and ``final`` (the pooled pre-logits).
 
     Returns
     -------
@@ -209,21 +219,28 @@ def predict_arrays(
             return MicrographOutputs(np.zeros((0, 0)), np.zeros(0), np.zeros(0, int), None, [])
         all_tiles = np.concatenate(tiles)
         bs = max(1, min(int(bs), BATCH_PIXELS // (int(size) ** 2)))
-        logps, feats = [], []
-        for i in range(0, len(all_tiles), bs):
-            x = normalise_batch(all_tiles[i : i + bs], normalize, mean, std).to(dev).contiguous(memory_format=fmt)
-            logits, f = _forward(model, x)
-            logps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
-            if features and f is not None:
-                feats.append(f.float().cpu().numpy())
+        logps, feats, finals = [], [], []
+        with LayerTap(model, layers) as tap:
+            for i in range(0, len(all_tiles), bs):
+                x = normalise_batch(all_tiles[i : i + bs], normalize, mean, std).to(dev).contiguous(memory_format=fmt)
+                logits, f = _forward(model, x)
+                logps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
+                if features and f is not None:
+                    feats.append(f.float().cpu().numpy())
+                if FINAL in layers and f is not None:
+                    finals.append(f.float().cpu().numpy())
+        tile_layers = {name: torch.cat(v).cpu().numpy() for name, v in tap.pooled.items()}
+        if finals:
+            tile_layers[FINAL] = np.concatenate(finals)
         return summarise_tiles(np.concatenate(logps), np.asarray(owner), n, aggregate,
-                               np.concatenate(feats) if feats else None)
+                               np.concatenate(feats) if feats else None, tile_layers or None)
     finally:
         model.train(was_training)
 
 
 def summarise_tiles(tile_log_probs: np.ndarray, owner: np.ndarray, n: int, aggregate: str = "mean_log_prob",
-                    tile_features: np.ndarray | None = None) -> MicrographOutputs:
+                    tile_features: np.ndarray | None = None,
+                    tile_layers: dict[str, np.ndarray] | None = None) -> MicrographOutputs:
     """Per-tile outputs -> one prediction per micrograph (the aggregation of every predict path).
 
     Parameters
@@ -238,6 +255,8 @@ def summarise_tiles(tile_log_probs: np.ndarray, owner: np.ndarray, n: int, aggre
         See :func:`aggregate_log_probs`.
     tile_features : ndarray, optional
         ``(T, D)`` pooled features of the tiles (their mean per micrograph is L2-normalised).
+    tile_layers : dict of str to ndarray, optional
+        Layer -> ``(T, C_layer)`` pooled outputs of the tiles (averaged per micrograph).
 
     Returns
     -------
@@ -264,8 +283,13 @@ def summarise_tiles(tile_log_probs: np.ndarray, owner: np.ndarray, n: int, aggre
             tile_f.append(tile_features[sel])
             v = tile_f[-1].mean(axis=0)
             out_f.append(v / max(np.linalg.norm(v), 1e-12))
+    layer_f = None
+    if tile_layers:
+        layer_f = {name: np.stack([v[owner == i].mean(axis=0) for i in range(n)]).astype(np.float32)
+                   for name, v in tile_layers.items()}
     return MicrographOutputs(np.stack(out_lp), np.asarray(agree), np.asarray(counts),
-                             np.stack(out_f) if out_f else None, tile_preds, tile_f if tile_features is not None else None)
+                             np.stack(out_f) if out_f else None, tile_preds,
+                             tile_f if tile_features is not None else None, layer_f)
 
 
 def fit_temperature(log_probs: np.ndarray, y: Sequence[int]) -> float:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from .learner import ChannelsLastInputs
+from ._taps import FINAL, LayerTap
 from .predict import MicrographOutputs, summarise_tiles
 from .trunk import Top, TrunkCache, TrunkSpec
 
@@ -142,6 +143,22 @@ def make_top_learner(top: Top, train: CachedTiles, valid: CachedTiles, bs: int =
                    wd=weight_decay, train_bn=True, cbs=[ChannelsLastInputs()])
 
 
+def _top_taps(top: Top, layers: Sequence[str]) -> tuple[str | None, dict[str, nn.Module]]:
+    """The trunk's output layer (read from the cached maps) and the top's modules for the other
+    requested layers, under their names in the whole network (``blocks.5`` = the top's first block)."""
+    trunk_layer = f"blocks.{top.depth - 1}"
+    modules = {}
+    for name in layers:
+        if name in (FINAL, trunk_layer):
+            continue
+        j = int(name.split(".")[1]) - top.depth if name.startswith("blocks.") and name[7:].isdigit() else -1
+        if not 0 <= j < len(top.blocks):
+            raise ValueError(f"familiarity layer {name!r} is not the trunk's output ({trunk_layer}), a block of "
+                             f"the top (blocks.{top.depth}..blocks.{top.depth + len(top.blocks) - 1}) or {FINAL}")
+        modules[name] = top.blocks[j]
+    return (trunk_layer if trunk_layer in layers else None), modules
+
+
 @torch.no_grad()
 def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256,
                      features: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -165,26 +182,44 @@ def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256,
     features : ndarray or None
         ``(T, D)`` when ``features``.
     """
+    return _cached_pass(top, data, bs, features)[:3]
+
+
+@torch.no_grad()
+def _cached_pass(top: Top, data: CachedTiles, bs: int = 256, features: bool = False, layers: Sequence[str] = ()):
+    """:func:`cached_log_probs` plus ``tile_layers``: layer -> ``(T, C)`` pooled outputs of the requested
+    layers (the trunk's output ``blocks.<depth - 1>`` is read from the cached maps themselves)."""
+    trunk_layer, modules = _top_taps(top, layers)
     modes = [(m, m.training) for m in top.modules()]
     top.eval()
     try:
-        lps, feats = [], []
-        for s in range(0, len(data), bs):
-            x = torch.stack([data[i][0] for i in range(s, min(s + bs, len(data)))])
-            logits, pooled = top.forward_pooled(x)
-            lps.append(torch.log_softmax(logits.float(), 1).numpy())
-            if features:
-                feats.append(pooled.float().numpy())
-        n_classes = top.classifier.out_features
+        lps, feats, finals, trunk_out = [], [], [], []
+        with LayerTap(None, modules=modules) as tap:
+            for s in range(0, len(data), bs):
+                x = torch.stack([data[i][0] for i in range(s, min(s + bs, len(data)))])
+                logits, pooled = top.forward_pooled(x)
+                lps.append(torch.log_softmax(logits.float(), 1).numpy())
+                if features:
+                    feats.append(pooled.float().numpy())
+                if FINAL in layers:
+                    finals.append(pooled.float().numpy())
+                if trunk_layer:
+                    trunk_out.append(x.float().mean(dim=(2, 3)).numpy())
+        n_classes = getattr(top.classifier, "out_features", 0)  # a top without classifier: its features
         lp = np.concatenate(lps) if lps else np.zeros((0, n_classes), np.float32)
-        return lp, data.owners(), (np.concatenate(feats) if feats else None)
+        tile_layers = {name: torch.cat(v).numpy() for name, v in tap.pooled.items() if v}
+        if finals:
+            tile_layers[FINAL] = np.concatenate(finals)
+        if trunk_out:
+            tile_layers[trunk_layer] = np.concatenate(trunk_out)
+        return lp, data.owners(), (np.concatenate(feats) if feats else None), tile_layers
     finally:
         for m, mode in modes:
             m.training = mode
 
 
 def cached_outputs(top: Top, data: CachedTiles, aggregate: str = "mean_log_prob",
-                   features: bool = False) -> MicrographOutputs:
+                   features: bool = False, layers: Sequence[str] = ()) -> MicrographOutputs:
     """Whole-micrograph predictions from the trunk cache: what :func:`predict_arrays` gives from pixels.
 
     Parameters
@@ -196,10 +231,14 @@ def cached_outputs(top: Top, data: CachedTiles, aggregate: str = "mean_log_prob"
         See :func:`semcathode.models.aggregate_log_probs`.
     features : bool
         Also the L2-normalised mean pooled feature per micrograph.
+    layers : sequence of str
+        As for :func:`~semcathode.models.predict_arrays` (``MicrographOutputs.layer_features``), named
+        in the whole network: the trunk's output ``blocks.<depth - 1>`` (read from the cached maps), a
+        block of the top, or ``final``.
 
     Returns
     -------
     MicrographOutputs
     """
-    lp, owners, f = cached_log_probs(top, data, features=features)
-    return summarise_tiles(lp, owners, len(data.y), aggregate, f)
+    lp, owners, f, tile_layers = _cached_pass(top, data, features=features, layers=layers)
+    return summarise_tiles(lp, owners, len(data.y), aggregate, f, tile_layers or None)

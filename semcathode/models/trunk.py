@@ -236,10 +236,20 @@ class TrunkCache:
     ----------
     root : str or Path
         Cache folder (the pipeline uses ``cache_root(cfg) / "trunk"``).
+    train_tiles : int
+        Tiles kept of each training micrograph (a row whose ``split`` is ``train``): a fixed subset,
+        spread over the grid and drawn once per micrograph, so an epoch that samples a few tiles
+        per micrograph does not pay the trunk for tiles it would rarely see. ``0``: every tile.
+        Every other row keeps its whole grid (evaluation sees every tile).
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, train_tiles: int = 0) -> None:
         self.root = Path(root)
+        self.train_tiles = int(train_tiles)
+
+    def kept(self, item: pd.Series | dict) -> int:
+        """How many tiles of ``item``'s grid the cache keeps (``0``: all)."""
+        return self.train_tiles if str(item.get("split", "")) == "train" else 0
 
     def key(self, item: pd.Series | dict, spec: TrunkSpec, view: str) -> str:
         """Key of one micrograph's maps: its pre-processing cache entry, the spec and the view.
@@ -263,7 +273,8 @@ class TrunkCache:
         if view not in TRUNK_VIEWS:
             raise ValueError(f"unknown trunk view {view!r}; known: {', '.join(TRUNK_VIEWS)}")
         pre = Path(str(item["cache_path"])).stem
-        return hashlib.sha256(f"{pre}|{spec.key()}|{view}".encode()).hexdigest()[:32]
+        kept = self.kept(item)
+        return hashlib.sha256(f"{pre}|{spec.key()}|{view}{f'|{kept}' if kept else ''}".encode()).hexdigest()[:32]
 
     def path(self, item: pd.Series | dict, spec: TrunkSpec, view: str) -> Path:
         """Where one micrograph's maps live (the file may not exist yet)."""
@@ -275,9 +286,14 @@ class TrunkCache:
         return np.load(self.path(item, spec, view), mmap_mode="r")
 
     def tiles(self, item: pd.Series | dict, spec: TrunkSpec, view: str = "full") -> np.ndarray:
-        """The uint8 tiles of a micrograph's view that the trunk sees, ``(T, size, size)``."""
+        """The uint8 tiles of a micrograph's view that the trunk sees, ``(T, size, size)`` (the kept subset
+        of a training row, see ``train_tiles``)."""
         img = np.load(str(item["cache_path"]))
         tiles, _ = cut_tiles(view_of(img, view), spec.size, spec.tile_stride)
+        kept = self.kept(item)
+        if kept and kept < len(tiles):  # the same subset for every view and run: seeded by the micrograph
+            seed = int(hashlib.sha256(Path(str(item["cache_path"])).stem.encode()).hexdigest()[:8], 16)
+            tiles = tiles[np.sort(np.random.default_rng(seed).choice(len(tiles), kept, replace=False))]
         return tiles
 
     def build(self, items: pd.DataFrame, trunk: nn.Module, spec: TrunkSpec, views: Sequence[str] = ("full",),

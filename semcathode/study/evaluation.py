@@ -32,7 +32,7 @@ def split_rows(items: pd.DataFrame, domain: str, split: str) -> pd.DataFrame:
     return items[(items["domain"] == domain) & (items["split"] == split)]
 
 
-def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = False):
+def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = False, layers: Sequence[str] = ()):
     """:func:`semcathode.models.predict_arrays` on cached micrographs with the model's own settings.
 
     Parameters
@@ -43,6 +43,9 @@ def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = F
         With ``cache_path`` (uint8 arrays) and ``size``.
     features : bool
         Also return the mean tile embeddings.
+    layers : sequence of str
+        Layers whose pooled output to average per micrograph (``layer_features``; see
+        :func:`semcathode.models.predict_arrays`).
 
     Returns
     -------
@@ -62,11 +65,12 @@ def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = F
         spec = trunk_spec(cfg, tm.model)
         tm.trunk.build(items, trunk, spec, views=["full"], log=None)
         data = CachedTiles(items, (), tm.trunk, spec, views=["full"], tiles_per_epoch=0)
-        return cached_outputs(top, data, cfg.evaluate.aggregate, features=features)
+        return cached_outputs(top, data, cfg.evaluate.aggregate, features=features, layers=layers)
     mean, std = tm.learner.norm_stats
     arrays = [np.load(p) for p in items["cache_path"]]
     return predict_arrays(tm.model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
-                          stride=cfg.preprocess.tile_stride, aggregate=cfg.evaluate.aggregate, features=features)
+                          stride=cfg.preprocess.tile_stride, aggregate=cfg.evaluate.aggregate, features=features,
+                          layers=layers)
 
 
 def predict_micrographs(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str],

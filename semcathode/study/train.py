@@ -109,7 +109,8 @@ def _crops(cfg: RunConfig) -> int:
 
 
 def trunk_cache(cfg: RunConfig) -> TrunkCache:
-    """The trunk-activation cache of a run: ``cache_root(cfg) / "trunk"``.
+    """The trunk-activation cache of a run: ``cache_root(cfg) / "trunk"``, keeping ``model.train_tiles``
+    tiles of each training micrograph.
 
     Parameters
     ----------
@@ -119,7 +120,7 @@ def trunk_cache(cfg: RunConfig) -> TrunkCache:
     -------
     TrunkCache
     """
-    return TrunkCache(cache_root(cfg) / "trunk")
+    return TrunkCache(cache_root(cfg) / "trunk", train_tiles=cfg.model.train_tiles)
 
 
 def trunk_spec(cfg: RunConfig, network: torch.nn.Module) -> TrunkSpec:

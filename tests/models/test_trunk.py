@@ -121,3 +121,59 @@ def test_build_computes_each_entry_once_and_refuses_other_weights(tmp_path, monk
     other, _ = split_network(_net(1), 5)
     with pytest.raises(ValueError, match="do not match"):
         cache.build(items, other, spec, log=None)
+
+
+def test_training_rows_keep_a_fixed_subset_of_their_tiles(tmp_path):
+    net = _net()
+    trunk, top = split_network(net, 5)
+    pd = __import__("pandas")
+    rows = [{**_item(tmp_path, "a", 0, (128, 320)), "split": "train"},   # a 2 x 5 grid of 64-px tiles
+            {**_item(tmp_path, "b", 1, (128, 320)), "split": "test"}]
+    items = pd.DataFrame(rows)
+    spec = _spec(trunk)
+    full, kept = TrunkCache(tmp_path / "t"), TrunkCache(tmp_path / "t", train_tiles=3)
+    assert kept.kept(rows[0]) == 3 and kept.kept(rows[1]) == 0 and full.kept(rows[0]) == 0
+    assert kept.key(rows[0], spec, "full") != full.key(rows[0], spec, "full")  # the subset is part of the key
+    assert kept.key(rows[1], spec, "full") == full.key(rows[1], spec, "full")  # evaluation rows: unchanged
+    kept.build(items, trunk, spec, views=("full", "half"), log=None)
+    all_tiles, _ = cut_tiles(np.load(rows[0]["cache_path"]), 64, 1.0)
+    sub = kept.tiles(rows[0], spec, "full")
+    assert len(all_tiles) == 10 and sub.shape == (3, 64, 64)
+    picked = [int(np.flatnonzero((all_tiles == t).all(axis=(1, 2)))[0]) for t in sub]
+    assert picked == sorted(set(picked))  # distinct tiles of the grid, in grid order
+    assert np.array_equal(TrunkCache(tmp_path / "u", train_tiles=3).tiles(rows[0], spec, "full"), sub)  # fixed
+    half = kept.tiles(rows[0], spec, "half")
+    halves, _ = cut_tiles(view_of(np.load(rows[0]["cache_path"]), "half"), 64, 1.0)
+    assert np.array_equal(half, halves[picked])  # the same tiles in every view
+    assert kept.load(rows[0], spec, "full").shape[0] == 3 and kept.load(rows[1], spec, "full").shape[0] == 10
+    with torch.no_grad():  # the kept maps are those tiles' maps
+        got = top(torch.from_numpy(np.asarray(kept.load(rows[0], spec, "full"), dtype=np.float32)))
+        want = net(normalise_batch(sub, "dataset", MEAN, STD))
+    assert torch.allclose(got, want, atol=2e-2, rtol=1e-2)
+
+
+def test_layer_features_from_the_cache_equal_those_from_pixels(tmp_path):
+    """Familiarity layers: the trunk's output is read from the cached maps, later blocks and the final
+    features from the top; together they equal the pixel path's taps (to float16 tolerance)."""
+    from semcathode.models.predict import predict_arrays
+    from semcathode.models.top import CachedTiles, cached_outputs
+
+    pd = __import__("pandas")
+    net = _net()
+    trunk, top = split_network(net, 5)
+    items = pd.DataFrame([_item(tmp_path, "a", 0, (128, 192)), _item(tmp_path, "b", 1, (64, 64))])
+    cache, spec = TrunkCache(tmp_path / "t"), _spec(trunk)
+    cache.build(items, trunk, spec, log=None)
+    layers = ["blocks.4", "blocks.5", "blocks.6", "final"]
+    got = cached_outputs(top, CachedTiles(items, (), cache, spec, tiles_per_epoch=0), layers=layers).layer_features
+    want = predict_arrays(net, [np.load(p) for p in items["cache_path"]], 64, "dataset", MEAN, STD,
+                          layers=layers).layer_features
+    assert sorted(got) == sorted(want) == sorted(layers)
+    for name in layers:
+        assert got[name].shape == want[name].shape == (2, {"blocks.4": 112, "blocks.5": 192, "blocks.6": 320,
+                                                          "final": 1280}[name])
+        assert np.allclose(got[name], want[name], atol=2e-2, rtol=1e-2), name
+    with pytest.raises(ValueError, match="blocks.3"):  # inside the trunk, not its output: not in the cache
+        cached_outputs(top, CachedTiles(items, (), cache, spec, tiles_per_epoch=0), layers=["blocks.3"])
+    with pytest.raises(ValueError, match="not modules of the network"):
+        predict_arrays(net, [np.load(items["cache_path"][0])], 64, "dataset", MEAN, STD, layers=["blocks.9"])

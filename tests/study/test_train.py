@@ -167,3 +167,29 @@ def test_trunk_spec_follows_what_changes_the_maps_and_nothing_else(tmp_path):
         assert trunk_spec(load_config("smoke", overrides={**base, field: value}), net).key() != key, field
     other, _ = create_model("efficientnet_lite0", "scratch", 9)
     assert trunk_spec(load_config("smoke", overrides=base), other).key() != key  # other weights
+
+
+def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study_setup, study_cfg, tmp_path):
+    """model.trunk > 0: the frozen ImageNet probe reads its tiles' trunk maps from the cache (a network
+    without a classifier), keeps the kept subset of a training micrograph, and gives the pooled
+    features of the pixel path."""
+    import numpy as np
+
+    from semcathode.models.backbones import create_backbone
+    from semcathode.models.predict import predict_arrays
+    from semcathode.study.baselines import extract_features
+    from semcathode.study.train import input_norm
+
+    _, items, _ = study_setup
+    cfg = study_cfg(tmp_path, **{"model.trunk": 5, "model.train_tiles": 1, "preprocess.size": 16})
+    src = items[items["domain"] == "source"]
+    test, train = src[src["split"] == "test"].head(3), src[src["split"] == "train"].head(2)
+    got = extract_features(test, cfg)
+    net, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
+    mean, std = input_norm(cfg)
+    want = predict_arrays(net.eval(), [np.load(p) for p in test["cache_path"]], 16, cfg.preprocess.normalize,
+                          mean, std, features=True).tile_features
+    assert [f.shape for f in got] == [w.shape for w in want] and len(got[0]) > 1
+    assert all(np.allclose(g, w, atol=2e-2, rtol=1e-2) for g, w in zip(got, want))
+    assert list((tmp_path / "trunk").rglob("*.npy"))
+    assert [len(f) for f in extract_features(train, cfg)] == [1, 1]  # training rows: the kept tile only
