@@ -78,12 +78,12 @@ print(sc.report.probe_verdict(s1_summary, probe))
 # %% [markdown]
 # ## When not to trust a prediction: calibration and familiarity
 #
-# Temperature scaling is fitted on the valid split; the familiarity score (`ood_score`) is the mean cosine distance of a micrograph's embedding to its nearest training micrographs, with the `familiar` threshold at a quantile of the valid split. NCM523, a composition the model never saw, should look unfamiliar.
+# Temperature scaling is fitted on the valid split (the pre-tail); the familiarity score (`ood_score`) is the mean cosine distance of a micrograph's features to its nearest training micrographs, with the `familiar` threshold at a quantile of the valid split. With `evaluate.familiarity_layers` it is read at several layers (mid-level blocks see texture and particle shape), the layer set chosen against NCM523's train split and reported on its test split. NCM523, a composition the model never saw, should look unfamiliar.
 
 # %%
 first = stage1[cfg.protocol.seeds[0]]
-trust = sc.study.calibrate(first, study.rows('source', 'valid'), study.rows('source', 'train'), study.classes)
-trust_table = sc.study.trust_report(first, trust, study.rows('source', 'test'), study.new_items, study.classes)
+trust, trust_table = sc.study.fit_trust(first, study)
+out.table(trust['layer_selection'], 'familiarity_layers', 'Familiarity: AUROC of every candidate layer set, valid split against NCM523\'s train split (the set chosen here is reported above on other micrographs)', section='Calibration and familiarity', show=False)
 out.table(trust_table, 'trust', 'Calibration (expected calibration error, 10 bins) and familiarity of the exported stage-1 model (seed %d)' % first.seed, section='Calibration and familiarity')
 out.text('Calibration and familiarity', sc.report.trust_note(trust_table, cfg.evaluate.ood_k))
 print(sc.report.trust_note(trust_table, cfg.evaluate.ood_k))

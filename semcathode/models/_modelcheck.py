@@ -68,7 +68,9 @@ TEMPERATURE_RANGE: tuple[float, float] = (0.01, 100.0)
 #: safetensors key of the training micrographs' embeddings and the dtypes it may have.
 OOD_BANK = "ood.bank"
 BANK_DTYPES: tuple[str, ...] = ("float16", "float32")
-OOD_KEYS: tuple[str, ...] = ("ood_k", "ood_threshold", "ood_quantile")
+OOD_KEYS: tuple[str, ...] = ("ood_k", "ood_threshold", "ood_quantile", "layers", "scales")
+#: Prefix of the per-layer feature banks of a multi-layer familiarity score (``ood.bank.blocks.4``, ...).
+OOD_BANKS = "ood.bank."
 #: Classifier weight keys looked for, in order (timm EfficientNet: ``classifier``).
 _HEAD_KEYS: tuple[str, ...] = ("classifier", "head.fc", "fc", "head")
 
@@ -288,26 +290,70 @@ def _check_scalars(meta: dict, fail: Fail) -> None:
         fail("aggregate", f"must be one of {', '.join(AGGREGATIONS)}, got {short_repr(meta['aggregate'])}")
 
 
-def _check_bank(bank: Any, state: Mapping[str, Any], where: str, fail: Fail) -> int:
-    """The feature bank's rows; the bank is float16/float32 ``(n, d)``, finite, ``d`` = the classifier's inputs."""
+def _check_bank(bank: Any, state: Mapping[str, Any], where: str, fail: Fail, final: bool = True,
+                name: str = "ood.bank") -> int:
+    """The feature bank's rows; the bank is float16/float32 ``(n, d)``, finite, ``d`` = the classifier's
+    inputs (``final``; a mid-level layer's bank has its own width)."""
     import torch
 
     dtype = str(getattr(bank, "dtype", type(bank).__name__)).replace("torch.", "")
     if dtype not in BANK_DTYPES:
-        fail("ood.bank", f"({where}) has dtype {dtype}; the feature bank must be {' or '.join(BANK_DTYPES)}")
+        fail(name, f"({where}) has dtype {dtype}; the feature bank must be {' or '.join(BANK_DTYPES)}")
     shape = _shape(bank)
     if len(shape) != 2 or min(shape) < 1:
-        fail("ood.bank", f"({where}) has shape {list(shape)}; the feature bank must be (micrographs, features)")
+        fail(name, f"({where}) has shape {list(shape)}; the feature bank must be (micrographs, features)")
     prefix = _head(state)
     n_features = _shape(state[f"{prefix}.weight"])[1] if prefix else None
-    if n_features is not None and shape[1] != n_features:
-        fail("ood.bank", f"({where}) has {shape[1]} features per row but the classifier takes {n_features}")
+    if final and n_features is not None and shape[1] != n_features:
+        fail(name, f"({where}) has {shape[1]} features per row but the classifier takes {n_features}")
     if not bool(torch.isfinite(bank).all()):
-        fail("ood.bank", f"({where}) holds NaN or infinite values")
+        fail(name, f"({where}) holds NaN or infinite values")
     return shape[0]
 
 
-def _check_ood(meta: dict, state: Mapping[str, Any], bank: Any, where: str, fail: Fail) -> None:
+def _check_layers(ood: dict, banks: Mapping[str, Any], state: Mapping[str, Any], where: str, fail: Fail) -> int | None:
+    """A multi-layer score: ``ood.layers`` names exactly the banks, each with a finite scale > 0."""
+    layers = ood.get("layers")
+    if layers is None and not banks:
+        if "scales" in ood:
+            fail("ood.scales", "given without ood.layers")
+        return None
+    known = CHOICES["familiarity_layer"]
+    if (not isinstance(layers, list) or not layers or len(set(map(str, layers))) != len(layers)
+            or not all(isinstance(x, str) and x in known for x in layers)):
+        fail("ood.layers", f"must be a non-empty list of distinct layers among {', '.join(known)}, got {short_repr(layers)}")
+    if sorted(layers) != sorted(banks):
+        fail("ood.layers", f"names {', '.join(layers)} but the weights hold feature banks for "
+             f"{', '.join(sorted(banks)) or 'no layer'} ({where})")
+    scales = ood.get("scales")
+    if not isinstance(scales, dict) or sorted(scales) != sorted(layers) or not all(
+            _finite(v) and float(v) > 0 for v in scales.values()):
+        fail("ood.scales", f"must map each of ood.layers to a finite number > 0 (its median score on the valid "
+             f"split), got {short_repr(scales)}")
+    rows = min(_check_bank(banks[x], state, where, fail, final=x == "final", name=OOD_BANKS + x) for x in layers)
+    for x in layers:
+        width = _layer_width(state, x)
+        if width is not None and _shape(banks[x])[1] != width:
+            fail(OOD_BANKS + x, f"({where}) has {_shape(banks[x])[1]} features per row but {x} has {width} channels")
+    return rows
+
+
+def _layer_width(state: Mapping[str, Any], layer: str) -> int | None:
+    """Output channels of block stage ``blocks.N`` (its last block's output BatchNorm), if found."""
+    if not layer.startswith("blocks."):
+        return None
+    pre = layer + "."
+    outs = [k for k in state if k.startswith(pre) and k.endswith((".bn3.weight", ".bn2.weight"))]
+    if not outs:
+        return None
+    last = max(int(k[len(pre):].split(".")[0]) for k in outs)
+    mine = [k for k in outs if k.startswith(f"{pre}{last}.")]
+    key = next((k for k in mine if k.endswith(".bn3.weight")), mine[0])  # bn3: inverted residual; bn2: depthwise
+    return _shape(state[key])[0]
+
+
+def _check_ood(meta: dict, state: Mapping[str, Any], bank: Any, where: str, fail: Fail,
+               banks: Mapping[str, Any] | None = None) -> None:
     rows = _check_bank(bank, state, where, fail) if bank is not None else None
     ood = meta.get("ood", {})
     if not isinstance(ood, dict):
@@ -315,6 +361,11 @@ def _check_ood(meta: dict, state: Mapping[str, Any], bank: Any, where: str, fail
     unknown = sorted(map(str, set(ood) - set(OOD_KEYS)))
     if unknown:
         fail("ood", f"unknown key(s) {short_repr(', '.join(unknown))[1:-1]} (known: {', '.join(OOD_KEYS)})")
+    layer_rows = _check_layers(ood, banks or {}, state, where, fail)
+    if layer_rows is not None:
+        if bank is not None:
+            fail("ood", f"the weights hold both a final-layer bank and per-layer banks ({where})")
+        rows = layer_rows
     if "ood_k" in ood:
         k = ood["ood_k"]
         if not _is_int(k) or k < 1 or (rows is not None and k > rows):
@@ -326,7 +377,8 @@ def _check_ood(meta: dict, state: Mapping[str, Any], bank: Any, where: str, fail
         fail("ood.ood_quantile", f"must be a number in (0, 1], got {short_repr(ood['ood_quantile'])}")
 
 
-def validate_model_meta(meta: dict, state: Mapping[str, object], json_path: Path, bank: Any = None) -> None:
+def validate_model_meta(meta: dict, state: Mapping[str, object], json_path: Path, bank: Any = None,
+                        banks: Mapping[str, Any] | None = None) -> None:
     """Check a model's JSON description and its tensors before anything is built from them.
 
     Parameters
@@ -363,4 +415,5 @@ def validate_model_meta(meta: dict, state: Mapping[str, object], json_path: Path
     _check_bar(meta, fail)
     _check_scalars(meta, fail)
     _check_weights(state, len(classes), fail)
-    _check_ood(meta, state, bank, f"tensor {OOD_BANK!r} of {Path(json_path).with_suffix('.safetensors').name}", fail)
+    _check_ood(meta, state, bank, f"tensor {OOD_BANK!r} of {Path(json_path).with_suffix('.safetensors').name}", fail,
+               banks=banks)

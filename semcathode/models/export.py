@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from .._files import atomic_save, atomic_write_json
-from ._modelcheck import FORMAT, OOD_BANK, ModelFileError, classes_digest, validate_model_meta
+from ._modelcheck import FORMAT, OOD_BANK, OOD_BANKS, ModelFileError, classes_digest, validate_model_meta
 from ..io.walk import find_images
 from ..data.preprocess import PreprocessParams, preprocess_image
 from ..data.tiles import cut_tiles, tile_grid
+from .familiarity import multi_layer_score
 from .predict import knn_ood_score, normalise_batch, predict_arrays
 
 __all__ = [
@@ -61,7 +62,8 @@ def export_model(
     trust : dict, optional
         From :func:`semcathode.study.calibrate`: ``temperature``, ``ood_k``,
         ``ood_threshold`` and ``bank`` (the training micrographs' embeddings, stored in
-        the safetensors file as ``ood.bank``).
+        the safetensors file as ``ood.bank``), or, for a multi-layer score, ``banks`` (one per
+        layer, stored as ``ood.bank.<layer>``), ``layers`` and ``scales``.
 
     Returns
     -------
@@ -73,11 +75,15 @@ def export_model(
     path = Path(path).with_suffix(".safetensors")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     trust = dict(trust or {})
-    bank = trust.pop("bank", None)
+    bank, banks = trust.pop("bank", None), trust.pop("banks", None) or {}
+    trust.pop("layer_selection", None)  # reported by the study, not needed to score
     if bank is not None:
         state[OOD_BANK] = torch.as_tensor(np.asarray(bank, dtype=np.float32)).contiguous()
-        if "ood_k" in trust:  # the neighbours actually used (knn_ood_score takes at most the bank's rows)
-            trust["ood_k"] = max(1, min(int(trust["ood_k"]), len(state[OOD_BANK])))
+    for layer, b in banks.items():
+        state[OOD_BANKS + layer] = torch.as_tensor(np.asarray(b, dtype=np.float32)).contiguous()
+    rows = [len(state[k]) for k in state if k == OOD_BANK or k.startswith(OOD_BANKS)]
+    if rows and "ood_k" in trust:  # the neighbours actually used (knn_ood_score takes at most the bank's rows)
+        trust["ood_k"] = max(1, min(int(trust["ood_k"]), min(rows)))
     atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
     meta = {
         "format": FORMAT,
@@ -91,7 +97,7 @@ def export_model(
         "field_of_view_um": preprocess.field_of_view_um,
         "aggregate": aggregate,
         "temperature": float(trust.get("temperature", 1.0)),
-        "ood": {k: trust[k] for k in ("ood_k", "ood_threshold", "ood_quantile") if k in trust},
+        "ood": {k: trust[k] for k in ("ood_k", "ood_threshold", "ood_quantile", "layers", "scales") if k in trust},
         "normalize": normalize,
         "mean": list(map(float, mean)),
         "std": list(map(float, std)),
@@ -187,10 +193,11 @@ class ExportedModel:
         """Corners of the tile grid in the scaled frame (see :func:`~semcathode.data.tile_grid`)."""
         return tile_grid(arr_shape, self.params.size, self.params.tile_stride)
 
-    def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False):
+    def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False, layers: Sequence[str] = ()):
         """:func:`semcathode.models.predict_arrays` with this model's settings."""
         return predict_arrays(self.model, arrays, self.params.size, *self.input_norm, stride=self.params.tile_stride,
-                              aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features)
+                              aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features,
+                              layers=layers)
 
     def optimize(self) -> "ExportedModel":
         """Fold BatchNorm into the preceding convolutions and use channels_last (CPU inference).
@@ -303,7 +310,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: corrupt or unreadable safetensors file ({exc})") from None
     bank = state.pop(OOD_BANK, None)
-    validate_model_meta(meta, state, jp, bank=bank)
+    banks = {k[len(OOD_BANKS):]: state.pop(k) for k in [k for k in state if k.startswith(OOD_BANKS)]}
+    validate_model_meta(meta, state, jp, bank=bank, banks=banks)
     model = timm.create_model(meta["timm_name"], pretrained=False, num_classes=len(meta["classes"]))
     try:
         model.load_state_dict(state, strict=True)
@@ -316,6 +324,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     model.to(device).eval()
     em = ExportedModel(model=model, classes=list(meta["classes"]), meta=meta, path=path)
     em.bank = bank.numpy() if bank is not None else None
+    em.banks = {k: v.float().numpy() for k, v in banks.items()} or None
     return em
 
 
@@ -324,15 +333,20 @@ PREDICTION_COLUMNS = ("path", "pred", "confidence", "n_tiles", "tile_agreement",
 
 def _predict_file(model: ExportedModel, f: Path, pixel_size_um: float | None) -> dict[str, Any]:
     """One micrograph's row of :func:`predict_paths` (raises when it cannot be read or predicted)."""
-    bank = getattr(model, "bank", None)
+    bank, banks = getattr(model, "bank", None), getattr(model, "banks", None)
     ood = model.meta.get("ood", {})
     _, arr = model.load_array(f, pixel_size_um)
-    mo = model.predict_arrays([arr], features=bank is not None)
+    layers = list(ood.get("layers", [])) if banks else []
+    mo = model.predict_arrays([arr], features=bank is not None, layers=layers)
     p = mo.probs(model.temperature)[0]
     row: dict[str, Any] = dict(pred=model.classes[int(p.argmax())], confidence=float(p.max()),
                                n_tiles=int(mo.n_tiles[0]), tile_agreement=float(mo.tile_agreement[0]), error="")
-    if bank is not None and mo.features is not None:
+    score = None
+    if banks and mo.layer_features is not None:
+        score = float(multi_layer_score(banks, mo.layer_features, layers, ood["scales"], int(ood.get("ood_k", 5)))[0])
+    elif bank is not None and mo.features is not None:
         score = float(knn_ood_score(bank, mo.features, int(ood.get("ood_k", 5)))[0])
+    if score is not None:
         row.update(ood_score=score, familiar=bool(score <= float(ood.get("ood_threshold", np.inf))))
     row.update({f"p_{c}": float(v) for c, v in zip(model.classes, p)})
     return row

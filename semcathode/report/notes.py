@@ -249,11 +249,20 @@ def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523"
     au_pristine = next((x for q, x in v.items() if "AUROC" in q and "pristine" in q), None)
     text = (f"Temperature scaling (fitted on the valid split) moves the expected calibration error on the test "
             f"split from {ece0:.3f} to {ece1:.3f}.")
+    layers = next((x for q, x in v.items() if q.startswith("familiarity layers")), None)
+    au_tail = next((x for q, x in v.items() if "AUROC" in q and "pristine" not in q and "tail" in q), None)
     if au is not None:
         verdict = "separates them well" if au >= 0.9 else "does not separate them reliably"
-        text += (f" The familiarity score (mean cosine distance to the {k} nearest training micrographs in feature "
-                 f"space) gives {unfamiliar_name} micrographs, a composition the model never saw, an AUROC of "
-                 f"{au:.3f} against the test micrographs: it {verdict}.")
+        if layers:
+            score = (f"the mean cosine distance to the {k} nearest training micrographs at the layers {layers}, "
+                     f"each on the scale of its median on the valid split and summed; the layers were chosen "
+                     f"against {unfamiliar_name}'s train split, and it is scored here on its test split")
+        else:
+            score = f"mean cosine distance to the {k} nearest training micrographs in feature space"
+        text += (f" The familiarity score ({score}) gives {unfamiliar_name} micrographs, a composition the model "
+                 f"never saw, an AUROC of {au:.3f} against the test micrographs: it {verdict}.")
+        if au_tail is not None:
+            text += f" Against the session tail: {au_tail:.3f}."
         if au_pristine is not None:
             text += (f" Its pristine micrographs alone, imaged under the same session conditions as the known "
                      f"pristine classes: AUROC {au_pristine:.3f}.")

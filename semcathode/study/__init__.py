@@ -42,6 +42,8 @@ _NAMES: dict[str, str] = {
     "probe_floor": "baselines",
     # trust
     "calibrate": "trust",
+    "fit_trust": "trust",
+    "ood_scores": "trust",
     "scale_check": "trust",
     "trust_report": "trust",
     # validity

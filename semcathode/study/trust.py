@@ -14,28 +14,42 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["calibrate", "trust_report", "scale_check"]
+__all__ = ["calibrate", "ood_scores", "trust_report", "fit_trust", "scale_check"]
 
 
-def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes: Sequence[str]) -> dict:
+def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes: Sequence[str],
+              select_items: pd.DataFrame | None = None) -> dict:
     """Fit the temperature and the familiarity score of a trained model.
+
+    With ``evaluate.familiarity_layers`` empty the score is the kNN cosine distance of a micrograph's
+    final (pre-logit) embedding to the train split's. With candidate layers (``blocks.4``,
+    ``blocks.5``, ``final``, ...) it is :func:`semcathode.models.multi_layer_score`: per layer a kNN
+    score on standardised features, divided by its median on the valid split, summed over the layer
+    set that best separates the valid split from ``select_items`` (micrographs known to be
+    unfamiliar, e.g. NCM523's train split; :func:`semcathode.models.select_layers`). Report it on
+    other micrographs than ``select_items``.
 
     Parameters
     ----------
     tm : TrainedModel
     valid_items : DataFrame
-        Micrographs of the valid split (temperature and threshold are chosen here).
+        Micrographs of the valid split (temperature, layer scales and threshold are chosen here).
     train_items : DataFrame
         Micrographs of the train split (the feature bank).
     classes : sequence of str
+    select_items : DataFrame, optional
+        Known-unfamiliar micrographs on which the layer set is chosen (without them, or with one
+        candidate, every candidate layer is used).
 
     Returns
     -------
     dict
-        ``temperature``, ``ood_k``, ``ood_quantile``, ``ood_threshold``, ``bank`` (``(M, D)``
-        embeddings), ``n_valid``, ``n_bank``: pass it to
-        :func:`~semcathode.models.export_trained` as ``trust``.
+        ``temperature``, ``ood_k``, ``ood_quantile``, ``ood_threshold``, ``n_valid``, ``n_bank`` and
+        ``layer_selection`` (AUROC of every layer set tried; empty without a choice) and
+        either ``bank`` (``(M, D)`` final embeddings) or ``banks`` (layer -> ``(M, D_layer)``),
+        ``layers`` (the chosen set) and ``scales``: pass it to :func:`~semcathode.models.export_trained` as ``trust``.
     """
+    from ..models.familiarity import layer_scales, multi_layer_score, select_layers
     from ..models.predict import fit_temperature, knn_ood_score
     from .evaluation import micrograph_outputs
 
@@ -43,24 +57,62 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
     if valid_items.empty or train_items.empty:
         raise ValueError("calibration needs micrographs in both the valid and the train split")
     idx = {c: j for j, c in enumerate(classes)}
-    tr = micrograph_outputs(tm, train_items, features=True)
-    va = micrograph_outputs(tm, valid_items, features=True)
+    candidates = list(cfg.evaluate.familiarity_layers)
+    tr = micrograph_outputs(tm, train_items, features=True, layers=candidates)
+    va = micrograph_outputs(tm, valid_items, features=True, layers=candidates)
     y = np.array([idx[c] for c in valid_items["label"]])
     k, q = cfg.evaluate.ood_k, cfg.evaluate.familiar_quantile
-    scores = knn_ood_score(tr.features, va.features, k)
-    return {
-        "temperature": fit_temperature(va.log_probs, y),
-        "ood_k": int(k),
-        "ood_quantile": float(q),
-        "ood_threshold": float(np.quantile(scores, q)),
-        "bank": tr.features.astype(np.float32),
-        "n_valid": int(len(valid_items)),
-        "n_bank": int(len(train_items)),
-    }
+    out = {"temperature": fit_temperature(va.log_probs, y), "ood_k": int(k), "ood_quantile": float(q),
+           "n_valid": int(len(valid_items)), "n_bank": int(len(train_items))}
+    if not candidates:
+        scores = knn_ood_score(tr.features, va.features, k)
+        return {**out, "ood_threshold": float(np.quantile(scores, q)), "bank": tr.features.astype(np.float32),
+                "layer_selection": pd.DataFrame(columns=["layers", "n_layers", "auroc"])}
+    banks, valid = tr.layer_features, va.layer_features
+    scales = layer_scales(banks, valid, k)
+    layers, table = tuple(candidates), pd.DataFrame()
+    if select_items is not None and len(select_items) and len(candidates) > 1:
+        sel = micrograph_outputs(tm, select_items, layers=candidates).layer_features
+        layers, table = select_layers(banks, valid, sel, scales, k)
+        table = table.assign(n_familiar=len(valid_items), n_unfamiliar=len(select_items))
+    scores = multi_layer_score(banks, valid, layers, scales, k)
+    return {**out, "ood_threshold": float(np.quantile(scores, q)), "layers": list(layers),
+            "scales": {name: float(scales[name]) for name in layers},
+            "banks": {name: banks[name].astype(np.float32) for name in layers},
+            "layer_selection": table}
+
+
+def ood_scores(tm, trust: dict, items: pd.DataFrame) -> np.ndarray:
+    """The familiarity score (higher = less familiar) of micrographs under a :func:`calibrate` result.
+
+    Parameters
+    ----------
+    tm : TrainedModel
+    trust : dict
+        From :func:`calibrate` (final-layer ``bank`` or multi-layer ``banks``).
+    items : DataFrame
+
+    Returns
+    -------
+    ndarray
+        ``(N,)``, one per row of ``items``.
+    """
+    from ..models.familiarity import multi_layer_score
+    from ..models.predict import knn_ood_score
+    from .evaluation import micrograph_outputs
+
+    if items.empty:
+        return np.zeros(0)
+    if "banks" in trust:
+        layers = list(trust["layers"])
+        mo = micrograph_outputs(tm, items, layers=layers)
+        return multi_layer_score(trust["banks"], mo.layer_features, layers, trust["scales"], trust["ood_k"])
+    return knn_ood_score(trust["bank"], micrograph_outputs(tm, items, features=True).features, trust["ood_k"])
 
 
 def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd.DataFrame,
-                 classes: Sequence[str], unfamiliar_name: str = "NCM523") -> pd.DataFrame:
+                 classes: Sequence[str], unfamiliar_name: str = "NCM523",
+                 tail_items: pd.DataFrame | None = None) -> pd.DataFrame:
     """Check calibration and familiarity on held-out micrographs.
 
     Parameters
@@ -71,18 +123,22 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
     test_items : DataFrame
         Held-out micrographs of the training classes (e.g. the source test split).
     unfamiliar_items : DataFrame
-        Micrographs the model should find unfamiliar (e.g. NCM523, a composition it never saw).
+        Micrographs the model should find unfamiliar (e.g. NCM523, a composition it never saw), none
+        of them among those the familiarity layers were chosen on.
+    unfamiliar_name : str
+    tail_items : DataFrame, optional
+        The session tail: the unfamiliar micrographs are also scored against it.
 
     Returns
     -------
     DataFrame
         One row per quantity: ``quantity``, ``value``, ``n``.
     """
-    from ..models.predict import auroc, expected_calibration_error, knn_ood_score
+    from ..models.predict import auroc, expected_calibration_error
     from .evaluation import micrograph_outputs
 
     idx = {c: j for j, c in enumerate(classes)}
-    te = micrograph_outputs(tm, test_items, features=True)
+    te = micrograph_outputs(tm, test_items)
     y = np.array([idx[c] for c in test_items["label"]])
     t = float(trust["temperature"])
     rows = [
@@ -90,22 +146,61 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
         ("ECE on the test split, before scaling", expected_calibration_error(te.probs(1.0), y), len(y)),
         ("ECE on the test split, after scaling", expected_calibration_error(te.probs(t), y), len(y)),
     ]
-    s_test = knn_ood_score(trust["bank"], te.features, trust["ood_k"])
+    if "banks" in trust:
+        rows.append(("familiarity layers (chosen on the valid split against known-unfamiliar micrographs)",
+                     " + ".join(trust["layers"]), trust.get("n_valid", np.nan)))
+    s_test = ood_scores(tm, trust, test_items)
     thr = float(trust["ood_threshold"])
     rows.append((f"familiar share of the test split (threshold {thr:.3f})", float((s_test <= thr).mean()), len(y)))
     if len(unfamiliar_items):
-        un = micrograph_outputs(tm, unfamiliar_items, features=True)
-        s_un = knn_ood_score(trust["bank"], un.features, trust["ood_k"])
-        rows.append((f"ood_score AUROC, {unfamiliar_name} vs test split", auroc(s_test, s_un), len(s_un)))
-        if "state" in unfamiliar_items:  # a new composition's pristine frames can share the known sessions' conditions
-            pristine = (unfamiliar_items["state"] == "pristine").to_numpy()
+        s_un = ood_scores(tm, trust, unfamiliar_items)
+        pristine = ((unfamiliar_items["state"] == "pristine").to_numpy() if "state" in unfamiliar_items
+                    else np.zeros(len(s_un), bool))  # a new composition's pristine frames can share the known sessions' conditions
+        others = [("test split", s_test)]
+        if tail_items is not None and len(tail_items):
+            others.append(("session tail", ood_scores(tm, trust, tail_items)))
+        for name, neg in others:
+            rows.append((f"ood_score AUROC, {unfamiliar_name} vs {name}", auroc(neg, s_un), len(s_un)))
             if pristine.any():
-                rows.append((f"ood_score AUROC, {unfamiliar_name} pristine only vs test split",
-                             auroc(s_test, s_un[pristine]), int(pristine.sum())))
+                rows.append((f"ood_score AUROC, {unfamiliar_name} pristine only vs {name}",
+                             auroc(neg, s_un[pristine]), int(pristine.sum())))
         rows.append((f"familiar share of {unfamiliar_name}", float((s_un <= thr).mean()), len(s_un)))
         rows.append((f"mean ood_score, test split / {unfamiliar_name}", f"{s_test.mean():.3f} / {s_un.mean():.3f}",
                      len(s_un)))
     return pd.DataFrame(rows, columns=["quantity", "value", "n"])
+
+
+def fit_trust(tm, study, unfamiliar_name: str = "NCM523") -> tuple[dict, pd.DataFrame]:
+    """:func:`calibrate` and :func:`trust_report` on a study's splits, the way the report uses them.
+
+    Temperature, layer scales and threshold come from the source valid split (the pre-tail), the
+    feature bank from the source train split. With ``evaluate.familiarity_layers`` the layer set is
+    chosen against the new composition's train split and reported on its test split only (never on
+    the micrographs it was chosen on); with the final embedding alone every new micrograph is reported.
+
+    Parameters
+    ----------
+    tm : TrainedModel
+    study : Study
+        Gives ``rows(domain, split)``, ``new_items`` and ``classes``.
+    unfamiliar_name : str
+
+    Returns
+    -------
+    trust : dict
+        From :func:`calibrate` (pass it to :func:`~semcathode.models.export_trained`).
+    table : DataFrame
+        From :func:`trust_report`, with the session tail as a second familiar split.
+    """
+    new = study.new_items
+    select, report = None, new
+    if tm.cfg.evaluate.familiarity_layers and len(new) and "split" in new:
+        select, report = new[new["split"] == "train"], new[new["split"] != "train"]
+    trust = calibrate(tm, study.rows("source", "valid"), study.rows("source", "train"), study.classes,
+                      select_items=select)
+    table = trust_report(tm, trust, study.rows("source", "test"), report, study.classes, unfamiliar_name,
+                         tail_items=study.rows("source", "tail"))
+    return trust, table
 
 
 def scale_check(model, paths: Sequence[str], factor: int = 2, pixel_size_um: float | None = None) -> pd.DataFrame:

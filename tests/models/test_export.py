@@ -334,3 +334,50 @@ def test_scale_model_needs_a_pixel_size_and_names_the_file(manifest, pcache, tmp
     given = predict_paths(model, [good, bare], pixel_size_um=0.7)
     assert (given["error"] == "").all()
     np.testing.assert_allclose(given.loc[0, PCOLS].to_numpy(float), out.loc[0, PCOLS].to_numpy(float), atol=1e-6)
+
+
+def test_multi_layer_familiarity_is_fitted_exported_and_scored_by_predict(manifest, pcache, tmp_path):
+    """evaluate.familiarity_layers: calibrate keeps a bank per layer (chosen against known-unfamiliar
+    micrographs), export stores them beside the weights, and predict writes the same multi-layer score
+    the study computes; a JSON that does not match the banks is refused, naming the field."""
+    from dataclasses import replace
+
+    from semcathode.models.familiarity import multi_layer_score
+    from semcathode.study.trust import calibrate, ood_scores
+
+    cfg, items, tm, _ = _learner_and_export(manifest, pcache, tmp_path, mode="scale")
+    cfg.evaluate = replace(cfg.evaluate, familiarity_layers=["blocks.4", "blocks.5", "final"])
+    train, valid, test = (items[items["split"] == s] for s in ("train", "valid", "test"))
+    odd = items[items["label"] == CLASSES[0]]  # stands in for micrographs known to be unfamiliar
+    trust = calibrate(tm, valid, train, CLASSES, select_items=odd)
+    assert set(trust["layers"]) <= {"blocks.4", "blocks.5", "final"} and trust["layers"]
+    assert len(trust["layer_selection"]) == 7  # every non-empty subset of three layers was tried
+    assert {k: v.shape for k, v in trust["banks"].items()} == {
+        k: (len(train), {"blocks.4": 112, "blocks.5": 192, "final": 1280}[k]) for k in trust["layers"]}
+    assert "bank" not in trust and all(v > 0 for v in trust["scales"].values())
+    path = export_trained(tm, tmp_path / "m.safetensors", cfg, CLASSES, trust=dict(trust))
+    model = load_model(path)
+    assert model.bank is None and sorted(model.banks) == sorted(trust["layers"])
+    assert model.meta["ood"]["layers"] == trust["layers"]
+    out = predict_paths(model, list(test["path"]))
+    want = ood_scores(tm, trust, test)
+    np.testing.assert_allclose(out["ood_score"].to_numpy(), want, rtol=1e-4, atol=1e-5)
+    assert (out["familiar"] == (out["ood_score"] <= trust["ood_threshold"])).all()
+    direct = multi_layer_score(trust["banks"], tm_layer_features(tm, test, trust["layers"]), trust["layers"],
+                               trust["scales"], trust["ood_k"])
+    np.testing.assert_allclose(direct, want, rtol=1e-6)
+    # the JSON must name exactly the stored banks, with a positive scale for each
+    meta = json.loads(path.with_suffix(".json").read_text())
+    for ood, field in [({**meta["ood"], "layers": ["blocks.3"]}, "ood.layers"),
+                       ({**meta["ood"], "scales": {k: -1.0 for k in trust["layers"]}}, "ood.scales"),
+                       ({**meta["ood"], "layers": "final"}, "ood.layers")]:
+        bad = _copy(path, tmp_path / "bad")
+        bad.with_suffix(".json").write_text(json.dumps({**meta, "ood": ood}))
+        with pytest.raises(ModelFileError, match=field.replace(".", r"\.")):
+            load_model(bad)
+
+
+def tm_layer_features(tm, items, layers):
+    from semcathode.study.evaluation import micrograph_outputs
+
+    return micrograph_outputs(tm, items, layers=layers).layer_features
