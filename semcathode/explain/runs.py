@@ -118,7 +118,7 @@ def _spread(n: int, k: int) -> np.ndarray:
 
 def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: str | Path, method: str = "gradcam",
               steps: int = 8, opacity: float = 0.45, max_side: int = 640,
-              quant_tiles: int = 6) -> tuple[pd.DataFrame, dict]:
+              quant_tiles: int = 6, layer: str = "last") -> tuple[pd.DataFrame, dict]:
     """Particle-scale CAMs of every arm on the sampled micrographs, with overlays and measures.
 
     Each micrograph is brought to the model's scale and covered with its tile grid; every tile
@@ -146,6 +146,10 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
         Longer side of a saved overlay, in pixels.
     quant_tiles : int
         Tiles per micrograph that get the quantitative check.
+    layer : str
+        Target layer (:func:`~semcathode.explain.find_target_layer`): ``last`` (the head's feature
+        map: 7 x 7 cells on a 224-px tile) or a block stage such as ``blocks.4`` (14 x 14: at the native
+        0.26 µm/px about 4 µm cells, the particle scale).
 
     Returns
     -------
@@ -162,12 +166,13 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
         rows, greys, cams = [], [], []
         for i, (_, r) in enumerate(sample.iterrows()):
             grey, arr = load(r)
-            mc = micrograph_cam(model, grey, arr, method=method)
+            mc = micrograph_cam(model, grey, arr, method=method, target_layer=layer)
             sel = _spread(len(mc.inputs), quant_tiles)
             _, tile_rec = explain_items(model.model, mc.inputs[sel], list(mc.tiles[sel]), [r["label"]] * len(sel),
-                                        model.classes, method=method, arm=arm, steps=steps, targets=[mc.target] * len(sel))
+                                        model.classes, method=method, arm=arm, steps=steps, targets=[mc.target] * len(sel),
+                                        target_layer=layer)
             pred = model.classes[mc.target]
-            rec = {"arm": arm, "index": i, "label": r["label"], "pred": pred, "target": pred,
+            rec = {"arm": arm, "index": i, "label": r["label"], "pred": pred, "target": pred, "layer": layer,
                    "correct": pred == r["label"], "prob_target": float(mc.probs[mc.target]), "method": method,
                    **tile_rec[["energy_share", "area_share", "ratio", "auc_cam", "auc_random"]].mean().to_dict(),
                    "n_tiles": len(mc.inputs), "quant_tiles": len(sel), "image_id": r.name,

@@ -53,3 +53,32 @@ def test_models_found_in_their_folder_or_one_below(run_dir, tmp_path):
         shutil.copytree(run_dir / "03_finetune", tmp_path / sub)
     with pytest.raises(ValueError, match="several folders"):
         load_run_models(tmp_path, ["ft_only"])
+
+
+def test_cam_study_on_a_block_stage_gives_finer_maps(run_dir, synthetic_root):
+    """cam.layer = blocks.4: the tile CAM comes from a 4x finer map than the head's (16x16 px cells
+    on a 64-px tile instead of 32x32), recorded per row."""
+    import numpy as np
+
+    from semcathode.explain.compute import compute_cams
+
+    models = load_run_models(run_dir, ["ft_only"])
+    df = index_folder(synthetic_root)
+    df["domain"], df["split"], df["shift"] = "target", "test", ""
+    sample = cam_sample(df, default_schema().classes, per_class=1).head(2)
+    records, _ = cam_study(models, sample, run_dir / "05b", steps=2, layer="blocks.4")
+    assert (records["layer"] == "blocks.4").all() and records["energy_share"].notna().all()
+    x = torch.randn(1, 3, 64, 64)
+    net = models["ft_only"].model
+    fine = compute_cams(net, x, target_layer="blocks.4", targets=[0])[0]
+    coarse = compute_cams(net, x, target_layer="last", targets=[0])[0]
+    assert fine.shape == coarse.shape == (64, 64) and not np.allclose(fine, coarse)
+    from semcathode.explain.layers import find_target_layer
+
+    sizes = {}
+    for name in ("blocks.4", "last"):
+        h = find_target_layer(net, name).register_forward_hook(lambda m, i, o, n=name: sizes.__setitem__(n, o.shape[-1]))
+        with torch.no_grad():
+            net(x)
+        h.remove()
+    assert sizes == {"blocks.4": 4, "last": 2}  # the map the CAM is read from: 16-px cells instead of 32
