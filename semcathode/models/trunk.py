@@ -180,6 +180,9 @@ class TrunkSpec:
         ``dataset`` or ``per_image``.
     mean, std : tuple of float
         The input statistics (``dataset``).
+    dtype : str
+        ``float32``, or ``bfloat16``: the trunk runs under CPU autocast in bfloat16 (2-3x faster on a CPU
+        with AMX or AVX-512 BF16; the maps differ from float32 by about 1 % of their range).
     """
 
     backbone: str
@@ -190,6 +193,7 @@ class TrunkSpec:
     normalize: str = "dataset"
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    dtype: str = "float32"
 
     def key(self) -> str:
         """12 hex digits of the spec (sorted JSON)."""
@@ -350,7 +354,8 @@ class TrunkCache:
         parts = []
         for s in range(0, len(tiles), batch_size):
             x = normalise_batch(tiles[s:s + batch_size], spec.normalize, spec.mean, spec.std)
-            y = trunk(x.contiguous(memory_format=torch.channels_last))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.dtype == "bfloat16"):
+                y = trunk(x.contiguous(memory_format=torch.channels_last))
             parts.append(y.to(torch.float16).contiguous().numpy())
         return np.concatenate(parts)
 

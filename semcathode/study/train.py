@@ -140,7 +140,8 @@ def trunk_spec(cfg: RunConfig, network: torch.nn.Module) -> TrunkSpec:
     mean, std = input_norm(cfg)
     return TrunkSpec(backbone=resolve_backbone(cfg), depth=cfg.model.trunk, digest=trunk_digest(trunk),
                      size=cfg.preprocess.size, tile_stride=cfg.preprocess.tile_stride,
-                     normalize=cfg.preprocess.normalize, mean=tuple(mean), std=tuple(std))
+                     normalize=cfg.preprocess.normalize, mean=tuple(mean), std=tuple(std),
+                     dtype=cfg.model.trunk_dtype)
 
 
 def _head_epochs(stage: StageConfig) -> int:

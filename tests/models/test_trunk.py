@@ -177,3 +177,27 @@ def test_layer_features_from_the_cache_equal_those_from_pixels(tmp_path):
         cached_outputs(top, CachedTiles(items, (), cache, spec, tiles_per_epoch=0), layers=["blocks.3"])
     with pytest.raises(ValueError, match="not modules of the network"):
         predict_arrays(net, [np.load(items["cache_path"][0])], 64, "dataset", MEAN, STD, layers=["blocks.9"])
+
+
+def test_bfloat16_trunk_is_its_own_cache_entry_and_close_to_float32(tmp_path):
+    """model.trunk_dtype = bfloat16: the spec key changes (a float32 entry is never read for it) and the
+    maps stay within a few per cent of the float32 ones, so the top's predictions agree."""
+    pd = __import__("pandas")
+    net = _net()
+    trunk, top = split_network(net, 5)
+    items = pd.DataFrame([_item(tmp_path, "a", 0, (128, 192))])
+    spec32 = _spec(trunk)
+    spec16 = replace(spec32, dtype="bfloat16")
+    cache = TrunkCache(tmp_path / "t")
+    assert spec16.key() != spec32.key() and cache.path(items.iloc[0], spec16, "full") != cache.path(
+        items.iloc[0], spec32, "full")
+    cache.build(items, trunk, spec32, log=None)
+    cache.build(items, trunk, spec16, log=None)
+    m32 = np.asarray(cache.load(items.iloc[0], spec32, "full"), dtype=np.float32)
+    m16 = np.asarray(cache.load(items.iloc[0], spec16, "full"), dtype=np.float32)
+    assert m32.shape == m16.shape and not np.array_equal(m32, m16)
+    assert np.abs(m16 - m32).max() <= 0.1 * np.abs(m32).max()
+    with torch.no_grad():
+        p32 = torch.softmax(top(torch.from_numpy(m32)), 1)
+        p16 = torch.softmax(top(torch.from_numpy(m16)), 1)
+    assert (p16 - p32).abs().max() < 0.1

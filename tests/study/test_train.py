@@ -160,10 +160,11 @@ def test_trunk_spec_follows_what_changes_the_maps_and_nothing_else(tmp_path):
     base = dict(**{"model.trunk": 5, "preprocess.size": 64, "preprocess.cache_dir": str(tmp_path)})
     key = trunk_spec(load_config("smoke", overrides=base), net).key()
     for field, value in [("cam.method", "eigencam"), ("evaluate.n_boot", 7), ("stage1.epochs", 9),
-                         ("model.tiles_per_epoch", 9), ("validity.new_domain", True), ("protocol.seeds", [3])]:
+                         ("model.tiles_per_epoch", 9), ("validity.new_domain", True), ("protocol.seeds", [3]),
+                         ("model.train_tiles", 3), ("evaluate.familiarity_layers", ["blocks.4"]), ("cam.layer", "blocks.4")]:
         assert trunk_spec(load_config("smoke", overrides={**base, field: value}), net).key() == key, field
     for field, value in [("model.trunk", 4), ("preprocess.size", 96), ("preprocess.tile_stride", 0.5),
-                         ("preprocess.normalize", "per_image")]:
+                         ("preprocess.normalize", "per_image"), ("model.trunk_dtype", "bfloat16")]:
         assert trunk_spec(load_config("smoke", overrides={**base, field: value}), net).key() != key, field
     other, _ = create_model("efficientnet_lite0", "scratch", 9)
     assert trunk_spec(load_config("smoke", overrides=base), other).key() != key  # other weights
