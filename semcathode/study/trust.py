@@ -68,7 +68,8 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
         scores = knn_ood_score(tr.features, va.features, k)
         return {**out, "ood_threshold": float(np.quantile(scores, q)), "bank": tr.features.astype(np.float32),
                 "layer_selection": pd.DataFrame(columns=["layers", "n_layers", "auroc"])}
-    banks, valid = tr.layer_features, va.layer_features
+    banks = {name: tr.layer_features[name] for name in candidates}  # in the configured order
+    valid = {name: va.layer_features[name] for name in candidates}
     scales = layer_scales(banks, valid, k)
     layers, table = tuple(candidates), pd.DataFrame()
     if select_items is not None and len(select_items) and len(candidates) > 1:
