@@ -363,8 +363,10 @@ def _run_locked(cfg: RunConfig, out_dir: Path, nb_src: Path, notebooks: list[str
     if force:
         shutil.rmtree(staging, ignore_errors=True)
     if not staging.exists():
-        if not force and out_dir.exists() and (out_dir / RUN_STATE).exists():
-            shutil.copytree(out_dir, staging)  # resume from the last complete report
+        if out_dir.exists() and (out_dir / RUN_STATE).exists():
+            # resume from the last complete report; with --force too, so that the notebooks not
+            # asked for keep their products (the swap replaces the whole folder)
+            shutil.copytree(out_dir, staging)
         else:
             staging.mkdir(parents=True)
     state = _State.load(staging)
@@ -374,8 +376,8 @@ def _run_locked(cfg: RunConfig, out_dir: Path, nb_src: Path, notebooks: list[str
     cfg_path = save_config(cfg, staging / "config.yaml")
 
     # first notebook that must run: hash changed, not ok, or a product missing
-    start, reasons = len(notebooks), ""
-    for i, nb in enumerate(notebooks):
+    start, reasons = (0, "--force") if force else (len(notebooks), "")
+    for i, nb in enumerate(notebooks if not force else ()):
         rec = state.data["notebooks"].get(nb, {})
         missing = missing_products(staging, nb)
         if rec.get("hash") != hashes[nb] or rec.get("status") != "ok" or missing:

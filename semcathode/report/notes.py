@@ -264,8 +264,10 @@ def trust_note(report: pd.DataFrame, k: int = 5, unfamiliar_name: str = "NCM523"
         if au_tail is not None:
             text += f" Against the session tail: {au_tail:.3f}."
         if au_pristine is not None:
+            pr_tail = next((x for q, x in v.items() if "AUROC" in q and "pristine" in q and "tail" in q), None)
             text += (f" Its pristine micrographs alone, imaged under the same session conditions as the known "
-                     f"pristine classes: AUROC {au_pristine:.3f}.")
+                     f"pristine classes: AUROC {au_pristine:.3f}"
+                     + (f" ({pr_tail:.3f} against the tail)." if pr_tail is not None else "."))
     return text
 
 

@@ -291,3 +291,19 @@ def test_batch_environment_marks_kernels_and_restores_the_environment(monkeypatc
     with _batch_environment():
         assert os.environ[BATCH_ENV] == "1"
     assert os.environ[BATCH_ENV] == "mine"
+
+
+def test_forcing_some_notebooks_keeps_the_products_of_the_others(stubs, tmp_path):
+    """`semcathode run --notebooks 01_data --force` over a complete report reruns 01 and leaves 02's
+    products where they were (the swap replaces the whole folder: the staging copy must hold them)."""
+    out = tmp_path / "report"
+    cfg = load_config("smoke")
+    run_pipeline(cfg, out, log=lambda m: None, html=False)
+    model = out / "02_pretrain" / "model.safetensors"
+    before = json.loads((out / "run_state.json").read_text())["notebooks"]
+    logs: list[str] = []
+    run_pipeline(cfg, out, notebooks=["01_data"], log=logs.append, html=False, force=True)
+    assert any("01_data: running" in m for m in logs)
+    assert model.read_bytes() == b"weights" and missing_products(out, "02_pretrain") == []
+    after = json.loads((out / "run_state.json").read_text())["notebooks"]
+    assert after["02_pretrain"] == before["02_pretrain"] and after["01_data"] != before["01_data"]

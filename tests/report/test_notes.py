@@ -96,3 +96,15 @@ def test_curve_note_says_where_pretraining_helps():
     assert "n=5: ft_only 0.40, pre_ft 0.60" in note and "at n = [5] images per class" in note
     flat = curve_note(curve.assign(macro_f1=0.5))
     assert "nowhere ahead" in flat
+
+
+def test_trust_note_names_the_layers_and_reads_the_tail_rows():
+    rows = [("ECE on the test split, before scaling", 0.1), ("ECE on the test split, after scaling", 0.2),
+            ("familiarity layers (chosen on the valid split against known-unfamiliar micrographs)", "blocks.4 + final"),
+            ("ood_score AUROC, NCM523 vs test split", 0.96), ("ood_score AUROC, NCM523 pristine only vs test split", 0.88),
+            ("ood_score AUROC, NCM523 vs session tail", 0.86),
+            ("ood_score AUROC, NCM523 pristine only vs session tail", 0.58)]
+    note = trust_note(pd.DataFrame(rows, columns=["quantity", "value"]))
+    assert "layers blocks.4 + final" in note and "chosen against NCM523's train split" in note
+    assert "AUROC of 0.960 against the test micrographs" in note and "Against the session tail: 0.860." in note
+    assert "AUROC 0.880 (0.580 against the tail)." in note
