@@ -30,7 +30,7 @@ import yaml
 from .._files import atomic_write_text
 from ._yaml import YamlLimitError, bounded_load, max_config_bytes
 from .limits import short_repr
-from .sections import CUSTOM_PROFILE, FRACTION, PROFILES, ConfigError, RunConfig, config_hash
+from .sections import CHOICES, CUSTOM_PROFILE, FRACTION, PROFILES, ConfigError, RunConfig, config_hash
 
 __all__ = [
     "load_config",
@@ -166,6 +166,13 @@ def _cross_problems(cfg: "RunConfig") -> list[str]:
     if d.valid_frac in FRACTION and d.test_frac in FRACTION and d.valid_frac + d.test_frac >= 1:
         out.append(f"config keys 'data.valid_frac' + 'data.test_frac' = {d.valid_frac + d.test_frac:g} must be < 1 "
                    "(nothing would be left to train on)")
+    m = cfg.model
+    if m.head == "linear" and m.head_layer in CHOICES["head_layer"]:
+        kept = int(m.head_layer.split(".")[1]) + 1
+        if m.trunk != kept:
+            out.append(f"config key 'model.trunk' = {m.trunk} must be {kept} with 'model.head' = linear at "
+                       f"'model.head_layer' = {m.head_layer} (the linear head trains only the classifier: every "
+                       f"kept block stage is the frozen, cached trunk)")
     return out
 
 

@@ -147,6 +147,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "trunk_view": ("full", "half"),
     "cam_layer": ("last", "last_block", "conv_head", "blocks.3", "blocks.4", "blocks.5", "blocks.6"),
     "trunk_dtype": ("float32", "bfloat16"),
+    "head": ("conv", "linear"),
+    "head_layer": ("blocks.3", "blocks.4", "blocks.5"),
     "familiarity_layer": ("blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6", "final"),
 }
 #: String keys whose values are free text (paths, class-name parts, a domain value): not enumerations.
@@ -207,6 +209,8 @@ class ModelConfig:
     trunk_dtype: str = _f("float32", choices=CHOICES["trunk_dtype"])  # trunk: the precision the cache is computed in (bfloat16: CPU autocast, 2-3x faster with AMX/AVX-512 BF16)
     train_tiles: int = _f(0, range=Range(0, 10000))  # trunk: tiles of each training micrograph cached (a fixed subset spread over the grid; 0 = all)
     label_smoothing: float = _f(0.0, range=Range(0, 0.5))  # cross-entropy label smoothing
+    head: str = _f("conv", choices=CHOICES["head"])  # conv: timm's head (head convolution, pooling, classifier) after every block; linear: the network ends at head_layer, its pooled output standardised and read by a linear classifier (the frozen-feature probe as the model; needs trunk = the stages kept)
+    head_layer: str = _f("blocks.5", choices=CHOICES["head_layer"])  # linear head: the block stage whose pooled output the classifier reads
 
 
 @dataclass
@@ -312,7 +316,7 @@ class RunConfig:
     >>> import semcathode as sc
     >>> cfg = sc.load_config("demo", overrides={"stage1.epochs": 10})
     >>> cfg.profile, cfg.stage1.epochs, cfg.preprocess.scale_um, cfg.preprocess.size
-    ('demo', 10, 1.0, 128)"""
+    ('demo', 10, 0.2625, 224)"""
 
     profile: str = _f("smoke", choices=PROFILES + (CUSTOM_PROFILE,))
     data: DataConfig = field(default_factory=DataConfig)

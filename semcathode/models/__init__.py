@@ -62,6 +62,11 @@ _NAMES: dict[str, str] = {
     "CachedTiles": "top",
     "make_top_learner": "top",
     "cached_outputs": "top",
+    # a linear head on a block stage (the frozen-feature probe as the model)
+    "FeatureScale": "head",
+    "HEAD_LAYERS": "head",
+    "head_layer_of": "head",
+    "linear_head": "head",
     # familiarity over several layers
     "layer_scales": "familiarity",
     "multi_layer_score": "familiarity",

@@ -17,6 +17,7 @@ file and the field:
   hub or file references (``hf-hub:...``, anything with ``:`` or ``/``) are refused, so
   loading never contacts the network; ``backbone`` (when present) is a registered name of
   that architecture;
+* ``head`` (when present): the block stage a linear head reads (:func:`~semcathode.models.linear_head`);
 * ``mean``/``std``: three finite numbers each, every ``std`` >= :data:`MIN_STD` (> 0);
 * ``normalize`` (when present): ``dataset`` or ``per_image``;
 * ``preprocess``: a mapping with ``mode`` in :data:`PREPROCESS_MODES`, an integer ``size`` in
@@ -193,6 +194,13 @@ def _check_architecture(meta: dict, fail: Fail) -> None:
             fail("backbone", f"unknown backbone {short_repr(backbone)}; known: {', '.join(sorted(known))}")
         if known[backbone] != name:
             fail("backbone", f"{backbone!r} is architecture {known[backbone]!r}, but timm_name says {name!r}")
+
+
+def _check_head(meta: dict, fail: Fail) -> None:
+    head = meta.get("head")
+    known = CHOICES["head_layer"]
+    if head is not None and (not isinstance(head, str) or head not in known):
+        fail("head", f"must be the block stage a linear head reads ({', '.join(known)}), got {short_repr(head)}")
 
 
 def _check_norm(meta: dict, fail: Fail) -> None:
@@ -410,6 +418,7 @@ def validate_model_meta(meta: dict, state: Mapping[str, object], json_path: Path
         raise ModelFileError(f"{json_path}: unknown format {short_repr(meta['format'])} (expected {FORMAT})")
     classes = _check_classes(meta, fail)
     _check_architecture(meta, fail)
+    _check_head(meta, fail)
     _check_norm(meta, fail)
     _check_preprocess(meta, fail)
     _check_bar(meta, fail)

@@ -23,6 +23,7 @@ from ..data.preprocess import PreprocessParams, preprocess_image
 from ..data.tiles import cut_tiles, tile_grid
 from .familiarity import multi_layer_score
 from .predict import knn_ood_score, normalise_batch, predict_arrays
+from .head import head_layer_of, linear_head
 
 __all__ = [
     "arm_model_file","ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
@@ -107,6 +108,9 @@ def export_model(
         "config_hash": config_hash,
         **(extra or {}),
     }
+    head = head_layer_of(model)
+    if head is not None:  # a linear head on a block stage (models.linear_head): the loader rebuilds it
+        meta["head"] = head
     atomic_write_json(_json_path(path), meta)
     return path
 
@@ -313,6 +317,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     banks = {k[len(OOD_BANKS):]: state.pop(k) for k in [k for k in state if k.startswith(OOD_BANKS)]}
     validate_model_meta(meta, state, jp, bank=bank, banks=banks)
     model = timm.create_model(meta["timm_name"], pretrained=False, num_classes=len(meta["classes"]))
+    if meta.get("head") is not None:
+        linear_head(model, meta["head"])
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -54,19 +54,26 @@ class CachedTiles(Dataset):
     augment : bool
         Random flips and quarter turns of the maps (training).
     seed : int
+    pooled : bool
+        Hold each tile's maps averaged over space, ``(C, 1, 1)``, in memory: exact for a top whose
+        every layer acts per channel (a :attr:`Top.pointwise` linear head, where pooling commutes
+        with it), and far lighter; flips and quarter turns then change nothing and are skipped.
     """
 
     def __init__(self, items: pd.DataFrame, classes: Sequence[str], cache: TrunkCache, spec: TrunkSpec,
                  views: Sequence[str] = ("full",), tiles_per_epoch: int = 4, augment: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, pooled: bool = False) -> None:
         idx = {c: i for i, c in enumerate(classes)}
         rows = items.reset_index(drop=True)
-        self.maps = {v: [cache.load(r, spec, v) for _, r in rows.iterrows()] for v in views}
+        self.rows, self.cache, self.spec = rows, cache, spec
+        load = ((lambda r, v: np.asarray(cache.load(r, spec, v), np.float32).mean(axis=(2, 3), keepdims=True))
+                if pooled else (lambda r, v: cache.load(r, spec, v)))
+        self.maps = {v: [load(r, v) for _, r in rows.iterrows()] for v in views}
         self.views = list(views)
         labels = rows["label"] if "label" in rows else [None] * len(rows)
         self.y = np.asarray([idx.get(str(label), -1) for label in labels], dtype=np.int64)  # -1: not a class
         self.k = int(tiles_per_epoch)
-        self.augment = augment and self.k > 0
+        self.augment = augment and self.k > 0 and not pooled
         self.rng = np.random.default_rng(seed)
         first = self.maps[self.views[0]]
         self.index = ([(i, t) for i, m in enumerate(first) for t in range(len(m))] if self.k == 0 else
@@ -91,6 +98,19 @@ class CachedTiles(Dataset):
     def owners(self) -> np.ndarray:
         """The micrograph (row of ``items``) of every input, in order."""
         return np.asarray([m for m, _ in self.index])
+
+    def stage_features(self, layer: str) -> np.ndarray:
+        """Evaluation inputs (``tiles_per_epoch=0``): the pooled output ``(T, C)`` of trunk stage ``layer``
+        for every input, in order, read from the cache's stage outputs."""
+        view = self.views[0]
+        parts = []
+        for _, r in self.rows.iterrows():
+            stages = self.cache.load_stages(r, self.spec, view)
+            if layer not in stages:
+                raise ValueError(f"familiarity layer {layer!r} is not a stage of the cached trunk "
+                                 f"({', '.join(stages) or 'none'})")
+            parts.append(stages[layer].astype(np.float32))
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 def top_splitter(top: Top) -> list[list[nn.Parameter]]:
@@ -143,20 +163,25 @@ def make_top_learner(top: Top, train: CachedTiles, valid: CachedTiles, bs: int =
                    wd=weight_decay, train_bn=True, cbs=[ChannelsLastInputs()])
 
 
-def _top_taps(top: Top, layers: Sequence[str]) -> tuple[str | None, dict[str, nn.Module]]:
-    """The trunk's output layer (read from the cached maps) and the top's modules for the other
-    requested layers, under their names in the whole network (``blocks.5`` = the top's first block)."""
+def _top_taps(top: Top, layers: Sequence[str]) -> tuple[str | None, dict[str, nn.Module], list[str]]:
+    """The trunk's output layer (read from the cached maps), the top's modules for the requested layers
+    after it, under their names in the whole network (``blocks.5`` = the top's first block), and the
+    requested stages inside the trunk (read from the cache's pooled stage outputs)."""
     trunk_layer = f"blocks.{top.depth - 1}"
-    modules = {}
+    modules, inside = {}, []
     for name in layers:
         if name in (FINAL, trunk_layer):
             continue
-        j = int(name.split(".")[1]) - top.depth if name.startswith("blocks.") and name[7:].isdigit() else -1
+        stage = int(name.split(".")[1]) if name.startswith("blocks.") and name[7:].isdigit() else -1
+        j = stage - top.depth
+        if 0 <= stage < top.depth - 1:
+            inside.append(name)
+            continue
         if not 0 <= j < len(top.blocks):
-            raise ValueError(f"familiarity layer {name!r} is not the trunk's output ({trunk_layer}), a block of "
-                             f"the top (blocks.{top.depth}..blocks.{top.depth + len(top.blocks) - 1}) or {FINAL}")
+            raise ValueError(f"familiarity layer {name!r} is not a stage of the network "
+                             f"(blocks.0..blocks.{top.depth + len(top.blocks) - 1}) or {FINAL}")
         modules[name] = top.blocks[j]
-    return (trunk_layer if trunk_layer in layers else None), modules
+    return (trunk_layer if trunk_layer in layers else None), modules, inside
 
 
 @torch.no_grad()
@@ -189,7 +214,7 @@ def cached_log_probs(top: Top, data: CachedTiles, bs: int = 256,
 def _cached_pass(top: Top, data: CachedTiles, bs: int = 256, features: bool = False, layers: Sequence[str] = ()):
     """:func:`cached_log_probs` plus ``tile_layers``: layer -> ``(T, C)`` pooled outputs of the requested
     layers (the trunk's output ``blocks.<depth - 1>`` is read from the cached maps themselves)."""
-    trunk_layer, modules = _top_taps(top, layers)
+    trunk_layer, modules, inside = _top_taps(top, layers)
     modes = [(m, m.training) for m in top.modules()]
     top.eval()
     try:
@@ -212,6 +237,8 @@ def _cached_pass(top: Top, data: CachedTiles, bs: int = 256, features: bool = Fa
             tile_layers[FINAL] = np.concatenate(finals)
         if trunk_out:
             tile_layers[trunk_layer] = np.concatenate(trunk_out)
+        for name in inside:
+            tile_layers[name] = data.stage_features(name)
         return lp, data.owners(), (np.concatenate(feats) if feats else None), tile_layers
     finally:
         for m, mode in modes:

@@ -24,6 +24,7 @@ _NAMES: dict[str, str] = {
     "probe_verdict": "notes",
     "provenance_note": "notes",
     "representation_note": "notes",
+    "training_note": "notes",
     "target_domain_note": "notes",
     "trust_note": "notes",
     # index

@@ -12,7 +12,7 @@ from ..config.sections import RunConfig
 
 __all__ = [
     "split_note",
-    "representation_note", "budget_note", "provenance_note", "cam_note", "target_domain_note", "duplicate_note",
+    "representation_note", "training_note", "budget_note", "provenance_note", "cam_note", "target_domain_note", "duplicate_note",
     "trust_note", "probe_verdict", "curve_note",
 ]
 
@@ -33,9 +33,9 @@ def representation_note(cfg: RunConfig) -> str:
     Examples
     --------
     >>> from semcathode.config.run import load_config
-    >>> representation_note(load_config("demo"))[:94]
-    'Input: every bar-free micrograph is resampled once from its instrument pixel size to 1 µm/px; '
-    >>> "(128 µm across)" in representation_note(load_config("demo"))
+    >>> representation_note(load_config("demo"))[:99]
+    'Input: every bar-free micrograph is resampled once from its instrument pixel size to 0.2625 µm/px; '
+    >>> "(59 µm across)" in representation_note(load_config("demo"))
     True
     """
     p = cfg.preprocess
@@ -46,11 +46,52 @@ def representation_note(cfg: RunConfig) -> str:
              else "is kept at its native pixel size")
     fov = f" ({p.size * p.scale_um:.0f} µm across)" if p.scale_um else ""
     agg = {"mean_log_prob": "the mean of their log-probabilities", "mean_prob": "the mean of their probabilities"}
-    return (f"Input: every bar-free micrograph {scale}; the "
-            f"network sees {p.size} x {p.size} px fields of view{fov}. Training draws {p.crops_per_image} random "
-            f"crop(s) per micrograph per epoch (with flips, rotations, zoom and lighting); evaluation covers the "
+    train = (f"Training draws {p.crops_per_image} random crop(s) per micrograph per epoch (with flips, rotations, "
+             f"zoom and lighting)" if not cfg.model.trunk else "Training reads the cached trunk output of the tiles")
+    text = (f"Input: every bar-free micrograph {scale}; the "
+            f"network sees {p.size} x {p.size} px fields of view{fov}. {train}; evaluation covers the "
             f"whole frame with a tile grid (stride {p.tile_stride:g} of a tile) and aggregates the tiles by "
             f"{agg.get(cfg.evaluate.aggregate, cfg.evaluate.aggregate)} into one prediction per micrograph.")
+    return text + (" " + training_note(cfg) if cfg.model.trunk else "")
+
+
+def training_note(cfg: RunConfig) -> str:
+    """What is trained and what stays at its ImageNet weights, in plain words.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Its ``model`` section (``trunk``, ``head``, ``head_layer``, ``trunk_views``, ``tiles_per_epoch``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from semcathode.config.run import load_config
+    >>> training_note(load_config("smoke"))
+    "Every layer of the network is trained from pixels (the paper's full fine-tuning)."
+    >>> cfg = load_config("smoke", overrides={"model.trunk": 6, "model.head": "linear"})
+    >>> "only a linear classifier" in training_note(cfg)
+    True
+    """
+    m = cfg.model
+    if not m.trunk:
+        return "Every layer of the network is trained from pixels (the paper's full fine-tuning)."
+    views = " and ".join({"full": "the micrograph as it is", "half": "a half-resolution copy"}.get(v, v)
+                         for v in m.trunk_views)
+    frozen = (f"The stem and block stages 0-{m.trunk - 1} keep their ImageNet weights: their output for every tile "
+              f"is computed once ({m.trunk_dtype}) and cached, for training micrographs from {views}.")
+    if m.head == "linear":
+        return (f"{frozen} The network ends at {m.head_layer} (the later blocks and the head convolution are "
+                f"removed); each tile's output there is averaged over space, standardised per channel and read "
+                f"by a linear classifier, and only a linear classifier is trained: a trained linear probe that "
+                f"is still one network from pixels to classes. Stage 2 fine-tunes that classifier from the source "
+                f"model's (Pre+FT) or fits a new one on the target alone (FT-only).")
+    return (f"{frozen} Only the rest is trained (block stages {m.trunk} onwards, the head convolution and the "
+            f"classifier), drawing {m.tiles_per_epoch} cached tiles per micrograph per epoch, flipped and turned "
+            f"on the maps themselves.")
 
 
 def budget_note(cfg: RunConfig, results: pd.DataFrame) -> str:

@@ -35,6 +35,7 @@ _NAMES: dict[str, str] = {
     "resolve_backbone": "train",
     "train_stage1": "train",
     "TrainedModel": "train",
+    "warm_trunk_cache": "train",
     # baselines
     "extract_features": "baselines",
     "linear_probe": "baselines",

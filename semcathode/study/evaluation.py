@@ -64,7 +64,7 @@ def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = F
         trunk, top = split_network(tm.model, cfg.model.trunk)
         spec = trunk_spec(cfg, tm.model)
         tm.trunk.build(items, trunk, spec, views=["full"], log=None)
-        data = CachedTiles(items, (), tm.trunk, spec, views=["full"], tiles_per_epoch=0)
+        data = CachedTiles(items, (), tm.trunk, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
         return cached_outputs(top, data, cfg.evaluate.aggregate, features=features, layers=layers)
     mean, std = tm.learner.norm_stats
     arrays = [np.load(p) for p in items["cache_path"]]

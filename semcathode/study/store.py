@@ -38,7 +38,7 @@ MODEL_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
         # the network's input representation
         "preprocess": ("mode", "size", "scale_um", "crops_per_image", "tile_stride", "pixel_size_um", "normalize"),
         # the architecture, its initial weights and (trunk > 0) the frozen part and how the top samples the cache
-        "model": ("backbone", "weights", "channels_last", "drop_rate", "trunk", "trunk_views", "tiles_per_epoch", "train_tiles", "trunk_dtype",
+        "model": ("backbone", "weights", "channels_last", "drop_rate", "trunk", "trunk_views", "tiles_per_epoch", "train_tiles", "trunk_dtype", "head", "head_layer",
                   "label_smoothing"),
         # which source frame blocks are held out for the target (and the target's own split)
         "target": ("kind", "target_frac", "valid_frac", "per_class_train", "domain"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -20,10 +21,12 @@ from ..config.sections import RunConfig, StageConfig
 from ..data.loaders import class_weights, make_dataloaders
 from ..config.paths import cache_root
 from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
+from ..models.head import FeatureScale, linear_head
 from ..models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
 from .store import ModelStore, model_store, stage1_key
 
-__all__ = ["TrainedModel", "resolve_backbone", "input_norm", "trunk_cache", "trunk_spec", "train_stage1"]
+__all__ = ["TrainedModel", "resolve_backbone", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
+           "train_stage1"]
 
 
 @dataclass
@@ -236,6 +239,8 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
     weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
     network, info = create_model(resolve_backbone(cfg), "scratch" if init_state is not None else weights,
                                  len(classes), cfg.model.drop_rate)
+    if cfg.model.head == "linear":
+        linear_head(network, cfg.model.head_layer)
     if init_state is not None:
         load_body_weights(network, init_state)
     network.eval()  # the trunk's BatchNorm keeps its statistics; the learner puts the top in train mode
@@ -251,8 +256,10 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
     if len(valid):
         cache.build(valid, trunk, spec, views=["full"], log=None)
     train_ds = CachedTiles(train, classes, cache, spec, views=views, tiles_per_epoch=cfg.model.tiles_per_epoch,
-                           seed=seed)
-    valid_ds = CachedTiles(valid, classes, cache, spec, views=["full"], tiles_per_epoch=0)
+                           seed=seed, pooled=top.pointwise)
+    valid_ds = CachedTiles(valid, classes, cache, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
+    if isinstance(top.bn2, FeatureScale) and init_state is None:  # a new linear head: standardise its inputs
+        top.bn2.fit(_pooled_inputs(train_ds))
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
     learn = make_top_learner(top, train_ds, valid_ds, bs=stage.batch_size, loss_weights=lw,
                              weight_decay=stage.weight_decay, label_smoothing=cfg.model.label_smoothing, seed=seed)
@@ -261,6 +268,63 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
     run_stage = _stage_epochs(stage, n_train, max_epochs)
     hist = fit_stage(learn, run_stage, quiet=quiet, label=label)
     return learn, hist, info.to_dict(), _stage_steps(run_stage, n_train), network
+
+
+def warm_trunk_cache(items: pd.DataFrame, cfg: RunConfig, log: Callable[[str], None] | None = print) -> int:
+    """Run the frozen trunk once over every micrograph of ``items`` that the trunk cache lacks
+    (``model.trunk`` > 0), with progress lines and an ETA: rows of a ``train`` split in every one of
+    ``model.trunk_views``, the others in the ``full`` view. Later stages, arms and evaluations then
+    only read the cache.
+
+    Parameters
+    ----------
+    items : DataFrame
+        Rows of :func:`semcathode.data.build_items` (every domain and split of a study).
+    cfg : RunConfig
+    log : callable, optional
+
+    Returns
+    -------
+    int
+        Micrograph views computed now (0: everything was cached).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> cfg.model.trunk = 5
+    >>> warm_trunk_cache(study.items, cfg, log=None) > 0, warm_trunk_cache(study.items, cfg, log=None)
+    (True, 0)
+    """
+    if not cfg.model.trunk or items.empty:
+        return 0
+    network, _ = create_model(resolve_backbone(cfg), cfg.model.weights, 2, cfg.model.drop_rate)
+    network.eval()
+    trunk, _ = split_network(network, cfg.model.trunk)
+    spec, cache = trunk_spec(cfg, network), trunk_cache(cfg)
+    rows = items.drop_duplicates("cache_path")
+    is_train = rows["split"].astype(str).eq("train") if "split" in rows else pd.Series(False, index=rows.index)
+    done = 0
+    for part, views, what in ((rows[is_train], list(cfg.model.trunk_views), "training micrographs"),
+                              (rows[~is_train], ["full"], "evaluated micrographs")):
+        todo = sum(not (p.exists() and cache.stages_path(p).exists())
+                   for v in views for p in (cache.path(r, spec, v) for _, r in part.iterrows()))
+        if todo:
+            _log(log, f"trunk cache: {todo} views of {what} to compute (stem + blocks 0-{cfg.model.trunk - 1}, "
+                      f"{cfg.model.trunk_dtype}, {', '.join(views)})")
+            cache.build(part, trunk, spec, views=views, log=log)
+            done += todo
+    return done
+
+
+def _pooled_inputs(data) -> torch.Tensor:
+    """Every cached tile of every view of a training :class:`~semcathode.models.top.CachedTiles`,
+    pooled over space: ``(T, C)`` (the statistics a new linear head is standardised with)."""
+    first = ~data.rows["cache_path"].duplicated().to_numpy()  # each micrograph once, however often oversampled
+    parts = [np.asarray(m, np.float32).reshape(len(m), m.shape[1], -1).mean(-1)
+             for v in data.views for i, m in enumerate(data.maps[v]) if first[i]]
+    return torch.from_numpy(np.concatenate(parts))
 
 
 def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_items: pd.DataFrame | None,
@@ -328,6 +392,8 @@ def train_stage1(
     ('stage1', 0, True)
     """
     store = model_store(cfg, cache_dir)
+    if cfg.model.trunk:
+        warm_trunk_cache(items, cfg, log=log)
     src = items[items["domain"] == "source"]
     train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
     key = f"stage1-{stage1_key(cfg, seed, items)}"

@@ -70,6 +70,16 @@ def test_removed_keys_are_unknown(tmp_path, key):
         load_config("smoke", f)
 
 
+def test_linear_head_needs_every_kept_stage_in_the_trunk():
+    """model.head = linear trains only the classifier: the trunk must be every stage the head keeps."""
+    ok = load_config("smoke", overrides={"model.head": "linear", "model.head_layer": "blocks.4", "model.trunk": 5})
+    assert (ok.model.head, ok.model.trunk) == ("linear", 5)
+    with pytest.raises(ConfigError, match="model.trunk' = 6 must be 5"):
+        load_config("smoke", overrides={"model.head": "linear", "model.head_layer": "blocks.4", "model.trunk": 6})
+    with pytest.raises(ConfigError, match="model.head_layer"):
+        load_config("smoke", overrides={"model.head": "linear", "model.head_layer": "blocks.6", "model.trunk": 6})
+
+
 def test_validate_lists_every_bad_value():
     cfg = load_config("smoke")
     validate(cfg)

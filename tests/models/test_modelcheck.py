@@ -85,6 +85,8 @@ BAD = [
     ("mean_nan", _set("mean", [float("nan"), 0.5, 0.5]), "mean", "finite"),
     ("mean_inf", _set("mean", [float("inf"), 0.5, 0.5]), "mean", "finite"),
     ("timm_unknown", _set("timm_name", "resnet_9000"), "timm_name", "unknown architecture"),
+    ("head_unknown", _set("head", "blocks.9"), "head", "linear head reads"),
+    ("head_not_str", _set("head", 5), "head", "linear head reads"),
     ("timm_hub", _set("timm_name", "hf-hub:timm/efficientnet_b0.ra_in1k"), "timm_name", "hub"),
     ("timm_path", _set("timm_name", "../../etc/passwd"), "timm_name", "hub or a file"),
     ("timm_not_str", _set("timm_name", 7), "timm_name", "architecture name"),

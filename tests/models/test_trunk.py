@@ -153,8 +153,9 @@ def test_training_rows_keep_a_fixed_subset_of_their_tiles(tmp_path):
 
 
 def test_layer_features_from_the_cache_equal_those_from_pixels(tmp_path):
-    """Familiarity layers: the trunk's output is read from the cached maps, later blocks and the final
-    features from the top; together they equal the pixel path's taps (to float16 tolerance)."""
+    """Familiarity layers: stages inside the trunk are read from the cache's pooled stage outputs, the
+    trunk's output from the cached maps, later blocks and the final features from the top; together they
+    equal the pixel path's taps (to float16 tolerance)."""
     from semcathode.models.predict import predict_arrays
     from semcathode.models.top import CachedTiles, cached_outputs
 
@@ -164,17 +165,23 @@ def test_layer_features_from_the_cache_equal_those_from_pixels(tmp_path):
     items = pd.DataFrame([_item(tmp_path, "a", 0, (128, 192)), _item(tmp_path, "b", 1, (64, 64))])
     cache, spec = TrunkCache(tmp_path / "t"), _spec(trunk)
     cache.build(items, trunk, spec, log=None)
-    layers = ["blocks.4", "blocks.5", "blocks.6", "final"]
+    layers = ["blocks.2", "blocks.4", "blocks.5", "blocks.6", "final"]
     got = cached_outputs(top, CachedTiles(items, (), cache, spec, tiles_per_epoch=0), layers=layers).layer_features
     want = predict_arrays(net, [np.load(p) for p in items["cache_path"]], 64, "dataset", MEAN, STD,
                           layers=layers).layer_features
     assert sorted(got) == sorted(want) == sorted(layers)
     for name in layers:
-        assert got[name].shape == want[name].shape == (2, {"blocks.4": 112, "blocks.5": 192, "blocks.6": 320,
+        assert got[name].shape == want[name].shape == (2, {"blocks.2": 40, "blocks.4": 112, "blocks.5": 192, "blocks.6": 320,
                                                           "final": 1280}[name])
         assert np.allclose(got[name], want[name], atol=2e-2, rtol=1e-2), name
-    with pytest.raises(ValueError, match="blocks.3"):  # inside the trunk, not its output: not in the cache
-        cached_outputs(top, CachedTiles(items, (), cache, spec, tiles_per_epoch=0), layers=["blocks.3"])
+    with pytest.raises(ValueError, match="blocks.9"):  # not a stage of the network
+        cached_outputs(top, CachedTiles(items, (), cache, spec, tiles_per_epoch=0), layers=["blocks.9"])
+    entry = cache.path(items.iloc[0], spec, "full")
+    assert TrunkCache.stages_path(entry).is_file()  # beside the maps: the pooled output of every trunk stage
+    stages = cache.load_stages(items.iloc[0], spec, "full")
+    assert sorted(stages) == [f"blocks.{j}" for j in range(5)]
+    assert np.allclose(stages["blocks.4"], np.asarray(cache.load(items.iloc[0], spec, "full"), np.float32).mean((2, 3)),
+                       atol=1e-2)  # the last stage's pooled output is the pooled cached maps
     with pytest.raises(ValueError, match="not modules of the network"):
         predict_arrays(net, [np.load(items["cache_path"][0])], 64, "dataset", MEAN, STD, layers=["blocks.9"])
 

@@ -28,7 +28,12 @@ def test_representation_note_scale_and_resize():
     cfg = load_config("demo")
     note = representation_note(cfg)
     assert f"{cfg.preprocess.scale_um:g} µm/px" in note and f"{cfg.preprocess.size} x {cfg.preprocess.size} px" in note
-    assert f"{cfg.preprocess.crops_per_image} random crop(s)" in note and "log-probabilities" in note
+    assert "log-probabilities" in note
+    assert "cached trunk output" in note and "only a linear classifier is trained" in note  # the demo's linear head
+    pixels = representation_note(load_config("demo", overrides={"model.trunk": 0, "model.head": "conv"}))
+    assert f"{cfg.preprocess.crops_per_image} random crop(s)" in pixels and "trained" not in pixels
+    top = representation_note(load_config("demo", overrides={"model.head": "conv", "model.trunk": 5}))
+    assert "block stages 0-4 keep their ImageNet weights" in top and "block stages 5 onwards" in top
     resized = representation_note(load_config("demo", overrides={"preprocess.mode": "resize"}))
     assert resized.startswith("Input: the whole bar-free micrograph squeezed to") and "One prediction" in resized
 

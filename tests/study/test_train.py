@@ -194,3 +194,51 @@ def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study
     assert all(np.allclose(g, w, atol=2e-2, rtol=1e-2) for g, w in zip(got, want))
     assert list((tmp_path / "trunk").rglob("*.npy"))
     assert [len(f) for f in extract_features(train, cfg)] == [1, 1]  # training rows: the kept tile only
+
+
+def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(study_setup, study_cfg, tmp_path):
+    """model.head = linear: the network ends at block 5 (timm's pruning), everything before the classifier
+    is the frozen, cached trunk, the classifier reads standardised pooled block-5 features; the cached path
+    equals the pixel path, Pre+FT keeps stage 1's standardisation, FT-only fits its own, and the exported
+    file reloads the same network."""
+    import numpy as np
+    import torch
+
+    from semcathode.models import FeatureScale, head_layer_of, load_model
+    from semcathode.models.export import export_trained
+    from semcathode.models.predict import predict_arrays
+    from semcathode.study.arms import train_arm
+    from semcathode.study.evaluation import micrograph_outputs
+    from semcathode.study.train import train_stage1
+
+    _, items, _ = study_setup
+    classes = sorted(items["label"].unique())
+    cfg = study_cfg(tmp_path, **{"model.trunk": 6, "model.head": "linear", "model.head_layer": "blocks.5",
+                                 "model.trunk_views": ["full", "half"], "stage1.epochs": 3, "stage1.lr": 0.05})
+    s1 = train_stage1(items, cfg, 0, classes, log=None)
+    net = s1.model
+    assert head_layer_of(net) == "blocks.5" and len(net.blocks) == 6 and net.classifier.in_features == 192
+    scale = net.bn2
+    assert isinstance(scale, FeatureScale) and not torch.allclose(scale.std, torch.ones(192))  # fitted
+    assert s1.history["train_loss"].iloc[-1] < s1.history["train_loss"].iloc[0]
+    test = items[(items["domain"] == "source") & (items["split"] == "test")]
+    cached = micrograph_outputs(s1, test, features=True, layers=["blocks.3", "blocks.5", "final"])
+    mean, std = s1.learner.norm_stats
+    pixels = predict_arrays(net, [np.load(p) for p in test["cache_path"]], int(test["size"].iloc[0]),
+                            cfg.preprocess.normalize, mean, std, features=True,
+                            layers=["blocks.3", "blocks.5", "final"])
+    assert np.allclose(cached.log_probs, pixels.log_probs, atol=2e-2)
+    for layer in ("blocks.3", "blocks.5", "final"):  # blocks.3 from the cache's pooled stage outputs
+        assert np.allclose(cached.layer_features[layer], pixels.layer_features[layer], atol=2e-2), layer
+    tgt = items[(items["domain"] == "target") & (items["split"] == "train")]
+    pre = train_arm("pre_ft_oversample", tgt, cfg, 0, classes, stage1=s1)
+    assert torch.equal(pre.model.bn2.std, scale.std)  # the source standardisation travels with the model
+    assert not torch.equal(pre.model.classifier.weight, net.classifier.weight)  # the classifier fine-tuned
+    ft = train_arm("ft_only", tgt, cfg, 0, classes, stage1=s1)
+    assert not torch.equal(ft.model.bn2.std, scale.std)  # its own, from the target images
+    path = export_trained(s1, tmp_path / "m.safetensors", cfg, classes)
+    em = load_model(path)
+    assert em.meta["head"] == "blocks.5" and head_layer_of(em.model) == "blocks.5"
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(em.model(x), net.eval()(x), atol=1e-5)
