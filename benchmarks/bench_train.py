@@ -11,7 +11,10 @@ python benchmarks/bench_train.py [--profile demo] [--n 96]
 ``--cache`` measures the trunk cache instead, in one run on the same tiles: seconds per epoch of
 the top trained on cached trunk maps against the whole network trained from pixels, and the
 trunk-cache build in tiles/s (issue 18: full / top >= 4):
-python benchmarks/bench_train.py --cache [--n 24] [--tiles 4] [--trunk 5]
+python benchmarks/bench_train.py --cache [--n 24] [--tiles 4] [--trunk 5] [--head linear]
+
+``--head linear`` measures the demo's model: the network cut after block 5 (trunk 6), a linear
+classifier trained on the pooled cached maps.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def cache_benchmark(args: argparse.Namespace) -> None:
         items["split"] = "train"
         # the trunk cache, cold: every tile of the grid of every micrograph, one view
         net, _ = create_model("efficientnet_lite0", "packaged", len(classes))
+        if args.head == "linear":
+            sc.models.linear_head(net, f"blocks.{args.trunk - 1}")
         net.eval()
         trunk, top = split_network(net, args.trunk)
         spec = TrunkSpec("efficientnet_lite0", args.trunk, trunk_digest(trunk), params.size, params.tile_stride,
@@ -68,7 +73,7 @@ def cache_benchmark(args: argparse.Namespace) -> None:
         n_tiles = sum(len(cache.load(r, spec, "full")) for _, r in items.iterrows())
         # the top on the cache: one epoch after a warm-up epoch
         seed_everything(0)
-        train = CachedTiles(items, classes, cache, spec, tiles_per_epoch=args.tiles, seed=0)
+        train = CachedTiles(items, classes, cache, spec, tiles_per_epoch=args.tiles, seed=0, pooled=top.pointwise)
         learn = make_top_learner(top, train, CachedTiles(items.head(0), classes, cache, spec, tiles_per_epoch=0),
                                  bs=args.bs)
         fit_stage(learn, stage, quiet=True)
@@ -89,6 +94,7 @@ def cache_benchmark(args: argparse.Namespace) -> None:
         "benchmark": "trunk cache",
         "representation": {"scale_um": params.scale_um, "tile_px": params.size, "tile_stride": params.tile_stride},
         "trunk_depth": args.trunk,
+        "head": args.head,
         "micrographs": int(len(items)),
         "tiles_in_cache": int(n_tiles),
         "trunk_cache_build_s": round(build_s, 2),
@@ -112,6 +118,8 @@ def main() -> None:
     ap.add_argument("--cache", action="store_true", help="measure the trunk cache instead (see cache_benchmark)")
     ap.add_argument("--tiles", type=int, default=4, help="--cache: tiles per micrograph per epoch (both loops)")
     ap.add_argument("--trunk", type=int, default=5, help="--cache: block stages in the frozen trunk")
+    ap.add_argument("--head", default="conv", choices=["conv", "linear"],
+                    help="--cache: the top after the trunk (linear: the demo's, with --trunk 6)")
     args = ap.parse_args()
     if args.cache:
         if args.n == 96:

@@ -87,8 +87,9 @@ def training_note(cfg: RunConfig) -> str:
         return (f"{frozen} The network ends at {m.head_layer} (the later blocks and the head convolution are "
                 f"removed); each tile's output there is averaged over space, standardised per channel and read "
                 f"by a linear classifier, and only a linear classifier is trained: a trained linear probe that "
-                f"is still one network from pixels to classes. Stage 2 fine-tunes that classifier from the source "
-                f"model's (Pre+FT) or fits a new one on the target alone (FT-only).")
+                f"is still one network from pixels to classes. Stage 2 re-estimates the standardisation on the "
+                f"target images it trains on (as BatchNorm does in full fine-tuning) and fine-tunes that "
+                f"classifier from the source model's (Pre+FT) or fits a new one on the target alone (FT-only).")
     return (f"{frozen} Only the rest is trained (block stages {m.trunk} onwards, the head convolution and the "
             f"classifier), drawing {m.tiles_per_epoch} cached tiles per micrograph per epoch, flipped and turned "
             f"on the maps themselves.")

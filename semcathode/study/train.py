@@ -258,7 +258,9 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
     train_ds = CachedTiles(train, classes, cache, spec, views=views, tiles_per_epoch=cfg.model.tiles_per_epoch,
                            seed=seed, pooled=top.pointwise)
     valid_ds = CachedTiles(valid, classes, cache, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
-    if isinstance(top.bn2, FeatureScale) and init_state is None:  # a new linear head: standardise its inputs
+    if isinstance(top.bn2, FeatureScale) and run_epochs:
+        # a linear head standardises with the statistics of the images it is trained on, as BatchNorm in a
+        # network fine-tuned in train mode does (the paper's fine-tuning); a stored model keeps its own
         top.bn2.fit(_pooled_inputs(train_ds))
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
     learn = make_top_learner(top, train_ds, valid_ds, bs=stage.batch_size, loss_weights=lw,
