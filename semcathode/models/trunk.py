@@ -35,6 +35,7 @@ from torch import nn
 from .._files import atomic_save
 from ..data.preprocess import resize
 from ..data.tiles import cut_tiles
+from .head import FeatureScale
 from .predict import normalise_batch
 
 __all__ = ["TRUNK_VIEWS", "Trunk", "Top", "TrunkSpec", "TrunkCache", "split_network", "trunk_digest", "view_of"]
@@ -113,8 +114,6 @@ class Top(nn.Module):
     def pointwise(self) -> bool:
         """Every layer of the top acts per channel (no block, no head convolution: a linear head on the
         trunk's output), so pooling the maps first gives the same logits."""
-        from .head import FeatureScale
-
         return (len(self.blocks) == 0 and isinstance(self.conv_head, nn.Identity)
                 and isinstance(self.bn2, (nn.Identity, FeatureScale)))
 
