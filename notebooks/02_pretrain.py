@@ -18,7 +18,7 @@
 #
 # EfficientNet (timm) with discriminative fine-tuning: head first, then all layers with learning rates spread over depth. One model per seed, cached and reused by every later arm.
 #
-# The network sees fields of view of a fixed physical size: every micrograph is resampled to the profile's µm/px, training draws random crops, and evaluation covers the whole bar-free frame with a tile grid and aggregates the tiles' log-probabilities into **one prediction per micrograph**.
+# The network sees fields of view of a fixed physical size: every micrograph is resampled to the profile's µm/px, training draws random crops (or, with a trunk cache, reads the cached trunk output of every tile), and evaluation covers the whole bar-free frame with a tile grid and aggregates the tiles' log-probabilities into **one prediction per micrograph**.
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE). The same names are used by `semcathode run`.

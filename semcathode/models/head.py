@@ -49,11 +49,13 @@ class FeatureScale(nn.Module):
         return (x - self.mean.view(1, -1, 1, 1).to(x.dtype)) / self.std.view(1, -1, 1, 1).to(x.dtype)
 
     @torch.no_grad()
-    def fit(self, features: torch.Tensor, eps: float = 1e-6) -> None:
-        """Set the statistics from pooled features ``(N, C)`` (population std, floored at ``eps``)."""
+    def fit(self, features: torch.Tensor, floor: float = 0.01) -> None:
+        """Set the statistics from pooled features ``(N, C)``: population std, floored at ``floor`` times the
+        median channel's (a channel nearly constant on the training tiles is not blown up on new ones)."""
         f = torch.as_tensor(features, dtype=torch.float32)
+        std = f.std(0, unbiased=False)
         self.mean.copy_(f.mean(0))
-        self.std.copy_(f.std(0, unbiased=False).clamp_min(eps))
+        self.std.copy_(std.clamp_min(float(floor * std.median()) + 1e-6))
 
 
 def _stage(layer: str) -> int:

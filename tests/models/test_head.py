@@ -46,9 +46,12 @@ def test_feature_scale_commutes_with_pooling_so_the_top_is_pointwise():
 
 
 def test_feature_scale_floors_a_constant_channel():
-    fs = FeatureScale(2)
-    fs.fit(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
-    assert fs.std[1] > 0 and torch.isfinite(fs(torch.ones(1, 2, 1, 1))).all()
+    """A channel constant on the training tiles gets a std floor tied to the others: a new tile's value
+    there is not multiplied by a million."""
+    fs = FeatureScale(3)
+    fs.fit(torch.tensor([[1.0, 5.0, 0.0], [3.0, 5.0, 2.0]]))
+    assert torch.allclose(fs.std[[0, 2]], torch.ones(2)) and 0.009 < float(fs.std[1]) < 0.011
+    assert float(fs(torch.tensor([1.0, 6.0, 0.0]).view(1, 3, 1, 1)).abs().max()) < 200
 
 
 def test_linear_head_refuses_an_unknown_stage():
