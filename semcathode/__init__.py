@@ -6,7 +6,7 @@ and Grad-CAM maps.
 
 The package is laid out along the data flow, one subpackage per step::
 
-    config -> io -> data -> models -> metrics -> study -> explain -> report -> pipeline
+    config -> io -> data -> morphology -> models -> metrics -> study -> explain -> report -> pipeline
 
 Each subpackage has its own ``__all__``; a module imports only from subpackages to its left.
 The root re-exports a small curated API lazily (PEP 562): ``import semcathode`` loads no
@@ -29,7 +29,7 @@ from ._lazy import attach
 __version__ = "0.1.0"
 
 #: The subpackages, in the order of the data flow.
-SUBPACKAGES: tuple[str, ...] = ("config", "io", "data", "models", "metrics", "study", "explain", "report", "pipeline")
+SUBPACKAGES: tuple[str, ...] = ("config", "io", "data", "morphology", "models", "metrics", "study", "explain", "report", "pipeline")
 
 #: Public name -> module (relative to this package) that defines it.
 _NAMES: dict[str, str] = {

@@ -12,7 +12,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "semcathode"
 #: The data flow, upstream first: a module may import its own subpackage and those before it.
-FLOW = ("config", "io", "data", "models", "metrics", "study", "explain", "report", "pipeline")
+FLOW = ("config", "io", "data", "morphology", "models", "metrics", "study", "explain", "report", "pipeline")
 MAX_LINES = 500
 
 

@@ -23,6 +23,7 @@ _NAMES: dict[str, str] = {
     "ConfigError": "sections",
     "DataConfig": "sections",
     "EvalConfig": "sections",
+    "MorphologyConfig": "sections",
     "ModelConfig": "sections",
     "PreprocessConfig": "sections",
     "PROFILES": "sections",

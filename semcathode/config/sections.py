@@ -26,6 +26,7 @@ __all__ = [
     "ProtocolConfig",
     "EvalConfig",
     "CamConfig",
+    "MorphologyConfig",
     "ValidityConfig",
     "RunConfig",
     "PROFILES",
@@ -149,6 +150,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "trunk_dtype": ("float32", "bfloat16"),
     "head": ("conv", "linear"),
     "head_layer": ("blocks.3", "blocks.4", "blocks.5"),
+    "threshold": ("auto", "otsu", "local"),
     "familiarity_layer": ("blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6", "final"),
 }
 #: String keys whose values are free text (paths, class-name parts, a domain value): not enumerations.
@@ -288,6 +290,27 @@ class CamConfig:
 
 
 @dataclass
+class MorphologyConfig:
+    """Particle segmentation and measures (:mod:`semcathode.morphology`); every length in µm.
+
+    The segmentation smooths the bar-free micrograph, thresholds it, splits touching particles by
+    a marker-based watershed on the distance transform and keeps the regions at least
+    ``min_diameter_um`` across. Each value is converted to pixels with the micrograph's own pixel
+    size, so the same particles give the same measures at any magnification.
+    """
+
+    work_um: float = _f(0.5, range=GE0)  # segment at this pixel size (finer micrographs are downsampled, coarser ones kept; 0: each at its own)
+    denoise_um: float = _f(0.3, range=GE0)  # Gaussian sigma of the denoising (0: none)
+    threshold: str = _f("auto", choices=CHOICES["threshold"])  # auto: Otsu, or a local threshold when the illumination is uneven (stated per micrograph)
+    local_block_um: float = _f(20.0, range=POS)  # window of the local threshold
+    uneven_ratio: float = _f(0.25, range=POS)  # auto picks local when the background's std (smoothed over 25 µm) exceeds this share of the image's
+    min_diameter_um: float = _f(2.0, range=GE0)  # smallest particle kept (equivalent diameter)
+    marker_h_um: float = _f(0.3, range=POS)  # a distance-transform maximum at least this high above its saddle seeds a particle
+    fines_um: float = _f(3.0, range=POS)  # particles under this equivalent diameter are fines
+    band_um: float = _f(1.0, range=POS)  # width of the boundary band around the outlines (CAM check)
+
+
+@dataclass
 class ValidityConfig:
     """Shortcut, robustness and learning-curve studies."""
 
@@ -328,6 +351,7 @@ class RunConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     cam: CamConfig = field(default_factory=CamConfig)
+    morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
     validity: ValidityConfig = field(default_factory=ValidityConfig)
 
     def to_dict(self) -> dict[str, Any]:

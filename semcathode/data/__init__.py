@@ -100,6 +100,7 @@ _NAMES: dict[str, str] = {
     # synthetic_micrograph
     "default_bar_height": "synthetic_micrograph",
     "make_micrograph": "synthetic_micrograph",
+    "render_micrograph": "synthetic_micrograph",
     "SYNTHETIC_COMPOSITIONS": "synthetic_micrograph",
     "SYNTHETIC_STATES": "synthetic_micrograph",
 }

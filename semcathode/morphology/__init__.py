@@ -1,0 +1,45 @@
+"""Particle morphology in µm: segment the secondary particles, measure them, draw their outlines.
+
+The step after :mod:`semcathode.io` / :mod:`semcathode.data` in the flow: it takes pixels and the
+pixel size and uses nothing from :mod:`semcathode.models`. Calling convention: functions take a
+grey micrograph (or a :class:`Segmentation` of one) and its pixel size, with the settings as a
+:class:`~semcathode.config.MorphologyConfig` (every length in µm).
+
+Examples
+--------
+>>> import numpy as np
+>>> import semcathode as sc
+>>> yy, xx = np.mgrid[:200, :200]
+>>> img = 0.2 + 0.6 * ((yy - 100) ** 2 + (xx - 100) ** 2 < 40 ** 2)
+>>> seg = sc.morphology.segment_particles(img, pixel_size_um=0.5)
+>>> round(sc.morphology.micrograph_measures(seg)["d50_um"], 1)
+40.0
+"""
+
+from __future__ import annotations
+
+from .._lazy import attach
+
+#: Public name -> module of this subpackage that defines it.
+_NAMES: dict[str, str] = {
+    # segment
+    "Segmentation": "segment",
+    "segment_particles": "segment",
+    "working_pixel_size": "segment",
+    # measure
+    "MEASURE_COLUMNS": "measure",
+    "PARTICLE_COLUMNS": "measure",
+    "micrograph_measures": "measure",
+    "particle_table": "measure",
+    # files
+    "measure_file": "files",
+    "measure_paths": "files",
+    "read_bar_free": "files",
+    # overlay
+    "outline_mask": "overlay",
+    "outline_overlay": "overlay",
+    "save_outlines": "overlay",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = attach(__name__, _NAMES)
