@@ -175,6 +175,8 @@ def measure_paths(paths: Sequence[str | Path], settings: MorphologyConfig | None
     extra = [c for c in measures.columns if c not in cols and c != "error"]
     measures = measures.reindex(columns=cols + extra + ["error"])
     measures["error"] = measures["error"].fillna("")
+    for c in ("height_px", "width_px", "n_particles", "n_sized"):  # whole numbers, empty for a failed file
+        measures[c] = measures[c].astype("Int64")
     from .measure import PARTICLE_COLUMNS
 
     particles = (pd.concat(parts, ignore_index=True) if parts

@@ -1,15 +1,21 @@
 """What a battery scientist reads off a micrograph, measured on its segmented particles, in µm.
 
-:func:`particle_table`: one row per particle: equivalent diameter, area and perimeter (the Crofton
-estimate: within 1 % on a digital disc) from ``regionprops_table`` with ``spacing`` (so in µm),
-circularity 4πA/P², solidity (pixels over the lattice points of their convex hull: 1 for a convex
-particle), and eccentricity, intensity
-mean and std and a surface-texture measure from the moments of every label at once (the same
-definitions as ``regionprops``, 10x faster on a micrograph of ~1000 particles), and whether it
-touches the border. :func:`micrograph_measures`: one row
-per micrograph: count and number density, D10/D50/D90 (particles touching the border left out of
-the size statistics), area fraction, boundary length per area, median circularity and solidity,
-the share of fines and the median surface texture.
+:func:`particle_table`, one row per particle:
+
+* equivalent diameter and area from ``regionprops_table`` with ``spacing`` (so in µm);
+* the perimeter: the Crofton estimate of ``perimeter_crofton`` (within 1 % on a digital disc);
+  circularity 4πA/P²;
+* solidity: pixels over the lattice points of their convex hull (1 for a convex particle);
+* eccentricity, intensity mean and std, and a surface-texture measure, from the moments of every
+  label at once;
+* whether it touches the border.
+
+The perimeter and the moments are computed for every label in one pass (the definitions of
+``regionprops``, which computes them region by region: 10x slower on ~1000 particles; a test
+keeps the two equal). :func:`micrograph_measures`, one row per micrograph: count and number
+density, D10/D50/D90 (particles touching the border left out of the size statistics), area
+fraction, boundary length per area, median circularity and solidity, the share of fines and the
+median surface texture.
 """
 
 from __future__ import annotations
@@ -45,6 +51,32 @@ def _touching(labels: np.ndarray) -> np.ndarray:
     touch[np.unique(edge)] = True
     touch[0] = False
     return touch
+
+
+#: Crofton weights of the 16 configurations of a 2 x 2 window (4 directions), indexed by the code
+#: ``own[i, j] + 2 own[i-1, j] + 4 own[i, j-1] + 8 own[i-1, j-1]``: the weights of scikit-image's
+#: ``perimeter_crofton``, applied here to every label of a label image in one pass.
+_CROFTON = np.array([0, np.pi / 4 * (1 + 1 / np.sqrt(2)), np.pi / (4 * np.sqrt(2)), np.pi / (2 * np.sqrt(2)),
+                     0, np.pi / 4 * (1 + 1 / np.sqrt(2)), 0, np.pi / (4 * np.sqrt(2)), np.pi / 4, np.pi / 2,
+                     np.pi / (4 * np.sqrt(2)), np.pi / (4 * np.sqrt(2)), np.pi / 4, np.pi / 2, 0, 0])
+
+
+def _crofton_perimeters(labels: np.ndarray) -> np.ndarray:
+    """Crofton perimeter (px) of every label ``0..max`` at once, each as ``perimeter_crofton`` of its own mask."""
+    n = int(labels.max()) + 1
+    L = np.pad(labels, 1)
+    here, up = L[1:, 1:], L[:-1, 1:]
+    left, diag = L[1:, :-1], L[:-1, :-1]
+    quad = (here, up, left, diag)
+    out = np.zeros(n)
+    for k, x in enumerate(quad):  # each label of a window once: where it first appears among the four
+        first = x > 0
+        for y in quad[:k]:
+            first &= y != x
+        xs = x[first]
+        code = sum((y[first] == xs).astype(np.int64) << bit for y, bit in zip(quad, (0, 1, 2, 3)))
+        out += np.bincount(xs, _CROFTON[code], minlength=n)
+    return out
 
 
 def _hull_pixels(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -109,9 +141,9 @@ def particle_table(seg: Segmentation) -> pd.DataFrame:
     if labels.max() == 0:
         return pd.DataFrame(columns=list(PARTICLE_COLUMNS))
     t = regionprops_table(labels, spacing=(px, px),
-                          properties=("label", "area", "equivalent_diameter_area", "perimeter_crofton"))
+                          properties=("label", "area", "equivalent_diameter_area"))
     ids = t["label"]
-    area, perim = t["area"], t["perimeter_crofton"]
+    area, perim = t["area"], _crofton_perimeters(labels)[ids] * px
     with np.errstate(divide="ignore", invalid="ignore"):
         circ = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-12) ** 2, np.nan)
     # moments and intensities of every label at once (regionprops computes them region by region)

@@ -1,12 +1,12 @@
-"""The ``semcathode`` command: ``data index``, ``data fetch``, ``run``, ``predict``, ``cam``.
+"""The ``semcathode`` command: ``data index``, ``data fetch``, ``run``, ``predict``, ``cam``, ``measure``.
 
 Errors and exit codes (every command):
 
 * ``0``: everything worked.
-* ``1``: a batch command (``data index --skip-bad``, ``predict``, ``cam``) did its work for the
+* ``1``: a batch command (``data index --skip-bad``, ``predict``, ``cam``, ``measure``) did its work for the
   good files but some files failed; each bad file is listed on its own line
   (``bad: <file>: <reason>``) and the output (manifest, CSV, overlays) holds the good ones
-  (``predict``: failed files keep a row whose ``error`` column says why). ``run``: a notebook
+  (``predict``, ``measure``: failed files keep a row whose ``error`` column says why). ``run``: a notebook
   failed.
 * ``2``: bad input: the command did nothing (nothing written, nothing replaced) and ends with a
   one-line ``error: ...`` naming the file or key and the problem. Also when every file of a
@@ -437,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--pixel-size", type=float, default=None, metavar="UM",
                     help="µm per pixel for files whose metadata gives none (or an implausible one)")
     cm.set_defaults(func=_cmd_cam)
+    from ._measure import add_measure_parser
+
+    add_measure_parser(sub, common)
     return p
 
 

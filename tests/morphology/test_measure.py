@@ -172,3 +172,20 @@ def test_half_resolution_gives_the_same_d50():
     a = micrograph_measures(segment_particles(img, 0.1))["d50_um"]
     b = micrograph_measures(segment_particles(half, 0.2))["d50_um"]
     assert b == pytest.approx(a, rel=0.10)
+
+
+def test_the_one_pass_measures_equal_regionprops():
+    """Perimeter, eccentricity, intensities and centroids are computed for every label at once: the same
+    numbers as scikit-image's region-by-region ``regionprops``."""
+    img, _ = render_micrograph("NCM811", "cycled", 0, size=(400, 500), bar=False)
+    seg = segment_particles(img, 0.2)
+    t = particle_table(seg)
+    r = regionprops_table(seg.labels, intensity_image=seg.image, spacing=(seg.pixel_size_um,) * 2,
+                          properties=("label", "perimeter_crofton", "eccentricity", "intensity_mean",
+                                      "intensity_std", "centroid"))
+    assert len(t) == len(r["label"]) > 50
+    np.testing.assert_allclose(t.perimeter_um, r["perimeter_crofton"], rtol=1e-9)
+    np.testing.assert_allclose(t.eccentricity, r["eccentricity"], atol=1e-6)
+    np.testing.assert_allclose(t.intensity_mean, r["intensity_mean"], atol=1e-6)
+    np.testing.assert_allclose(t.intensity_std, r["intensity_std"], atol=1e-5)
+    np.testing.assert_allclose(t.centroid_y_um, r["centroid-0"], atol=1e-9)
