@@ -35,7 +35,7 @@ cfg.profile, sc.config.config_hash(cfg)
 study = sc.load_study(cfg, f"{out_dir}/{sc.pipeline.MANIFEST}")
 models = sc.explain.load_run_models(f"{out_dir}/03_finetune", cfg.cam.arms)
 sample = sc.explain.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)
-records, grids = sc.explain.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity, layer=cfg.cam.layer)
+records, grids = sc.explain.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity, layer=cfg.cam.layer, morphology=cfg.morphology)
 
 # %%
 for arm, fig in grids.items():
@@ -51,13 +51,25 @@ out.text('Quantitative CAM check', sc.report.cam_note(quant))
 quant
 
 # %% [markdown]
+# ## The CAM against the segmented particles
+#
+# The same micrographs segmented into particles (notebook 01's morphology settings): the stitched CAM's energy on a band of fixed µm width around the particle outlines, on the particle interiors, on the fines and on the background, each against its share of the area.
+
+# %%
+on_particles = sc.explain.cam_particle_table(records)
+out.table(on_particles, 'cam_particles', f'Share of CAM energy and of area on particle boundaries (a {cfg.morphology.band_um:g} µm band around the outlines), interiors, fines (< {cfg.morphology.fines_um:g} µm) and background; ratio = energy / area (1 = no preference)', section='CAM on particles')
+out.text('CAM on particles', sc.report.cam_particle_note(on_particles))
+print(sc.report.cam_particle_note(on_particles))
+on_particles
+
+# %% [markdown]
 # ## Gallery and explorer
 
 # %%
 out.table(records, 'cam_records', section=None)
 gallery = sc.explain.write_gallery(out.dir, records)
 out.text('Gallery', f'Static gallery of every overlay, misclassified first: [gallery.html]({out.rel(gallery)})')
-sc.explain.explorer_for(records, models, study.classes)
+sc.explain.explorer_for(records, models, study.classes, morphology=cfg.morphology)
 
 # %%
-out.save({'cam_quant': quant.to_dict(orient='records')})
+out.save({'cam_quant': quant.to_dict(orient='records'), 'cam_particles': on_particles.to_dict(orient='records')})

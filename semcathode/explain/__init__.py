@@ -48,6 +48,10 @@ _NAMES: dict[str, str] = {
     "explore": "explorer",
     "Explorer": "explorer",
     # runs
+    "REGIONS": "particles",
+    "cam_particle_table": "particles",
+    "particle_energy": "particles",
+    "particle_regions": "particles",
     "cam_sample": "runs",
     "cam_study": "runs",
     "explorer_for": "runs",

@@ -3,8 +3,9 @@
 The headless state (filters, position, method, class to explain, opacity) is
 :class:`~semcathode.explain.ExplorerState` (module ``explorer_state``, no ipywidgets).
 :class:`Explorer` wraps it in widgets: dropdowns for the
-filters, the method and the target class, prev/next buttons, an opacity slider, and the
-original micrograph beside its overlay with the class probabilities as bars.
+filters, the method and the target class, prev/next buttons, an opacity slider, a toggle that
+draws the segmented particle outlines over both images (when an ``outlines_fn`` is given), and
+the original micrograph beside its overlay with the class probabilities as bars.
 
 The explorer knows nothing about models: a ``cam_fn(row, method, target_class) ->
 (grey image, cam)`` computes the map for a record (``target_class`` None = the predicted
@@ -29,6 +30,10 @@ __all__ = ["CamFn", "Explorer", "explore"]
 
 #: ``cam_fn(row, method, target_class) -> (grey image (H, W) in [0, 1], cam (h, w) in [0, 1])``
 CamFn = Callable[[pd.Series, str, "str | None"], "tuple[np.ndarray, np.ndarray]"]
+#: ``outlines_fn(row, shape) -> bool (h, w)``: the particle outlines of a record's micrograph drawn at ``shape``
+OutlinesFn = Callable[[pd.Series, "tuple[int, int]"], np.ndarray]
+#: Colour of the particle outlines.
+OUTLINE_RGB = (255, 255, 0)
 
 
 def _png(rgb_or_grey: np.ndarray) -> bytes:
@@ -56,6 +61,10 @@ class Explorer:
         Longest side, in pixels, of the images sent to the browser.
     cache_size : int
         CAMs kept in the cache.
+    outlines_fn : callable, optional
+        ``outlines_fn(row, shape) -> bool mask``: the particle outlines of the record's micrograph at
+        the displayed size (:func:`semcathode.explain.explorer_for` builds one from the morphology
+        settings). Without it the outlines toggle is disabled.
 
     Attributes
     ----------
@@ -65,6 +74,8 @@ class Explorer:
     method_widget, target_widget : ipywidgets.Dropdown
     prev_button, next_button : ipywidgets.Button
     opacity_slider : ipywidgets.FloatSlider
+    outlines_toggle : ipywidgets.Checkbox
+        Draw the particle outlines over both images.
     original_image, overlay_image : ipywidgets.Image
     info, probs_html, position_html : ipywidgets.HTML
     last_error : str or None
@@ -81,6 +92,7 @@ class Explorer:
         opacity: float = 0.45,
         display_size: int = 384,
         cache_size: int = 32,
+        outlines_fn: OutlinesFn | None = None,
     ) -> None:
         import ipywidgets as W
 
@@ -90,6 +102,8 @@ class Explorer:
         self.cache_size = int(cache_size)
         self.last_error: str | None = None
         self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.outlines_fn = outlines_fn
+        self._outline_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
         opts = self.state.options()
         labels = {"label": "true", "pred": "predicted", "correctness": "correct?", "domain": "domain", "arm": "arm"}
@@ -109,6 +123,9 @@ class Explorer:
         self.opacity_slider = W.FloatSlider(value=self.state.opacity, min=0.0, max=1.0, step=0.05,
                                             description="opacity", continuous_update=False)
         self.opacity_slider.observe(self._on_opacity, names="value")
+        self.outlines_toggle = W.Checkbox(value=False, description="particle outlines", indent=False,
+                                          disabled=outlines_fn is None, layout=W.Layout(width="160px"))
+        self.outlines_toggle.observe(lambda _c: self.render(), names="value")
         self.prev_button = W.Button(description="◀ prev", layout=W.Layout(width="90px"))
         self.next_button = W.Button(description="next ▶", layout=W.Layout(width="90px"))
         self.prev_button.on_click(lambda _b: self._move(-1))
@@ -121,7 +138,8 @@ class Explorer:
         self._widget = W.VBox([
             W.HBox([self.filter_widgets[n] for n in FILTERS[:3]]),
             W.HBox([self.filter_widgets[n] for n in FILTERS[3:]] + [self.method_widget, self.target_widget]),
-            W.HBox([self.prev_button, self.position_html, self.next_button, self.opacity_slider]),
+            W.HBox([self.prev_button, self.position_html, self.next_button, self.opacity_slider,
+                    self.outlines_toggle]),
             self.info,
             W.HBox([self.original_image, self.overlay_image, self.probs_html]),
         ])
@@ -174,6 +192,14 @@ class Explorer:
             self._cache.popitem(last=False)
         return self._cache[key]
 
+    def _outlines(self, row: pd.Series, shape: tuple[int, int]) -> np.ndarray:
+        key = (str(row.get("image_id")), str(row.get("path", "")), tuple(shape))
+        if key not in self._outline_cache:
+            self._outline_cache[key] = np.asarray(self.outlines_fn(row, shape), bool)
+            while len(self._outline_cache) > self.cache_size:
+                self._outline_cache.popitem(last=False)
+        return self._outline_cache[key]
+
     def _probs_html(self, row: pd.Series) -> str:
         probs = self.state.probabilities(row)
         true, pred = str(row["label"]), str(row["pred"])
@@ -219,8 +245,18 @@ class Explorer:
             f" &middot; domain {escape(str(row.get('domain', '')))} &middot; arm {escape(str(row.get('arm', '')))}"
             f" &middot; {escape(self.state.method)} for <b>{escape(str(self.state.explained_class(row)))}</b>"
         )
-        self.original_image.value = _png(grey)
-        self.overlay_image.value = _png(overlay(grey, cam, opacity=self.state.opacity))
+        original = np.repeat(np.clip(np.rint(grey * 255), 0, 255).astype(np.uint8)[..., None], 3, -1)
+        over = overlay(grey, cam, opacity=self.state.opacity)
+        if self.outlines_toggle.value and self.outlines_fn is not None:
+            try:
+                lines = self._outlines(row, grey.shape[:2])
+            except Exception as exc:  # noqa: BLE001 - shown in the widget
+                self.info.value += f' <span style="color:#c0392b">(outlines failed: {escape(str(exc))})</span>'
+            else:
+                original[lines] = OUTLINE_RGB
+                over[lines] = OUTLINE_RGB
+        self.original_image.value = _png(original)
+        self.overlay_image.value = _png(over)
         self.probs_html.value = self._probs_html(row)
 
     @property

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from .gallery import cam_grid
 from .measures import explain_items
 from .micrograph import make_cam_fn, micrograph_cam
 from .overlays import save_overlay
+
+if TYPE_CHECKING:
+    from ..config.sections import MorphologyConfig
 
 __all__ = ["load_run_models", "cam_sample", "row_loader", "cam_study", "explorer_for"]
 
@@ -118,7 +121,8 @@ def _spread(n: int, k: int) -> np.ndarray:
 
 def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: str | Path, method: str = "gradcam",
               steps: int = 8, opacity: float = 0.45, max_side: int = 640,
-              quant_tiles: int = 6, layer: str = "last") -> tuple[pd.DataFrame, dict]:
+              quant_tiles: int = 6, layer: str = "last",
+              morphology: "MorphologyConfig | None" = None) -> tuple[pd.DataFrame, dict]:
     """Particle-scale CAMs of every arm on the sampled micrographs, with overlays and measures.
 
     Each micrograph is brought to the model's scale and covered with its tile grid; every tile
@@ -150,6 +154,10 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
         Target layer (:func:`~semcathode.explain.find_target_layer`): ``last`` (the head's feature
         map: 7 x 7 cells on a 224-px tile) or a block stage such as ``blocks.4`` (14 x 14: at the native
         0.26 µm/px about 4 µm cells, the particle scale).
+    morphology : MorphologyConfig, optional
+        Also segment every micrograph's particles and record the stitched CAM's energy on the
+        particle boundaries, interiors, fines and background against their area
+        (:func:`~semcathode.explain.particle_energy`); None: not done.
 
     Returns
     -------
@@ -178,6 +186,8 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
                    "n_tiles": len(mc.inputs), "quant_tiles": len(sel), "image_id": r.name,
                    **{k: r.get(k, "") for k in ("path", "domain", "shift", "sha256", "bar_row", "pixel_size_um")}}
             rec.update({f"p_{c}": float(p) for c, p in zip(model.classes, mc.probs)})
+            if morphology is not None:
+                rec.update(_on_particles(mc.cam, grey, r, model, morphology))
             rec["probs"] = ", ".join(f"{model.classes[k]} {mc.probs[k]:.2f}" for k in np.argsort(-mc.probs)[:3])
             p = save_overlay(out_dir / "overlays" / f"{arm}_{i:03d}_{r['label']}.jpg", grey, mc.cam, opacity,
                              max_side=max_side)
@@ -192,7 +202,21 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     return pd.concat(recs, ignore_index=True), grids
 
 
-def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classes: Sequence[str]):
+def _on_particles(cam: np.ndarray, grey: np.ndarray, row: pd.Series, model: ExportedModel,
+                  settings: "MorphologyConfig") -> dict:
+    """The CAM's energy on the segmented particles of one micrograph (its row's pixel size, else the model's)."""
+    from ..morphology import segment_particles
+    from .particles import particle_energy
+
+    px = row.get("pixel_size_um")
+    px = float(px) if px is not None and px == px else getattr(model.params, "pixel_size_um", None)
+    if not px:
+        return {}
+    return particle_energy(cam, segment_particles(grey, px, settings))
+
+
+def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classes: Sequence[str],
+                 morphology: "MorphologyConfig | None" = None):
     """An ipywidgets explorer over ``records``; CAMs computed live with each row's arm model.
 
     Parameters
@@ -203,6 +227,8 @@ def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classe
         ``{arm: ExportedModel}``, one for every arm in ``records``.
     classes : sequence of str
         Class names.
+    morphology : MorphologyConfig, optional
+        Enables the explorer's particle-outlines toggle (each micrograph segmented on first use).
 
     Returns
     -------
@@ -219,4 +245,15 @@ def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classe
         full["shift"] = row.get("shift", full.get("shift", ""))
         return fns[row["arm"]](full, method, target_class)
 
-    return explore(records, classes, cam_fn)
+    outlines_fn = None
+    if morphology is not None:
+        from ..morphology import outline_mask, segment_particles
+
+        def outlines_fn(row: pd.Series, shape: tuple[int, int]) -> np.ndarray:
+            full = rows[rows["path"] == row["path"]].iloc[0]
+            px = full.get("pixel_size_um")
+            if px is None or px != px:
+                raise ValueError(f"{full['path']}: no pixel size: the particles cannot be segmented in µm")
+            return outline_mask(segment_particles(load_bar_free(full), float(px), morphology), shape) > 0
+
+    return explore(records, classes, cam_fn, outlines_fn=outlines_fn)

@@ -35,6 +35,9 @@ _NAMES: dict[str, str] = {
     "measure_file": "files",
     "measure_paths": "files",
     "read_bar_free": "files",
+    # manifest
+    "measure_manifest": "manifest",
+    "settings_digest": "manifest",
     # overlay
     "outline_mask": "overlay",
     "outline_overlay": "overlay",

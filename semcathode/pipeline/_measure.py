@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._console import CliError, list_bad, say
-from ._outputs import check_out, csv_header, image_inputs, once, out_dir
+from ._outputs import check_out, csv_header, image_inputs, once, out_dir, pixel_size_arg, supported_extensions
 
 __all__ = ["add_measure_parser"]
 
@@ -46,9 +46,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from .._files import atomic_write_csv
     from ..io.walk import EMPTY_FOLDER, walk_inputs
     from ..morphology.files import measure_paths
-    from .cli import _pixel_size  # the one check of --pixel-size
-
-    px = _pixel_size(args.pixel_size)
+    px = pixel_size_arg(args.pixel_size)
     settings = _settings(args.set)
     if args.workers < 1:
         raise CliError(f"--workers {args.workers}: give at least 1")
@@ -64,9 +62,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         check_out(parts_out, "--particles", inputs=inputs)
     bad = [(f, why) for f, why in entries if why is not None]
     if not files and all(why == EMPTY_FOLDER for _, why in bad):
-        from .cli import _extensions
-
-        raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {_extensions()})")
+        raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {supported_extensions()})")
     if overlay is not None:
         from ..morphology.files import _overlay_name
 

@@ -215,3 +215,22 @@ def image_inputs(files: Iterable[Path]) -> list[Input]:
         out.append((f, "an input image"))
         out += [(side, "the sidecar of an input image") for side in sidecar_paths(f)]
     return out
+
+
+def pixel_size_arg(value: float | None) -> float | None:
+    """A ``--pixel-size`` value, checked against the plausible SEM range (also refuses nan and inf)."""
+    if value is None:
+        return None
+    from ..io.metadata import PIXEL_SIZE_RANGE_UM
+
+    lo, hi = PIXEL_SIZE_RANGE_UM
+    if not lo <= value <= hi:
+        raise CliError(f"--pixel-size {value:g} µm/px is outside the plausible SEM range {lo:g}..{hi:g} µm/px")
+    return value
+
+
+def supported_extensions() -> str:
+    """The image extensions the readers take, for messages."""
+    from ..io.read import SUPPORTED_EXTENSIONS
+
+    return ", ".join(SUPPORTED_EXTENSIONS)

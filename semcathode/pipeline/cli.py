@@ -48,22 +48,13 @@ from typing import Any, Callable, Sequence
 from ._console import CliError, describe, error, escape_name, list_bad, safe, say, show_warning, user_error_types
 from ._outputs import (Input, check_out, image_inputs, is_manifest, is_predictions, is_skipped_list, model_inputs,
                        once, out_dir)
+from ._outputs import pixel_size_arg as _pixel_size
+from ._outputs import supported_extensions as _extensions
 
 __all__ = ["main", "build_parser", "CliError"]
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _pixel_size(value: float | None) -> float | None:
-    if value is None:
-        return None
-    from ..io.metadata import PIXEL_SIZE_RANGE_UM
-
-    lo, hi = PIXEL_SIZE_RANGE_UM
-    if not lo <= value <= hi:  # also refuses nan and inf
-        raise CliError(f"--pixel-size {value:g} µm/px is outside the plausible SEM range {lo:g}..{hi:g} µm/px")
-    return value
 
 
 def _too_deep_or_big(exc: BaseException, what: str) -> CliError:
@@ -248,12 +239,6 @@ def _predict_table(model: Any, entries: Sequence[tuple[Path, str | None]], px: f
     rows.update({str(f): {"path": str(f), "error": f"{f}: {why}"} for f, why in bad})
     order = list(dict.fromkeys([str(f) for f, _ in entries if str(f) in rows] + list(rows)))  # input order
     return pd.DataFrame([rows[k] for k in order], columns=df.columns)
-
-
-def _extensions() -> str:
-    from ..io.read import SUPPORTED_EXTENSIONS
-
-    return ", ".join(SUPPORTED_EXTENSIONS)
 
 
 def _overlay_names(files: Sequence[Path], method: str) -> list[str]:

@@ -15,6 +15,11 @@ _NAMES: dict[str, str] = {
     "plot_domain_pair": "figures",
     "plot_examples": "figures",
     "plot_history": "figures",
+    "plot_measures": "morphology",
+    "plot_outlines": "morphology",
+    "measures_note": "morphology",
+    "measures_baseline_note": "morphology",
+    "cam_particle_note": "morphology",
     # notes
     "budget_note": "notes",
     "split_note": "notes",

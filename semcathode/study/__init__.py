@@ -41,6 +41,12 @@ _NAMES: dict[str, str] = {
     "linear_probe": "baselines",
     "linear_probe_report": "baselines",
     "probe_floor": "baselines",
+    # measures
+    "BASELINE_MEASURES": "measures",
+    "SUMMARY_MEASURES": "measures",
+    "baseline_comparison": "measures",
+    "measure_summary": "measures",
+    "measures_baseline": "measures",
     # trust
     "calibrate": "trust",
     "fit_trust": "trust",

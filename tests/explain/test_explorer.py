@@ -90,3 +90,29 @@ def test_explorer_shows_cam_errors(records):
 def test_explorer_displays_as_widget(records):
     bundle = Explorer(records, CLASSES, FakeCam())._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_outlines_toggle_draws_the_particle_outlines_over_both_images(records):
+    from PIL import Image
+    import io
+
+    from semcathode.explain.explorer import OUTLINE_RGB
+
+    calls = []
+
+    def outlines(row, shape):
+        calls.append(shape)
+        m = np.zeros(shape, bool)
+        m[10, :] = True
+        return m
+
+    ex = explore(records, CLASSES, FakeCam(), outlines_fn=outlines)
+    assert not ex.outlines_toggle.value and not calls  # off by default: nothing segmented
+    ex.outlines_toggle.value = True
+    assert calls == [(48, 64)]
+    for png in (ex.original_image.value, ex.overlay_image.value):
+        rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        assert (rgb[10] == OUTLINE_RGB).all() and not (rgb[20] == OUTLINE_RGB).all(-1).any()
+    ex.opacity_slider.value = 0.2  # the outlines are cached per micrograph
+    assert len(calls) == 1
+    assert explore(records, CLASSES, FakeCam()).outlines_toggle.disabled  # no outlines_fn: disabled

@@ -82,3 +82,27 @@ def test_cam_study_on_a_block_stage_gives_finer_maps(run_dir, synthetic_root):
             net(x)
         h.remove()
     assert sizes == {"blocks.4": 4, "last": 2}  # the map the CAM is read from: 16-px cells instead of 32
+
+
+def test_cam_study_reads_the_cam_against_the_segmented_particles(run_dir, synthetic_root):
+    from semcathode.config import MorphologyConfig
+    from semcathode.explain.particles import REGIONS, cam_particle_table
+    from semcathode.report.morphology import cam_particle_note
+
+    models = load_run_models(run_dir, ["ft_only"])
+    df = index_folder(synthetic_root)
+    df["domain"], df["split"], df["shift"] = "target", "test", ""
+    sample = cam_sample(df, default_schema().classes, per_class=1).head(3)
+    records, _ = cam_study(models, sample, run_dir / "05p", steps=2, morphology=MorphologyConfig())
+    for r in REGIONS:
+        assert records[f"area_{r}"].between(0, 1).all()
+    assert records[[f"area_{r}" for r in REGIONS]].sum(1).round(6).eq(1).all()  # the regions tile the micrograph
+    assert records[[f"energy_{r}" for r in REGIONS]].sum(1).round(5).eq(1).all()
+    table = cam_particle_table(records)
+    assert list(table.label) == list(sample.label) + ["(all)"]
+    assert "ft_only: boundary" in cam_particle_note(table)
+    ex = explorer_for(records, models, default_schema().classes, morphology=MorphologyConfig())
+    assert not ex.outlines_toggle.disabled
+    plain = ex.original_image.value
+    ex.outlines_toggle.value = True  # redraws with the outlines in yellow
+    assert ex.last_error is None and ex.original_image.value != plain
