@@ -105,7 +105,7 @@ class Notebook:
 
 #: The notebooks in run order: the one declaration used by the runner, the report and the tests.
 NOTEBOOKS: tuple[Notebook, ...] = (
-    Notebook("01_data", "Dataset", ("data", "preprocess", "target", "morphology"), ("manifest.csv", "measures.csv"), 60),
+    Notebook("01_data", "Dataset", ("data", "preprocess", "target", "morphology"), ("manifest.csv",), 60),
     Notebook("02_pretrain", "Stage 1: pretraining on the source domain",
              ("model", "stage1", "protocol", "evaluate"), ("model.safetensors",), 240),
     Notebook("03_finetune", "Stage 2: fine-tuning on the target domain",
