@@ -239,6 +239,17 @@ def _drive_explorer(page, base: str, token: str, shots: Path) -> None:
     infos = " ".join(page.locator(".jp-OutputArea-output .widget-html").all_inner_texts())
     assert "CAM failed" not in infos, infos
 
+    # the particle-outlines toggle draws the segmented outlines over both images
+    toggle = page.locator(".widget-checkbox").filter(has_text="particle outlines").locator("input")
+    toggle.scroll_into_view_if_needed()
+    assert not toggle.is_disabled() and not toggle.is_checked()
+    toggle.check()
+    src3 = _wait_change(page, src2)
+    page.screenshot(path=str(shots / "05_outlines_on.png"))
+    assert src3 != src2, "the outlines must change the overlay"
+    infos = " ".join(page.locator(".jp-OutputArea-output .widget-html").all_inner_texts())
+    assert "outlines failed" not in infos, infos
+
 
 def test_report_index_images_load(browser, run_dir, shots):
     from semcathode.report.index import write_index
