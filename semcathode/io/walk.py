@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 from .read import SUPPORTED_EXTENSIONS
 
-__all__ = ["EMPTY_FOLDER", "file_kind", "find_images", "is_image_name", "sidecar_paths", "walk_inputs"]
+__all__ = ["EMPTY_FOLDER", "file_kind", "find_images", "is_image_name", "iter_inputs", "sidecar_paths", "walk_inputs"]
 
 #: Reason given for a named folder in which no micrograph was found.
 EMPTY_FOLDER = "a folder with no micrographs"
@@ -135,6 +135,71 @@ def walk_inputs(inputs: Sequence[str | Path], exclude: str | Path | None = None)
         for f, why in found:
             entries.setdefault(f, why)
     return list(entries.items())
+
+
+def _walk(folder: Path, skip: Path | None) -> Iterator[tuple[Path, str | None]]:
+    """The images under ``folder``, depth first, each folder's entries in name order, one folder
+    listed at a time (an archive of any size is never held in memory whole)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        yield folder, f"cannot list the folder ({exc.strerror or exc})"
+        return
+    for e in entries:
+        p = Path(e.path)
+        if skip is not None and (p == skip or p.resolve() == skip):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            yield from _walk(p, skip)
+        elif is_image_name(p):
+            why = _problem(p)
+            if why is None and p.is_dir():  # a link to a folder named like an image
+                yield from _walk(p, skip)
+                continue
+            yield p, why
+
+
+def iter_inputs(inputs: Sequence[str | Path], exclude: str | Path | None = None) -> Iterator[tuple[Path, str | None]]:
+    """:func:`walk_inputs` as a stream: the same ``(file, problem)`` pairs, found as they are needed.
+
+    Folders are walked one at a time (``os.scandir``, entries in name order, depth first; links to
+    folders are not followed, so a link loop cannot make it endless). A file found twice is given
+    once only when it is named twice at the top level; inside folders every path is new.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+    exclude : str or Path, optional
+        A folder whose contents are skipped.
+
+    Yields
+    ------
+    (Path, str or None)
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> (d / "b").mkdir(); _ = (d / "b" / "2.png").write_bytes(b""); _ = (d / "1.png").write_bytes(b"")
+    >>> [(p.relative_to(d).as_posix(), why) for p, why in iter_inputs([d, d / "gone.tif"])]
+    [('1.png', None), ('b/2.png', None), ('gone.tif', 'no such file or folder')]
+    """
+    skip = Path(exclude).resolve() if exclude is not None else None
+    named: set[Path] = set()
+    for p in map(Path, inputs):
+        why = _problem(p)
+        if why is not None or not p.is_dir():
+            if p not in named:
+                named.add(p)
+                yield p, why
+            continue
+        found = False
+        for f, why in _walk(p, skip):
+            found = True
+            yield f, why
+        if not found:
+            yield p, EMPTY_FOLDER
 
 
 def sidecar_paths(image: str | Path) -> list[Path]:

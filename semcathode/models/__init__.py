@@ -34,6 +34,8 @@ _NAMES: dict[str, str] = {
     "load_model": "export",
     "ModelFileError": "export",
     "predict_paths": "export",
+    "predict_archive": "archive",
+    "archive_columns": "archive",
     # learner
     "ChannelsLastInputs": "learner",
     "create_model": "learner",

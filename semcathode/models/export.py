@@ -21,8 +21,8 @@ from ._modelcheck import FORMAT, OOD_BANK, OOD_BANKS, ModelFileError, classes_di
 from ..io.walk import find_images
 from ..data.preprocess import PreprocessParams, preprocess_image
 from ..data.tiles import cut_tiles, tile_grid
-from .familiarity import multi_layer_score
-from .predict import knn_ood_score, normalise_batch, predict_arrays
+from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
+from .predict import normalise_batch, predict_arrays
 from .head import head_layer_of, linear_head
 
 __all__ = [
@@ -334,28 +334,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     return em
 
 
-PREDICTION_COLUMNS = ("path", "pred", "confidence", "n_tiles", "tile_agreement", "ood_score", "familiar")
-
-
 def _predict_file(model: ExportedModel, f: Path, pixel_size_um: float | None) -> dict[str, Any]:
     """One micrograph's row of :func:`predict_paths` (raises when it cannot be read or predicted)."""
-    bank, banks = getattr(model, "bank", None), getattr(model, "banks", None)
-    ood = model.meta.get("ood", {})
     _, arr = model.load_array(f, pixel_size_um)
-    layers = list(ood.get("layers", [])) if banks else []
-    mo = model.predict_arrays([arr], features=bank is not None, layers=layers)
-    p = mo.probs(model.temperature)[0]
-    row: dict[str, Any] = dict(pred=model.classes[int(p.argmax())], confidence=float(p.max()),
-                               n_tiles=int(mo.n_tiles[0]), tile_agreement=float(mo.tile_agreement[0]), error="")
-    score = None
-    if banks and mo.layer_features is not None:
-        score = float(multi_layer_score(banks, mo.layer_features, layers, ood["scales"], int(ood.get("ood_k", 5)))[0])
-    elif bank is not None and mo.features is not None:
-        score = float(knn_ood_score(bank, mo.features, int(ood.get("ood_k", 5)))[0])
-    if score is not None:
-        row.update(ood_score=score, familiar=bool(score <= float(ood.get("ood_threshold", np.inf))))
-    row.update({f"p_{c}": float(v) for c, v in zip(model.classes, p)})
-    return row
+    return micrograph_rows(model, model.predict_arrays([arr], **familiarity_request(model)))[0]
 
 
 def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size_um: float | None = None) -> pd.DataFrame:

@@ -32,6 +32,7 @@ __all__ = [
     "normalise_batch",
     "aggregate_log_probs",
     "predict_arrays",
+    "predict_tiles",
     "fit_temperature",
     "expected_calibration_error",
     "knn_ood_score",
@@ -204,25 +205,60 @@ def predict_arrays(
     -------
     MicrographOutputs
     """
+    tiles, owner = [], []
+    for i, arr in enumerate(arrays):
+        t, _ = cut_tiles(np.asarray(arr), int(size), stride)
+        tiles.append(t)
+        owner += [i] * len(t)
+    if not len(arrays):
+        return MicrographOutputs(np.zeros((0, 0)), np.zeros(0), np.zeros(0, int), None, [])
+    return predict_tiles(model, np.concatenate(tiles), np.asarray(owner), len(arrays), normalize, mean, std,
+                         aggregate=aggregate, features=features, bs=bs, layers=layers)
+
+
+@torch.no_grad()
+def predict_tiles(
+    model: nn.Module,
+    tiles: np.ndarray,
+    owner: np.ndarray,
+    n: int,
+    normalize: str,
+    mean: Sequence[float],
+    std: Sequence[float],
+    aggregate: str = "mean_log_prob",
+    features: bool = False,
+    bs: int = 64,
+    layers: Sequence[str] = (),
+) -> MicrographOutputs:
+    """Predict micrographs from their tiles, batched across micrographs (the forward pass of every predict path).
+
+    Parameters
+    ----------
+    model : nn.Module
+    tiles : ndarray
+        uint8 ``(T, S, S)`` tiles of all the micrographs, in any order.
+    owner : ndarray
+        ``(T,)`` index of each tile's micrograph in ``0 .. n - 1``.
+    n : int
+        Micrographs.
+    normalize, mean, std, aggregate, features, bs, layers
+        As for :func:`predict_arrays`.
+
+    Returns
+    -------
+    MicrographOutputs
+    """
     was_training = model.training
     model.eval()
     try:
         dev = next(model.parameters()).device
         fmt = torch.channels_last if getattr(model, "_semcathode_channels_last", False) else torch.contiguous_format
-        tiles, owner = [], []
-        for i, arr in enumerate(arrays):
-            t, _ = cut_tiles(np.asarray(arr), int(size), stride)
-            tiles.append(t)
-            owner += [i] * len(t)
-        n = len(arrays)
-        if not n:
-            return MicrographOutputs(np.zeros((0, 0)), np.zeros(0), np.zeros(0, int), None, [])
-        all_tiles = np.concatenate(tiles)
-        bs = max(1, min(int(bs), BATCH_PIXELS // (int(size) ** 2)))
+        size = int(tiles.shape[-1]) if len(tiles) else 1
+        bs = max(1, min(int(bs), BATCH_PIXELS // (size ** 2)))
         logps, feats, finals = [], [], []
         with LayerTap(model, layers) as tap:
-            for i in range(0, len(all_tiles), bs):
-                x = normalise_batch(all_tiles[i : i + bs], normalize, mean, std).to(dev).contiguous(memory_format=fmt)
+            for i in range(0, len(tiles), bs):
+                x = normalise_batch(tiles[i : i + bs], normalize, mean, std).to(dev).contiguous(memory_format=fmt)
                 logits, f = _forward(model, x)
                 logps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
                 if features and f is not None:

@@ -187,6 +187,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from ..io.walk import walk_inputs
 
+    if args.stream or args.resume:
+        from ._archive import cmd_archive
+
+        return cmd_archive(args, _load_model)
+    if args.verify:
+        raise CliError("--verify applies to --resume")
+
     out = Path(args.out)
     px = _pixel_size(args.pixel_size)
     entries = walk_inputs(args.inputs)
@@ -411,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--pixel-size", type=float, default=None, metavar="UM",
                     help="µm per pixel for files whose metadata gives none (or an implausible one)")
     pr.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="predictions CSV"))
+    from ._archive import add_archive_arguments
+
+    add_archive_arguments(pr)
     pr.set_defaults(func=_cmd_predict)
 
     cm = sub.add_parser("cam", help="Grad-CAM overlays with an exported model", parents=[common])

@@ -301,9 +301,13 @@ def test_forcing_some_notebooks_keeps_the_products_of_the_others(stubs, tmp_path
     run_pipeline(cfg, out, log=lambda m: None, html=False)
     model = out / "02_pretrain" / "model.safetensors"
     before = json.loads((out / "run_state.json").read_text())["notebooks"]
+    executed_01 = (out / "01_data.ipynb").read_text()
     logs: list[str] = []
     run_pipeline(cfg, out, notebooks=["01_data"], log=logs.append, html=False, force=True)
     assert any("01_data: running" in m for m in logs)
     assert model.read_bytes() == b"weights" and missing_products(out, "02_pretrain") == []
     after = json.loads((out / "run_state.json").read_text())["notebooks"]
-    assert after["02_pretrain"] == before["02_pretrain"] and after["01_data"] != before["01_data"]
+    assert after["02_pretrain"] == before["02_pretrain"]
+    # 01 ran again: a new executed copy (papermill records its own start and end times in it; its
+    # wall time, rounded to 0.1 s, may well be the same)
+    assert (out / "01_data.ipynb").read_text() != executed_01

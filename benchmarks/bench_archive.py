@@ -1,0 +1,116 @@
+"""Archive predict at scale: peak memory at 1,000 vs 10,000 files, and throughput against a plain
+batched timm forward over the same tiles, in one run. Prints JSON.
+
+A synthetic tree of small micrographs (256 x 256 grey PNGs in folders of 500, made here in a
+temporary folder, never committed) is predicted by ``semcathode predict --stream`` (library
+path :func:`semcathode.models.predict_archive`, decoding in 2 DataLoader workers) in a child
+process per size, whose peak resident memory (``ru_maxrss``) is read after it ends. Targets
+(issue 20): memory at 10k <= 1.2x memory at 1k; archive tiles/s >= 0.9x the plain forward's.
+Usage: python benchmarks/bench_archive.py [--n 10000] [--small 1000] [--size 224]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHILD = """
+import sys, time, json, resource
+from semcathode.models.archive import predict_archive
+from semcathode.models.export import load_model
+m = load_model(sys.argv[1]).optimize()
+t = time.perf_counter()
+c = predict_archive(m, [sys.argv[2]], sys.argv[3], workers=int(sys.argv[4]), chunk=32, batch_tiles=32)
+dt = time.perf_counter() - t
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, **c, "peak_rss_mib": round(own, 1), "peak_worker_rss_mib": round(workers, 1)}))
+"""
+
+
+def _tree(root: Path, n: int, side: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (side, side), dtype=np.uint8)
+    for i in range(n):
+        d = root / f"box{i // 500:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.roll(base, i, axis=1)).save(d / f"m{i:06d}.png", compress_level=1)
+
+
+def _child(model: Path, tree: Path, out: Path, workers: int) -> dict:
+    """One run in its own process: its time, counts and peak memory (its own and its largest worker's)."""
+    r = subprocess.run([sys.executable, "-c", CHILD, str(model), str(tree), str(out), str(workers)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--small", type=int, default=1000)
+    ap.add_argument("--size", type=int, default=224, help="tile side (the model's input)")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    import timm
+    import torch
+
+    from semcathode.data.preprocess import PreprocessParams
+    from semcathode.data.schema import default_schema
+    from semcathode.models.export import export_model, load_model
+    from semcathode.models.predict import normalise_batch
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-archive-"))
+    classes = default_schema().classes
+    net = timm.create_model("tf_efficientnet_lite0", num_classes=len(classes), pretrained=False).eval()
+    model_path = export_model(net, tmp / "m.safetensors", classes, "efficientnet_lite0", "tf_efficientnet_lite0",
+                              PreprocessParams("resize", args.size), "dataset", (0.5,) * 3, (0.5,) * 3)
+    small, big = tmp / "small", tmp / "big"
+    t = time.perf_counter()
+    _tree(small, args.small, args.size + 32)
+    _tree(big, args.n, args.size + 32)
+    made = time.perf_counter() - t
+    r_small = _child(model_path, small, tmp / "small.csv", args.workers)
+    r_big = _child(model_path, big, tmp / "big.csv", args.workers)
+    # the plain baseline: the same tiles (resized frames), decoded beforehand, one batched forward
+    m = load_model(model_path).optimize()
+    from PIL import Image
+
+    files = sorted(small.rglob("*.png"))
+    tiles = np.stack([np.asarray(Image.open(f).resize((args.size, args.size), Image.BILINEAR)) for f in files])
+    norm = m.input_norm
+    with torch.inference_mode():
+        t = time.perf_counter()
+        for i in range(0, len(tiles), 32):
+            x = normalise_batch(tiles[i:i + 32], *norm).contiguous(memory_format=torch.channels_last)
+            m.model(x)
+        plain = time.perf_counter() - t
+    plain_tps = len(tiles) / plain
+    arch_tps = r_small["predicted"] / r_small["seconds"]
+    print(json.dumps({
+        "benchmark": "archive_predict", "files_small": args.small, "files_big": args.n, "tile": args.size,
+        "tree_made_s": round(made, 1),
+        "small": r_small, "big": r_big,
+        "memory_ratio_big_over_small": round(r_big["peak_rss_mib"] / r_small["peak_rss_mib"], 3),
+        "memory_target": "<= 1.2",
+        "plain_forward_tiles_per_s": round(plain_tps, 1),
+        "archive_tiles_per_s_small": round(arch_tps, 1),
+        "archive_tiles_per_s_big": round(r_big["predicted"] / r_big["seconds"], 1),
+        "throughput_ratio": round(arch_tps / plain_tps, 3), "throughput_target": ">= 0.9",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                   f"{torch.get_num_threads()} threads",
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

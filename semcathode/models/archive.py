@@ -1,0 +1,243 @@
+"""Predict a lab's whole archive: files streamed, decoded in workers, tiles batched across
+micrographs, rows appended in chunks, resumable.
+
+:func:`predict_archive` walks the inputs as a stream (:func:`semcathode.io.iter_inputs`), so an
+archive of any size is never listed into memory. DataLoader workers read each file, cut its
+data bar, bring it to the model's scale and cut its tiles; the main process forwards tiles of
+several micrographs per batch (:func:`~semcathode.models.predict.predict_tiles`, the forward
+pass of every predict path) and appends each chunk of rows to the output CSV with a single
+``write`` (a ``kill -9`` leaves whole rows: at most the chunk in flight is lost). ``resume``
+skips the files already in the output (same path, size and modification time; with ``verify``
+the same SHA-256) and drops a partial last line if one is there.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ..data.tiles import cut_tiles
+from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
+from .export import ExportedModel
+from .predict import predict_tiles
+
+__all__ = ["ARCHIVE_COLUMNS", "archive_columns", "predict_archive", "done_keys"]
+
+#: Columns after the predictions and class probabilities, before ``error``: how a file is recognised on resume.
+ARCHIVE_COLUMNS: tuple[str, ...] = ("bytes", "mtime_ns", "sha256")
+
+
+def archive_columns(classes: Sequence[str]) -> list[str]:
+    """The output columns of :func:`predict_archive` for a model's ``classes``."""
+    return list(PREDICTION_COLUMNS) + [f"p_{c}" for c in classes] + list(ARCHIVE_COLUMNS) + ["error"]
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stat_key(path: str, verify: bool) -> tuple[str, str]:
+    st = os.stat(path)
+    return path, (_sha256(path) if verify else f"{st.st_size}:{st.st_mtime_ns}")
+
+
+def done_keys(out: str | Path, verify: bool = False) -> dict[str, str]:
+    """Files already predicted in an output of :func:`predict_archive`: ``path -> size:mtime`` (or sha256).
+
+    A partial last line (a run killed while appending) is cut off the file first. Rows with an
+    ``error`` are not done: a resumed run tries them again.
+
+    Parameters
+    ----------
+    out : str or Path
+    verify : bool
+        Key by the SHA-256 recorded in the row instead of size and modification time.
+
+    Returns
+    -------
+    dict
+    """
+    p = Path(out)
+    if not p.is_file() or p.stat().st_size == 0:
+        return {}
+    with open(p, "rb+") as fh:
+        data = fh.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # a row cut in the middle: drop it
+            fh.truncate(end)
+            data = data[:end]
+    done: dict[str, str] = {}
+    for row in csv.DictReader(io.StringIO(data.decode("utf-8", "surrogateescape"))):
+        if row.get("error"):
+            continue
+        key = row.get("sha256", "") if verify else f"{row.get('bytes', '')}:{row.get('mtime_ns', '')}"
+        if key and key != ":":
+            done[row["path"]] = key
+    return done
+
+
+class _Decoded(IterableDataset):
+    """The files of a stream, read, scaled and tiled in the DataLoader's workers (each worker takes
+    every n-th file of the stream: the walk runs in every worker, the decoding is shared)."""
+
+    def __init__(self, stream: Callable[[], Iterator[tuple[int, str, str | None]]], model: ExportedModel,
+                 pixel_size_um: float | None, verify: bool, done: dict[str, str], rank: int = 0,
+                 world: int = 1) -> None:
+        self.stream, self.model, self.px, self.verify, self.done = stream, model, pixel_size_um, verify, done
+        self.rank, self.world = rank, world
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        shard, shards = self.rank * nw + wid, self.world * nw
+        size, stride = self.model.params.size, self.model.params.tile_stride
+        for i, path, why in self.stream():
+            if i % shards != shard:
+                continue
+            item: dict[str, Any] = {"i": i, "path": path, "error": why or "", "tiles": None, "key": "",
+                                    "skipped": False}
+            if why is None:
+                try:
+                    item["key"] = _stat_key(path, self.verify)[1]
+                    if self.done.get(path) == item["key"]:  # predicted by an earlier run: unchanged
+                        item["skipped"] = True
+                        yield item
+                        continue
+                    _, arr = self.model.load_array(path, self.px)
+                    item["tiles"], _ = cut_tiles(arr, size, stride)
+                except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch; its reason is kept
+                    msg = str(exc)
+                    item["error"] = msg if path in msg else f"{path}: {msg}"
+            yield item
+
+
+def _row_text(rows: list[dict[str, Any]], cols: list[str]) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue().encode("utf-8", "surrogateescape")
+
+
+def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str | Path,
+                    pixel_size_um: float | None = None, resume: bool = False, verify: bool = False,
+                    workers: int = 2, batch_tiles: int = 64, chunk: int = 32, rank: int = 0, world: int = 1,
+                    exclude: str | Path | None = None,
+                    log: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Predict every micrograph under ``inputs`` into the CSV ``out``, chunk by chunk.
+
+    Parameters
+    ----------
+    model : ExportedModel
+    inputs : sequence of str or Path
+        Files and folders (walked as a stream).
+    out : str or Path
+        The CSV (:func:`archive_columns`); created with its header, or appended to with ``resume``.
+    pixel_size_um : float, optional
+        µm/px for files that carry none.
+    resume : bool
+        Keep the rows already in ``out`` and skip their files (:func:`done_keys`); without it an
+        existing ``out`` is replaced.
+    verify : bool
+        Recognise done files by SHA-256 (read again) instead of size and modification time.
+    workers : int
+        DataLoader worker processes that decode (0: this process).
+    batch_tiles : int
+        Tiles per forward pass; the tiles of consecutive micrographs share batches.
+    chunk : int
+        Micrographs per appended chunk of rows.
+    rank, world : int
+        This process's shard of the stream (file ``i`` belongs to rank ``i % world``).
+    exclude : str or Path, optional
+        A folder to skip (e.g. where the output lives).
+    log : callable, optional
+        A progress line per chunk.
+
+    Returns
+    -------
+    dict
+        ``predicted``, ``failed``, ``skipped`` (already done).
+    """
+    out = Path(out)
+    cols = archive_columns(model.classes)
+    done = done_keys(out, verify) if resume else {}
+    if not resume or not out.exists() or out.stat().st_size == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(cols)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_bytes(buf.getvalue().encode("utf-8"))
+        os.replace(tmp, out)
+    else:
+        with open(out, encoding="utf-8", errors="surrogateescape") as fh:
+            header = fh.readline().rstrip("\n").split(",")
+        if header != cols:
+            raise ValueError(f"{out}: its columns are not those of this model's predictions; "
+                             "write a new file or resume with the model that wrote it")
+    from ..io.walk import iter_inputs
+
+    def stream() -> Iterator[tuple[int, str, str | None]]:
+        for i, (path, why) in enumerate(iter_inputs(inputs, exclude=exclude)):
+            yield i, str(path), why
+
+    data = _Decoded(stream, model, pixel_size_um, verify, done, rank, world)
+    loader = DataLoader(data, batch_size=None, num_workers=max(0, int(workers)), prefetch_factor=4 if workers else None,
+                        persistent_workers=False)
+    fam = familiarity_request(model)
+    norm = model.input_norm
+    agg = model.meta.get("aggregate", "mean_log_prob")
+    counts = {"predicted": 0, "failed": 0, "skipped": 0}
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        good = [it for it in pending if it["tiles"] is not None and len(it["tiles"])]
+        rows: dict[int, dict[str, Any]] = {}
+        if good:
+            tiles = np.concatenate([it["tiles"] for it in good])
+            owner = np.concatenate([np.full(len(it["tiles"]), k) for k, it in enumerate(good)])
+            mo = predict_tiles(model.model, tiles, owner, len(good), *norm, aggregate=agg, bs=batch_tiles, **fam)
+            for it, r in zip(good, micrograph_rows(model, mo)):
+                rows[it["i"]] = r
+        lines = []
+        for it in pending:
+            r = rows.get(it["i"], {"error": it["error"] or f"{it['path']}: no tiles"})
+            key = it["key"]
+            r = {**r, "path": it["path"], "bytes": "", "mtime_ns": "", "sha256": ""}
+            if key and not r.get("error"):
+                if verify:
+                    r["sha256"] = key
+                else:
+                    r["bytes"], r["mtime_ns"] = key.split(":")
+            counts["failed" if r.get("error") else "predicted"] += 1
+            lines.append(r)
+        with open(out, "ab") as fh:  # one write per chunk: a kill leaves whole rows
+            fh.write(_row_text(lines, cols))
+            fh.flush()
+            os.fsync(fh.fileno())
+        pending.clear()
+        if log is not None:
+            log(f"archive predict: {counts['predicted']} predicted, {counts['failed']} failed")
+
+    with torch.inference_mode():
+        for item in loader:
+            if item["skipped"]:
+                counts["skipped"] += 1
+                continue
+            pending.append(item)
+            if len(pending) >= chunk:
+                flush()
+        if pending:
+            flush()
+    return counts
