@@ -29,7 +29,7 @@ from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
 from .export import ExportedModel
 from .predict import predict_tiles
 
-__all__ = ["ARCHIVE_COLUMNS", "archive_columns", "predict_archive", "done_keys"]
+__all__ = ["ARCHIVE_COLUMNS", "archive_columns", "predict_archive", "predict_archive_ranks", "done_keys"]
 
 #: Columns after the predictions and class probabilities, before ``error``: how a file is recognised on resume.
 ARCHIVE_COLUMNS: tuple[str, ...] = ("bytes", "mtime_ns", "sha256")
@@ -134,7 +134,7 @@ def _row_text(rows: list[dict[str, Any]], cols: list[str]) -> bytes:
 def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str | Path,
                     pixel_size_um: float | None = None, resume: bool = False, verify: bool = False,
                     workers: int = 2, batch_tiles: int = 64, chunk: int = 32, rank: int = 0, world: int = 1,
-                    exclude: str | Path | None = None,
+                    exclude: str | Path | None = None, also_done: dict[str, str] | None = None,
                     log: Callable[[str], None] | None = None) -> dict[str, int]:
     """Predict every micrograph under ``inputs`` into the CSV ``out``, chunk by chunk.
 
@@ -162,6 +162,8 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
         This process's shard of the stream (file ``i`` belongs to rank ``i % world``).
     exclude : str or Path, optional
         A folder to skip (e.g. where the output lives).
+    also_done : dict, optional
+        Further files to skip (:func:`done_keys` of another file: a merged output).
     log : callable, optional
         A progress line per chunk.
 
@@ -172,7 +174,7 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
     """
     out = Path(out)
     cols = archive_columns(model.classes)
-    done = done_keys(out, verify) if resume else {}
+    done = {**(also_done or {}), **(done_keys(out, verify) if resume else {})}
     if not resume or not out.exists() or out.stat().st_size == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
@@ -241,3 +243,85 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
         if pending:
             flush()
     return counts
+
+
+def _rank_main(rank: int, world: int, model_path: str, inputs: list[str], out: str, kwargs: dict) -> None:
+    """One rank of :func:`predict_archive_ranks` (a top-level function, for ``spawn``)."""
+    from .export import load_model
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    predict_archive(load_model(model_path).optimize(), inputs, out, rank=rank, world=world, resume=True, **kwargs)
+
+
+def _rank_file(out: Path, rank: int) -> Path:
+    return out.with_name(f".{out.name}.rank{rank}.csv")
+
+
+def predict_archive_ranks(model_path: str | Path, inputs: Sequence[str | Path], out: str | Path, processes: int = 2,
+                          pixel_size_um: float | None = None, resume: bool = False, verify: bool = False,
+                          workers: int = 1) -> dict[str, int]:
+    """:func:`predict_archive` on ``processes`` ranks (one shard of the stream each, every rank its own
+    process with its own copy of the model; on a machine with GPUs, one rank per GPU), merged at the end.
+
+    Each rank appends to its own hidden file beside ``out`` (resumable: a killed run keeps them and a
+    ``resume`` run continues each). When every rank has finished, ``out`` is rewritten atomically with
+    the rows it held (``resume``) and those of every rank, one row per file (a successful row wins over
+    an earlier error), and the rank files are removed.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        The exported model (each rank loads it).
+    inputs, out, pixel_size_um, resume, verify
+        As for :func:`predict_archive`.
+    processes : int
+        Ranks.
+    workers : int
+        Decoding workers per rank.
+
+    Returns
+    -------
+    dict
+        ``predicted``, ``failed``, ``skipped``, summed over ranks (``failed`` as merged).
+
+    Raises
+    ------
+    RuntimeError
+        A rank failed (its files stay, so that a ``resume`` run continues it).
+    """
+    import multiprocessing as mp
+
+    import pandas as pd
+
+    from .._files import atomic_write_csv
+    from .export import load_model
+
+    out = Path(out)
+    cols = archive_columns(load_model(model_path).classes)
+    if not resume:
+        for k in range(max(processes, 64)):
+            _rank_file(out, k).unlink(missing_ok=True)
+    merged = done_keys(out, verify) if resume and out.exists() else {}
+    kwargs = {"pixel_size_um": pixel_size_um, "verify": verify, "workers": workers, "also_done": merged}
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_rank_main, args=(k, processes, str(model_path), [str(i) for i in inputs],
+                                                  str(_rank_file(out, k)), kwargs)) for k in range(processes)]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join()
+    bad = [k for k, pr in enumerate(procs) if pr.exitcode != 0]
+    if bad:
+        raise RuntimeError(f"rank(s) {', '.join(map(str, bad))} of {processes} failed; "
+                           f"their rows so far are kept beside {out}: resume to finish")
+    parts = ([pd.read_csv(out, keep_default_na=False, dtype=str)] if resume and out.exists() else [])
+    parts += [pd.read_csv(_rank_file(out, k), keep_default_na=False, dtype=str) for k in range(processes)]
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    rows["_ok"] = rows["error"] == ""
+    rows = rows.sort_values("_ok", kind="stable").drop_duplicates("path", keep="last").sort_index()
+    ok = rows.pop("_ok")
+    atomic_write_csv(out, rows.reindex(columns=cols), index=False)
+    for k in range(processes):
+        _rank_file(out, k).unlink(missing_ok=True)
+    before = rows["path"].isin(list(merged))
+    return {"predicted": int((ok & ~before).sum()), "failed": int((~ok).sum()), "skipped": int((ok & before).sum())}

@@ -51,11 +51,19 @@ def cmd_archive(args: argparse.Namespace, load_model: Any) -> int:
     missing = [s for s in args.inputs if not Path(s).exists()]
     if len(missing) == len(args.inputs):
         raise CliError(f"no such file or folder: {', '.join(missing)}")
+    if args.processes < 1:
+        raise CliError(f"--processes {args.processes}: give at least 1")
     model = load_model(args.model).optimize()
     try:
-        counts = predict_archive(model, args.inputs, out, pixel_size_um=px, resume=args.resume, verify=args.verify,
-                                 workers=args.workers, exclude=None, log=None if args.quiet else say)
-    except ValueError as exc:
+        if args.processes > 1:
+            from ..models.archive import predict_archive_ranks
+
+            counts = predict_archive_ranks(args.model, args.inputs, out, processes=args.processes, pixel_size_um=px,
+                                           resume=args.resume, verify=args.verify, workers=args.workers)
+        else:
+            counts = predict_archive(model, args.inputs, out, pixel_size_um=px, resume=args.resume,
+                                     verify=args.verify, workers=args.workers, log=None if args.quiet else say)
+    except (ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
     say(f"wrote {counts['predicted']} predictions to {out}" + (f" ({counts['skipped']} already there, skipped)"
                                                               if args.resume else ""))
@@ -73,4 +81,6 @@ def add_archive_arguments(pr: argparse.ArgumentParser) -> None:
                     help="archive mode, keeping --out: skip the files already in it (same path, size and mtime)")
     pr.add_argument("--verify", action="store_true", help="with --resume: recognise done files by SHA-256")
     pr.add_argument("--workers", type=int, default=2, help="archive mode: decoding processes (default 2)")
+    pr.add_argument("--processes", type=int, default=1,
+                    help="archive mode: ranks, each its own process with a shard of the files, merged at the end")
     pr.add_argument("-q", "--quiet", action="store_true", help="archive mode: no progress lines")

@@ -115,3 +115,23 @@ def test_kill_9_leaves_a_readable_output_and_resume_finishes_it_without_repeatin
     final = pd.read_csv(out, keep_default_na=False)
     assert len(final) == 300 and final.path.is_unique  # every file once
     assert final.iloc[: len(first)].path.tolist() == first.path.tolist()  # the first run's rows kept as they were
+
+
+def test_two_ranks_predict_disjoint_shards_merged_into_one_output(model_path, tmp_path):
+    from semcathode.models.archive import predict_archive_ranks
+
+    root = _tree(tmp_path / "t", 30)
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    predict_archive(load_model(model_path), [root], one, workers=0)
+    counts = predict_archive_ranks(model_path, [root], two, processes=2, workers=0)
+    assert counts == {"predicted": 30, "failed": 0, "skipped": 0}
+    a = pd.read_csv(one).set_index("path").sort_index()
+    b = pd.read_csv(two).set_index("path").sort_index()
+    assert list(b.index) == list(a.index) and b.index.is_unique  # every file once, nothing else
+    assert (a.pred == b.pred).all()
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-5)
+    assert not list(tmp_path.glob(".two.csv.rank*"))  # the rank files are merged away
+    Image.fromarray(np.zeros((80, 96), np.uint8)).save(root / "batch00" / "new.png")
+    counts = predict_archive_ranks(model_path, [root], two, processes=2, workers=0, resume=True)
+    assert counts == {"predicted": 1, "failed": 0, "skipped": 30}
+    assert len(pd.read_csv(two)) == 31

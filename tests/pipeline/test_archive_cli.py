@@ -59,3 +59,13 @@ def test_archive_mode_keeps_the_output_rules(model_path, tmp_path, capsys):
     assert main(["predict", str(model_path), str(root), "--out", str(tmp_path / "x.csv"), "--verify"]) == 2
     assert main(["predict", str(model_path), str(tmp_path / "gone"), "--out", str(tmp_path / "x.csv"),
                  "--stream"]) == 2
+
+
+def test_processes_shard_and_merge(model_path, tmp_path, capsys):
+    root = _tree(tmp_path / "t", 8)
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(model_path), str(root), "--out", str(out), "--stream", "--processes", "2",
+                 "--workers", "0"]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 8 and df.path.is_unique
+    assert main(["predict", str(model_path), str(root), "--out", str(out), "--stream", "--processes", "0"]) == 2
