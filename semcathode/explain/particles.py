@@ -83,6 +83,18 @@ def particle_energy(cam: np.ndarray, seg: Segmentation, band_um: float | None = 
     dict
         ``energy_<region>``, ``area_<region>`` and ``ratio_<region>`` (energy over area; NaN
         for a region of no area) for each of :data:`REGIONS`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semcathode.morphology import segment_particles
+    >>> yy, xx = np.mgrid[:120, :120]
+    >>> img = 0.2 + 0.6 * ((yy - 60) ** 2 + (xx - 60) ** 2 < 30 ** 2)
+    >>> seg = segment_particles(img, 0.5)
+    >>> round(particle_energy(np.ones((7, 7)), seg)["ratio_interior"], 3)  # a flat map: no preference
+    1.0
+    >>> particle_energy((yy - 60) ** 2 + (xx - 60) ** 2 < 10 ** 2, seg)["energy_interior"]
+    1.0
     """
     from ._images import resize_map
 
