@@ -37,7 +37,8 @@ print(json.dumps({"seconds": dt, **c, "peak_rss_mib": round(own, 1), "peak_worke
 """
 
 
-def _tree(root: Path, n: int, side: int) -> None:
+def make_tree(root: Path, n: int, side: int) -> None:
+    """``n`` synthetic ``side`` x ``side`` grey PNGs in folders of 500 under ``root``."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -77,8 +78,8 @@ def main() -> None:
                               PreprocessParams("resize", args.size), "dataset", (0.5,) * 3, (0.5,) * 3)
     small, big = tmp / "small", tmp / "big"
     t = time.perf_counter()
-    _tree(small, args.small, args.size + 32)
-    _tree(big, args.n, args.size + 32)
+    make_tree(small, args.small, args.size + 32)
+    make_tree(big, args.n, args.size + 32)
     made = time.perf_counter() - t
     r_small = _child(model_path, small, tmp / "small.csv", args.workers)
     r_small_w0 = _child(model_path, small, tmp / "small0.csv", 0)  # decoding in the main process

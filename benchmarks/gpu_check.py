@@ -18,18 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-
-def _tree(root: Path, n: int, side: int) -> None:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (side, side), dtype=np.uint8)
-    for i in range(n):
-        d = root / f"box{i // 500:03d}"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.roll(base, i, axis=1)).save(d / f"m{i:06d}.png", compress_level=1)
+from bench_archive import make_tree  # this folder is on the path when a script here runs
 
 
 def main() -> None:
@@ -73,7 +62,7 @@ def main() -> None:
     side = model.params.size
     files = n_tiles  # one tile per synthetic micrograph of the model's input size
     px = model.params.scale_um or None  # the synthetic frames are at the model's scale: one tile each
-    _tree(tmp / "tree", files, side)
+    make_tree(tmp / "tree", files, side)
     t = time.perf_counter()
     counts = predict_archive(model, [tmp / "tree"], tmp / "preds.csv", pixel_size_um=px,
                              workers=min(8, os.cpu_count() or 1) if gpu else 0)

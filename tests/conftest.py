@@ -57,6 +57,24 @@ def synthetic_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """An exported, untrained Lite0 on the nine classes that resizes every frame to one 64-px tile."""
+    import timm
+    import torch
+
+    from semcathode.data.preprocess import PreprocessParams
+    from semcathode.data.schema import default_schema
+    from semcathode.models.export import export_model
+
+    d = tmp_path_factory.mktemp("tiny-model")
+    torch.manual_seed(0)
+    classes = default_schema().classes
+    net = timm.create_model("tf_efficientnet_lite0", num_classes=len(classes), pretrained=False).eval()
+    return export_model(net, d / "m.safetensors", classes, "efficientnet_lite0", "tf_efficientnet_lite0",
+                        PreprocessParams("resize", 64), "dataset", (0.5,) * 3, (0.5,) * 3)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op torch thread for a test module: on a busy 2-core machine torch's thread pool

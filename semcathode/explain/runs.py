@@ -17,6 +17,7 @@ from .gallery import cam_grid
 from .measures import explain_items
 from .micrograph import make_cam_fn, micrograph_cam
 from .overlays import save_overlay
+from .particles import particle_energy
 
 if TYPE_CHECKING:
     from ..config.sections import MorphologyConfig
@@ -169,6 +170,7 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     """
     out_dir = Path(out_dir)
     recs, grids = [], {}
+    segmented: dict = {}  # each micrograph's particles, segmented once for every arm
     for arm, model in models.items():
         load = row_loader(model)
         rows, greys, cams = [], [], []
@@ -187,7 +189,10 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
                    **{k: r.get(k, "") for k in ("path", "domain", "shift", "sha256", "bar_row", "pixel_size_um")}}
             rec.update({f"p_{c}": float(p) for c, p in zip(model.classes, mc.probs)})
             if morphology is not None:
-                rec.update(_on_particles(mc.cam, grey, r, model, morphology))
+                if i not in segmented:
+                    segmented[i] = _segment(grey, r, model, morphology)
+                if segmented[i] is not None:
+                    rec.update(particle_energy(mc.cam, segmented[i]))
             rec["probs"] = ", ".join(f"{model.classes[k]} {mc.probs[k]:.2f}" for k in np.argsort(-mc.probs)[:3])
             p = save_overlay(out_dir / "overlays" / f"{arm}_{i:03d}_{r['label']}.jpg", grey, mc.cam, opacity,
                              max_side=max_side)
@@ -202,17 +207,13 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     return pd.concat(recs, ignore_index=True), grids
 
 
-def _on_particles(cam: np.ndarray, grey: np.ndarray, row: pd.Series, model: ExportedModel,
-                  settings: "MorphologyConfig") -> dict:
-    """The CAM's energy on the segmented particles of one micrograph (its row's pixel size, else the model's)."""
+def _segment(grey: np.ndarray, row: pd.Series, model: ExportedModel, settings: "MorphologyConfig"):
+    """The particles of one micrograph at its row's pixel size (else the model's); None without either."""
     from ..morphology import segment_particles
-    from .particles import particle_energy
 
     px = row.get("pixel_size_um")
     px = float(px) if px is not None and px == px else getattr(model.params, "pixel_size_um", None)
-    if not px:
-        return {}
-    return particle_energy(cam, segment_particles(grey, px, settings))
+    return segment_particles(grey, px, settings) if px else None
 
 
 def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classes: Sequence[str],

@@ -14,7 +14,6 @@ the same SHA-256) and drops a partial last line if one is there.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from .._files import sha256_file
 from ..data.tiles import cut_tiles
 from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
 from .export import ExportedModel
@@ -40,17 +40,12 @@ def archive_columns(classes: Sequence[str]) -> list[str]:
     return list(PREDICTION_COLUMNS) + [f"p_{c}" for c in classes] + list(ARCHIVE_COLUMNS) + ["error"]
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _stat_key(path: str, verify: bool) -> tuple[str, str]:
+def _file_key(path: str, verify: bool) -> str:
+    """How a done file is recognised: its SHA-256, or its size and modification time."""
+    if verify:
+        return sha256_file(path)
     st = os.stat(path)
-    return path, (_sha256(path) if verify else f"{st.st_size}:{st.st_mtime_ns}")
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def done_keys(out: str | Path, verify: bool = False) -> dict[str, str]:
@@ -110,7 +105,7 @@ class _Decoded(IterableDataset):
                                     "skipped": False}
             if why is None:
                 try:
-                    item["key"] = _stat_key(path, self.verify)[1]
+                    item["key"] = _file_key(path, self.verify)
                     if self.done.get(path) == item["key"]:  # predicted by an earlier run: unchanged
                         item["skipped"] = True
                         yield item

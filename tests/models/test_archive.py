@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,26 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
-from semcathode.data.preprocess import PreprocessParams
 from semcathode.data.schema import default_schema
 from semcathode.io.walk import iter_inputs, walk_inputs
 from semcathode.models.archive import archive_columns, done_keys, predict_archive
-from semcathode.models.export import export_model, load_model, predict_paths
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    import timm
-
-    d = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    classes = default_schema().classes
-    net = timm.create_model("tf_efficientnet_lite0", num_classes=len(classes), pretrained=False).eval()
-    return export_model(net, d / "m.safetensors", classes, "efficientnet_lite0", "tf_efficientnet_lite0",
-                        PreprocessParams("resize", 64), "dataset", (0.5,) * 3, (0.5,) * 3)
+from semcathode.models.export import load_model, predict_paths
 
 
 def _tree(root: Path, n: int, seed: int = 0) -> Path:
@@ -52,10 +37,10 @@ def test_the_stream_walk_finds_what_the_list_walk_finds(tmp_path):
     assert list(iter_inputs([root, tmp_path / "gone"])) == walk_inputs([root, tmp_path / "gone"])
 
 
-def test_archive_predict_equals_predict_paths_and_resume_skips_what_is_done(model_path, tmp_path):
+def test_archive_predict_equals_predict_paths_and_resume_skips_what_is_done(tiny_model_path, tmp_path):
     root = _tree(tmp_path / "t", 40)
     (root / "batch00" / "broken.png").write_bytes(b"not a png")
-    model = load_model(model_path)
+    model = load_model(tiny_model_path)
     out = tmp_path / "preds.csv"
     counts = predict_archive(model, [root], out, workers=2, chunk=7, batch_tiles=16)
     assert counts == {"predicted": 40, "failed": 1, "skipped": 0}
@@ -76,11 +61,11 @@ def test_archive_predict_equals_predict_paths_and_resume_skips_what_is_done(mode
     assert counts["predicted"] == 1 and counts["skipped"] == 39
 
 
-def test_resume_refuses_an_output_of_another_model(model_path, tmp_path):
+def test_resume_refuses_an_output_of_another_model(tiny_model_path, tmp_path):
     out = tmp_path / "other.csv"
     out.write_text("path,pred,confidence,n_tiles,tile_agreement,ood_score,familiar,p_a,error\n")
     with pytest.raises(ValueError, match="columns"):
-        predict_archive(load_model(model_path), [_tree(tmp_path / "t", 2)], out, resume=True, workers=0)
+        predict_archive(load_model(tiny_model_path), [_tree(tmp_path / "t", 2)], out, resume=True, workers=0)
 
 
 _RUN = """
@@ -93,11 +78,11 @@ predict_archive(load_model(sys.argv[1]), [sys.argv[2]], sys.argv[3], resume=True
 
 
 @pytest.mark.parametrize("verify", [False, True])
-def test_kill_9_leaves_a_readable_output_and_resume_finishes_it_without_repeating_a_file(model_path, tmp_path, verify):
+def test_kill_9_leaves_a_readable_output_and_resume_finishes_it_without_repeating_a_file(tiny_model_path, tmp_path, verify):
     root = _tree(tmp_path / "t", 300)
     out = tmp_path / "preds.csv"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", _RUN, str(model_path), str(root), str(out), str(int(verify))],
+    proc = subprocess.Popen([sys.executable, "-c", _RUN, str(tiny_model_path), str(root), str(out), str(int(verify))],
                             env=env)
     t0 = time.time()
     while time.time() - t0 < 120:
@@ -110,20 +95,20 @@ def test_kill_9_leaves_a_readable_output_and_resume_finishes_it_without_repeatin
     assert 9 <= len(first) < 300, "the run was killed in the middle"
     assert (first.error == "").all() and first.path.is_unique and first.pred.isin(default_schema().classes).all()
     assert len(done_keys(out, verify)) == len(first)
-    subprocess.run([sys.executable, "-c", _RUN, str(model_path), str(root), str(out), str(int(verify))],
+    subprocess.run([sys.executable, "-c", _RUN, str(tiny_model_path), str(root), str(out), str(int(verify))],
                    env=env, check=True)
     final = pd.read_csv(out, keep_default_na=False)
     assert len(final) == 300 and final.path.is_unique  # every file once
     assert final.iloc[: len(first)].path.tolist() == first.path.tolist()  # the first run's rows kept as they were
 
 
-def test_two_ranks_predict_disjoint_shards_merged_into_one_output(model_path, tmp_path):
+def test_two_ranks_predict_disjoint_shards_merged_into_one_output(tiny_model_path, tmp_path):
     from semcathode.models.archive import predict_archive_ranks
 
     root = _tree(tmp_path / "t", 30)
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
-    predict_archive(load_model(model_path), [root], one, workers=0)
-    counts = predict_archive_ranks(model_path, [root], two, processes=2, workers=0)
+    predict_archive(load_model(tiny_model_path), [root], one, workers=0)
+    counts = predict_archive_ranks(tiny_model_path, [root], two, processes=2, workers=0)
     assert counts == {"predicted": 30, "failed": 0, "skipped": 0}
     a = pd.read_csv(one).set_index("path").sort_index()
     b = pd.read_csv(two).set_index("path").sort_index()
@@ -132,6 +117,6 @@ def test_two_ranks_predict_disjoint_shards_merged_into_one_output(model_path, tm
     np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-5)
     assert not list(tmp_path.glob(".two.csv.rank*"))  # the rank files are merged away
     Image.fromarray(np.zeros((80, 96), np.uint8)).save(root / "batch00" / "new.png")
-    counts = predict_archive_ranks(model_path, [root], two, processes=2, workers=0, resume=True)
+    counts = predict_archive_ranks(tiny_model_path, [root], two, processes=2, workers=0, resume=True)
     assert counts == {"predicted": 1, "failed": 0, "skipped": 30}
     assert len(pd.read_csv(two)) == 31

@@ -5,25 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
-from semcathode.data.preprocess import PreprocessParams
-from semcathode.data.schema import default_schema
-from semcathode.models.export import export_model
 from semcathode.pipeline.cli import main
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    import timm
-
-    d = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    classes = default_schema().classes
-    net = timm.create_model("tf_efficientnet_lite0", num_classes=len(classes), pretrained=False).eval()
-    return export_model(net, d / "m.safetensors", classes, "efficientnet_lite0", "tf_efficientnet_lite0",
-                        PreprocessParams("resize", 64), "dataset", (0.5,) * 3, (0.5,) * 3)
 
 
 def _tree(root, n):
@@ -34,38 +18,38 @@ def _tree(root, n):
     return root
 
 
-def test_stream_then_resume(model_path, tmp_path, capsys):
+def test_stream_then_resume(tiny_model_path, tmp_path, capsys):
     root = _tree(tmp_path / "t", 12)
     out = tmp_path / "p.csv"
-    assert main(["predict", str(model_path), str(root), "--out", str(out), "--stream", "--workers", "0", "-q"]) == 0
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(out), "--stream", "--workers", "0", "-q"]) == 0
     assert len(pd.read_csv(out)) == 12 and "wrote 12 predictions" in capsys.readouterr().out
     Image.fromarray(np.zeros((80, 96), np.uint8)).save(root / "new.png")
-    assert main(["predict", str(model_path), str(root), "--out", str(out), "--resume", "--workers", "0", "-q"]) == 0
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(out), "--resume", "--workers", "0", "-q"]) == 0
     assert "wrote 1 predictions to" in capsys.readouterr().out  # the 12 done ones skipped
     df = pd.read_csv(out)
     assert len(df) == 13 and df.path.is_unique
 
 
-def test_archive_mode_keeps_the_output_rules(model_path, tmp_path, capsys):
+def test_archive_mode_keeps_the_output_rules(tiny_model_path, tmp_path, capsys):
     root = _tree(tmp_path / "t", 2)
     mine = tmp_path / "mine.csv"
     mine.write_text("a,b\n1,2\n")
-    assert main(["predict", str(model_path), str(root), "--out", str(mine), "--stream", "--workers", "0"]) == 2
-    assert main(["predict", str(model_path), str(root), "--out", str(mine), "--resume", "--workers", "0"]) == 2
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(mine), "--stream", "--workers", "0"]) == 2
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(mine), "--resume", "--workers", "0"]) == 2
     assert mine.read_text() == "a,b\n1,2\n"
     img = root / "f000.png"
-    assert main(["predict", str(model_path), str(img), "--out", str(img), "--stream"]) == 2
+    assert main(["predict", str(tiny_model_path), str(img), "--out", str(img), "--stream"]) == 2
     assert "is an input" in capsys.readouterr().err
-    assert main(["predict", str(model_path), str(root), "--out", str(tmp_path / "x.csv"), "--verify"]) == 2
-    assert main(["predict", str(model_path), str(tmp_path / "gone"), "--out", str(tmp_path / "x.csv"),
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(tmp_path / "x.csv"), "--verify"]) == 2
+    assert main(["predict", str(tiny_model_path), str(tmp_path / "gone"), "--out", str(tmp_path / "x.csv"),
                  "--stream"]) == 2
 
 
-def test_processes_shard_and_merge(model_path, tmp_path, capsys):
+def test_processes_shard_and_merge(tiny_model_path, tmp_path, capsys):
     root = _tree(tmp_path / "t", 8)
     out = tmp_path / "p.csv"
-    assert main(["predict", str(model_path), str(root), "--out", str(out), "--stream", "--processes", "2",
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(out), "--stream", "--processes", "2",
                  "--workers", "0"]) == 0
     df = pd.read_csv(out)
     assert len(df) == 8 and df.path.is_unique
-    assert main(["predict", str(model_path), str(root), "--out", str(out), "--stream", "--processes", "0"]) == 2
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(out), "--stream", "--processes", "0"]) == 2
