@@ -307,9 +307,9 @@ def predict_archive_ranks(model_path: str | Path, inputs: Sequence[str | Path], 
 
     out = Path(out)
     cols = archive_columns(load_model(model_path).classes)
-    if not resume:
-        for k in range(max(processes, 64)):
-            _rank_file(out, k).unlink(missing_ok=True)
+    if not resume:  # a fresh run: rank files left by an earlier killed run (of any size) go
+        for stale in out.parent.glob(f".{out.name}.rank*.csv"):
+            stale.unlink()
     merged = done_keys(out, verify) if resume and out.exists() else {}
     kwargs = {"pixel_size_um": pixel_size_um, "verify": verify, "workers": workers, "also_done": merged}
     ctx = mp.get_context("spawn")
