@@ -22,6 +22,7 @@ _NAMES: dict[str, str] = {
     "config_hash": "sections",
     "ConfigError": "sections",
     "DataConfig": "sections",
+    "DistributedConfig": "sections",
     "EvalConfig": "sections",
     "MorphologyConfig": "sections",
     "ModelConfig": "sections",

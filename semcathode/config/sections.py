@@ -27,6 +27,7 @@ __all__ = [
     "EvalConfig",
     "CamConfig",
     "MorphologyConfig",
+    "DistributedConfig",
     "ValidityConfig",
     "RunConfig",
     "PROFILES",
@@ -152,6 +153,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "head_layer": ("blocks.3", "blocks.4", "blocks.5"),
     "threshold": ("auto", "otsu", "local"),
     "familiarity_layer": ("blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6", "final"),
+    "dist_backend": ("auto", "gloo", "nccl"),
 }
 #: String keys whose values are free text (paths, class-name parts, a domain value): not enumerations.
 FREE_TEXT_KEYS: tuple[str, ...] = ("data.data_dir", "data.labels_csv", "data.compositions", "data.states",
@@ -311,6 +313,21 @@ class MorphologyConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Training across processes (PyTorch DDP through ``accelerate``, started by ``torchrun``).
+
+    With ``processes`` above 1, every training step (stage 1, each arm, each learning-curve point)
+    that the model store lacks runs in a group of ``processes`` launched processes, each with its
+    own shard of the training inputs; rank 0 alone writes the model into the store, and the
+    calling process (a notebook, the CLI) loads it from there. The global batch is kept: each rank
+    takes ``batch_size / processes``. One process trains in the calling process, as always.
+    """
+
+    processes: int = _f(1, range=Range(1, 1024))  # ranks of the launched group (1: train in this process)
+    backend: str = _f("auto", choices=CHOICES["dist_backend"])  # auto: nccl on CUDA, gloo on CPU
+
+
+@dataclass
 class ValidityConfig:
     """Shortcut, robustness and learning-curve studies."""
 
@@ -352,6 +369,7 @@ class RunConfig:
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     cam: CamConfig = field(default_factory=CamConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     validity: ValidityConfig = field(default_factory=ValidityConfig)
 
     def to_dict(self) -> dict[str, Any]:

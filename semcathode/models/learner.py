@@ -196,10 +196,20 @@ def make_learner(
         dls, model, loss_func=CrossEntropyLossFlat(weight=w), opt_func=Adam, splitter=efficientnet_splitter,
         metrics=[accuracy, F1Score(average="macro")], wd=weight_decay, train_bn=False, cbs=cbs,
     )
-    if torch.cuda.is_available():
-        learn.to_fp16()  # mixed precision on CUDA; CPU stays in float32 (bf16 is slower there)
+    _cuda_precision(learn)
     learn.weights_info = info
     learn.norm_stats = normalization(model)
+    return learn
+
+
+def _cuda_precision(learn: Learner) -> Learner:
+    """Mixed precision on CUDA: bfloat16 autocast where the GPU has it (no loss scaling needed),
+    else float16 with loss scaling; a CPU learner stays in float32."""
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            learn.to_bf16()
+        else:
+            learn.to_fp16()
     return learn
 
 
@@ -212,7 +222,8 @@ def _in_jupyter_kernel() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: str = "") -> pd.DataFrame:
+def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: str = "",
+              record: "RankRecord | None" = None) -> pd.DataFrame:
     """Train one stage; returns the per-epoch history (losses, accuracy, macro-F1, wall time).
 
     ``discriminative``: ``freeze_epochs`` with only the classifier trained (BatchNorm weights
@@ -231,6 +242,10 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
         No fastai table (the progress bar stays inside a Jupyter kernel).
     label : str
         Names the stage in the per-epoch progress lines.
+    record : RankRecord, optional
+        Inside a launched DDP group (:func:`semcathode.models._distributed.rank_ctx`): collects
+        this rank's shards and losses. Every fit runs as one rank of the group when this process
+        is in one, and as today otherwise.
 
     Returns
     -------
@@ -239,12 +254,14 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
     """
     hist = []
 
+    from ._distributed import rank_ctx
     from ._epochlog import EpochLog
 
     # quiet: no fastai table; the progress bar stays only in an interactive Jupyter kernel (JupyterLab
     # shows it), not in a batch run of the pipeline, whose streamed log would carry its HTML
     interactive = _in_jupyter_kernel() and not os.environ.get(BATCH_ENV)
     ctx = ([learn.no_logging()] + ([] if interactive else [learn.no_bar()])) if quiet else []
+    ctx.append(rank_ctx(learn, record))
     name = label or "training"
     for c in ctx:
         c.__enter__()

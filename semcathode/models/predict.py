@@ -258,8 +258,12 @@ def predict_tiles(
         logps, feats, finals = [], [], []
         with LayerTap(model, layers) as tap:
             for i in range(0, len(tiles), bs):
-                x = normalise_batch(tiles[i : i + bs], normalize, mean, std).to(dev).contiguous(memory_format=fmt)
-                logits, f = _forward(model, x)
+                x = normalise_batch(tiles[i : i + bs], normalize, mean, std)
+                if dev.type == "cuda":  # pinned host memory, copied while the previous batch computes
+                    x = x.pin_memory().to(dev, non_blocking=True)
+                x = x.contiguous(memory_format=fmt)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                    logits, f = _forward(model, x)
                 logps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
                 if features and f is not None:
                     feats.append(f.float().cpu().numpy())

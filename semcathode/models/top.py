@@ -26,10 +26,10 @@ from fastai.torch_core import TensorCategory
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from .learner import ChannelsLastInputs
+from .learner import ChannelsLastInputs, _cuda_precision
 from ._taps import FINAL, LayerTap
 from .predict import MicrographOutputs, summarise_tiles
-from .trunk import Top, TrunkCache, TrunkSpec
+from .trunk import Top, TrunkCache, TrunkSpec, _compute_device
 
 __all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs", "cached_outputs"]
 
@@ -155,12 +155,17 @@ def make_top_learner(top: Top, train: CachedTiles, valid: CachedTiles, bs: int =
     bs = max(2, min(bs, len(train)))
     if not len(valid):  # fastai validates every epoch: a stand-in batch of training inputs (not reported)
         valid = Subset(train, range(min(len(train), bs)))
+    dev = _compute_device()
     dls = DataLoaders.from_dsets(train, valid, bs=bs, num_workers=0,  # shuffled, last partial batch dropped: train only
-                                 device=torch.device("cpu"))
+                                 device=dev, pin_memory=dev.type == "cuda")
     w = torch.as_tensor(loss_weights, dtype=torch.float32) if loss_weights is not None else None
-    return Learner(dls, top, loss_func=CrossEntropyLossFlat(weight=w, label_smoothing=label_smoothing),
-                   opt_func=Adam, splitter=top_splitter, metrics=[accuracy, F1Score(average="macro")],
-                   wd=weight_decay, train_bn=True, cbs=[ChannelsLastInputs()])
+    learn = Learner(dls, top.to(dev), loss_func=CrossEntropyLossFlat(weight=w, label_smoothing=label_smoothing),
+                    opt_func=Adam, splitter=top_splitter, metrics=[accuracy, F1Score(average="macro")],
+                    wd=weight_decay, train_bn=True, cbs=[ChannelsLastInputs()])
+    return _cuda_precision(learn)
+
+
+
 
 
 def _top_taps(top: Top, layers: Sequence[str]) -> tuple[str | None, dict[str, nn.Module], list[str]]:
@@ -219,20 +224,21 @@ def _cached_pass(top: Top, data: CachedTiles, bs: int = 256, features: bool = Fa
     top.eval()
     try:
         lps, feats, finals, trunk_out = [], [], [], []
+        dev = next(top.parameters()).device
         with LayerTap(None, modules=modules) as tap:
             for s in range(0, len(data), bs):
                 x = torch.stack([data[i][0] for i in range(s, min(s + bs, len(data)))])
-                logits, pooled = top.forward_pooled(x)
-                lps.append(torch.log_softmax(logits.float(), 1).numpy())
-                if features:
-                    feats.append(pooled.float().numpy())
-                if FINAL in layers:
-                    finals.append(pooled.float().numpy())
                 if trunk_layer:
                     trunk_out.append(x.float().mean(dim=(2, 3)).numpy())
+                logits, pooled = top.forward_pooled(x.to(dev, non_blocking=True))
+                lps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
+                if features:
+                    feats.append(pooled.float().cpu().numpy())
+                if FINAL in layers:
+                    finals.append(pooled.float().cpu().numpy())
         n_classes = getattr(top.classifier, "out_features", 0)  # a top without classifier: its features
         lp = np.concatenate(lps) if lps else np.zeros((0, n_classes), np.float32)
-        tile_layers = {name: torch.cat(v).numpy() for name, v in tap.pooled.items() if v}
+        tile_layers = {name: torch.cat(v).cpu().numpy() for name, v in tap.pooled.items() if v}
         if finals:
             tile_layers[FINAL] = np.concatenate(finals)
         if trunk_out:

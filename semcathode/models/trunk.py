@@ -363,7 +363,8 @@ class TrunkCache:
 
         # a copy with every BatchNorm folded into its convolution (the network's own modules stay as they
         # are): in eval mode the same function, and on a CPU the unfused BatchNorm is a third of the time
-        fast = fold_batchnorm(copy.deepcopy(trunk).eval()).to(memory_format=torch.channels_last)
+        dev = _compute_device()
+        fast = fold_batchnorm(copy.deepcopy(trunk).eval()).to(dev, memory_format=torch.channels_last)
         t0, done_tiles, next_report = time.time(), 0, 0.1
         for i, (row, view, path) in enumerate(todo, 1):
             maps, stages = self._forward(fast, self.tiles(row, spec, view), spec, batch_size)
@@ -383,15 +384,24 @@ class TrunkCache:
     def _forward(trunk: nn.Module, tiles: np.ndarray, spec: TrunkSpec,
                  batch_size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         parts, pooled = [], {}
+        dev = next(trunk.parameters()).device
         for s in range(0, len(tiles), batch_size):
             x = normalise_batch(tiles[s:s + batch_size], spec.normalize, spec.mean, spec.std)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.dtype == "bfloat16"):
+            if dev.type == "cuda":
+                x = x.pin_memory().to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=spec.dtype == "bfloat16"):
                 xc = x.contiguous(memory_format=torch.channels_last)
                 y, stages = trunk.forward_stages(xc) if hasattr(trunk, "forward_stages") else (trunk(xc), {})
-            parts.append(y.to(torch.float16).contiguous().numpy())
+            parts.append(y.to(torch.float16).contiguous().cpu().numpy())
             for name, p in stages.items():
-                pooled.setdefault(name, []).append(p.to(torch.float16).numpy())
+                pooled.setdefault(name, []).append(p.to(torch.float16).cpu().numpy())
         return np.concatenate(parts), {k: np.concatenate(v) for k, v in pooled.items()}
+
+
+def _compute_device() -> torch.device:
+    """Where the trunk cache is computed: this process's GPU when there is one (a rank's own, in a
+    launched group), else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def _save_npz(tmp: str, arrays: dict[str, np.ndarray]) -> None:

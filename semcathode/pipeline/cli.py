@@ -160,6 +160,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not Path(args.data).is_dir():
             raise CliError(f"--data {args.data}: folder does not exist")
         overrides.append(f"data.data_dir={args.data}")
+    if getattr(args, "processes", None) is not None:
+        overrides.append(f"distributed.processes={args.processes}")
     try:
         cfg = load_config(args.profile, args.config, overrides, default_profile="demo")  # every key checked here
     except (RecursionError, MemoryError) as exc:
@@ -405,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default=None, help="folder of micrographs (default: the profile's dataset)")
     run.add_argument("--out", default=None, help="report folder (default reports/<profile>)")
     run.add_argument("--set", action="append", help="override, e.g. --set stage1.epochs=2")
+    run.add_argument("--processes", type=int, default=None, metavar="N",
+                     help="train in N processes (DDP through torchrun: gloo on CPU, one GPU per rank with nccl); "
+                          "the same as --set distributed.processes=N")
     run.add_argument("--notebooks", nargs="+", default=None, help="subset of notebooks")
     run.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' progress output")
     run.add_argument("--force", action="store_true", help="rerun every notebook (default: resume, skipping "

@@ -152,6 +152,14 @@ def _head_epochs(stage: StageConfig) -> int:
     return stage.freeze_epochs if stage.schedule != "paper" else 0
 
 
+def _rank_batch(batch_size: int) -> int:
+    """This process's share of the global batch: all of it, or ``1 / world size`` of it as one rank of a
+    launched group (so the optimiser steps and the schedule are those of one process)."""
+    from ..models._distributed import world
+
+    return max(2, batch_size // world()[1])
+
+
 def _steps_per_epoch(stage: StageConfig, n_train: int) -> int:
     """Optimiser steps of one epoch over ``n_train`` inputs (the last partial batch is dropped)."""
     bs = max(2, min(stage.batch_size, n_train))
@@ -201,12 +209,13 @@ def _fit(
     quiet: bool = True,
     label: str = "",
     max_epochs: int = 0,
+    record: object | None = None,
 ) -> tuple[object, pd.DataFrame, dict, int]:
     """Build the dataloaders and learner and train one stage: ``(learner, history, weights info, steps, network)``
     (``network`` is None when the learner trains the whole network)."""
     if cfg.model.trunk:
         return _fit_top(train_items, valid_items, classes, cfg, stage, seed, init, strategy, init_state, quiet,
-                        label, max_epochs)
+                        label, max_epochs, record)
     seed_everything(seed)
     valid = valid_items if valid_items is not None and stage.validate else train_items.head(0)
     items = pd.concat([train_items.assign(split="train"), valid.assign(split="valid")])
@@ -214,7 +223,7 @@ def _fit(
     sampler = None
     if strategy == "oversample":
         sampler = "replicate" if cfg.protocol.sampler == "replicate" else "weighted"
-    dls = make_dataloaders(items, classes, bs=stage.batch_size, normalize=cfg.preprocess.normalize, mean=mean, std=std,
+    dls = make_dataloaders(items, classes, bs=_rank_batch(stage.batch_size), normalize=cfg.preprocess.normalize, mean=mean, std=std,
                            sampler=sampler, oversample_target=cfg.protocol.oversample_target, seed=seed,
                            crops_per_image=_crops(cfg), tile_stride=cfg.preprocess.tile_stride)
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
@@ -224,13 +233,13 @@ def _fit(
                          init_state=init_state, weight_decay=stage.weight_decay)
     n_train = len(dls.train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
-    hist = fit_stage(learn, run_stage, quiet=quiet, label=label)
+    hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record)
     return learn, hist, learn.weights_info.to_dict(), _stage_steps(run_stage, n_train), None
 
 
 def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classes: Sequence[str], cfg: RunConfig,
              stage: StageConfig, seed: int, init: str, strategy: str | None, init_state: dict | None = None,
-             quiet: bool = True, label: str = "", max_epochs: int = 0):
+             quiet: bool = True, label: str = "", max_epochs: int = 0, record: object | None = None):
     """:func:`_fit` with ``model.trunk`` > 0: the top trained on the cached maps of the frozen trunk."""
     from ..data.loaders import oversample
     from ..models.top import CachedTiles, make_top_learner
@@ -263,12 +272,13 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
         # network fine-tuned in train mode does (the paper's fine-tuning); a stored model keeps its own
         top.bn2.fit(_pooled_inputs(train_ds))
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
-    learn = make_top_learner(top, train_ds, valid_ds, bs=stage.batch_size, loss_weights=lw,
+    learn = make_top_learner(top, train_ds, valid_ds, bs=_rank_batch(stage.batch_size), loss_weights=lw,
                              weight_decay=stage.weight_decay, label_smoothing=cfg.model.label_smoothing, seed=seed)
     learn.norm_stats = input_norm(cfg)
     n_train = len(train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
-    hist = fit_stage(learn, run_stage, quiet=quiet, label=label)
+    hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record)
+    network.cpu()  # a top trained on a GPU comes back to its trunk: one device for the whole network
     return learn, hist, info.to_dict(), _stage_steps(run_stage, n_train), network
 
 
@@ -331,16 +341,30 @@ def _pooled_inputs(data) -> torch.Tensor:
 
 def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_items: pd.DataFrame | None,
                 classes: Sequence[str], cfg: RunConfig, stage: StageConfig, seed: int, init: str,
-                strategy: str | None, init_state: dict | None = None, label: str = "", max_epochs: int = 0) -> _Fit:
-    """:func:`_fit`, or the stored model under ``key`` (loaded into a freshly built learner)."""
+                strategy: str | None, init_state: dict | None = None, label: str = "", max_epochs: int = 0,
+                log: Callable[[str], None] | None = print) -> _Fit:
+    """:func:`_fit`, or the stored model under ``key`` (loaded into a freshly built learner).
+
+    With ``distributed.processes`` above 1 a missing model is trained by a launched group of that
+    many processes (:func:`semcathode.study._launch.launch_fit`), which writes it into the
+    store; it is then loaded from there like any stored model."""
     hit = store.get(key)
+    if hit is None and cfg.distributed.processes > 1:
+        from ._launch import launch_fit
+
+        launch_fit(store.root, key, train_items, valid_items, classes, cfg, stage, seed, init, strategy,
+                   init_state, label=label, max_epochs=max_epochs, log=log)
+        hit = store.get(key)
+        launched = True
+    else:
+        launched = False
     if hit is not None:
         state, meta = hit
         learn, _, _, _, network = _fit(train_items, None, classes, cfg,
                                        replace(stage, epochs=0, freeze_epochs=0, min_steps=0),
                                        seed, "stage1", "none", init_state=state)
         return _Fit(learn, pd.DataFrame(meta.get("history", [])), meta.get("weights", {}),
-                    float(meta.get("wall_s", 0)), int(meta.get("steps", 0)), cached=True, network=network)
+                    float(meta.get("wall_s", 0)), int(meta.get("steps", 0)), cached=not launched, network=network)
     t0 = time.time()
     learn, hist, winfo, steps, network = _fit(train_items, valid_items, classes, cfg, stage, seed, init, strategy,
                                               init_state, label=label, max_epochs=max_epochs)
@@ -394,13 +418,13 @@ def train_stage1(
     ('stage1', 0, True)
     """
     store = model_store(cfg, cache_dir)
-    if cfg.model.trunk:
-        warm_trunk_cache(items, cfg, log=log)
     src = items[items["domain"] == "source"]
     train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
     key = f"stage1-{stage1_key(cfg, seed, items)}"
+    if cfg.model.trunk and (cfg.distributed.processes <= 1 or store.paths(key)[0].exists()):
+        warm_trunk_cache(items, cfg, log=log)  # (a launched group builds its training micrographs rank-sharded)
     fit = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet",
-                      cfg.protocol.stage1_imbalance, label=f"stage 1 seed {seed}")
+                      cfg.protocol.stage1_imbalance, label=f"stage 1 seed {seed}", log=log)
     _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if fit.cached else
                                           f"trained on {len(train)} source micrographs in {fit.wall_s:.0f} s"))
     return TrainedModel(fit.learner, "stage1", seed, fit.history, fit.weights_info, fit.wall_s, cfg=cfg, steps=fit.steps,
