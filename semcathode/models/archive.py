@@ -205,7 +205,7 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
 
     data = _Decoded(stream, model, pixel_size_um, verify, done, rank, world)
     loader = DataLoader(data, batch_size=None, num_workers=max(0, int(workers)), prefetch_factor=4 if workers else None,
-                        persistent_workers=False)
+                        persistent_workers=False, pin_memory=next(model.model.parameters()).device.type == "cuda")
     fam = familiarity_request(model)
     norm = model.input_norm
     agg = model.meta.get("aggregate", "mean_log_prob")
@@ -259,7 +259,10 @@ def _rank_main(rank: int, world: int, model_path: str, inputs: list[str], out: s
     from .export import load_model
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    predict_archive(load_model(model_path).optimize(), inputs, out, rank=rank, world=world, resume=True, **kwargs)
+    # one GPU per rank where there are GPUs (round robin), else the CPU
+    device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+    predict_archive(load_model(model_path, device=device).optimize(), inputs, out, rank=rank, world=world,
+                    resume=True, **kwargs)
 
 
 def _rank_file(out: Path, rank: int) -> Path:
