@@ -2,7 +2,7 @@
 
 :func:`rank_ctx` adapts a Learner for the duration of a fit when this process is one rank of an
 initialised ``torch.distributed`` group (started by ``torchrun``; see
-:mod:`semcathode.study._distributed`), and does nothing otherwise, so one process trains exactly
+:mod:`semcathode.study._launch`), and does nothing otherwise, so one process trains exactly
 as before. It uses fastai's :class:`~fastai.distributed.DistributedTrainer` (which wraps the model
 in ``DistributedDataParallel`` through ``accelerate``) with a data loader that also works on the
 gloo backend (fastai's broadcasts its shuffled order through a CUDA tensor) and that, for training,
