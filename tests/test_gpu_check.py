@@ -18,6 +18,10 @@ def test_gpu_check_runs_on_cpu_and_prints_its_json(tmp_path):
     assert out["mode"] == "cpu" and out["gpu_peak_memory_mib"] is None
     assert out["predict_tiles"] == 64 and out["predict_failed"] == 0
     assert out["stage1_img_per_s"] > 0 and out["predict_tiles_per_s"] > 0 and out["total_s"] < 300
+    # the demo's trunk-cache path: every source micrograph's tiles cached once, then the linear head trained
+    assert out["cache_views"] > 0 and out["cache_tiles"] >= out["cache_views"] and out["cache_tiles_per_s"] > 0
+    assert out["top_stage1_s"] > 0 and out["maps_held_on_gpu"] is False
+    assert "predict_compiled_tiles" not in out  # compiling is measured in gpu mode (or with --compile)
 
 
 def test_gpu_mode_without_a_gpu_says_so():

@@ -29,7 +29,8 @@ from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
 from .export import ExportedModel
 from .predict import predict_tiles
 
-__all__ = ["ARCHIVE_COLUMNS", "archive_columns", "predict_archive", "predict_archive_ranks", "done_keys"]
+__all__ = ["ARCHIVE_COLUMNS", "archive_columns", "decode_workers", "predict_archive", "predict_archive_ranks",
+           "done_keys"]
 
 #: Columns after the predictions and class probabilities, before ``error``: how a file is recognised on resume.
 ARCHIVE_COLUMNS: tuple[str, ...] = ("bytes", "mtime_ns", "sha256")
@@ -38,6 +39,36 @@ ARCHIVE_COLUMNS: tuple[str, ...] = ("bytes", "mtime_ns", "sha256")
 def archive_columns(classes: Sequence[str]) -> list[str]:
     """The output columns of :func:`predict_archive` for a model's ``classes``."""
     return list(PREDICTION_COLUMNS) + [f"p_{c}" for c in classes] + list(ARCHIVE_COLUMNS) + ["error"]
+
+
+def decode_workers(device: str | torch.device = "cpu", cores: int | None = None) -> int:
+    """How many DataLoader workers decode for :func:`predict_archive` when none is given.
+
+    On a GPU the forward pass leaves the CPU free: up to 8 workers. On a CPU the workers share the
+    cores with the forward pass's threads. On 2 cores decoding in the main process is faster
+    (``benchmarks/bench_archive.py``: 0.88x of the plain forward with no worker against 0.76x with 2);
+    above that, a quarter of the cores (at most 4) decode, a rule not yet measured.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        Where the model runs.
+    cores : int, optional
+        CPU cores (default: ``os.cpu_count()``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> decode_workers("cpu", cores=2), decode_workers("cpu", cores=16), decode_workers("cuda", cores=16)
+    (0, 4, 8)
+    """
+    n = int(cores or os.cpu_count() or 1)
+    if torch.device(device).type == "cuda":
+        return max(1, min(8, n))
+    return 0 if n <= 2 else min(4, n // 4)
 
 
 def _file_key(path: str, verify: bool) -> str:
@@ -128,7 +159,7 @@ def _row_text(rows: list[dict[str, Any]], cols: list[str]) -> bytes:
 
 def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str | Path,
                     pixel_size_um: float | None = None, resume: bool = False, verify: bool = False,
-                    workers: int = 2, batch_tiles: int = 64, chunk: int = 32, rank: int = 0, world: int = 1,
+                    workers: int | None = None, batch_tiles: int = 64, chunk: int = 32, rank: int = 0, world: int = 1,
                     exclude: str | Path | None = None, also_done: dict[str, str] | None = None,
                     log: Callable[[str], None] | None = None) -> dict[str, int]:
     """Predict every micrograph under ``inputs`` into the CSV ``out``, chunk by chunk.
@@ -147,8 +178,8 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
         existing ``out`` is replaced.
     verify : bool
         Recognise done files by SHA-256 (read again) instead of size and modification time.
-    workers : int
-        DataLoader worker processes that decode (0: this process).
+    workers : int, optional
+        DataLoader worker processes that decode (0: this process; default :func:`decode_workers`).
     batch_tiles : int
         Tiles per forward pass; the tiles of consecutive micrographs share batches.
     chunk : int
@@ -204,8 +235,10 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
             yield i, str(path), why
 
     data = _Decoded(stream, model, pixel_size_um, verify, done, rank, world)
-    loader = DataLoader(data, batch_size=None, num_workers=max(0, int(workers)), prefetch_factor=4 if workers else None,
-                        persistent_workers=False, pin_memory=next(model.model.parameters()).device.type == "cuda")
+    dev = next(model.model.parameters()).device
+    workers = decode_workers(dev) if workers is None else max(0, int(workers))
+    loader = DataLoader(data, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
+                        persistent_workers=False, pin_memory=dev.type == "cuda")
     fam = familiarity_request(model)
     norm = model.input_norm
     agg = model.meta.get("aggregate", "mean_log_prob")
@@ -218,7 +251,8 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
         if good:
             tiles = np.concatenate([it["tiles"] for it in good])
             owner = np.concatenate([np.full(len(it["tiles"]), k) for k, it in enumerate(good)])
-            mo = predict_tiles(model.model, tiles, owner, len(good), *norm, aggregate=agg, bs=batch_tiles, **fam)
+            mo = predict_tiles(model.model, tiles, owner, len(good), *norm, aggregate=agg, bs=batch_tiles,
+                              compiled=model.compiled, **fam)
             for it, r in zip(good, micrograph_rows(model, mo)):
                 rows[it["i"]] = r
         lines = []
@@ -258,11 +292,16 @@ def _rank_main(rank: int, world: int, model_path: str, inputs: list[str], out: s
     """One rank of :func:`predict_archive_ranks` (a top-level function, for ``spawn``)."""
     from .export import load_model
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    cores = max(1, (os.cpu_count() or 1) // world)
+    torch.set_num_threads(cores)
     # one GPU per rank where there are GPUs (round robin), else the CPU
     device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
-    predict_archive(load_model(model_path, device=device).optimize(), inputs, out, rank=rank, world=world,
-                    resume=True, **kwargs)
+    kwargs = dict(kwargs)
+    compile = kwargs.pop("compile", False)
+    if kwargs.get("workers") is None:  # this rank's share of the cores
+        kwargs["workers"] = decode_workers(device, cores)
+    predict_archive(load_model(model_path, device=device).optimize(compile=compile), inputs, out, rank=rank,
+                    world=world, resume=True, **kwargs)
 
 
 def _rank_file(out: Path, rank: int) -> Path:
@@ -271,7 +310,7 @@ def _rank_file(out: Path, rank: int) -> Path:
 
 def predict_archive_ranks(model_path: str | Path, inputs: Sequence[str | Path], out: str | Path, processes: int = 2,
                           pixel_size_um: float | None = None, resume: bool = False, verify: bool = False,
-                          workers: int = 1) -> dict[str, int]:
+                          workers: int | None = None, compile: bool = False) -> dict[str, int]:
     """:func:`predict_archive` on ``processes`` ranks (one shard of the stream each, every rank its own
     process with its own copy of the model; on a machine with GPUs, one rank per GPU), merged at the end.
 
@@ -288,8 +327,10 @@ def predict_archive_ranks(model_path: str | Path, inputs: Sequence[str | Path], 
         As for :func:`predict_archive`.
     processes : int
         Ranks.
-    workers : int
-        Decoding workers per rank.
+    workers : int, optional
+        Decoding workers per rank (default :func:`decode_workers` for the rank's device and share of the cores).
+    compile : bool
+        Each rank compiles its model (:meth:`~semcathode.models.ExportedModel.optimize`).
 
     Returns
     -------
@@ -314,7 +355,8 @@ def predict_archive_ranks(model_path: str | Path, inputs: Sequence[str | Path], 
         for stale in out.parent.glob(f".{out.name}.rank*.csv"):
             stale.unlink()
     merged = done_keys(out, verify) if resume and out.exists() else {}
-    kwargs = {"pixel_size_um": pixel_size_um, "verify": verify, "workers": workers, "also_done": merged}
+    kwargs = {"pixel_size_um": pixel_size_um, "verify": verify, "workers": workers, "also_done": merged,
+              "compile": compile}
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_rank_main, args=(k, processes, str(model_path), [str(i) for i in inputs],
                                                   str(_rank_file(out, k)), kwargs)) for k in range(processes)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -123,6 +123,8 @@ class ExportedModel:
     classes: list[str]
     meta: dict = field(default_factory=dict)
     path: Path | None = None
+    #: ``model`` compiled by :meth:`optimize` (``compile=True``), else None.
+    compiled: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def params(self) -> PreprocessParams:
@@ -203,14 +205,23 @@ class ExportedModel:
                               aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features,
                               layers=layers)
 
-    def optimize(self) -> "ExportedModel":
+    def optimize(self, compile: bool = False) -> "ExportedModel":
         """Fold BatchNorm into the preceding convolutions and use channels_last (CPU inference).
 
         Probabilities change by ~1e-6 (float rounding); returns ``self``.
+
+        Parameters
+        ----------
+        compile : bool
+            Also compile the network (``torch.compile``, static shapes) into :attr:`compiled`, which
+            archive predict uses for batches that need no layer taps. It pays on a GPU over many
+            batches (``benchmarks/gpu_check.sh`` measures it); the first batch waits for the compiler.
         """
         fold_batchnorm(self.model)
         self.model.to(memory_format=torch.channels_last)
         self.model._semcathode_channels_last = True  # read by predict_arrays and predict_tensor
+        if compile:
+            self.compiled = torch.compile(self.model, dynamic=False)
         return self
 
     @torch.no_grad()

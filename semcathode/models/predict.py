@@ -14,8 +14,9 @@ One path serves the study's evaluation, the exported model and ``semcathode pred
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -229,6 +230,7 @@ def predict_tiles(
     features: bool = False,
     bs: int = 64,
     layers: Sequence[str] = (),
+    compiled: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> MicrographOutputs:
     """Predict micrographs from their tiles, batched across micrographs (the forward pass of every predict path).
 
@@ -243,6 +245,10 @@ def predict_tiles(
         Micrographs.
     normalize, mean, std, aggregate, features, bs, layers
         As for :func:`predict_arrays`.
+    compiled : callable, optional
+        ``model`` compiled (``torch.compile``; :meth:`ExportedModel.optimize` with ``compile=True``),
+        used for the logits when neither ``features`` nor ``layers`` are asked for (a compiled graph
+        does not run the layer taps' hooks); the last batch of another size runs eagerly (no recompile).
 
     Returns
     -------
@@ -262,8 +268,11 @@ def predict_tiles(
                 if dev.type == "cuda":  # pinned host memory, copied while the previous batch computes
                     x = x.pin_memory().to(dev, non_blocking=True)
                 x = x.contiguous(memory_format=fmt)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                    logits, f = _forward(model, x)
+                with torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext():
+                    if compiled is not None and not features and not layers and len(x) == bs:
+                        logits, f = compiled(x), None
+                    else:
+                        logits, f = _forward(model, x)
                 logps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
                 if features and f is not None:
                     feats.append(f.float().cpu().numpy())

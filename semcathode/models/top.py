@@ -31,7 +31,36 @@ from ._taps import FINAL, LayerTap
 from .predict import MicrographOutputs, summarise_tiles
 from .trunk import Top, TrunkCache, TrunkSpec, _compute_device
 
-__all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs", "cached_outputs"]
+__all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs", "cached_outputs", "fits_on_device"]
+
+#: Share of a GPU's free memory that the cached maps of a fit may take when they are held there.
+DEVICE_SHARE = 0.5
+
+
+def fits_on_device(nbytes: int, device: str | torch.device, share: float = DEVICE_SHARE) -> bool:
+    """Whether ``nbytes`` of cached maps may be held on ``device``: a GPU with ``share`` of its free
+    memory above it. On a CPU the maps already are in host memory: never (nothing to gain).
+
+    Parameters
+    ----------
+    nbytes : int
+    device : str or torch.device
+    share : float
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> fits_on_device(10**6, "cpu")
+    False
+    """
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return False
+    free, _ = torch.cuda.mem_get_info(dev)
+    return nbytes <= share * free
 
 
 class CachedTiles(Dataset):
@@ -58,11 +87,15 @@ class CachedTiles(Dataset):
         Hold each tile's maps averaged over space, ``(C, 1, 1)``, in memory: exact for a top whose
         every layer acts per channel (a :attr:`Top.pointwise` linear head, where pooling commutes
         with it), and far lighter; flips and quarter turns then change nothing and are skipped.
+    device : str or torch.device, optional
+        Hold every map in one tensor on this device (a GPU where the maps fit: :func:`fits_on_device`),
+        so that a batch is drawn, augmented and stacked there with no copy from the host. Default: the
+        maps stay memory-mapped on the host and each batch is copied.
     """
 
     def __init__(self, items: pd.DataFrame, classes: Sequence[str], cache: TrunkCache, spec: TrunkSpec,
                  views: Sequence[str] = ("full",), tiles_per_epoch: int = 4, augment: bool = True,
-                 seed: int = 0, pooled: bool = False) -> None:
+                 seed: int = 0, pooled: bool = False, device: str | torch.device | None = None) -> None:
         idx = {c: i for i, c in enumerate(classes)}
         rows = items.reset_index(drop=True)
         self.rows, self.cache, self.spec = rows, cache, spec
@@ -78,6 +111,29 @@ class CachedTiles(Dataset):
         first = self.maps[self.views[0]]
         self.index = ([(i, t) for i, m in enumerate(first) for t in range(len(m))] if self.k == 0 else
                       [(i, -1) for i in range(len(first)) for _ in range(self.k)])
+        self.device: torch.device | None = None
+        self.bank: dict[str, tuple[torch.Tensor, np.ndarray]] = {}
+        if device is not None:
+            self.hold_on(device)
+
+    def hold_on(self, device: str | torch.device) -> "CachedTiles":
+        """Move every map into one tensor per view on ``device`` (see the ``device`` parameter); returns ``self``."""
+        if self.bank:
+            raise ValueError(f"the maps are already held on {self.device}")
+        for v, maps in self.maps.items():  # each micrograph's first row in its view's tensor
+            start = np.concatenate([[0], np.cumsum([len(m) for m in maps])]).astype(np.int64)
+            stacked = np.concatenate([np.asarray(m) for m in maps]) if maps else np.zeros((0, 1, 1, 1), np.float16)
+            self.bank[v] = (torch.from_numpy(np.ascontiguousarray(stacked)).to(device), start)
+        self.maps = {v: [range(len(m)) for m in maps] for v, maps in self.maps.items()}
+        self.device = torch.device(device)
+        return self
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the maps this dataset reads (what holding them on a device takes)."""
+        if self.bank:
+            return int(sum(t.element_size() * t.nelement() for t, _ in self.bank.values()))
+        return int(sum(np.asarray(m).nbytes for maps in self.maps.values() for m in maps))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -88,7 +144,11 @@ class CachedTiles(Dataset):
         maps = self.maps[view][m]
         if t < 0:
             t = int(self.rng.integers(len(maps)))
-        x = torch.from_numpy(np.asarray(maps[t], dtype=np.float32))
+        if self.bank:
+            bank, start = self.bank[view]
+            x = bank[int(start[m]) + t].float()
+        else:
+            x = torch.from_numpy(np.asarray(maps[t], dtype=np.float32))
         if self.augment:
             if self.rng.random() < 0.5:
                 x = torch.flip(x, dims=(2,))
@@ -133,7 +193,7 @@ def top_splitter(top: Top) -> list[list[nn.Parameter]]:
 
 def make_top_learner(top: Top, train: CachedTiles, valid: CachedTiles, bs: int = 64,
                      loss_weights: np.ndarray | None = None, weight_decay: float = 0.01,
-                     label_smoothing: float = 0.1, seed: int = 0) -> Learner:
+                     label_smoothing: float = 0.1, seed: int = 0, hold: bool = True) -> Learner:
     """A fastai Learner that trains ``top`` on cached trunk maps.
 
     Parameters
@@ -147,17 +207,23 @@ def make_top_learner(top: Top, train: CachedTiles, valid: CachedTiles, bs: int =
     weight_decay : float
     label_smoothing : float
     seed : int
+    hold : bool
+        Hold ``train`` and ``valid`` on the compute device when it is a GPU and their maps fit
+        (:func:`fits_on_device`; a CPU keeps them where they are).
 
     Returns
     -------
     Learner
     """
     bs = max(2, min(bs, len(train)))
+    dev = _compute_device()
+    if hold and train.device is None and valid.device is None and fits_on_device(train.nbytes + valid.nbytes, dev):
+        train.hold_on(dev)  # the fit's maps on the GPU: batches drawn there, no copy from the host
+        valid.hold_on(dev)
     if not len(valid):  # fastai validates every epoch: a stand-in batch of training inputs (not reported)
         valid = Subset(train, range(min(len(train), bs)))
-    dev = _compute_device()
     dls = DataLoaders.from_dsets(train, valid, bs=bs, num_workers=0,  # shuffled, last partial batch dropped: train only
-                                 device=dev, pin_memory=dev.type == "cuda")
+                                 device=dev, pin_memory=dev.type == "cuda" and train.device is None)
     w = torch.as_tensor(loss_weights, dtype=torch.float32) if loss_weights is not None else None
     learn = Learner(dls, top.to(dev), loss_func=CrossEntropyLossFlat(weight=w, label_smoothing=label_smoothing),
                     opt_func=Adam, splitter=top_splitter, metrics=[accuracy, F1Score(average="macro")],
@@ -229,7 +295,7 @@ def _cached_pass(top: Top, data: CachedTiles, bs: int = 256, features: bool = Fa
             for s in range(0, len(data), bs):
                 x = torch.stack([data[i][0] for i in range(s, min(s + bs, len(data)))])
                 if trunk_layer:
-                    trunk_out.append(x.float().mean(dim=(2, 3)).numpy())
+                    trunk_out.append(x.float().mean(dim=(2, 3)).cpu().numpy())
                 logits, pooled = top.forward_pooled(x.to(dev, non_blocking=True))
                 lps.append(torch.log_softmax(logits.float(), 1).cpu().numpy())
                 if features:

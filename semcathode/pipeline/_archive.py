@@ -39,7 +39,7 @@ def cmd_archive(args: argparse.Namespace, load_model: Any) -> int:
 
     out = Path(args.out)
     px = pixel_size_arg(args.pixel_size)
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise CliError(f"--workers {args.workers}: give 0 or more")
     inputs = lambda: model_inputs(args.model) + _named_inputs(args.inputs)  # noqa: E731
     check_out(out, inputs=inputs)
@@ -53,13 +53,14 @@ def cmd_archive(args: argparse.Namespace, load_model: Any) -> int:
         raise CliError(f"no such file or folder: {', '.join(missing)}")
     if args.processes < 1:
         raise CliError(f"--processes {args.processes}: give at least 1")
-    model = load_model(args.model).optimize()
+    model = load_model(args.model).optimize(compile=args.compile)
     try:
         if args.processes > 1:
             from ..models.archive import predict_archive_ranks
 
             counts = predict_archive_ranks(args.model, args.inputs, out, processes=args.processes, pixel_size_um=px,
-                                           resume=args.resume, verify=args.verify, workers=args.workers)
+                                           resume=args.resume, verify=args.verify, workers=args.workers,
+                                           compile=args.compile)
         else:
             counts = predict_archive(model, args.inputs, out, pixel_size_um=px, resume=args.resume,
                                      verify=args.verify, workers=args.workers, log=None if args.quiet else say)
@@ -80,7 +81,11 @@ def add_archive_arguments(pr: argparse.ArgumentParser) -> None:
     pr.add_argument("--resume", action="store_true",
                     help="archive mode, keeping --out: skip the files already in it (same path, size and mtime)")
     pr.add_argument("--verify", action="store_true", help="with --resume: recognise done files by SHA-256")
-    pr.add_argument("--workers", type=int, default=2, help="archive mode: decoding processes (default 2)")
+    pr.add_argument("--workers", type=int, default=None,
+                    help="archive mode: decoding processes (default: none on a CPU of 2 cores or fewer, "
+                         "a quarter of the cores on more, up to 8 on a GPU)")
     pr.add_argument("--processes", type=int, default=1,
                     help="archive mode: ranks, each its own process with a shard of the files, merged at the end")
+    pr.add_argument("--compile", action="store_true",
+                    help="archive mode: compile the network first (torch.compile; pays on a GPU over many batches)")
     pr.add_argument("-q", "--quiet", action="store_true", help="archive mode: no progress lines")

@@ -195,6 +195,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return cmd_archive(args, _load_model)
     if args.verify:
         raise CliError("--verify applies to --resume")
+    if args.compile:
+        raise CliError("--compile applies to archive mode (--stream or --resume)")
 
     out = Path(args.out)
     px = _pixel_size(args.pixel_size)

@@ -214,3 +214,31 @@ def test_knn_ood_score_and_auroc():
     assert (self_scores > 1e-9).all()  # the row itself is not its own neighbour
     with pytest.raises(ValueError, match="empty"):
         knn_ood_score(np.zeros((0, 8)), near)
+
+
+def test_a_compiled_network_gives_the_eager_predictions_and_is_used_only_where_it_can_be():
+    """``predict_tiles(compiled=)``: torch.compile's graph (really compiled, here on the CPU) for full
+    batches that need no layer taps; the eager network for the last, shorter batch and for taps."""
+    from semcathode.models.predict import predict_tiles
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 3)).eval()
+    graph = torch.compile(net, dynamic=False)
+    calls = []
+
+    def spy(x):
+        calls.append(len(x))
+        return graph(x)
+
+    tiles = np.random.default_rng(0).integers(0, 255, (21, 16, 16), dtype=np.uint8)
+    owner = np.repeat(np.arange(7), 3)
+    eager = predict_tiles(net, tiles, owner, 7, "dataset", (0.5,) * 3, (0.25,) * 3, bs=8)
+    fast = predict_tiles(net, tiles, owner, 7, "dataset", (0.5,) * 3, (0.25,) * 3, bs=8, compiled=spy)
+    assert calls == [8, 8]  # the 5-tile remainder ran eagerly: no second graph for another shape
+    assert np.allclose(fast.log_probs, eager.log_probs, atol=1e-5)
+    calls.clear()
+    tapped = predict_tiles(net, tiles, owner, 7, "dataset", (0.5,) * 3, (0.25,) * 3, bs=8, compiled=spy,
+                           layers=["1"])
+    assert calls == [] and tapped.layer_features["1"].shape == (7, 8)  # a tap needs the eager modules' hooks
+    assert np.allclose(tapped.log_probs, eager.log_probs, atol=1e-5)

@@ -80,3 +80,42 @@ def test_top_learns_from_the_cache_and_predicts_like_the_network(tmp_path):
     with torch.no_grad():
         px = torch.log_softmax(net(normalise_batch(tiles, "dataset", spec.mean, spec.std)), 1).numpy()
     assert np.allclose(px, lp[owners == 0], atol=5e-2)
+
+
+def test_maps_held_in_one_tensor_give_the_same_inputs_and_the_same_fit(tmp_path):
+    """The GPU-resident path (``hold_on``), exercised on the CPU: every input, augmentation draw and
+    training loss equal the host path's; a CPU never holds them by itself."""
+    from semcathode.models.top import fits_on_device
+
+    net, trunk, top, spec, cache, items = _setup(tmp_path)
+    host = CachedTiles(items, CLASSES, cache, spec, views=("full", "half"), tiles_per_epoch=3, seed=4)
+    held = CachedTiles(items, CLASSES, cache, spec, views=("full", "half"), tiles_per_epoch=3, seed=4).hold_on("cpu")
+    assert held.nbytes == host.nbytes > 0
+    assert set(held.bank) == {"full", "half"} and held.bank["full"][0].dtype == torch.float16
+    for i in range(len(host)):  # same rng draws: same view, tile, flip and turn
+        (a, ya), (b, yb) = host[i], held[i]
+        assert torch.equal(a, b) and int(ya) == int(yb)
+    ev_host = CachedTiles(items, CLASSES, cache, spec, tiles_per_epoch=0)
+    ev_held = CachedTiles(items, CLASSES, cache, spec, tiles_per_epoch=0, device="cpu")
+    assert torch.equal(torch.stack([ev_host[i][0] for i in range(len(ev_host))]),
+                       torch.stack([ev_held[i][0] for i in range(len(ev_held))]))
+    try:
+        held.hold_on("cpu")
+    except ValueError as exc:
+        assert "already held" in str(exc)
+    else:
+        raise AssertionError("holding twice was accepted")
+    assert not fits_on_device(1, "cpu")
+
+    losses = []
+    for hold in (False, True):
+        _, _, top2, _, _, _ = _setup(tmp_path / f"h{hold}")
+        seed_everything(0)
+        train = CachedTiles(items, CLASSES, cache, spec, views=("full", "half"), tiles_per_epoch=2, seed=0)
+        valid = CachedTiles(items, CLASSES, cache, spec, tiles_per_epoch=0)
+        if hold:
+            train.hold_on("cpu"), valid.hold_on("cpu")
+        learn = make_top_learner(top2, train, valid, bs=8)
+        hist = fit_stage(learn, StageConfig(epochs=2, freeze_epochs=0, lr=3e-3), quiet=True)
+        losses.append(hist[["train_loss", "valid_loss"]].to_numpy(float))
+    assert np.allclose(losses[0], losses[1], rtol=1e-5, atol=1e-6), losses

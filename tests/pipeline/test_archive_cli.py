@@ -53,3 +53,18 @@ def test_processes_shard_and_merge(tiny_model_path, tmp_path, capsys):
     df = pd.read_csv(out)
     assert len(df) == 8 and df.path.is_unique
     assert main(["predict", str(tiny_model_path), str(root), "--out", str(out), "--stream", "--processes", "0"]) == 2
+
+
+def test_compile_belongs_to_archive_mode_and_the_default_workers_follow_the_machine(tiny_model_path, tmp_path,
+                                                                                    capsys):
+    from semcathode.models.archive import decode_workers
+
+    root = _tree(tmp_path / "t", 3)
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(out), "--compile"]) == 2
+    assert "--compile applies to archive mode" in capsys.readouterr().err and not out.exists()
+    # no --workers: decode_workers' choice for this machine (none on a CPU of 2 cores or fewer)
+    assert main(["predict", str(tiny_model_path), str(root), "--out", str(out), "--stream", "-q"]) == 0
+    assert len(pd.read_csv(out)) == 3
+    assert decode_workers("cpu", cores=1) == 0 and decode_workers("cpu", cores=8) == 2
+    assert decode_workers("cuda", cores=4) == 4 and decode_workers("cuda", cores=64) == 8
