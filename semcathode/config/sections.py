@@ -406,7 +406,8 @@ def config_hash(cfg: RunConfig, *sections: str) -> str:
     cfg : RunConfig
         The configuration.
     *sections : str
-        Top-level section names (``"data"``, ``"stage1"``...). None = everything.
+        Top-level section names (``"data"``, ``"stage1"``...) or single keys of one (``"cam.arms"``).
+        None = everything.
 
     Returns
     -------
@@ -424,12 +425,18 @@ def config_hash(cfg: RunConfig, *sections: str) -> str:
     >>> b.stage1.epochs += 1
     >>> config_hash(a, "data") == config_hash(b, "data"), config_hash(a) == config_hash(b)
     (True, False)
+    >>> config_hash(a, "stage1.lr") == config_hash(b, "stage1.lr"), config_hash(a, "stage1.epochs") == config_hash(b, "stage1.epochs")
+    (True, False)
     """
     d = cfg.to_dict()
     if sections:
-        missing = [s for s in sections if s not in d]
+        def known(name: str) -> bool:
+            head, _, key = name.partition(".")
+            return head in d and (not key or (isinstance(d[head], dict) and key in d[head]))
+
+        missing = [s for s in sections if not known(s)]
         if missing:
-            raise ConfigError(f"unknown config section(s): {', '.join(missing)}")
-        d = {s: d[s] for s in sections}
+            raise ConfigError(f"unknown config section(s) or key(s): {', '.join(missing)}")
+        d = {s: (d[s] if "." not in s else d[s.partition(".")[0]][s.partition(".")[2]]) for s in sections}
     blob = json.dumps(d, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

@@ -54,7 +54,8 @@ class Notebook:
     title : str
         Heading of its part of the report.
     sections : tuple of str
-        Configuration sections it depends on (besides those of the notebooks before it).
+        Configuration sections, or single keys of one (``"cam.arms"``), it depends on (besides those of
+        the notebooks before it).
     files : tuple of str
         Glob patterns, relative to its output folder, that must each match a file for the
         notebook to count as done (besides its executed copy, ``outputs.json`` and the files
@@ -105,11 +106,12 @@ class Notebook:
 
 #: The notebooks in run order: the one declaration used by the runner, the report and the tests.
 NOTEBOOKS: tuple[Notebook, ...] = (
-    Notebook("01_data", "Dataset", ("data", "preprocess", "target", "morphology"), ("manifest.csv",), 60),
+    Notebook("01_data", "Dataset", ("data", "preprocess", "target", "morphology", "evaluate.n_boot"),
+             ("manifest.csv",), 60),
     Notebook("02_pretrain", "Stage 1: pretraining on the source domain",
              ("model", "stage1", "protocol", "evaluate"), ("model.safetensors",), 240),
     Notebook("03_finetune", "Stage 2: fine-tuning on the target domain",
-             ("stage2",), ("model_*.safetensors",), 240),
+             ("stage2", "cam.arms"), ("model_*.safetensors",), 240),  # 03 exports the arms 05 explains
     Notebook("04_ablation", "Ablation, statistics and validity checks", ("validity",), (), 300),
     Notebook("05_gradcam", "Grad-CAM: what the model looks at", ("cam",), (), 120),
 )

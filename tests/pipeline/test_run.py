@@ -311,3 +311,41 @@ def test_forcing_some_notebooks_keeps_the_products_of_the_others(stubs, tmp_path
     # 01 ran again: a new executed copy (papermill records its own start and end times in it; its
     # wall time, rounded to 0.1 s, may well be the same)
     assert (out / "01_data.ipynb").read_text() != executed_01
+
+
+def test_changing_only_cam_arms_reruns_03_which_exports_the_arms_05_explains(stubs, tmp_path):
+    """03 exports the models of ``cam.arms`` and 05 explains them: a run that changes only that key
+    must rerun 03 (its hash covers ``cam.arms``), not skip it and leave 05 without a model file."""
+    load = "cfg = sc.load_config(profile, config or None)\n"
+    _stub(stubs, "03_finetune", load + "for a in cfg.cam.arms:\n    (out.dir / f'model_{a}.safetensors').write_bytes(b'w')")
+    _stub(stubs, "04_ablation", "pass")
+    _stub(stubs, "05_gradcam", load + "missing = [a for a in cfg.cam.arms if not (out.dir.parent / '03_finetune' / "
+                               "f'model_{a}.safetensors').exists()]\nassert not missing, missing")
+    out = tmp_path / "report"
+    run_pipeline(load_config("smoke", overrides={"cam.arms": ["ft_only"]}), out, log=lambda m: None, html=False)
+    logs: list[str] = []
+    run_pipeline(load_config("smoke", overrides={"cam.arms": ["ft_only", "pre_ft_oversample"]}), out,
+                 log=logs.append, html=False)
+    assert any("01_data: up to date" in m for m in logs) and any("02_pretrain: up to date" in m for m in logs)
+    assert any("03_finetune: running" in m for m in logs) and any("05_gradcam: running" in m for m in logs)
+    assert sorted(p.name for p in (out / "03_finetune").glob("model_*.safetensors")) == [
+        "model_ft_only.safetensors", "model_pre_ft_oversample.safetensors"]
+
+
+def test_every_setting_a_notebook_reads_is_in_its_hash():
+    """Each ``cfg.<section>.<key>`` a notebook reads directly is covered by the sections (or single
+    keys) of that notebook or of one before it, so that changing it reruns the notebook. (Settings
+    read inside library calls are covered by the sections of the notebook that makes the call.)"""
+    import re
+
+    from semcathode.pipeline.notebooks import NOTEBOOKS
+
+    covered: set[str] = set()
+    for nb in NOTEBOOKS:
+        covered |= set(nb.sections)
+        src = (REPO / "notebooks" / f"{nb.name}.py").read_text()
+        for section, key in re.findall(r"\bcfg\.([a-z_0-9]+)(?:\.([a-z_0-9]+))?", src):
+            if section == "profile":  # the profile's name (its settings are in the sections)
+                continue
+            assert section in covered or f"{section}.{key}" in covered, (
+                f"{nb.name} reads cfg.{section}{'.' + key if key else ''}, which no notebook up to it hashes")
