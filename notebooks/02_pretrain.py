@@ -34,7 +34,8 @@ out = sc.report.NotebookOutputs(out_dir, "02_pretrain", cfg)
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-study = sc.load_study(cfg, f"{out_dir}/{sc.pipeline.MANIFEST}")
+run = sc.open_run(out_dir)  # earlier results, read by name
+study = sc.load_study(cfg, run.manifest)
 out.text('Input representation', sc.report.representation_note(cfg))
 print(sc.report.representation_note(cfg))
 stage1 = {seed: sc.train_stage1(study.items, cfg, seed, study.classes) for seed in cfg.protocol.seeds}
@@ -81,7 +82,7 @@ print(sc.report.probe_verdict(s1_summary, probe))
 # Logistic regression on notebook 01's per-micrograph measures (size, shape, fines, boundary density, texture; no pixels, no network), its regularisation chosen on the pre-tail: how much of each class an interpretable description explains, and which measures carry it.
 
 # %%
-measures = sc.report.read_table(out_dir, '01_data', 'measures')
+measures = run.table('measures')
 mscores, mweights, _ = sc.study.measures_baseline(measures, study.classes)
 comparison = sc.study.baseline_comparison(mscores, split_summary, probe)
 out.table(mscores, 'measures_baseline', 'Measures-only logistic regression per micrograph, per split (per-class F1 included)', section='Measures-only baseline', show=False)

@@ -32,8 +32,9 @@ out = sc.report.NotebookOutputs(out_dir, "04_ablation", cfg)
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-study = sc.load_study(cfg, f"{out_dir}/{sc.pipeline.MANIFEST}")
-results = sc.report.read_table(out_dir, '03_finetune', 'arm_results')
+run = sc.open_run(out_dir)  # earlier results, read by name
+study = sc.load_study(cfg, run.manifest)
+results = run.table('arm_results')
 summary = sc.metrics.summarize_runs(results, n_boot=cfg.evaluate.n_boot)
 out.table(summary, 'arm_summary', 'Arms: mean, std and 95% bootstrap CI over seeds (target test split)', section='Statistics over seeds')
 summary

@@ -32,8 +32,9 @@ out = sc.report.NotebookOutputs(out_dir, "05_gradcam", cfg)
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-study = sc.load_study(cfg, f"{out_dir}/{sc.pipeline.MANIFEST}")
-models = sc.explain.load_run_models(f"{out_dir}/03_finetune", cfg.cam.arms)
+run = sc.open_run(out_dir)  # earlier results, read by name
+study = sc.load_study(cfg, run.manifest)
+models = run.models(cfg.cam.arms)
 sample = sc.explain.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)
 records, grids = sc.explain.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity, layer=cfg.cam.layer, morphology=cfg.morphology)
 

@@ -48,6 +48,7 @@ _NAMES: dict[str, str] = {
     "cam_files": "explain",
     "explore": "explain",
     "run_pipeline": "pipeline",
+    "open_run": "report",
 }
 
 __all__ = ["__version__", *_NAMES]

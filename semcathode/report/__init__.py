@@ -43,6 +43,9 @@ _NAMES: dict[str, str] = {
     "read_outputs": "outputs",
     "read_table": "outputs",
     "show_png": "outputs",
+    # a run folder read by the names of its results
+    "Run": "_run",
+    "open_run": "_run",
     # portable
     "absolute_paths": "portable",
     "machine_relativizer": "portable",
