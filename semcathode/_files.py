@@ -50,7 +50,7 @@ def atomic_write_text(path: str | Path, text: str, errors: str = TEXT_ERRORS) ->
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def atomic_write_csv(path: str | Path, df: "pd.DataFrame", **kwargs: Any) -> Path:
@@ -319,7 +319,7 @@ def refuse_to_replace(dest: str | Path, marker: str, what: str = "report folder"
                                             "it: give a new or empty folder", str(dest))
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     import numpy as np
 
     if isinstance(o, (np.integer,)):

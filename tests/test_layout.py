@@ -163,6 +163,38 @@ def test_every_subpackage_declares_its_public_names():
                        for n in mod.body), f"{p.relative_to(PKG)} has no __all__"
 
 
+def _private_imports_across_subpackages(pkg: Path = PKG) -> list[str]:
+    """``module: name from target`` for every import of a private name, or of any name from a private
+    module, that crosses from one subpackage into another. The root's private helper modules
+    (``_files``, ``_lazy``, ``_progress``: the package's shared plumbing) may be imported anywhere,
+    their public names only."""
+    found = []
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg).parts
+        here = rel[0] if len(rel) > 1 else ""
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level < 1:
+                continue
+            base = list(rel[:-1])[: len(rel) - node.level]
+            target = base + (node.module.split(".") if node.module else [])
+            if not target or target[0] == here:
+                continue
+            private_module = any(part.startswith("_") for part in target[1:])
+            for alias in node.names:
+                if alias.name.startswith("_") or private_module:
+                    found.append(f"{'/'.join(rel)}: {alias.name} from {'.'.join(target)}")
+    return sorted(found)
+
+
+def test_no_private_name_is_imported_across_subpackages(tmp_path):
+    assert _private_imports_across_subpackages() == []
+    # the checker sees both kinds
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "m.py").write_text("from ..a.x import _hidden\nfrom ..a._impl import shown\nfrom .._files import ok\n")
+    assert _private_imports_across_subpackages(tmp_path) == ["b/m.py: _hidden from a.x", "b/m.py: shown from a._impl"]
+
+
 def test_import_semcathode_loads_no_heavy_library():
     """``python -X importtime -c "import semcathode"`` lists no torch, fastai, matplotlib …"""
     err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import semcathode"],

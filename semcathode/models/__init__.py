@@ -6,6 +6,8 @@ from .._lazy import attach
 
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
+    # one rank of a launched training group (study._rank): what it saw, for the model store's record
+    "RankRecord": "_distributed",
     # backbones
     "BACKBONES": "backbones",
     "create_backbone": "backbones",

@@ -33,6 +33,7 @@ _NAMES: dict[str, str] = {
     "particle_table": "measure",
     # files
     "measure_file": "files",
+    "overlay_name": "files",
     "measure_paths": "files",
     "read_bar_free": "files",
     # manifest

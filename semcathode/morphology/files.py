@@ -17,7 +17,7 @@ from ..config.sections import MorphologyConfig
 from .measure import MEASURE_COLUMNS, micrograph_measures, particle_table
 from .segment import Segmentation, segment_particles
 
-__all__ = ["MEASURES_FILE_COLUMNS", "measure_file", "measure_paths", "read_bar_free"]
+__all__ = ["MEASURES_FILE_COLUMNS", "measure_file", "measure_paths", "overlay_name", "read_bar_free"]
 
 #: Columns of the measures table of :func:`measure_paths` (besides the measures).
 MEASURES_FILE_COLUMNS: tuple[str, ...] = ("path", "pixel_size_um", "pixel_size_source", "work_pixel_size_um",
@@ -91,7 +91,28 @@ def measure_file(path: str | Path, settings: MorphologyConfig | None = None,
     return row, parts.assign(path=str(path)), seg, grey
 
 
-def _overlay_name(path: Path, taken: set[str]) -> str:
+def overlay_name(path: Path, taken: set[str]) -> str:
+    """The outline overlay's file name for ``path``, unique among ``taken`` (which it joins).
+
+    Two micrographs of the same stem in different folders get ``<stem>_outlines.png`` and
+    ``<stem>-2_outlines.png``.
+
+    Parameters
+    ----------
+    path : Path
+    taken : set of str
+        Names given so far (updated).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> taken = set()
+    >>> overlay_name(Path("a/m.tif"), taken), overlay_name(Path("b/m.tif"), taken)
+    ('m_outlines.png', 'm-2_outlines.png')
+    """
     name, k = f"{path.stem}_outlines.png", 1
     while name in taken:
         k += 1
@@ -159,7 +180,7 @@ def measure_paths(paths: Sequence[str | Path], settings: MorphologyConfig | None
     s = asdict(settings or MorphologyConfig())
     taken: set[str] = set()
     jobs = [(str(p), s, pixel_size_um,
-             str(Path(overlay_dir) / _overlay_name(Path(p), taken)) if overlay_dir is not None else None)
+             str(Path(overlay_dir) / overlay_name(Path(p), taken)) if overlay_dir is not None else None)
             for p in paths]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor

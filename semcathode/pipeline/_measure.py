@@ -64,11 +64,11 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if not files and all(why == EMPTY_FOLDER for _, why in bad):
         raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {supported_extensions()})")
     if overlay is not None:
-        from ..morphology.files import _overlay_name
+        from ..morphology import overlay_name
 
         taken: set[str] = set()
         for f in files:
-            check_out(overlay / _overlay_name(f, taken), "overlay", inputs=inputs)
+            check_out(overlay / overlay_name(f, taken), "overlay", inputs=inputs)
     measures, particles = measure_paths(files, settings, px, overlay_dir=overlay, workers=args.workers)
     if bad:
         import pandas as pd

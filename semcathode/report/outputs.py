@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._files import _json_default, atomic_save, atomic_write_csv, atomic_write_json
+from .._files import json_default, atomic_save, atomic_write_csv, atomic_write_json
 from .portable import PathRelativizer
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def show_png(png: bytes) -> bool:
 
 def _jsonable(obj: Any) -> Any:
     """``obj`` as plain JSON values (numpy scalars, paths, frames... through :mod:`semcathode._files`)."""
-    return json.loads(json.dumps(obj, default=_json_default))
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 @dataclass

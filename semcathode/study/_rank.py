@@ -62,7 +62,7 @@ def _rank_main(job: Path) -> None:
     from safetensors.torch import load_file
 
     from ..config.run import load_config
-    from ..models._distributed import RankRecord
+    from ..models import RankRecord
     from .store import ModelStore
     from .train import _fit, warm_trunk_cache
 

@@ -155,9 +155,10 @@ def _head_epochs(stage: StageConfig) -> int:
 def _rank_batch(batch_size: int) -> int:
     """This process's share of the global batch: all of it, or ``1 / world size`` of it as one rank of a
     launched group (so the optimiser steps and the schedule are those of one process)."""
-    from ..models._distributed import world
+    import torch.distributed as dist
 
-    return max(2, batch_size // world()[1])
+    size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return max(2, batch_size // size)
 
 
 def _steps_per_epoch(stage: StageConfig, n_train: int) -> int:
