@@ -195,6 +195,25 @@ def test_no_private_name_is_imported_across_subpackages(tmp_path):
     assert _private_imports_across_subpackages(tmp_path) == ["b/m.py: _hidden from a.x", "b/m.py: shown from a._impl"]
 
 
+def test_every_package_has_a_type_stub_that_matches_its_lazy_names():
+    """``__init__.pyi`` (what IDEs and type checkers read) lists exactly the names ``_NAMES`` loads,
+    each from the module that defines it; regenerate with ``python -m semcathode._stubs``."""
+    from semcathode._stubs import PACKAGES, _stub_path, stub_text
+
+    assert (PKG / "py.typed").exists()
+    assert {p.split(".")[-1] for p in PACKAGES[1:]} == set(FLOW)
+    for package in PACKAGES:
+        path = _stub_path(package)
+        assert path.exists(), f"{path} is missing: run python -m semcathode._stubs"
+        assert path.read_text(encoding="utf-8") == stub_text(package), (
+            f"{path} does not match {package}._NAMES: run python -m semcathode._stubs")
+        tree = ast.parse(path.read_text(encoding="utf-8"))  # and it is valid Python naming real modules
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module:
+                base = PKG.joinpath(*package.split(".")[1:], *node.module.split("."))
+                assert base.with_suffix(".py").exists() or (base / "__init__.py").exists(), (path, node.module)
+
+
 def test_import_semcathode_loads_no_heavy_library():
     """``python -X importtime -c "import semcathode"`` lists no torch, fastai, matplotlib …"""
     err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import semcathode"],

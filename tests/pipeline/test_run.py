@@ -161,6 +161,9 @@ def test_wheel_ships_the_notebooks(tmp_path):
             assert any(n.endswith(f".data/data/share/semcathode/notebooks/{nb}{suffix}") for n in names), nb
     assert any(n.endswith("semcathode/config/profiles/smoke.yaml") for n in names)
     assert any(n.endswith("semcathode/data/registry/kaist-ncm.csv") for n in names)
+    # the type stubs of the lazy names, and the marker that the package is typed
+    for stub in ("semcathode/__init__.pyi", "semcathode/models/__init__.pyi", "semcathode/py.typed"):
+        assert stub in names, stub
 
 
 # ---- the real notebooks under the smoke profile -------------------------------------------
