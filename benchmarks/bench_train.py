@@ -190,7 +190,7 @@ def main() -> None:
         plain_epoch()
         plain_time = time.perf_counter() - t0
         # whole-micrograph prediction through an exported model (tile grid, BatchNorm folded, channels_last)
-        path = sc.models.export_trained(TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0),
+        path = sc.study.export_trained(TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0),
                                  f"{tmp}/m.safetensors", pcfg, classes)
         em = sc.load_model(path).optimize()
         arrays = [np.load(p) for p in items["cache_path"]]

@@ -76,7 +76,7 @@ def main() -> None:
         "stage1_gpu_peak_memory_mib": round(paper_peak, 1) if gpu else None,
     }
     out.update(_trunk_cache_path(sc, torch, study, cfg, tmp, gpu))
-    model_path = sc.models.export_trained(s1, tmp / "model.safetensors", cfg, study.classes)
+    model_path = sc.study.export_trained(s1, tmp / "model.safetensors", cfg, study.classes)
     side = sc.load_model(model_path).params.size
     make_tree(tmp / "tree", n_tiles, side)  # one tile per synthetic micrograph of the model's input size
     for compiled in ((False, True) if gpu or args.compile else (False,)):

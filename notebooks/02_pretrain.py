@@ -112,7 +112,7 @@ trust_table
 # ## Export (safetensors + JSON) and provenance
 
 # %%
-model_path = sc.models.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
+model_path = sc.study.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
 exported = sc.load_model(model_path)
 check = sc.study.scale_check(exported, study.rows('source', 'test').drop_duplicates('label').path.tolist(), pixel_size_um=cfg.preprocess.pixel_size_um or None)
 out.table(check, 'scale_check', 'The exported model on one source-test micrograph per class and on a copy downsampled 2x (sidecar kept, so the pixel size doubles; a file without one gets the profile\'s preprocess.pixel_size_um): the model resamples both to its scale', section='Scale invariance')

@@ -62,6 +62,6 @@ out.figure(sc.report.plot_bars(results, x='arm', y='macro_f1', title='Target mac
 out.figure(sc.report.plot_confusions(preds, study.classes), 'confusion', 'Row-normalised confusion matrices on the target test split, summed over seeds', section='Confusion matrices')
 
 # %%
-exported = sc.models.export_models(models, out.dir, cfg, study.classes, seed=cfg.protocol.seeds[0])
+exported = sc.study.export_models(models, out.dir, cfg, study.classes, seed=cfg.protocol.seeds[0])
 out.json({k: str(v) for k, v in exported.items()}, 'exported_models')
 out.save({'arms': sc.metrics.summarize_runs(results, n_boot=cfg.evaluate.n_boot).to_dict(orient='records')})

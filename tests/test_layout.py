@@ -195,6 +195,31 @@ def test_no_private_name_is_imported_across_subpackages(tmp_path):
     assert _private_imports_across_subpackages(tmp_path) == ["b/m.py: _hidden from a.x", "b/m.py: shown from a._impl"]
 
 
+#: Parameter names that carry a study or model object (a learner, a trained or exported model, a study).
+CARRIERS = {"tm", "model", "models", "study", "trained", "learner", "learn", "s1", "exported", "net", "network", "top"}
+
+
+def _any_typed_carriers(pkg: Path = PKG) -> list[str]:
+    found = []
+    for path in sorted(pkg.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                for arg in a.posonlyargs + a.args + a.kwonlyargs:
+                    if (arg.arg in CARRIERS and arg.annotation is not None
+                            and ast.unparse(arg.annotation).strip("'\"") in ("Any", "typing.Any", "object")):
+                        found.append(f"{path.relative_to(pkg)}:{node.lineno} {node.name}({arg.arg})")
+    return found
+
+
+def test_no_study_or_model_object_is_typed_any(tmp_path):
+    """A parameter that carries a study or model object names its type (what it needs is then
+    checkable), instead of ``Any`` to get around the layering."""
+    assert _any_typed_carriers() == []
+    (tmp_path / "m.py").write_text("from typing import Any\ndef f(model: Any, n: Any, study: 'Any'): pass\n")
+    assert _any_typed_carriers(tmp_path) == ["m.py:2 f(model)", "m.py:2 f(study)"]
+
+
 def test_every_package_has_a_type_stub_that_matches_its_lazy_names():
     """``__init__.pyi`` (what IDEs and type checkers read) lists exactly the names ``_NAMES`` loads,
     each from the module that defines it; regenerate with ``python -m semcathode._stubs``."""

@@ -29,7 +29,7 @@ def load_run_models(run_dir: str | Path, arms: Sequence[str]) -> dict[str, Expor
     """Load the exported models of ``arms``.
 
     Each arm's model is the file ``model_<arm>.safetensors`` that
-    :func:`semcathode.models.export_models` writes, looked up in ``run_dir`` itself, else in
+    :func:`semcathode.study.export_models` writes, looked up in ``run_dir`` itself, else in
     the one folder directly below ``run_dir`` that holds it (so a run folder works: its
     notebook folders hold the exports).  No notebook folder name is assumed.
 
@@ -64,7 +64,7 @@ def _arm_model_path(folder: Path, arm: str) -> Path:
         return found[0]
     if not found:
         raise FileNotFoundError(f"{name} not found in {folder} or a folder directly below it: export the arm "
-                                f"first (semcathode.models.export_models, run with cam.arms including {arm})")
+                                f"first (semcathode.study.export_models, run with cam.arms including {arm})")
     raise ValueError(f"{name} is in several folders of {folder} ({', '.join(str(p.parent) for p in found)}); "
                      "pass the folder that holds the models")
 

@@ -28,8 +28,6 @@ _NAMES: dict[str, str] = {
     # export
     "arm_model_file": "export",
     "export_model": "export",
-    "export_models": "export",
-    "export_trained": "export",
     "ExportedModel": "export",
     "fold_batchnorm": "export",
     "FORMAT": "export",

@@ -32,8 +32,6 @@ from .export import (
     ModelFileError as ModelFileError,
     arm_model_file as arm_model_file,
     export_model as export_model,
-    export_models as export_models,
-    export_trained as export_trained,
     fold_batchnorm as fold_batchnorm,
     load_model as load_model,
     predict_paths as predict_paths,
@@ -83,4 +81,4 @@ from .trunk import (
     trunk_digest as trunk_digest,
 )
 
-__all__ = ['BACKBONES', 'CachedTiles', 'ChannelsLastInputs', 'ExportedModel', 'FORMAT', 'FeatureScale', 'HEAD_LAYERS', 'HUB_TIMEOUT_S', 'HubUnavailableError', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE0_SHA256', 'LITE0_STAGE_DEPTHS', 'MicrographOutputs', 'ModelFileError', 'RankRecord', 'Top', 'Trunk', 'TrunkCache', 'TrunkSpec', 'WEIGHT_CHOICES', 'WeightsInfo', 'WeightsIntegrityError', 'aggregate_log_probs', 'archive_columns', 'arm_model_file', 'auroc', 'cached_outputs', 'create_backbone', 'create_model', 'efficientnet_splitter', 'expected_calibration_error', 'export_model', 'export_models', 'export_trained', 'fit_stage', 'fit_temperature', 'fold_batchnorm', 'head_layer_of', 'imagenet_classifier', 'knn_ood_score', 'layer_scales', 'linear_head', 'list_backbones', 'lite0_state_dict', 'load_body_weights', 'load_model', 'make_learner', 'make_top_learner', 'multi_layer_score', 'normalise_batch', 'normalization', 'predict_archive', 'predict_arrays', 'predict_paths', 'seed_everything', 'select_layers', 'split_network', 'summarise_tiles', 'trunk_digest', 'weights_cache_dir']
+__all__ = ['BACKBONES', 'CachedTiles', 'ChannelsLastInputs', 'ExportedModel', 'FORMAT', 'FeatureScale', 'HEAD_LAYERS', 'HUB_TIMEOUT_S', 'HubUnavailableError', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE0_SHA256', 'LITE0_STAGE_DEPTHS', 'MicrographOutputs', 'ModelFileError', 'RankRecord', 'Top', 'Trunk', 'TrunkCache', 'TrunkSpec', 'WEIGHT_CHOICES', 'WeightsInfo', 'WeightsIntegrityError', 'aggregate_log_probs', 'archive_columns', 'arm_model_file', 'auroc', 'cached_outputs', 'create_backbone', 'create_model', 'efficientnet_splitter', 'expected_calibration_error', 'export_model', 'fit_stage', 'fit_temperature', 'fold_batchnorm', 'head_layer_of', 'imagenet_classifier', 'knn_ood_score', 'layer_scales', 'linear_head', 'list_backbones', 'lite0_state_dict', 'load_body_weights', 'load_model', 'make_learner', 'make_top_learner', 'multi_layer_score', 'normalise_batch', 'normalization', 'predict_archive', 'predict_arrays', 'predict_paths', 'seed_everything', 'select_layers', 'split_network', 'summarise_tiles', 'trunk_digest', 'weights_cache_dir']

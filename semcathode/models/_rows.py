@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .familiarity import multi_layer_score
-from .predict import knn_ood_score
+from .predict import MicrographOutputs, knn_ood_score
+
+
+class RowModel(Protocol):
+    """What a model gives the rows: its classes, temperature and familiarity settings (an
+    :class:`~semcathode.models.ExportedModel`; ``bank`` / ``banks`` are read when present)."""
+
+    classes: list[str]
+    meta: dict
+
+    @property
+    def temperature(self) -> float: ...
 
 __all__ = ["PREDICTION_COLUMNS", "familiarity_request", "micrograph_rows"]
 
@@ -15,7 +26,7 @@ __all__ = ["PREDICTION_COLUMNS", "familiarity_request", "micrograph_rows"]
 PREDICTION_COLUMNS = ("path", "pred", "confidence", "n_tiles", "tile_agreement", "ood_score", "familiar")
 
 
-def micrograph_rows(model: Any, mo: Any) -> list[dict[str, Any]]:
+def micrograph_rows(model: RowModel, mo: MicrographOutputs) -> list[dict[str, Any]]:
     """The prediction rows (:data:`PREDICTION_COLUMNS`, ``p_<class>``, ``error``) of a batch of micrographs.
 
     Parameters
@@ -51,7 +62,7 @@ def micrograph_rows(model: Any, mo: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def familiarity_request(model: Any) -> dict[str, Any]:
+def familiarity_request(model: RowModel) -> dict[str, Any]:
     """The ``features`` / ``layers`` arguments a forward pass needs for the model's familiarity score."""
     banks = getattr(model, "banks", None)
     return {"features": getattr(model, "bank", None) is not None,

@@ -206,7 +206,7 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
     >>> cfg, study = sc.data.example_study(tmp)
     >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
-    >>> model = sc.load_model(sc.models.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
     >>> predict_archive(model, [study.manifest["path"][0]], f"{tmp}/preds.csv", workers=0)
     {'predicted': 1, 'failed': 0, 'skipped': 0}
     >>> predict_archive(model, [study.manifest["path"][0]], f"{tmp}/preds.csv", resume=True, workers=0)

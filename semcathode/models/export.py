@@ -26,7 +26,7 @@ from .predict import normalise_batch, predict_arrays
 from .head import head_layer_of, linear_head
 
 __all__ = [
-    "arm_model_file","ModelFileError", "ExportedModel", "export_model", "export_trained", "export_models", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
+    "arm_model_file","ModelFileError", "ExportedModel", "export_model", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
 
 
 def _json_path(path: Path) -> Path:
@@ -301,7 +301,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     >>> cfg, study = sc.data.example_study(tmp)
     >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
-    >>> model = sc.load_model(sc.models.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
     >>> len(model.classes), model.meta["preprocess"]["size"]
     (9, 64)
     """
@@ -384,7 +384,7 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
     >>> cfg, study = sc.data.example_study(tmp)
     >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
-    >>> model = sc.load_model(sc.models.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
     >>> table = sc.predict_paths(model, study.manifest["path"][:2].tolist() + [f"{tmp}/missing.png"])
     >>> len(table), int(table["pred"].isin(study.classes).sum()), table["error"].iloc[-1] != ""
     (3, 2, True)
@@ -404,44 +404,6 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
         rows.append(row)
     cols = list(PREDICTION_COLUMNS) + [f"p_{c}" for c in model.classes] + ["error"]
     return pd.DataFrame(rows).reindex(columns=cols)
-
-
-def export_trained(tm: Any, path: str | Path, cfg: Any, classes: Sequence[str], metrics: dict | None = None,
-                   trust: dict | None = None) -> Path:
-    """Export a :class:`~semcathode.study.TrainedModel` with its configuration's pre-processing.
-
-    Parameters
-    ----------
-    tm : TrainedModel
-    path : str or Path
-    cfg : RunConfig
-    classes : sequence of str
-    metrics : dict, optional
-        Stored in the JSON (e.g. the test metrics).
-    trust : dict, optional
-        Calibration and familiarity from :func:`semcathode.study.calibrate`.
-
-    Returns
-    -------
-    Path
-        The safetensors path (see :func:`export_model`).
-    """
-    from .backbones import BACKBONES
-    from ..config.sections import config_hash
-    from ..data.factory import preprocess_params
-
-    winfo = dict(tm.weights_info)
-    backbone = winfo.get("backbone", cfg.model.backbone)
-    timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
-    mean, std = tm.learner.norm_stats
-    return export_model(
-        tm.model, path, classes, backbone, timm_name, preprocess_params(cfg), cfg.preprocess.normalize, mean, std,
-        weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,
-        bar_fraction=cfg.data.bar_fraction,
-        # where the frozen part ends (0: every layer trained); the file holds the whole network either way
-        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(getattr(cfg.model, "trunk", 0))},
-        aggregate=cfg.evaluate.aggregate, trust=trust,
-    )
 
 
 def arm_model_file(arm: str) -> str:
@@ -465,27 +427,3 @@ def arm_model_file(arm: str) -> str:
     return f"model_{arm}.safetensors"
 
 
-def export_models(models: dict, out_dir: str | Path, cfg: Any, classes: Sequence[str], seed: int) -> dict[str, Path]:
-    """Export the models of one seed as ``model_<arm>.safetensors``.
-
-    Parameters
-    ----------
-    models : dict
-        ``{(arm, seed): TrainedModel}`` (or ``{arm: TrainedModel}``).
-    out_dir : str or Path
-    cfg : RunConfig
-    classes : sequence of str
-    seed : int
-        Only this seed's models are exported.
-
-    Returns
-    -------
-    dict
-        ``{arm: safetensors path}``.
-    """
-    out = {}
-    for key, tm in models.items():
-        arm, s = key if isinstance(key, tuple) else (key, tm.seed)
-        if s == seed:
-            out[arm] = export_trained(tm, Path(out_dir) / arm_model_file(arm), cfg, classes)
-    return out

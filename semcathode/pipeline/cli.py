@@ -43,7 +43,10 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover - types only (the CLI imports torch only when a command needs it)
+    from ..models.export import ExportedModel
 
 from ._console import CliError, describe, error, escape_name, list_bad, safe, say, show_warning, user_error_types
 from ._outputs import (Input, check_out, image_inputs, is_manifest, is_predictions, is_skipped_list, model_inputs,
@@ -226,7 +229,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_table(model: Any, entries: Sequence[tuple[Path, str | None]], px: float | None) -> Any:
+def _predict_table(model: "ExportedModel", entries: Sequence[tuple[Path, str | None]], px: float | None) -> Any:
     """Predictions of the readable inputs, and a row with the ``error`` for every input that is not.
 
     Empty (no rows) when nothing was found but folders without micrographs.
@@ -265,7 +268,7 @@ class _WithPixelSize:
     """A loaded model whose readers (``load_array``, ``preprocess_path``) use a given pixel size for
     files without one."""
 
-    def __init__(self, model: Any, pixel_size_um: float) -> None:
+    def __init__(self, model: "ExportedModel", pixel_size_um: float) -> None:
         self._model = model
         self._px = pixel_size_um
 

@@ -16,6 +16,9 @@ _NAMES: dict[str, str] = {
     "learning_curve": "curves",
     "new_domain_curve": "curves",
     "stack_histories": "curves",
+    # export: what the study trained, as a model file
+    "export_models": "export",
+    "export_trained": "export",
     # evaluation
     "evaluate_model": "evaluation",
     "evaluate_models": "evaluation",

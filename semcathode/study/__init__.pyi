@@ -27,6 +27,10 @@ from .evaluation import (
     predict_micrographs as predict_micrographs,
     split_rows as split_rows,
 )
+from .export import (
+    export_models as export_models,
+    export_trained as export_trained,
+)
 from .measures import (
     BASELINE_MEASURES as BASELINE_MEASURES,
     SUMMARY_MEASURES as SUMMARY_MEASURES,
@@ -69,4 +73,4 @@ from .validity import (
     with_extra_shift as with_extra_shift,
 )
 
-__all__ = ['ARMS', 'Arm', 'BASELINE_MEASURES', 'MODEL_FIELDS', 'ModelStore', 'SUMMARY_MEASURES', 'TrainedModel', 'arm_key', 'baseline_comparison', 'calibrate', 'evaluate_model', 'evaluate_models', 'evaluate_splits', 'extract_features', 'fair_stage', 'fit_trust', 'input_norm', 'learning_curve', 'linear_probe', 'linear_probe_report', 'measure_summary', 'measures_baseline', 'micrograph_outputs', 'model_fields', 'model_store', 'new_domain_curve', 'normalisation_ablation', 'ood_scores', 'predict_micrographs', 'probe_floor', 'resolve_backbone', 'robustness_items', 'robustness_study', 'run_arms', 'scale_check', 'session_check', 'session_probe', 'shortcut_baseline', 'shortcut_features', 'shortcut_study', 'shortcut_verdict', 'split_rows', 'stack_histories', 'stage1_key', 'train_arm', 'train_stage1', 'trust_report', 'warm_trunk_cache', 'with_extra_shift']
+__all__ = ['ARMS', 'Arm', 'BASELINE_MEASURES', 'MODEL_FIELDS', 'ModelStore', 'SUMMARY_MEASURES', 'TrainedModel', 'arm_key', 'baseline_comparison', 'calibrate', 'evaluate_model', 'evaluate_models', 'evaluate_splits', 'export_models', 'export_trained', 'extract_features', 'fair_stage', 'fit_trust', 'input_norm', 'learning_curve', 'linear_probe', 'linear_probe_report', 'measure_summary', 'measures_baseline', 'micrograph_outputs', 'model_fields', 'model_store', 'new_domain_curve', 'normalisation_ablation', 'ood_scores', 'predict_micrographs', 'probe_floor', 'resolve_backbone', 'robustness_items', 'robustness_study', 'run_arms', 'scale_check', 'session_check', 'session_probe', 'shortcut_baseline', 'shortcut_features', 'shortcut_study', 'shortcut_verdict', 'split_rows', 'stack_histories', 'stage1_key', 'train_arm', 'train_stage1', 'trust_report', 'warm_trunk_cache', 'with_extra_shift']

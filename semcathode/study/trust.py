@@ -47,7 +47,7 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
         ``temperature``, ``ood_k``, ``ood_quantile``, ``ood_threshold``, ``n_valid``, ``n_bank`` and
         ``layer_selection`` (AUROC of every layer set tried; empty without a choice) and
         either ``bank`` (``(M, D)`` final embeddings) or ``banks`` (layer -> ``(M, D_layer)``),
-        ``layers`` (the chosen set) and ``scales``: pass it to :func:`~semcathode.models.export_trained` as ``trust``.
+        ``layers`` (the chosen set) and ``scales``: pass it to :func:`~semcathode.study.export_trained` as ``trust``.
     """
     from ..models.familiarity import layer_scales, multi_layer_score, select_layers
     from ..models.predict import fit_temperature, knn_ood_score
@@ -189,7 +189,7 @@ def fit_trust(tm, study, unfamiliar_name: str = "NCM523") -> tuple[dict, pd.Data
     Returns
     -------
     trust : dict
-        From :func:`calibrate` (pass it to :func:`~semcathode.models.export_trained`).
+        From :func:`calibrate` (pass it to :func:`~semcathode.study.export_trained`).
     table : DataFrame
         From :func:`trust_report`, with the session tail as a second familiar split.
     """

@@ -15,7 +15,8 @@ from semcathode.models.backbones import normalization
 from semcathode.config.run import load_config
 from semcathode.config.sections import config_hash
 from semcathode.data.loaders import make_dataloaders
-from semcathode.models.export import FORMAT, ModelFileError, export_model, export_trained, load_model, predict_paths
+from semcathode.models.export import FORMAT, ModelFileError, export_model, load_model, predict_paths
+from semcathode.study.export import export_trained
 from semcathode.models.learner import make_learner, seed_everything
 from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items

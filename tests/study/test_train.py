@@ -205,7 +205,7 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
     import torch
 
     from semcathode.models import FeatureScale, head_layer_of, load_model
-    from semcathode.models.export import export_trained
+    from semcathode.study.export import export_trained
     from semcathode.models.predict import predict_arrays
     from semcathode.study.arms import train_arm
     from semcathode.study.evaluation import micrograph_outputs
