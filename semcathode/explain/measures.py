@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ._images import grey01, resize_map
-from .compute import _as_batch, _class_index, _device, _kept_modes, compute_cams
+from ..models.predict import predict_probs
+from .compute import _as_batch, _class_index, _kept_modes, compute_cams
 
 __all__ = ["structure_map", "energy_on_mask", "deletion_curve", "deletion_auc", "cam_quant_table", "explain_items"]
 
@@ -180,13 +181,9 @@ def deletion_curve(
     counts = np.rint(np.linspace(0.0, 1.0, steps + 1) * h * w).astype(np.int64)
     deleted = (rank[None, :] < counts[:, None]).reshape(steps + 1, 1, h, w)
     batch = np.where(deleted, blurred[None], x0[None]).astype(np.float32)
-    device = _device(model)
-    probs: list[np.ndarray] = []
     with _kept_modes(model), torch.no_grad():
-        for start in range(0, steps + 1, 16):
-            logits = model(torch.from_numpy(batch[start : start + 16]).to(device))
-            probs.append(torch.softmax(logits.float(), dim=1)[:, int(target)].cpu().numpy())
-    return np.concatenate(probs).astype(np.float64)
+        probs = predict_probs(model, torch.from_numpy(batch), bs=16)[:, int(target)]
+    return probs.numpy().astype(np.float64)
 
 
 def deletion_auc(curve: Sequence[float]) -> float:
@@ -323,10 +320,8 @@ def explain_items(
         raise ValueError(f"{len(lab_idx)} labels for {n} inputs")
     if images is not None and len(images) != n:
         raise ValueError(f"{len(images)} images for {n} inputs")
-    device = _device(model)
     with _kept_modes(model), torch.no_grad():
-        probs = torch.cat([torch.softmax(model(x[s : s + batch_size].to(device)).float(), 1).cpu()
-                           for s in range(0, n, batch_size)]) if n else torch.zeros((0, len(names)))
+        probs = predict_probs(model, x, bs=batch_size) if n else torch.zeros((0, len(names)))
     preds = probs.argmax(1).numpy()
     if targets is not None:
         tg = [int(v) for v in targets]

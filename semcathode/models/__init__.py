@@ -46,13 +46,14 @@ _NAMES: dict[str, str] = {
     "seed_everything": "learner",
     # predict
     "aggregate_log_probs": "predict",
-    "auroc": "predict",
-    "expected_calibration_error": "predict",
-    "fit_temperature": "predict",
-    "knn_ood_score": "predict",
+    "auroc": "scores",
+    "expected_calibration_error": "scores",
+    "fit_temperature": "scores",
+    "knn_ood_score": "scores",
     "MicrographOutputs": "predict",
     "normalise_batch": "predict",
     "predict_arrays": "predict",
+    "predict_probs": "predict",
     "summarise_tiles": "predict",
     # the frozen trunk, its cache and the top trained on it
     "split_network": "trunk",

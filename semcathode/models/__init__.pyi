@@ -59,13 +59,16 @@ from .learner import (
 from .predict import (
     MicrographOutputs as MicrographOutputs,
     aggregate_log_probs as aggregate_log_probs,
+    normalise_batch as normalise_batch,
+    predict_arrays as predict_arrays,
+    predict_probs as predict_probs,
+    summarise_tiles as summarise_tiles,
+)
+from .scores import (
     auroc as auroc,
     expected_calibration_error as expected_calibration_error,
     fit_temperature as fit_temperature,
     knn_ood_score as knn_ood_score,
-    normalise_batch as normalise_batch,
-    predict_arrays as predict_arrays,
-    summarise_tiles as summarise_tiles,
 )
 from .top import (
     CachedTiles as CachedTiles,
@@ -81,4 +84,4 @@ from .trunk import (
     trunk_digest as trunk_digest,
 )
 
-__all__ = ['BACKBONES', 'CachedTiles', 'ChannelsLastInputs', 'ExportedModel', 'FORMAT', 'FeatureScale', 'HEAD_LAYERS', 'HUB_TIMEOUT_S', 'HubUnavailableError', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE0_SHA256', 'LITE0_STAGE_DEPTHS', 'MicrographOutputs', 'ModelFileError', 'RankRecord', 'Top', 'Trunk', 'TrunkCache', 'TrunkSpec', 'WEIGHT_CHOICES', 'WeightsInfo', 'WeightsIntegrityError', 'aggregate_log_probs', 'archive_columns', 'arm_model_file', 'auroc', 'cached_outputs', 'create_backbone', 'create_model', 'efficientnet_splitter', 'expected_calibration_error', 'export_model', 'fit_stage', 'fit_temperature', 'fold_batchnorm', 'head_layer_of', 'imagenet_classifier', 'knn_ood_score', 'layer_scales', 'linear_head', 'list_backbones', 'lite0_state_dict', 'load_body_weights', 'load_model', 'make_learner', 'make_top_learner', 'multi_layer_score', 'normalise_batch', 'normalization', 'predict_archive', 'predict_arrays', 'predict_paths', 'seed_everything', 'select_layers', 'split_network', 'summarise_tiles', 'trunk_digest', 'weights_cache_dir']
+__all__ = ['BACKBONES', 'CachedTiles', 'ChannelsLastInputs', 'ExportedModel', 'FORMAT', 'FeatureScale', 'HEAD_LAYERS', 'HUB_TIMEOUT_S', 'HubUnavailableError', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE0_SHA256', 'LITE0_STAGE_DEPTHS', 'MicrographOutputs', 'ModelFileError', 'RankRecord', 'Top', 'Trunk', 'TrunkCache', 'TrunkSpec', 'WEIGHT_CHOICES', 'WeightsInfo', 'WeightsIntegrityError', 'aggregate_log_probs', 'archive_columns', 'arm_model_file', 'auroc', 'cached_outputs', 'create_backbone', 'create_model', 'efficientnet_splitter', 'expected_calibration_error', 'export_model', 'fit_stage', 'fit_temperature', 'fold_batchnorm', 'head_layer_of', 'imagenet_classifier', 'knn_ood_score', 'layer_scales', 'linear_head', 'list_backbones', 'lite0_state_dict', 'load_body_weights', 'load_model', 'make_learner', 'make_top_learner', 'multi_layer_score', 'normalise_batch', 'normalization', 'predict_archive', 'predict_arrays', 'predict_paths', 'predict_probs', 'seed_everything', 'select_layers', 'split_network', 'summarise_tiles', 'trunk_digest', 'weights_cache_dir']

@@ -7,7 +7,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .familiarity import multi_layer_score
-from .predict import MicrographOutputs, knn_ood_score
+from .predict import MicrographOutputs
+from .scores import knn_ood_score
 
 
 class RowModel(Protocol):

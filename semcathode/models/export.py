@@ -22,7 +22,7 @@ from ..io.walk import find_images
 from ..data.preprocess import PreprocessParams, preprocess_image
 from ..data.tiles import cut_tiles, tile_grid
 from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
-from .predict import normalise_batch, predict_arrays
+from .predict import normalise_batch, predict_arrays, predict_probs
 from .head import head_layer_of, linear_head
 
 __all__ = [
@@ -226,13 +226,8 @@ class ExportedModel:
 
     @torch.no_grad()
     def predict_tensor(self, x: torch.Tensor, bs: int = 32) -> np.ndarray:
-        """Softmax probabilities (N, n_classes) for normalised inputs."""
-        self.model.eval()
-        dev = next(self.model.parameters()).device
-        fmt = torch.channels_last if getattr(self.model, "_semcathode_channels_last", False) else torch.contiguous_format
-        out = [torch.softmax(self.model(x[i : i + bs].to(dev).contiguous(memory_format=fmt)).float(), 1).cpu()
-               for i in range(0, len(x), bs)]
-        return torch.cat(out).numpy()
+        """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.predict_probs`)."""
+        return predict_probs(self.model, x, bs).numpy()
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -7,8 +7,8 @@ One path serves the study's evaluation, the exported model and ``semcathode pred
 3. tiles are aggregated per micrograph: by default the **mean log-probability**
    (``z_c = mean_t log p_t(c)``, renormalised with a softmax), which is the product of the
    tiles' likelihoods and lets a few confident tiles outvote many unsure ones;
-4. optional temperature scaling (:func:`fit_temperature`, fitted on the valid split);
-5. a familiarity score in feature space (:func:`knn_ood_score`): mean cosine distance of the
+4. optional temperature scaling (:func:`~semcathode.models.scores.fit_temperature`, fitted on the valid split);
+5. a familiarity score in feature space (:func:`~semcathode.models.scores.knn_ood_score`): mean cosine distance of the
    micrograph's mean tile embedding to its ``k`` nearest training micrographs.
 """
 
@@ -33,11 +33,8 @@ __all__ = [
     "normalise_batch",
     "aggregate_log_probs",
     "predict_arrays",
+    "predict_probs",
     "predict_tiles",
-    "fit_temperature",
-    "expected_calibration_error",
-    "knn_ood_score",
-    "auroc",
 ]
 
 AGGREGATIONS: tuple[str, ...] = CHOICES["aggregate"]
@@ -164,6 +161,45 @@ def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         feats = model.forward_head(model.forward_features(x), pre_logits=True)
         return model.get_classifier()(feats), feats
     return model(x), None
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, x: torch.Tensor, bs: int = 32) -> torch.Tensor:
+    """Softmax probabilities ``(N, C)`` of normalised network inputs, in batches: the forward pass of
+    every caller that already holds input tensors (``ExportedModel.predict_tensor``, the CAM
+    measures); :func:`predict_tiles` is its sibling for uint8 tiles.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Put in eval mode for the call (every submodule's mode is restored after it).
+    x : Tensor
+        ``(N, 3, S, S)`` normalised inputs (:func:`normalise_batch`), on any device.
+    bs : int
+        Inputs per forward pass.
+
+    Returns
+    -------
+    Tensor
+        float32 on the CPU; ``(0, 0)`` for no input.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    >>> predict_probs(net, torch.zeros(5, 3, 2, 2), bs=2).sum(1)
+    tensor([1., 1., 1., 1., 1.])
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        dev = next(model.parameters()).device
+        fmt = torch.channels_last if getattr(model, "_semcathode_channels_last", False) else torch.contiguous_format
+        out = [torch.softmax(model(x[i : i + bs].to(dev).contiguous(memory_format=fmt)).float(), 1).cpu()
+               for i in range(0, len(x), max(1, int(bs)))]
+        return torch.cat(out) if out else torch.zeros((0, 0))
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 @torch.no_grad()
@@ -339,139 +375,3 @@ def summarise_tiles(tile_log_probs: np.ndarray, owner: np.ndarray, n: int, aggre
     return MicrographOutputs(np.stack(out_lp), np.asarray(agree), np.asarray(counts),
                              np.stack(out_f) if out_f else None, tile_preds,
                              tile_f if tile_features is not None else None, layer_f)
-
-
-def fit_temperature(log_probs: np.ndarray, y: Sequence[int]) -> float:
-    """Temperature ``T`` minimising the negative log-likelihood of ``softmax(log_probs / T)``.
-
-    Parameters
-    ----------
-    log_probs : ndarray
-        ``(N, C)`` (e.g. a valid split's aggregated log-probabilities).
-    y : sequence of int
-        True class indices.
-
-    Returns
-    -------
-    float
-        In [0.05, 20]; 1.0 when ``N`` is 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> lp = np.log([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.1, 0.9]])
-    >>> t = fit_temperature(lp, [0, 1, 0, 1])  # over-confident: one in two is right
-    >>> t > 1
-    True
-    """
-    from scipy.optimize import minimize_scalar
-
-    lp = np.asarray(log_probs, dtype=np.float64)
-    y = np.asarray(y, dtype=int)
-    if not len(lp):
-        return 1.0
-
-    def nll(log_t: float) -> float:
-        z = lp / np.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
-
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return float(np.exp(res.x))
-
-
-def expected_calibration_error(probs: np.ndarray, y: Sequence[int], bins: int = 10) -> float:
-    """Expected calibration error: ``sum_b (n_b / N) |accuracy_b - confidence_b|`` over equal-width
-    confidence bins.
-
-    Parameters
-    ----------
-    probs : ndarray
-        ``(N, C)`` probabilities.
-    y : sequence of int
-        True class indices.
-    bins : int
-
-    Returns
-    -------
-    float
-        NaN when ``N`` is 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> round(expected_calibration_error(np.array([[0.8, 0.2], [0.8, 0.2]]), [0, 1]), 3)
-    0.3
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(y, dtype=int)
-    if not len(p):
-        return float("nan")
-    conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
-
-
-def knn_ood_score(bank: np.ndarray, features: np.ndarray, k: int = 5, exclude_self: bool = False) -> np.ndarray:
-    """Mean cosine distance of each feature row to its ``k`` nearest rows of ``bank``.
-
-    Both are L2-normalised first. Higher = less like the training micrographs.
-
-    Parameters
-    ----------
-    bank : ndarray
-        ``(M, D)`` embeddings of the training micrographs.
-    features : ndarray
-        ``(N, D)`` embeddings to score.
-    k : int
-    exclude_self : bool
-        Drop the nearest neighbour (scoring the bank against itself).
-
-    Returns
-    -------
-    ndarray
-        ``(N,)`` scores in [0, 2].
-    """
-    b = np.asarray(bank, dtype=np.float64)
-    f = np.asarray(features, dtype=np.float64)
-    if not len(b):
-        raise ValueError("empty feature bank: no training micrographs to compare with")
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    d = 1.0 - f @ b.T
-    d.sort(axis=1)
-    start = 1 if exclude_self else 0
-    kk = max(1, min(int(k), d.shape[1] - start))
-    return d[:, start : start + kk].mean(axis=1)
-
-
-def auroc(scores_negative: Sequence[float], scores_positive: Sequence[float]) -> float:
-    """Area under the ROC curve for telling positives (higher scores expected) from negatives.
-
-    Parameters
-    ----------
-    scores_negative, scores_positive : sequence of float
-
-    Returns
-    -------
-    float
-        NaN when either side is empty.
-
-    Examples
-    --------
-    >>> auroc([0.1, 0.2], [0.3, 0.15])
-    0.75
-    """
-    from sklearn.metrics import roc_auc_score
-
-    neg, pos = np.asarray(scores_negative, float), np.asarray(scores_positive, float)
-    if not len(neg) or not len(pos):
-        return float("nan")
-    return float(roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))

@@ -50,7 +50,7 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
         ``layers`` (the chosen set) and ``scales``: pass it to :func:`~semcathode.study.export_trained` as ``trust``.
     """
     from ..models.familiarity import layer_scales, multi_layer_score, select_layers
-    from ..models.predict import fit_temperature, knn_ood_score
+    from ..models.scores import fit_temperature, knn_ood_score
     from .evaluation import micrograph_outputs
 
     cfg = tm.cfg
@@ -99,7 +99,7 @@ def ood_scores(tm, trust: dict, items: pd.DataFrame) -> np.ndarray:
         ``(N,)``, one per row of ``items``.
     """
     from ..models.familiarity import multi_layer_score
-    from ..models.predict import knn_ood_score
+    from ..models.scores import knn_ood_score
     from .evaluation import micrograph_outputs
 
     if items.empty:
@@ -135,7 +135,7 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
     DataFrame
         One row per quantity: ``quantity``, ``value``, ``n``.
     """
-    from ..models.predict import auroc, expected_calibration_error
+    from ..models.scores import auroc, expected_calibration_error
     from .evaluation import micrograph_outputs
 
     idx = {c: j for j, c in enumerate(classes)}

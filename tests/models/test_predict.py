@@ -17,14 +17,8 @@ from semcathode.data.loaders import crop_array
 from semcathode.io.databar import crop_data_bar
 from semcathode.io.read import read_sem
 from semcathode.data.manifest import index_folder
-from semcathode.models.predict import (
-    aggregate_log_probs,
-    auroc,
-    expected_calibration_error,
-    fit_temperature,
-    knn_ood_score,
-    predict_arrays,
-)
+from semcathode.models.predict import aggregate_log_probs, predict_arrays
+from semcathode.models.scores import auroc, expected_calibration_error, fit_temperature, knn_ood_score
 from semcathode.data.inputs import crop_items, grid_items
 from semcathode.data.preprocess import (
     PreprocessCache,
