@@ -21,8 +21,10 @@ _NAMES: dict[str, str] = {
     "notebook_spec": "notebooks",
     "NOTEBOOKS": "notebooks",
     "PipelineError": "notebooks",
+    # resume
+    "missing_products": "resume",
+    "plan_resume": "resume",
     # run
-    "missing_products": "run",
     "package_versions": "run",
     "run_pipeline": "run",
 }

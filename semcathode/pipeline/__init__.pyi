@@ -18,10 +18,13 @@ from .notebooks import (
     notebook_hashes as notebook_hashes,
     notebook_spec as notebook_spec,
 )
-from .run import (
+from .resume import (
     missing_products as missing_products,
+    plan_resume as plan_resume,
+)
+from .run import (
     package_versions as package_versions,
     run_pipeline as run_pipeline,
 )
 
-__all__ = ['ARM_MODELS', 'CliError', 'MANIFEST', 'NOTEBOOKS', 'NOTEBOOK_NAMES', 'NOTEBOOK_SECTIONS', 'Notebook', 'PipelineError', 'build_parser', 'main', 'missing_products', 'notebook_dir', 'notebook_hashes', 'notebook_spec', 'package_versions', 'run_pipeline']
+__all__ = ['ARM_MODELS', 'CliError', 'MANIFEST', 'NOTEBOOKS', 'NOTEBOOK_NAMES', 'NOTEBOOK_SECTIONS', 'Notebook', 'PipelineError', 'build_parser', 'main', 'missing_products', 'notebook_dir', 'notebook_hashes', 'notebook_spec', 'package_versions', 'plan_resume', 'run_pipeline']

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -23,15 +22,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, exclusive_lock, refuse_to_replace, swap_dir
 from .._progress import BATCH_ENV
+from .resume import missing_products, plan_resume
 from ..config.run import save_config, validate
 from ..config.sections import RunConfig, config_hash
 from ..report.index import RUN_STATE, read_run_state, write_index
-from ..report.outputs import OUTPUTS_FILE, read_outputs
 from ..report.portable import make_portable
 from .notebooks import (MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, check_notebook_names, notebook_dir,
                         notebook_hashes, notebook_spec)
 
-__all__ = ["lock_path", "missing_products", "package_versions", "run_pipeline"]
+__all__ = ["lock_path", "package_versions", "run_pipeline"]
 
 
 def package_versions() -> dict[str, str]:
@@ -75,41 +74,6 @@ class _State:
 
     def save(self) -> None:
         atomic_write_json(self.path, self.data)
-
-
-def missing_products(run_dir: str | Path, name: str) -> list[str]:
-    """What notebook ``name`` should have left in ``run_dir`` but did not.
-
-    Its executed copy, ``<name>/outputs.json``, every file that ``outputs.json`` lists, and each
-    product pattern of its declaration (e.g. the exported models of 02 and 03).
-
-    Parameters
-    ----------
-    run_dir : str or Path
-        The run (or staging) folder.
-    name : str
-        Notebook name; one not in the declaration is checked for its executed copy and outputs only.
-
-    Returns
-    -------
-    list of str
-        Missing paths or patterns, relative to ``run_dir``; empty when the notebook is done.
-    """
-    run_dir = Path(run_dir)
-    outputs = f"{name}/{OUTPUTS_FILE}"
-    missing = [p for p in (f"{name}.ipynb", outputs) if not (run_dir / p).is_file()]
-    if outputs not in missing:
-        try:
-            listed = (read_outputs(run_dir, name) or {}).get("files", [])
-        except (json.JSONDecodeError, OSError):
-            return missing + [f"{outputs} (unreadable)"]
-        missing += [f for f in listed if not (run_dir / f).is_file()]
-    try:
-        patterns = notebook_spec(name).products
-    except KeyError:
-        patterns = ()
-    missing += [pat for pat in patterns if not any(p.is_file() for p in run_dir.glob(pat))]
-    return list(dict.fromkeys(missing))
 
 
 def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
@@ -352,41 +316,97 @@ def _check_out_dir(out_dir: Path) -> None:
         refuse_to_replace(d, RUN_STATE, "report folder")
 
 
-def _run_locked(cfg: RunConfig, out_dir: Path, nb_src: Path, notebooks: list[str], log: Callable[[str], None],
-                log_output: bool, html: bool, force: bool) -> Path:
-    """The body of :func:`run_pipeline`, run while the report's lock is held."""
-    import papermill as pm
-
+def _open_staging(cfg: RunConfig, out_dir: Path, force: bool) -> tuple[Path, "_State"]:
+    """The staging folder beside ``out_dir``: a copy of the last complete report to resume from (also
+    with ``force``, so that the notebooks not asked for keep their products), or a new folder."""
     staging = out_dir.with_name(out_dir.name + ".staging")
-    hashes = notebook_hashes(cfg, notebooks)
-
     if force:
         shutil.rmtree(staging, ignore_errors=True)
     if not staging.exists():
         if out_dir.exists() and (out_dir / RUN_STATE).exists():
-            # resume from the last complete report; with --force too, so that the notebooks not
-            # asked for keep their products (the swap replaces the whole folder)
             shutil.copytree(out_dir, staging)
         else:
             staging.mkdir(parents=True)
     state = _State.load(staging)
     state.save()  # marks the staging folder as a report's from the start
     _localise_manifest(staging, cfg)
+    return staging, state
+
+
+def _execute(nb: str, nb_src: Path, staging: Path, cfg_path: Path, cfg: RunConfig, state: "_State", hash_: str,
+             where: str, resume: str, out_dir: Path, log_output: bool) -> float:
+    """Run one notebook with papermill in the staging folder; its wall time. A failure records the
+    notebook's status and raises :class:`PipelineError` naming the source cell; Ctrl-C exits 130."""
+    import papermill as pm
+
+    executed = staging / f"{nb}.ipynb"
+    t0 = time.time()
+
+    def interrupted_exit() -> None:
+        state.data["notebooks"][nb] = {"status": "interrupted", "hash": hash_}
+        state.save()
+        print(f"\ninterrupted in notebook {nb} ({where}); the previous report in "
+              f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+
+    seen_sigint = _SigintFlag()
+    try:
+        with seen_sigint, _batch_environment():
+            pm.execute_notebook(
+                str(nb_src / f"{nb}.ipynb"), str(executed),
+                # relative to the kernel's working directory (the run folder), so the executed
+                # notebooks hold no absolute path of this machine and the report stays relocatable
+                parameters={"profile": cfg.profile, "config": cfg_path.name, "data_dir": "", "out_dir": "."},
+                kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
+                kernel_manager_class=_quiet_kernel_manager(staging / _KERNEL_LOG),
+            )
+    except (KeyboardInterrupt, pm.PapermillExecutionError) as exc:
+        # Ctrl-C reaches the whole process group: the kernel may see it first and fail its cell
+        if seen_sigint.set or isinstance(exc, KeyboardInterrupt) or exc.ename == "KeyboardInterrupt":
+            interrupted_exit()
+        cell = _source_cell_index(executed, exc.cell_index)
+        state.data["notebooks"][nb] = {"status": "failed", "hash": hash_, "cell": cell}
+        state.save()
+        raise PipelineError(
+            f"notebook {nb} failed in cell {cell} of {nb}.ipynb (cell {exc.cell_index} of the executed "
+            f"notebook, execution count {exc.exec_count}): "
+            f"{exc.ename}: {exc.evalue}\n  executed notebook: {executed}\n"
+            f"  the previous report in {out_dir} is untouched; rerun to resume from {nb}: {resume}"
+        ) from None
+    if seen_sigint.set:  # the interrupt was swallowed on the way (e.g. by the kernel client)
+        interrupted_exit()
+    wall = time.time() - t0
+    missing = missing_products(staging, nb)
+    state.data["notebooks"][nb] = {"status": "ok" if not missing else "incomplete", "hash": hash_,
+                                   "wall_s": round(wall, 1)}
+    state.save()
+    if missing:
+        raise PipelineError(f"notebook {nb} ran but did not write {', '.join(missing)} "
+                            f"(executed notebook: {executed}); the previous report in {out_dir} is untouched")
+    return wall
+
+
+def _finalise(staging: Path, out_dir: Path, cfg: RunConfig, state: "_State") -> None:
+    """Make the staging folder portable, write its index and totals, and swap it into ``out_dir``."""
+    (staging / _KERNEL_LOG).unlink(missing_ok=True)
+    make_portable(staging, cfg, also=(out_dir,))
+    write_index(staging, cfg, [(nb.name, nb.title) for nb in NOTEBOOKS])
+    state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)
+    state.save()
+    _check_out_dir(out_dir)
+    swap_dir(staging, out_dir)
+
+
+def _run_locked(cfg: RunConfig, out_dir: Path, nb_src: Path, notebooks: list[str], log: Callable[[str], None],
+                log_output: bool, html: bool, force: bool) -> Path:
+    """The body of :func:`run_pipeline`, run while the report's lock is held: open the staging
+    folder, plan where to resume, run the notebooks from there, finalise and swap."""
+    hashes = notebook_hashes(cfg, notebooks)
+    staging, state = _open_staging(cfg, out_dir, force)
     previous_walls = {k: v.get("wall_s") for k, v in state.data.get("notebooks", {}).items()}
     cfg_path = save_config(cfg, staging / "config.yaml")
-
-    # first notebook that must run: hash changed, not ok, or a product missing
-    start, reasons = (0, "--force") if force else (len(notebooks), "")
-    for i, nb in enumerate(notebooks if not force else ()):
-        rec = state.data["notebooks"].get(nb, {})
-        missing = missing_products(staging, nb)
-        if rec.get("hash") != hashes[nb] or rec.get("status") != "ok" or missing:
-            start = i
-            reasons = ("configuration changed" if rec.get("hash") not in (None, hashes[nb])
-                       else "not run yet" if not rec
-                       else f"last status {rec.get('status')}" if rec.get("status") != "ok"
-                       else "missing " + ", ".join(missing[:3]) + (" …" if len(missing) > 3 else ""))
-            break
+    start, reasons = plan_resume(state.data["notebooks"], hashes, lambda nb: missing_products(staging, nb),
+                                 notebooks, force)
     for nb in notebooks[start:]:
         state.data["notebooks"].pop(nb, None)
         shutil.rmtree(staging / nb, ignore_errors=True)
@@ -404,61 +424,12 @@ def _run_locked(cfg: RunConfig, out_dir: Path, nb_src: Path, notebooks: list[str
         why = f"; {reasons}" if i == start and reasons else ""
         log(f"[{i + 1}/{len(notebooks)}] {nb}: running (expected ~{_fmt(expected)}; "
             f"elapsed {_fmt(time.time() - t_run)} of ~{_fmt(expected_total)}{why})")
-        executed = staging / f"{nb}.ipynb"
-        t0 = time.time()
-
-        def interrupted_exit() -> None:
-            state.data["notebooks"][nb] = {"status": "interrupted", "hash": hashes[nb]}
-            state.save()
-            print(f"\ninterrupted in notebook {nb} ({i + 1}/{len(notebooks)}); the previous report in "
-                  f"{_shown(out_dir)} is untouched; resume with: {resume}", file=sys.stderr, flush=True)
-            raise SystemExit(130) from None
-
-        seen_sigint = _SigintFlag()
-        try:
-            with seen_sigint, _batch_environment():
-                pm.execute_notebook(
-                    str(nb_src / f"{nb}.ipynb"), str(executed),
-                    # relative to the kernel's working directory (the run folder), so the executed
-                    # notebooks hold no absolute path of this machine and the report stays relocatable
-                    parameters={"profile": cfg.profile, "config": cfg_path.name, "data_dir": "", "out_dir": "."},
-                    kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(staging),
-                    kernel_manager_class=_quiet_kernel_manager(staging / _KERNEL_LOG),
-                )
-        except (KeyboardInterrupt, pm.PapermillExecutionError) as exc:
-            # Ctrl-C reaches the whole process group: the kernel may see it first and fail its cell
-            if seen_sigint.set or isinstance(exc, KeyboardInterrupt) or exc.ename == "KeyboardInterrupt":
-                interrupted_exit()
-            cell = _source_cell_index(executed, exc.cell_index)
-            state.data["notebooks"][nb] = {"status": "failed", "hash": hashes[nb], "cell": cell}
-            state.save()
-            raise PipelineError(
-                f"notebook {nb} failed in cell {cell} of {nb}.ipynb (cell {exc.cell_index} of the executed "
-                f"notebook, execution count {exc.exec_count}): "
-                f"{exc.ename}: {exc.evalue}\n  executed notebook: {executed}\n"
-                f"  the previous report in {out_dir} is untouched; rerun to resume from {nb}: {resume}"
-            ) from None
-        if seen_sigint.set:  # the interrupt was swallowed on the way (e.g. by the kernel client)
-            interrupted_exit()
-        wall = time.time() - t0
-        missing = missing_products(staging, nb)
-        state.data["notebooks"][nb] = {"status": "ok" if not missing else "incomplete", "hash": hashes[nb],
-                                       "wall_s": round(wall, 1)}
-        state.save()
-        if missing:
-            raise PipelineError(f"notebook {nb} ran but did not write {', '.join(missing)} "
-                                f"(executed notebook: {executed}); the previous report in {out_dir} is untouched")
+        wall = _execute(nb, nb_src, staging, cfg_path, cfg, state, hashes[nb], f"{i + 1}/{len(notebooks)}", resume,
+                        out_dir, log_output)
         log(f"[{i + 1}/{len(notebooks)}] {nb}: done in {_fmt(wall)}")
         if html:
-            _to_html(executed)
-
-    (staging / _KERNEL_LOG).unlink(missing_ok=True)
-    make_portable(staging, cfg, also=(out_dir,))
-    write_index(staging, cfg, [(nb.name, nb.title) for nb in NOTEBOOKS])
-    state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)
-    state.save()
-    _check_out_dir(out_dir)
-    swap_dir(staging, out_dir)
+            _to_html(staging / f"{nb}.ipynb")
+    _finalise(staging, out_dir, cfg, state)
     log(f"report ready: {out_dir / 'README.md'} and {out_dir / 'index.html'}")
     return out_dir
 

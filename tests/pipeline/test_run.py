@@ -18,7 +18,8 @@ import pytest
 
 from semcathode.config.run import load_config
 from semcathode.pipeline.notebooks import NOTEBOOK_NAMES, PipelineError
-from semcathode.pipeline.run import missing_products, package_versions, run_pipeline
+from semcathode.pipeline.resume import missing_products
+from semcathode.pipeline.run import package_versions, run_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
