@@ -194,8 +194,9 @@ def predict_probs(model: nn.Module, x: torch.Tensor, bs: int = 32) -> torch.Tens
     try:
         dev = next(model.parameters()).device
         fmt = torch.channels_last if getattr(model, "_semcathode_channels_last", False) else torch.contiguous_format
+        bs = max(1, int(bs))
         out = [torch.softmax(model(x[i : i + bs].to(dev).contiguous(memory_format=fmt)).float(), 1).cpu()
-               for i in range(0, len(x), max(1, int(bs)))]
+               for i in range(0, len(x), bs)]
         return torch.cat(out) if out else torch.zeros((0, 0))
     finally:
         for m, mode in modes:
