@@ -5,10 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Iterable
 
-#: Set (to any value) in the environment of a batch run (``semcathode run``): training shows no
-#: fastai progress bar, whose HTML would otherwise fill the streamed log.
-BATCH_ENV = "SEMCATHODE_BATCH"
-
 
 def progress(it: Iterable, desc: str):
     """Wrap ``it`` in a plain-text tqdm bar on stderr (updates at most every 5 s)."""

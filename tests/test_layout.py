@@ -4,6 +4,7 @@ small modules and a small root API (all read from the source with :mod:`ast`, no
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,80 @@ def test_import_semcathode_loads_no_heavy_library():
     imported = {line.split("|")[-1].strip().split(".")[0] for line in err.splitlines() if "|" in line}
     heavy = {"torch", "fastai", "matplotlib", "pytorch_grad_cam", "timm", "sklearn", "papermill", "pandas"}
     assert not imported & heavy, sorted(imported & heavy)
+
+
+README = PKG.parent / "README.md"
+#: Variables that other programs set for ours (torchrun, the launcher, the command line's quiet hub).
+#: Also the standard ones the tests set for the program under test.
+EXTERNAL_ENV = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "OMP_NUM_THREADS",
+                "HF_HUB_DISABLE_PROGRESS_BARS", "HOME", "MPLBACKEND"}
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{2,}")
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+
+def _env_reads(roots: list[Path]) -> tuple[set[str], list[str]]:
+    """Every environment variable the code under ``roots`` names, and every place library code
+    assigns into ``os.environ``.
+
+    A name counts when it is a ``SEMCATHODE_*`` string constant, or the literal, module constant or
+    loop variable over a tuple of literals given to ``os.environ.get / [ ] / os.getenv /
+    monkeypatch.setenv / delenv``."""
+    names, writes = set(), []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if path.resolve() == Path(__file__).resolve():  # this checker's own examples
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            consts = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                      and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                      for t in n.targets if isinstance(t, ast.Name)}
+            loops = {n.target.id: [e.value for e in n.iter.elts if isinstance(e, ast.Constant)]
+                     for n in ast.walk(tree) if isinstance(n, ast.For) and isinstance(n.target, ast.Name)
+                     and isinstance(n.iter, (ast.Tuple, ast.List))}
+
+            def named(arg: ast.AST) -> list[str]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    return [arg.value]
+                if isinstance(arg, ast.Name):
+                    return loops.get(arg.id) or ([consts[arg.id]] if arg.id in consts else [])
+                return []
+
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                        and node.value.startswith("SEMCATHODE_") and _ENV_NAME.fullmatch(node.value)):
+                    names.add(node.value)
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+                    f = node.func
+                    if ((f.attr in ("get", "pop", "setdefault") and _is_environ(f.value))
+                            or f.attr in ("getenv", "setenv", "delenv")):
+                        names.update(named(node.args[0]))
+                elif isinstance(node, ast.Subscript) and _is_environ(node.value):
+                    names.update(named(node.slice))
+                    if isinstance(node.ctx, ast.Store) and root.name == PKG.name:
+                        writes.append(f"{path.relative_to(root)}:{node.lineno}")
+    return {n for n in names if _ENV_NAME.fullmatch(n)}, writes
+
+
+def _readme_env_table(text: str) -> set[str]:
+    section = text.split("\n## Environment variables\n", 1)[1].split("\n## ", 1)[0]
+    return {name for line in section.splitlines() if line.startswith("| ") and line.count("|") >= 5
+            for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[2])}
+
+
+def test_every_environment_variable_is_in_the_readme_table_and_none_carries_a_setting(tmp_path):
+    """Only locations, offline switches and input guards live in the environment, each a row of
+    the README's one table (and the table names nothing the code no longer reads); the library
+    never sets a variable for another process to read a setting from."""
+    names, writes = _env_reads([PKG, PKG.parent / "tests"])
+    table = _readme_env_table(README.read_text(encoding="utf-8"))
+    assert names - EXTERNAL_ENV - table == set(), "variables missing from README's Environment variables table"
+    assert table - names == set(), "README's table names variables the code does not read"
+    assert writes == []
+    (tmp_path / "m.py").write_text('import os\nX_ENV = "SEMCATHODE_X"\nos.environ.get("FOO_BAR")\n'
+                                   'for v in ("A_B", "C_D"):\n    os.environ[v]\nos.getenv(X_ENV)\n')
+    assert _env_reads([tmp_path])[0] == {"SEMCATHODE_X", "FOO_BAR", "A_B", "C_D"}
+    assert _readme_env_table("x\n## Environment variables\n| a | `B_C` | d | e |\n|---|---|---|---|\n## Next\n"
+                             "| a | `E_F` | d | e |\n") == {"B_C"}

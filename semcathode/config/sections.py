@@ -314,7 +314,9 @@ class MorphologyConfig:
 
 @dataclass
 class DistributedConfig:
-    """Training across processes (PyTorch DDP through ``accelerate``, started by ``torchrun``).
+    """How training runs, not what it trains: processes (PyTorch DDP through ``accelerate``,
+    started by ``torchrun``) and the progress display. No model-store key and no notebook hash
+    holds this section.
 
     With ``processes`` above 1, every training step (stage 1, each arm, each learning-curve point)
     that the model store lacks runs in a group of ``processes`` launched processes, each with its
@@ -325,6 +327,7 @@ class DistributedConfig:
 
     processes: int = _f(1, range=Range(1, 1024))  # ranks of the launched group (1: train in this process)
     backend: str = _f("auto", choices=CHOICES["dist_backend"])  # auto: nccl on CUDA, gloo on CPU
+    progress_bar: bool = True  # fastai's bar while training in an interactive Jupyter kernel (`semcathode run` writes false into its run's config: the bar's HTML would fill the streamed log)
 
 
 @dataclass

@@ -8,7 +8,6 @@ with discriminative rates, one-cycle) and ``paper`` (Adam 1e-3, no freezing).
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Sequence
 
@@ -26,7 +25,6 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from torch import nn
 
-from .._progress import BATCH_ENV
 from .backbones import WeightsInfo, create_backbone, normalization
 from ..config.sections import StageConfig
 
@@ -223,7 +221,7 @@ def _in_jupyter_kernel() -> bool:
 
 
 def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: str = "",
-              record: "RankRecord | None" = None) -> pd.DataFrame:
+              record: "RankRecord | None" = None, bar: bool = True) -> pd.DataFrame:
     """Train one stage; returns the per-epoch history (losses, accuracy, macro-F1, wall time).
 
     ``discriminative``: ``freeze_epochs`` with only the classifier trained (BatchNorm weights
@@ -246,6 +244,9 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
         Inside a launched DDP group (:func:`semcathode.models._distributed.rank_ctx`): collects
         this rank's shards and losses. Every fit runs as one rank of the group when this process
         is in one, and as today otherwise.
+    bar : bool
+        With ``quiet``: keep fastai's progress bar when this runs in a Jupyter kernel (off in a
+        batch run, whose streamed log would carry the bar's HTML). Outside a kernel there is none.
 
     Returns
     -------
@@ -257,9 +258,9 @@ def fit_stage(learn: Learner, stage: StageConfig, quiet: bool = False, label: st
     from ._distributed import rank_ctx
     from ._epochlog import EpochLog
 
-    # quiet: no fastai table; the progress bar stays only in an interactive Jupyter kernel (JupyterLab
-    # shows it), not in a batch run of the pipeline, whose streamed log would carry its HTML
-    interactive = _in_jupyter_kernel() and not os.environ.get(BATCH_ENV)
+    # quiet: no fastai table; the progress bar stays only in a Jupyter kernel (JupyterLab shows it)
+    # and when asked for (not in a batch run of the pipeline, whose streamed log would carry its HTML)
+    interactive = bar and _in_jupyter_kernel()
     ctx = ([learn.no_logging()] + ([] if interactive else [learn.no_bar()])) if quiet else []
     ctx.append(rank_ctx(learn, record))
     name = label or "training"

@@ -9,7 +9,7 @@ configuration hash changed.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 import os
 import shutil
@@ -18,10 +18,9 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, exclusive_lock, refuse_to_replace, swap_dir
-from .._progress import BATCH_ENV
 from .resume import missing_products, plan_resume
 from ..config.run import save_config, validate
 from ..config.sections import RunConfig, config_hash
@@ -164,21 +163,6 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-@contextlib.contextmanager
-def _batch_environment() -> Iterator[None]:
-    """The kernels started inside get ``SEMCATHODE_BATCH=1``: no fastai progress bar (its HTML
-    would fill the streamed log); restored afterwards."""
-    old = os.environ.get(BATCH_ENV)
-    os.environ[BATCH_ENV] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(BATCH_ENV, None)
-        else:
-            os.environ[BATCH_ENV] = old
 
 
 def run_pipeline(
@@ -333,6 +317,15 @@ def _open_staging(cfg: RunConfig, out_dir: Path, force: bool) -> tuple[Path, "_S
     return staging, state
 
 
+def _batch_config(cfg: RunConfig) -> RunConfig:
+    """The configuration the notebooks of a batch run read: ``cfg`` with fastai's progress bar
+    off (its HTML would fill the streamed log). ``cfg`` itself is left as it is; the key is in no
+    hash, so a batch run and an interactive one share their products."""
+    batch = copy.deepcopy(cfg)
+    batch.distributed.progress_bar = False
+    return batch
+
+
 def _execute(nb: str, nb_src: Path, staging: Path, cfg_path: Path, cfg: RunConfig, state: "_State", hash_: str,
              where: str, resume: str, out_dir: Path, log_output: bool) -> float:
     """Run one notebook with papermill in the staging folder; its wall time. A failure records the
@@ -351,7 +344,7 @@ def _execute(nb: str, nb_src: Path, staging: Path, cfg_path: Path, cfg: RunConfi
 
     seen_sigint = _SigintFlag()
     try:
-        with seen_sigint, _batch_environment():
+        with seen_sigint:
             pm.execute_notebook(
                 str(nb_src / f"{nb}.ipynb"), str(executed),
                 # relative to the kernel's working directory (the run folder), so the executed
@@ -404,7 +397,7 @@ def _run_locked(cfg: RunConfig, out_dir: Path, nb_src: Path, notebooks: list[str
     hashes = notebook_hashes(cfg, notebooks)
     staging, state = _open_staging(cfg, out_dir, force)
     previous_walls = {k: v.get("wall_s") for k, v in state.data.get("notebooks", {}).items()}
-    cfg_path = save_config(cfg, staging / "config.yaml")
+    cfg_path = save_config(_batch_config(cfg), staging / "config.yaml")
     start, reasons = plan_resume(state.data["notebooks"], hashes, lambda nb: missing_products(staging, nb),
                                  notebooks, force)
     for nb in notebooks[start:]:

@@ -234,7 +234,8 @@ def _fit(
                          init_state=init_state, weight_decay=stage.weight_decay)
     n_train = len(dls.train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
-    hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record)
+    hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record,
+                     bar=cfg.distributed.progress_bar)
     return learn, hist, learn.weights_info.to_dict(), _stage_steps(run_stage, n_train), None
 
 
@@ -278,7 +279,8 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
     learn.norm_stats = input_norm(cfg)
     n_train = len(train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
-    hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record)
+    hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record,
+                     bar=cfg.distributed.progress_bar)
     network.cpu()  # a top trained on a GPU comes back to its trunk: one device for the whole network
     return learn, hist, info.to_dict(), _stage_steps(run_stage, n_train), network
 

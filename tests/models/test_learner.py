@@ -240,21 +240,18 @@ def test_epoch_lines_show_a_validation_metric_only_when_the_stage_validates(lear
 
 
 def test_progress_bar_only_in_an_interactive_kernel(learn, monkeypatch):
-    """Inside a Jupyter kernel the fastai bar stays, unless the pipeline marks the run as batch."""
-    from semcathode._progress import BATCH_ENV
+    """Inside a Jupyter kernel the fastai bar stays, unless the caller turns it off (a batch run)."""
     from semcathode.models import learner as learner_module
 
     calls = []
     original = learn.no_bar
     monkeypatch.setattr(learn, "no_bar", lambda: calls.append(1) or original())
     stage = StageConfig(epochs=1, freeze_epochs=0, lr=1e-5, schedule="paper", validate=False)
-    monkeypatch.delenv(BATCH_ENV, raising=False)
     assert not learner_module._in_jupyter_kernel()  # pytest is no kernel, even after importing ipykernel
     fit_stage(learn, stage, quiet=True)
     assert calls == [1]  # a script or test: no bar
     monkeypatch.setattr(learner_module, "_in_jupyter_kernel", lambda: True)
     fit_stage(learn, stage, quiet=True)
     assert calls == [1]  # interactive: JupyterLab shows the bar
-    monkeypatch.setenv(BATCH_ENV, "1")
-    fit_stage(learn, stage, quiet=True)
+    fit_stage(learn, stage, quiet=True, bar=False)
     assert calls == [1, 1]  # batch (semcathode run): no bar in the streamed log

@@ -283,18 +283,23 @@ def test_committed_demo_report_holds_no_absolute_path():
     assert found == {}, f"absolute paths in reports/demo: {found}"
 
 
-def test_batch_environment_marks_kernels_and_restores_the_environment(monkeypatch):
-    from semcathode._progress import BATCH_ENV
-    from semcathode.pipeline.run import _batch_environment
+def test_a_batch_run_turns_the_bar_off_in_its_own_config_and_leaves_the_callers(stubs, tmp_path):
+    """The kernels of `semcathode run` read `distributed.progress_bar: false` from the run's
+    config.yaml (no environment variable); the caller's config is untouched, and the key is in no
+    hash, so a batch run and an interactive one share their products."""
+    from semcathode.pipeline.notebooks import notebook_hashes
 
-    monkeypatch.delenv(BATCH_ENV, raising=False)
-    with _batch_environment():
-        assert os.environ[BATCH_ENV] == "1"
-    assert BATCH_ENV not in os.environ
-    monkeypatch.setenv(BATCH_ENV, "mine")
-    with _batch_environment():
-        assert os.environ[BATCH_ENV] == "1"
-    assert os.environ[BATCH_ENV] == "mine"
+    _stub(stubs, "01_data", "out.table(__import__('pandas').DataFrame({'path': ['a.png']}), 'manifest')\n"
+          "(out.dir / 'bar.txt').write_text(str(sc.load_config(profile, config).distributed.progress_bar))")
+    cfg = load_config("smoke")
+    assert cfg.distributed.progress_bar
+    out = tmp_path / "run"
+    run_pipeline(cfg, out, html=False, log=lambda m: None)
+    assert (out / "01_data" / "bar.txt").read_text() == "False"  # what the kernel saw
+    assert cfg.distributed.progress_bar  # the caller's object
+    ran = load_config("smoke", out / "config.yaml")
+    assert ran.distributed.progress_bar is False
+    assert notebook_hashes(cfg, NOTEBOOK_NAMES) == notebook_hashes(ran, NOTEBOOK_NAMES)
 
 
 def test_forcing_some_notebooks_keeps_the_products_of_the_others(stubs, tmp_path):
