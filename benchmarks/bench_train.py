@@ -84,7 +84,7 @@ def cache_benchmark(args: argparse.Namespace) -> None:
         seed_everything(0)
         dls = make_dataloaders(items, classes, bs=args.bs, mean=mean, std=std, augment=False,
                                crops_per_image=args.tiles, tile_stride=params.tile_stride)
-        full = make_learner(dls, len(classes), weights="packaged", channels_last=True)
+        full, _ = make_learner(dls, len(classes), weights="packaged", channels_last=True)
         fit_stage(full, stage, quiet=True)
         t0 = time.perf_counter()
         fit_stage(full, stage, quiet=True)
@@ -142,7 +142,7 @@ def main() -> None:
         dls = make_dataloaders(items, classes, bs=args.bs, mean=mean, std=std, augment=False, crops_per_image=k,
                                tile_stride=params.tile_stride)
         train = sc.data.crop_items(items[items.split == "train"], k)
-        learn = make_learner(dls, len(classes), weights="packaged", channels_last=True)
+        learn, info = make_learner(dls, len(classes), weights="packaged", channels_last=True)
         cfg = replace(sc.load_config("smoke").stage1, epochs=1, freeze_epochs=0, schedule="paper", lr=1e-3, validate=False)
         # warm-up (allocations, first-iteration costs), then one timed epoch through fit_stage
         sc.models.fit_stage(learn, replace(cfg, epochs=1), quiet=True)
@@ -190,7 +190,7 @@ def main() -> None:
         plain_epoch()
         plain_time = time.perf_counter() - t0
         # whole-micrograph prediction through an exported model (tile grid, BatchNorm folded, channels_last)
-        path = sc.study.export_trained(TrainedModel(learn, "bench", 0, None, learn.weights_info.to_dict(), 0),
+        path = sc.study.export_trained(TrainedModel(learn, "bench", 0, None, info.to_dict(), 0),
                                  f"{tmp}/m.safetensors", pcfg, classes)
         em = sc.load_model(path).optimize()
         arrays = [np.load(p) for p in items["cache_path"]]

@@ -219,7 +219,6 @@ class ExportedModel:
         """
         fold_batchnorm(self.model)
         self.model.to(memory_format=torch.channels_last)
-        self.model._semcathode_channels_last = True  # read by predict_arrays and predict_tensor
         if compile:
             self.compiled = torch.compile(self.model, dynamic=False)
         return self

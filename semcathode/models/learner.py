@@ -25,7 +25,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from torch import nn
 
-from .backbones import WeightsInfo, create_backbone, normalization
+from .backbones import WeightsInfo, create_backbone
 from ..config.sections import StageConfig
 
 __all__ = [
@@ -161,8 +161,8 @@ def make_learner(
     drop_rate: float = 0.2,
     init_state: dict[str, torch.Tensor] | None = None,
     weight_decay: float = 0.01,
-) -> Learner:
-    """A fastai Learner around a timm EfficientNet with the three-group splitter.
+) -> tuple[Learner, WeightsInfo]:
+    """A fastai Learner around a timm EfficientNet with the three-group splitter, and where its weights came from.
 
     Parameters
     ----------
@@ -182,8 +182,11 @@ def make_learner(
 
     Returns
     -------
-    Learner
-        With ``learner.weights_info`` (:class:`WeightsInfo`) and ``learner.norm_stats``.
+    learner : Learner
+        Its ``model`` is a timm network, which carries its input normalisation in its
+        ``pretrained_cfg`` (:func:`~semcathode.models.normalization`).
+    info : WeightsInfo
+        The weights' provenance.
     """
     model, info = create_model(backbone, "scratch" if init_state is not None else weights, n_classes, drop_rate)
     if init_state is not None:
@@ -195,9 +198,7 @@ def make_learner(
         metrics=[accuracy, F1Score(average="macro")], wd=weight_decay, train_bn=False, cbs=cbs,
     )
     _cuda_precision(learn)
-    learn.weights_info = info
-    learn.norm_stats = normalization(model)
-    return learn
+    return learn, info
 
 
 def _cuda_precision(learn: Learner) -> Learner:

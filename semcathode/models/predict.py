@@ -163,6 +163,36 @@ def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return model(x), None
 
 
+def _input_format(model: nn.Module) -> torch.memory_format:
+    """The memory format to give ``model`` its inputs in: the layout of its first 4-D weight.
+
+    ``channels_last`` after ``model.to(memory_format=torch.channels_last)`` (what
+    :meth:`ExportedModel.optimize` and channels-last training do), else contiguous; read from
+    the weights themselves, so nothing is set on the module.
+
+    Parameters
+    ----------
+    model : nn.Module
+
+    Returns
+    -------
+    torch.memory_format
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3))
+    >>> _input_format(net)
+    torch.contiguous_format
+    >>> _input_format(net.to(memory_format=torch.channels_last))
+    torch.channels_last
+    """
+    for p in model.parameters():
+        if p.dim() == 4:
+            layout_cl = p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+            return torch.channels_last if layout_cl else torch.contiguous_format
+    return torch.contiguous_format
+
+
 @torch.no_grad()
 def predict_probs(model: nn.Module, x: torch.Tensor, bs: int = 32) -> torch.Tensor:
     """Softmax probabilities ``(N, C)`` of normalised network inputs, in batches: the forward pass of
@@ -193,7 +223,7 @@ def predict_probs(model: nn.Module, x: torch.Tensor, bs: int = 32) -> torch.Tens
     model.eval()
     try:
         dev = next(model.parameters()).device
-        fmt = torch.channels_last if getattr(model, "_semcathode_channels_last", False) else torch.contiguous_format
+        fmt = _input_format(model)
         bs = max(1, int(bs))
         out = [torch.softmax(model(x[i : i + bs].to(dev).contiguous(memory_format=fmt)).float(), 1).cpu()
                for i in range(0, len(x), bs)]
@@ -295,7 +325,7 @@ def predict_tiles(
     model.eval()
     try:
         dev = next(model.parameters()).device
-        fmt = torch.channels_last if getattr(model, "_semcathode_channels_last", False) else torch.contiguous_format
+        fmt = _input_format(model)
         size = int(tiles.shape[-1]) if len(tiles) else 1
         bs = max(1, min(int(bs), BATCH_PIXELS // (size ** 2)))
         logps, feats, finals = [], [], []

@@ -66,7 +66,7 @@ def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = F
         tm.trunk.build(items, trunk, spec, views=["full"], log=None)
         data = CachedTiles(items, (), tm.trunk, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
         return cached_outputs(top, data, cfg.evaluate.aggregate, features=features, layers=layers)
-    mean, std = tm.learner.norm_stats
+    mean, std = tm.input_norm
     arrays = [np.load(p) for p in items["cache_path"]]
     return predict_arrays(tm.model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
                           stride=cfg.preprocess.tile_stride, aggregate=cfg.evaluate.aggregate, features=features,

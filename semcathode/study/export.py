@@ -41,7 +41,7 @@ def export_trained(tm: TrainedModel, path: str | Path, cfg: RunConfig, classes: 
     winfo = dict(tm.weights_info)
     backbone = winfo.get("backbone", cfg.model.backbone)
     timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
-    mean, std = tm.learner.norm_stats
+    mean, std = tm.input_norm
     return export_model(
         tm.model, path, classes, backbone, timm_name, preprocess_params(cfg), cfg.preprocess.normalize, mean, std,
         weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,

@@ -53,6 +53,14 @@ class TrainedModel:
         """The whole network (``learner.model`` unless the learner trains only its top)."""
         return self.network if self.network is not None else self.learner.model
 
+    @property
+    def input_norm(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` of the inputs, as the network's own ``pretrained_cfg`` gives them
+        (the same name as :attr:`semcathode.models.ExportedModel.input_norm`)."""
+        from ..models.backbones import normalization
+
+        return normalization(self.model)
+
 
 def _log(log: Callable[[str], None] | None, msg: str) -> None:
     if log:
@@ -229,14 +237,14 @@ def _fit(
                            crops_per_image=_crops(cfg), tile_stride=cfg.preprocess.tile_stride)
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
     weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
-    learn = make_learner(dls, len(classes), resolve_backbone(cfg), weights, loss_weights=lw,
+    learn, winfo = make_learner(dls, len(classes), resolve_backbone(cfg), weights, loss_weights=lw,
                          channels_last=cfg.model.channels_last, drop_rate=cfg.model.drop_rate,
                          init_state=init_state, weight_decay=stage.weight_decay)
     n_train = len(dls.train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
     hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record,
                      bar=cfg.distributed.progress_bar)
-    return learn, hist, learn.weights_info.to_dict(), _stage_steps(run_stage, n_train), None
+    return learn, hist, winfo.to_dict(), _stage_steps(run_stage, n_train), None
 
 
 def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classes: Sequence[str], cfg: RunConfig,
@@ -276,7 +284,6 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
     learn = make_top_learner(top, train_ds, valid_ds, bs=_rank_batch(stage.batch_size), loss_weights=lw,
                              weight_decay=stage.weight_decay, label_smoothing=cfg.model.label_smoothing, seed=seed)
-    learn.norm_stats = input_norm(cfg)
     n_train = len(train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
     hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record,

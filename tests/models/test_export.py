@@ -59,9 +59,9 @@ def _learner_and_export(manifest, pcache, tmp_path, mode="resize", normalize="da
     mean, std = normalization("efficientnet_lite0")
     dls = make_dataloaders(items, CLASSES, bs=8, augment=False, normalize=normalize, mean=mean, std=std)
     seed_everything(0)
-    learn = make_learner(dls, len(CLASSES), weights="packaged")
+    learn, info = make_learner(dls, len(CLASSES), weights="packaged")
     _sharpen_head(learn.model)
-    tm = TrainedModel(learn, "ft_only", 3, pd.DataFrame(), learn.weights_info.to_dict(), 0.0, cfg=cfg)
+    tm = TrainedModel(learn, "ft_only", 3, pd.DataFrame(), info.to_dict(), 0.0, cfg=cfg)
     path = export_trained(tm, tmp_path / "model.safetensors", cfg, CLASSES, metrics={"macro_f1": 0.5})
     return cfg, items, tm, path
 
@@ -105,6 +105,25 @@ def test_prediction_is_sensitive_to_the_preprocessing(exported, manifest):
     p_flip = model.predict_tensor(x.flip(-1))
     p_bar = model.predict_tensor(model.normalise(np.zeros((32, 32), np.uint8)))
     assert np.abs(p - p_flip).max() > 1e-3 and np.abs(p - p_bar).max() > 1e-3
+
+
+def test_optimize_sets_nothing_on_the_network_and_its_layout_chooses_the_input_format(exported, manifest):
+    """The one model object needs no flag patched onto the module: the input format is read from
+    the folded network's own weights, and the trained model's normalisation from its own cfg."""
+    from semcathode.models.predict import _input_format
+
+    _, _, tm, path = exported
+    assert not hasattr(tm.learner, "norm_stats") and not hasattr(tm.learner, "weights_info")
+    assert tm.input_norm == normalization(tm.model) == normalization("efficientnet_lite0")
+    model = load_model(path)
+    x = model.preprocess_path(manifest["path"].iloc[0])[1]
+    eager = model.predict_tensor(x)
+    assert _input_format(model.model) == torch.contiguous_format
+    names = set(vars(model.model))
+    model.optimize()
+    assert set(vars(model.model)) == names  # nothing added to the module
+    assert _input_format(model.model) == torch.channels_last
+    np.testing.assert_allclose(model.predict_tensor(x), eager, atol=1e-5)
 
 
 def test_exported_json_describes_the_model(exported):

@@ -55,7 +55,7 @@ def dls(items):
 @pytest.fixture
 def learn(dls):
     seed_everything(0)
-    return make_learner(dls, len(CLASSES), weights="packaged")
+    return make_learner(dls, len(CLASSES), weights="packaged")[0]
 
 
 def _snapshot(model) -> list[list[torch.Tensor]]:
@@ -163,7 +163,7 @@ def test_paper_schedule_one_lr_for_all_groups_nothing_frozen(learn):
 
 
 def test_channels_last_off_and_callback_alone(dls):
-    learn = make_learner(dls, len(CLASSES), weights="scratch", channels_last=False)
+    learn, _ = make_learner(dls, len(CLASSES), weights="scratch", channels_last=False)
     assert not any(isinstance(cb, ChannelsLastInputs) for cb in learn.cbs)
     assert not learn.model.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
     cb = ChannelsLastInputs()
@@ -182,7 +182,7 @@ def test_channels_last_off_and_callback_alone(dls):
 
 def test_loss_weights_reach_the_loss(dls):
     w = np.arange(1, 10, dtype=np.float32)
-    learn = make_learner(dls, len(CLASSES), weights="scratch", loss_weights=w)
+    learn, _ = make_learner(dls, len(CLASSES), weights="scratch", loss_weights=w)
     assert torch.equal(learn.loss_func.func.weight, torch.as_tensor(w))
     logits = torch.zeros(2, 9)
     logits[0, 0] = 5.0
@@ -196,11 +196,11 @@ def test_loss_weights_reach_the_loss(dls):
 
 def test_init_state_copies_body_and_matching_head(dls, learn):
     src = {k: v + 0.001 if v.is_floating_point() else v for k, v in learn.model.state_dict().items()}
-    same = make_learner(dls, len(CLASSES), weights="scratch", init_state=src)
+    same, _ = make_learner(dls, len(CLASSES), weights="scratch", init_state=src)
     for k, v in same.model.state_dict().items():
         assert torch.equal(v, src[k]), k
     # another number of classes: body copied, the new head is kept as initialised
-    other = make_learner(dls, 4, weights="scratch", init_state=src)
+    other, _ = make_learner(dls, 4, weights="scratch", init_state=src)
     own = other.model.state_dict()
     assert torch.equal(own["conv_stem.weight"], src["conv_stem.weight"])
     assert own["classifier.weight"].shape == (4, 1280)

@@ -135,7 +135,7 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
     assert list((tmp_path / "trunk").rglob("*.npy"))  # the maps are on disk
     test = items[(items["domain"] == "source") & (items["split"] == "test")]
     cached = micrograph_outputs(s1, test, features=True)
-    mean, std = s1.learner.norm_stats
+    mean, std = s1.input_norm
     pixels = predict_arrays(s1.model, [np.load(p) for p in test["cache_path"]], int(test["size"].iloc[0]),
                             cfg.preprocess.normalize, mean, std, features=True)
     assert np.allclose(cached.log_probs, pixels.log_probs, atol=1e-2)
@@ -223,7 +223,7 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
     assert s1.history["train_loss"].iloc[-1] < s1.history["train_loss"].iloc[0]
     test = items[(items["domain"] == "source") & (items["split"] == "test")]
     cached = micrograph_outputs(s1, test, features=True, layers=["blocks.3", "blocks.5", "final"])
-    mean, std = s1.learner.norm_stats
+    mean, std = s1.input_norm
     pixels = predict_arrays(net, [np.load(p) for p in test["cache_path"]], int(test["size"].iloc[0]),
                             cfg.preprocess.normalize, mean, std, features=True,
                             layers=["blocks.3", "blocks.5", "final"])
