@@ -42,7 +42,9 @@ def main() -> None:
     import timm
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from semcathode.explain import CAM_METHODS, compute_cams, find_target_layer
+    from semcathode.explain import compute_cams
+    from semcathode.explain.compute import CAM_METHODS
+    from semcathode.explain.layers import find_target_layer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -16,6 +16,8 @@ import time
 import torch
 
 import semcathode as sc
+from semcathode.data.download import resolve_data_dir
+from semcathode.data.preprocess import PreprocessCache
 from semcathode.data.loaders import load_item, make_dataloaders
 
 
@@ -25,13 +27,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="images (0 = all)")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
-    data = sc.data.resolve_data_dir("kaist-ncm", args.data, download=False)
+    data = resolve_data_dir("kaist-ncm", args.data, download=False)
     manifest = sc.index_folder(data / "images" if (data / "images").is_dir() else data)
     if args.n:
         manifest = manifest.sample(n=min(args.n, len(manifest)), random_state=0)
     params = sc.data.PreprocessParams("resize", args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        cache = sc.data.PreprocessCache(tmp)
+        cache = PreprocessCache(tmp)
         t0 = time.perf_counter()
         items = sc.data.build_items(manifest, params, cache, workers=2)
         cold = time.perf_counter() - t0

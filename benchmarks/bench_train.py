@@ -31,6 +31,11 @@ import numpy as np
 import torch
 
 import semcathode as sc
+from semcathode.data.download import resolve_data_dir
+from semcathode.data.inputs import crop_items, grid_items
+from semcathode.data.preprocess import PreprocessCache
+from semcathode.data.schema import default_schema
+from semcathode.models.head import linear_head
 from semcathode.data.loaders import load_item, make_dataloaders
 from semcathode.models.learner import create_model, fit_stage, make_learner, seed_everything
 from semcathode.models.backbones import normalization
@@ -47,8 +52,8 @@ def cache_benchmark(args: argparse.Namespace) -> None:
     cfg = sc.load_config("demo", overrides={"preprocess.scale_um": 0.2625, "preprocess.size": 224,
                                             "preprocess.crops_per_image": args.tiles})
     params = preprocess_params(cfg)
-    data = sc.data.resolve_data_dir("kaist-ncm", None, download=False)
-    classes = sc.data.default_schema().classes
+    data = resolve_data_dir("kaist-ncm", None, download=False)
+    classes = default_schema().classes
     manifest = sc.index_folder(data / "images")
     manifest = manifest[manifest["label"].isin(classes)].sample(n=args.n, random_state=0)
     manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(cfg.preprocess.pixel_size_um or np.nan)
@@ -56,12 +61,12 @@ def cache_benchmark(args: argparse.Namespace) -> None:
     stage = replace(cfg.stage1, epochs=1, freeze_epochs=0, freeze_early_epochs=0, schedule="discriminative",
                     lr=1e-3, validate=False, batch_size=args.bs, min_steps=0)
     with tempfile.TemporaryDirectory() as tmp:
-        items = sc.data.build_items(manifest, params, sc.data.PreprocessCache(f"{tmp}/pre"))
+        items = sc.data.build_items(manifest, params, PreprocessCache(f"{tmp}/pre"))
         items["split"] = "train"
         # the trunk cache, cold: every tile of the grid of every micrograph, one view
         net, _ = create_model("efficientnet_lite0", "packaged", len(classes))
         if args.head == "linear":
-            sc.models.linear_head(net, f"blocks.{args.trunk - 1}")
+            linear_head(net, f"blocks.{args.trunk - 1}")
         net.eval()
         trunk, top = split_network(net, args.trunk)
         spec = TrunkSpec("efficientnet_lite0", args.trunk, trunk_digest(trunk), params.size, params.tile_stride,
@@ -128,24 +133,24 @@ def main() -> None:
     pcfg = sc.load_config(args.profile)
     params = preprocess_params(pcfg)
     k = pcfg.preprocess.crops_per_image if params.mode == "scale" else 1
-    data = sc.data.resolve_data_dir("kaist-ncm", None, download=False)
+    data = resolve_data_dir("kaist-ncm", None, download=False)
     manifest = sc.index_folder(data / "images").sample(n=args.n + 32, random_state=0)
-    classes = sc.data.default_schema().classes
+    classes = default_schema().classes
     manifest = manifest[manifest["label"].isin(classes)]
     with tempfile.TemporaryDirectory() as tmp:
         manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(pcfg.preprocess.pixel_size_um or np.nan)
-        items = sc.data.build_items(manifest, params, sc.data.PreprocessCache(tmp))
+        items = sc.data.build_items(manifest, params, PreprocessCache(tmp))
         items["split"] = "train"
         items.loc[items.index[args.n:], "split"] = "valid"
         mean, std = (0.5,) * 3, (0.5,) * 3
         seed_everything(0)
         dls = make_dataloaders(items, classes, bs=args.bs, mean=mean, std=std, augment=False, crops_per_image=k,
                                tile_stride=params.tile_stride)
-        train = sc.data.crop_items(items[items.split == "train"], k)
+        train = crop_items(items[items.split == "train"], k)
         learn, info = make_learner(dls, len(classes), weights="packaged", channels_last=True)
         cfg = replace(sc.load_config("smoke").stage1, epochs=1, freeze_epochs=0, schedule="paper", lr=1e-3, validate=False)
         # warm-up (allocations, first-iteration costs), then one timed epoch through fit_stage
-        sc.models.fit_stage(learn, replace(cfg, epochs=1), quiet=True)
+        fit_stage(learn, replace(cfg, epochs=1), quiet=True)
         n_train = (len(train) // args.bs) * args.bs
         t0 = time.perf_counter()
         with learn.no_bar(), learn.no_logging():
@@ -157,7 +162,7 @@ def main() -> None:
             learn.fit(1, 1e-3)
         early_frozen_time = time.perf_counter() - t0
         learn.unfreeze()
-        valid_rows = [r for _, r in sc.data.grid_items(items[items.split == "valid"], params.tile_stride, center_only=True).iterrows()]
+        valid_rows = [r for _, r in grid_items(items[items.split == "valid"], params.tile_stride, center_only=True).iterrows()]
         n_valid = len(valid_rows)
         # the plain loop: same model class and weights, same cached tensors, same batch size
         model, _ = create_model("efficientnet_lite0", "packaged", len(classes))

@@ -106,6 +106,8 @@ def _trunk_cache_path(sc, torch, study, paper_cfg, tmp: Path, gpu: bool) -> dict
     """The demo's shape: the trunk cache built once (tiles/s), then stage 1 of the top on the cached maps."""
     import copy
 
+    from semcathode.study.train import warm_trunk_cache
+
     import numpy as np
 
     from semcathode.config.paths import cache_root
@@ -124,7 +126,7 @@ def _trunk_cache_path(sc, torch, study, paper_cfg, tmp: Path, gpu: bool) -> dict
         items = study.items
     fit = items[items["domain"].eq("source")]
     t = time.perf_counter()
-    views = sc.study.warm_trunk_cache(fit, cfg, log=None)
+    views = warm_trunk_cache(fit, cfg, log=None)
     cache_s = time.perf_counter() - t
     maps = sorted((cache_root(cfg) / "trunk").rglob("*.npy"))
     tiles = int(sum(np.load(p, mmap_mode="r").shape[0] for p in maps))

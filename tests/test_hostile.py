@@ -2001,7 +2001,7 @@ def test_declared_names_match_the_modules_that_define_them():
     from semcathode.config.sections import CHOICES
     from semcathode.data.shift import SHIFT_KINDS
     from semcathode.explain.compute import CAM_METHODS
-    from semcathode.models import BACKBONES
+    from semcathode.models.backbones import BACKBONES
 
     assert CHOICES["cam_method"] == tuple(CAM_METHODS)
     assert len(_arm_names()) >= 5 and CHOICES["arm"] == _arm_names()

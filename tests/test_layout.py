@@ -164,6 +164,38 @@ def test_every_subpackage_declares_its_public_names():
                        for n in mod.body), f"{p.relative_to(PKG)} has no __all__"
 
 
+MAX_PUBLIC = 120
+
+
+def _public_names() -> dict[str, list[str]]:
+    """Each subpackage's ``_NAMES`` keys, read from its ``__init__.py`` (nothing imported)."""
+    out = {}
+    for sub in FLOW:
+        tree = ast.parse((PKG / sub / "__init__.py").read_text())
+        for n in tree.body:
+            if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "_NAMES":
+                out[sub] = [k.value for k in n.value.keys]
+    return out
+
+
+def test_at_most_120_public_names_outside_the_root_and_every_notebook_call_is_one():
+    """The subpackages' public surface is a short list (the rest is reached by its module path),
+    and every ``sc.<subpackage>.<name>`` a notebook, the README or a benchmark calls is on it."""
+    import re
+
+    names = _public_names()
+    assert set(names) == set(FLOW)
+    total = sum(len(v) for v in names.values())
+    assert total <= MAX_PUBLIC, {k: len(v) for k, v in names.items()}
+    root = PKG.parent
+    texts = [*(root / "notebooks").glob("*.py"), root / "README.md", *(root / "benchmarks").glob("*.py")]
+    used = {(m.group(1), m.group(2)) for t in texts
+            for m in re.finditer(r"\b(?:sc|semcathode)\.(\w+)\.(\w+)\b", t.read_text(encoding="utf-8"))
+            if m.group(1) in names and not m.group(2).startswith("__")}
+    missing = sorted(f"{p}.{n}" for p, n in used if n not in names[p] and not (PKG / p / f"{n}.py").exists())
+    assert missing == [], missing
+
+
 def _private_imports_across_subpackages(pkg: Path = PKG) -> list[str]:
     """``module: name from target`` for every import of a private name, or of any name from a private
     module, that crosses from one subpackage into another. The root's private helper modules

@@ -119,7 +119,7 @@ GE1 = Range(1)
 POS = Range(0, lo_open=True)
 FRACTION = Range(0, 1, hi_open=True)  # [0, 1)
 UNIT = Range(0, 1)  # [0, 1]
-#: Backbone names (the keys of :data:`semcathode.models.BACKBONES`; kept here so that a config
+#: Backbone names (the keys of :data:`semcathode.models.backbones.BACKBONES`; kept here so that a config
 #: loads without importing torch; a test keeps the two in step).
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
 
@@ -127,9 +127,9 @@ BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
 #: names: the one table the fields' ``choices``/``items`` come from. Names that other
 #: subpackages define are repeated here so a config loads without importing them (torch,
 #: pytorch-grad-cam); tests keep them in step: ``arm`` = the keys of
-#: :data:`semcathode.study.ARMS`, ``shift_kind`` = :data:`semcathode.data.SHIFT_KINDS`,
-#: ``cam_method`` = the keys of :data:`semcathode.explain.CAM_METHODS`, ``aggregate`` =
-#: :data:`semcathode.models.predict.AGGREGATIONS`, ``backbone`` = :data:`semcathode.models.BACKBONES`.
+#: :data:`semcathode.study.ARMS`, ``shift_kind`` = :data:`semcathode.data.shift.SHIFT_KINDS`,
+#: ``cam_method`` = the keys of :data:`semcathode.explain.compute.CAM_METHODS`, ``aggregate`` =
+#: :data:`semcathode.models.predict.AGGREGATIONS`, ``backbone`` = :data:`semcathode.models.backbones.BACKBONES`.
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("kaist-ncm", "synthetic", "folder"),
     "bar_method": ("auto", "metadata", "detect", "fraction", "none"),

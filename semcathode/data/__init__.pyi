@@ -2,93 +2,32 @@
 # `python -m semcathode._stubs`; tests/test_layout.py checks that it matches. Do not edit.
 
 from .download import (
-    DATASETS as DATASETS,
-    DatasetError as DatasetError,
-    DatasetInfo as DatasetInfo,
-    attribution as attribution,
-    build_registry as build_registry,
     fetch as fetch,
-    find_local_data as find_local_data,
-    registry as registry,
-    resolve_data_dir as resolve_data_dir,
-    verify as verify,
-)
-from .duplicates import (
-    DuplicateWarning as DuplicateWarning,
-    check_duplicates as check_duplicates,
-    find_duplicates as find_duplicates,
 )
 from .factory import (
     Study as Study,
     build_manifest as build_manifest,
-    cache_for as cache_for,
-    data_dir_for as data_dir_for,
     example_study as example_study,
     load_study as load_study,
     prepare_splits as prepare_splits,
-    preprocess_params as preprocess_params,
     schema_from_config as schema_from_config,
     write_attribution as write_attribution,
 )
-from .inputs import (
-    crop_items as crop_items,
-    grid_items as grid_items,
-)
 from .loaders import (
-    PerImageStandardize as PerImageStandardize,
-    class_counts as class_counts,
-    class_weights as class_weights,
-    crop_array as crop_array,
-    load_item as load_item,
     make_dataloaders as make_dataloaders,
-    make_test_dl as make_test_dl,
-    oversample as oversample,
-    sample_weights as sample_weights,
 )
 from .manifest import (
     ManifestError as ManifestError,
     index_folder as index_folder,
     read_manifest as read_manifest,
-    skipped_path as skipped_path,
     write_manifest as write_manifest,
 )
 from .preprocess import (
-    PreprocessCache as PreprocessCache,
     PreprocessParams as PreprocessParams,
     build_items as build_items,
-    load_bar_free as load_bar_free,
-    preprocess_image as preprocess_image,
-    resample_to_scale as resample_to_scale,
-    resize as resize,
-    standardise as standardise,
-    to_uint8 as to_uint8,
-)
-from .schema import (
-    DEFAULT_COMPOSITIONS as DEFAULT_COMPOSITIONS,
-    DEFAULT_STATES as DEFAULT_STATES,
-    STATE_ALIASES as STATE_ALIASES,
-    Schema as Schema,
-    default_schema as default_schema,
-)
-from .shift import (
-    AcquisitionShift as AcquisitionShift,
-    SHIFT_KINDS as SHIFT_KINDS,
-    random_shift as random_shift,
-    severity_grid as severity_grid,
-    shift_at_severity as shift_at_severity,
-    simulated_instrument_shift as simulated_instrument_shift,
 )
 from .splits import (
-    SIMULATED_SHIFT_NOTE as SIMULATED_SHIFT_NOTE,
-    assign_groups as assign_groups,
     check_no_group_leak as check_no_group_leak,
-    group_folds as group_folds,
-    make_transfer_splits as make_transfer_splits,
-    merge_duplicate_groups as merge_duplicate_groups,
-    session_position as session_position,
-    session_tail as session_tail,
-    split_groups as split_groups,
-    subset_per_class as subset_per_class,
 )
 from .summary import (
     count_table as count_table,
@@ -97,21 +36,8 @@ from .summary import (
     pixel_size_table as pixel_size_table,
     split_table as split_table,
 )
-from .synthetic import (
-    make_blob_dataset as make_blob_dataset,
-    write_synthetic_dataset as write_synthetic_dataset,
-)
 from .synthetic_micrograph import (
-    SYNTHETIC_COMPOSITIONS as SYNTHETIC_COMPOSITIONS,
-    SYNTHETIC_STATES as SYNTHETIC_STATES,
-    default_bar_height as default_bar_height,
-    make_micrograph as make_micrograph,
     render_micrograph as render_micrograph,
 )
-from .tiles import (
-    cut_tiles as cut_tiles,
-    grid_size as grid_size,
-    tile_grid as tile_grid,
-)
 
-__all__ = ['AcquisitionShift', 'DATASETS', 'DEFAULT_COMPOSITIONS', 'DEFAULT_STATES', 'DatasetError', 'DatasetInfo', 'DuplicateWarning', 'ManifestError', 'PerImageStandardize', 'PreprocessCache', 'PreprocessParams', 'SHIFT_KINDS', 'SIMULATED_SHIFT_NOTE', 'STATE_ALIASES', 'SYNTHETIC_COMPOSITIONS', 'SYNTHETIC_STATES', 'Schema', 'Study', 'assign_groups', 'attribution', 'build_items', 'build_manifest', 'build_registry', 'cache_for', 'check_duplicates', 'check_no_group_leak', 'class_counts', 'class_weights', 'count_table', 'crop_array', 'crop_items', 'cut_tiles', 'data_dir_for', 'data_summary', 'default_bar_height', 'default_schema', 'duplicate_report', 'example_study', 'fetch', 'find_duplicates', 'find_local_data', 'grid_items', 'grid_size', 'group_folds', 'index_folder', 'load_bar_free', 'load_item', 'load_study', 'make_blob_dataset', 'make_dataloaders', 'make_micrograph', 'make_test_dl', 'make_transfer_splits', 'merge_duplicate_groups', 'oversample', 'pixel_size_table', 'prepare_splits', 'preprocess_image', 'preprocess_params', 'random_shift', 'read_manifest', 'registry', 'render_micrograph', 'resample_to_scale', 'resize', 'resolve_data_dir', 'sample_weights', 'schema_from_config', 'session_position', 'session_tail', 'severity_grid', 'shift_at_severity', 'simulated_instrument_shift', 'skipped_path', 'split_groups', 'split_table', 'standardise', 'subset_per_class', 'tile_grid', 'to_uint8', 'verify', 'write_attribution', 'write_manifest', 'write_synthetic_dataset']
+__all__ = ['ManifestError', 'PreprocessParams', 'Study', 'build_items', 'build_manifest', 'check_no_group_leak', 'count_table', 'data_summary', 'duplicate_report', 'example_study', 'fetch', 'index_folder', 'load_study', 'make_dataloaders', 'pixel_size_table', 'prepare_splits', 'read_manifest', 'render_micrograph', 'schema_from_config', 'split_table', 'write_attribution', 'write_manifest']

@@ -1,5 +1,5 @@
 """Limits on what bringing one micrograph to a model's scale may cost, checked before resampling
-(private to :mod:`semcathode.data`; :func:`semcathode.data.preprocess_image` runs the check).
+(private to :mod:`semcathode.data`; :func:`semcathode.data.preprocess.preprocess_image` runs the check).
 
 A model at 1.0 µm/px given a frame whose metadata says 14 µm/px would upsample it ×14 (a
 240 KB JPEG became 55,554 tiles, 3.5 GB); at 99.75 µm/px the resampling alone runs out of
@@ -30,7 +30,7 @@ class ResampleLimitError(ValueError):
 
 
 def plan_resample(shape: tuple[int, int], pixel_size_um: float | None, params: Any) -> tuple[float, float, tuple[int, int], int]:
-    """What :func:`semcathode.data.preprocess_image` would make of a frame, without doing it.
+    """What :func:`semcathode.data.preprocess.preprocess_image` would make of a frame, without doing it.
 
     Parameters
     ----------

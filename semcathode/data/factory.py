@@ -208,14 +208,14 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     Duplicate and near-duplicate images of one class are first put into one group
     (``data.merge_duplicates``), so a pair never straddles train/test or source/target.
     First the last frames of every session of the schema's classes (``data.tail_frac``,
-    :func:`~semcathode.data.session_position`) become the source domain's ``tail`` split: a
+    :func:`~semcathode.data.splits.session_position`) become the source domain's ``tail`` split: a
     test of extrapolation along the stage, kept out of every training set. With
     ``data.pretail_frac`` the frames just before the tail become the source's ``valid`` split
     (the pre-tail: shaped like the tail, so every setting chosen on it is chosen for the test that
     matters), and the frame-block split then has no valid part.
     The other rows of the schema's classes are partitioned into ``source`` and ``target``: with
     ``target.kind = simulated_shift`` by held-out frame blocks plus the acquisition shift
-    (see :data:`semcathode.data.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
+    (see :data:`semcathode.data.splits.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
     manifest's own ``domain`` column. Rows of extra compositions (e.g. NCM523, a real new
     domain) keep their domain and get their own group split.
 

@@ -159,7 +159,7 @@ def crop_array(row: pd.Series | dict, arr: np.ndarray | None = None) -> np.ndarr
 
     ``crop_y``/``crop_x`` >= 0 give a fixed crop (evaluation tile); -1 (or absent columns)
     draws a uniform random crop inside the cached frame (training; Python's ``random``,
-    seeded by :func:`semcathode.models.seed_everything`). A cached array already of the
+    seeded by :func:`semcathode.models.learner.seed_everything`). A cached array already of the
     input size is returned whole.
 
     Parameters
@@ -285,7 +285,7 @@ def make_dataloaders(
     seed : int
     device : torch device, optional
     crops_per_image : int
-        Random crops drawn per training micrograph per epoch (:func:`~semcathode.data.crop_items`).
+        Random crops drawn per training micrograph per epoch (:func:`~semcathode.data.inputs.crop_items`).
     tile_stride : float
         Stride of the validation tile grid.
     valid_tiles : str

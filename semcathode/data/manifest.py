@@ -6,7 +6,7 @@ pixel_size_um, magnification, voltage_kv, brightness, contrast, meta_source, wid
 bar_row, bar_method, mean_grey, std_grey, sha256, bytes, phash``.
 
 The scan picks up exactly the extensions the reader reads
-(:data:`semcathode.io.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
+(:data:`semcathode.io.read.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
 back into a folder already scanned, or a broken link, is reported). The same image (same
 sha256) filed under two different labels is a problem naming every copy and its label: its
 copies are not indexed. Duplicate pairs are found by :mod:`semcathode.data.duplicates`.
@@ -244,7 +244,7 @@ def index_folder(
     min_size : int
         Smallest usable height/width in pixels.
     bar_method, bar_fraction
-        Data-bar removal (see :func:`semcathode.io.find_data_bar`).
+        Data-bar removal (see :func:`semcathode.io.databar.find_data_bar`).
     workers : int
         Threads for decoding.
 

@@ -166,7 +166,7 @@ def load_bar_free(row: pd.Series | dict, apply_shift: bool = True) -> np.ndarray
     ----------
     row : Series or dict
         Manifest row with ``path`` and ``bar_row`` (and optionally ``shift``: JSON of one
-        :class:`~semcathode.data.AcquisitionShift` dict or of a list applied in order; ``sha256``).
+        :class:`~semcathode.data.shift.AcquisitionShift` dict or of a list applied in order; ``sha256``).
     apply_shift : bool
         Apply the row's ``shift`` (simulated target domain) when present.
 

@@ -13,50 +13,22 @@ from .._lazy import attach
 
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
-    # layers
-    "find_target_layer": "layers",
-    "ModelLike": "layers",
     # compute
-    "CAM_METHODS": "compute",
     "compute_cams": "compute",
     # micrograph
-    "make_cam_fn": "micrograph",
     "micrograph_cam": "micrograph",
-    "MicrographCam": "micrograph",
-    "stitch_tiles": "micrograph",
-    # overlays
-    "overlay": "overlays",
-    "save_overlay": "overlays",
     # measures
     "cam_quant_table": "measures",
-    "deletion_auc": "measures",
-    "deletion_curve": "measures",
-    "energy_on_mask": "measures",
-    "explain_items": "measures",
-    "structure_map": "measures",
     # gallery
     "cam_files": "gallery",
-    "cam_grid": "gallery",
     "write_gallery": "gallery",
-    # explorer_state
-    "CORRECTNESS": "explorer_state",
-    "DEFAULT_METHODS": "explorer_state",
-    "ExplorerState": "explorer_state",
-    "FILTERS": "explorer_state",
     # explorer
-    "CamFn": "explorer",
     "explore": "explorer",
-    "Explorer": "explorer",
     # runs
-    "REGIONS": "particles",
     "cam_particle_table": "particles",
-    "particle_energy": "particles",
-    "particle_regions": "particles",
     "cam_sample": "runs",
     "cam_study": "runs",
     "explorer_for": "runs",
-    "load_run_models": "runs",
-    "row_loader": "runs",
 }
 
 __all__ = sorted(_NAMES)

@@ -2,59 +2,28 @@
 # `python -m semcathode._stubs`; tests/test_layout.py checks that it matches. Do not edit.
 
 from .compute import (
-    CAM_METHODS as CAM_METHODS,
     compute_cams as compute_cams,
 )
 from .explorer import (
-    CamFn as CamFn,
-    Explorer as Explorer,
     explore as explore,
-)
-from .explorer_state import (
-    CORRECTNESS as CORRECTNESS,
-    DEFAULT_METHODS as DEFAULT_METHODS,
-    ExplorerState as ExplorerState,
-    FILTERS as FILTERS,
 )
 from .gallery import (
     cam_files as cam_files,
-    cam_grid as cam_grid,
     write_gallery as write_gallery,
-)
-from .layers import (
-    ModelLike as ModelLike,
-    find_target_layer as find_target_layer,
 )
 from .measures import (
     cam_quant_table as cam_quant_table,
-    deletion_auc as deletion_auc,
-    deletion_curve as deletion_curve,
-    energy_on_mask as energy_on_mask,
-    explain_items as explain_items,
-    structure_map as structure_map,
 )
 from .micrograph import (
-    MicrographCam as MicrographCam,
-    make_cam_fn as make_cam_fn,
     micrograph_cam as micrograph_cam,
-    stitch_tiles as stitch_tiles,
-)
-from .overlays import (
-    overlay as overlay,
-    save_overlay as save_overlay,
 )
 from .particles import (
-    REGIONS as REGIONS,
     cam_particle_table as cam_particle_table,
-    particle_energy as particle_energy,
-    particle_regions as particle_regions,
 )
 from .runs import (
     cam_sample as cam_sample,
     cam_study as cam_study,
     explorer_for as explorer_for,
-    load_run_models as load_run_models,
-    row_loader as row_loader,
 )
 
-__all__ = ['CAM_METHODS', 'CORRECTNESS', 'CamFn', 'DEFAULT_METHODS', 'Explorer', 'ExplorerState', 'FILTERS', 'MicrographCam', 'ModelLike', 'REGIONS', 'cam_files', 'cam_grid', 'cam_particle_table', 'cam_quant_table', 'cam_sample', 'cam_study', 'compute_cams', 'deletion_auc', 'deletion_curve', 'energy_on_mask', 'explain_items', 'explore', 'explorer_for', 'find_target_layer', 'load_run_models', 'make_cam_fn', 'micrograph_cam', 'overlay', 'particle_energy', 'particle_regions', 'row_loader', 'save_overlay', 'stitch_tiles', 'structure_map', 'write_gallery']
+__all__ = ['cam_files', 'cam_particle_table', 'cam_quant_table', 'cam_sample', 'cam_study', 'compute_cams', 'explore', 'explorer_for', 'micrograph_cam', 'write_gallery']

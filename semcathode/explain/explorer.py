@@ -1,7 +1,7 @@
 """Interactive Grad-CAM explorer for JupyterLab (ipywidgets).
 
 The headless state (filters, position, method, class to explain, opacity) is
-:class:`~semcathode.explain.ExplorerState` (module ``explorer_state``, no ipywidgets).
+:class:`~semcathode.explain.explorer_state.ExplorerState` (module ``explorer_state``, no ipywidgets).
 :class:`Explorer` wraps it in widgets: dropdowns for the
 filters, the method and the target class, prev/next buttons, an opacity slider, a toggle that
 draws the segmented particle outlines over both images (when an ``outlines_fn`` is given), and
@@ -9,7 +9,7 @@ the original micrograph beside its overlay with the class probabilities as bars.
 
 The explorer knows nothing about models: a ``cam_fn(row, method, target_class) ->
 (grey image, cam)`` computes the map for a record (``target_class`` None = the predicted
-class); :func:`semcathode.explain.make_cam_fn` builds one from a model.  Building the widgets
+class); :func:`semcathode.explain.micrograph.make_cam_fn` builds one from a model.  Building the widgets
 needs no live kernel, so a notebook run by papermill just displays an inert widget.
 """
 

@@ -2,7 +2,7 @@
 
 :class:`ExplorerState` is plain Python (no ipywidgets): the table of predictions, the
 filters, the position, the CAM method, the class to explain and the overlay opacity.
-Tests drive it directly; :class:`semcathode.explain.Explorer` wraps it in widgets.
+Tests drive it directly; :class:`semcathode.explain.explorer.Explorer` wraps it in widgets.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__ = ["FILTERS", "CORRECTNESS", "DEFAULT_METHODS", "ExplorerState"]
 FILTERS: tuple[str, ...] = ("label", "pred", "correctness", "domain", "arm")
 #: Values of the ``correctness`` filter.
 CORRECTNESS: tuple[str, ...] = ("all", "correct", "incorrect")
-#: CAM methods offered by default (keys of :data:`semcathode.explain.CAM_METHODS`).
+#: CAM methods offered by default (keys of :data:`semcathode.explain.compute.CAM_METHODS`).
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "eigencam", "layercam", "hirescam", "xgradcam")
 
 _ALL = "(all)"

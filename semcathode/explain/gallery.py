@@ -42,7 +42,7 @@ def cam_files(
         A loaded model: ``.model``, ``.classes``, ``.load_array(path) -> (grey bar-free image,
         frame at the model's scale)`` and what :func:`~semcathode.explain.micrograph_cam` uses.
     paths : sequence of str or Path
-        Images and/or folders (searched recursively for :data:`semcathode.io.SUPPORTED_EXTENSIONS`, hidden files
+        Images and/or folders (searched recursively for :data:`semcathode.io.read.SUPPORTED_EXTENSIONS`, hidden files
         and anything under ``out_dir`` skipped).
     out_dir : str or Path
         Output folder, created if needed.

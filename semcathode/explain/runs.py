@@ -142,7 +142,7 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     out_dir : str or Path
         Folder of the overlays (``out_dir/overlays``); overlay paths are recorded relative to it.
     method : str
-        A key of :data:`~semcathode.explain.CAM_METHODS`.
+        A key of :data:`~semcathode.explain.compute.CAM_METHODS`.
     steps : int
         Deletion-curve steps.
     opacity : float
@@ -152,13 +152,13 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     quant_tiles : int
         Tiles per micrograph that get the quantitative check.
     layer : str
-        Target layer (:func:`~semcathode.explain.find_target_layer`): ``last`` (the head's feature
+        Target layer (:func:`~semcathode.explain.layers.find_target_layer`): ``last`` (the head's feature
         map: 7 x 7 cells on a 224-px tile) or a block stage such as ``blocks.4`` (14 x 14: at the native
         0.26 µm/px about 4 µm cells, the particle scale).
     morphology : MorphologyConfig, optional
         Also segment every micrograph's particles and record the stitched CAM's energy on the
         particle boundaries, interiors, fines and background against their area
-        (:func:`~semcathode.explain.particle_energy`); None: not done.
+        (:func:`~semcathode.explain.particles.particle_energy`); None: not done.
 
     Returns
     -------
@@ -248,7 +248,8 @@ def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classe
 
     outlines_fn = None
     if morphology is not None:
-        from ..morphology import outline_mask, segment_particles
+        from ..morphology import segment_particles
+        from ..morphology.overlay import outline_mask
 
         def outlines_fn(row: pd.Series, shape: tuple[int, int]) -> np.ndarray:
             full = rows[rows["path"] == row["path"]].iloc[0]

@@ -7,7 +7,7 @@ reader (:mod:`semcathode.io.metadata`) both start here, so neither imports the o
 
 The size guard (:func:`check_decoded_size`) works from the file header alone: width, height,
 planes, samples per pixel and bytes per sample give the decoded size before any pixel is
-decoded. Limits come from ``$SEMCATHODE_MAX_...`` variables read by :func:`semcathode.config.env_limit`.
+decoded. Limits come from ``$SEMCATHODE_MAX_...`` variables read by :func:`semcathode.config.limits.env_limit`.
 """
 
 from __future__ import annotations

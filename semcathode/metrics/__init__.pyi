@@ -2,18 +2,11 @@
 # `python -m semcathode._stubs`; tests/test_layout.py checks that it matches. Do not edit.
 
 from .classification import (
-    METRICS as METRICS,
-    aggregate_tiles as aggregate_tiles,
-    chance_level as chance_level,
     classification_metrics as classification_metrics,
-    metrics_from_preds as metrics_from_preds,
-    results_row as results_row,
-    short_class_name as short_class_name,
 )
 from .intervals import (
     bootstrap_ci as bootstrap_ci,
     image_bootstrap_ci as image_bootstrap_ci,
-    paired_comparison as paired_comparison,
 )
 from .tables import (
     paired_table as paired_table,
@@ -21,4 +14,4 @@ from .tables import (
     summarize_runs as summarize_runs,
 )
 
-__all__ = ['METRICS', 'aggregate_tiles', 'bootstrap_ci', 'chance_level', 'classification_metrics', 'image_bootstrap_ci', 'metrics_from_preds', 'paired_comparison', 'paired_table', 'paper_table', 'results_row', 'short_class_name', 'summarize_runs']
+__all__ = ['bootstrap_ci', 'classification_metrics', 'image_bootstrap_ci', 'paired_table', 'paper_table', 'summarize_runs']

@@ -36,7 +36,7 @@ def summarize_runs(
     ----------
     results : DataFrame
         One row per (arm, seed) run with the metric columns (e.g. from
-        :func:`~semcathode.metrics.results_row`); per-class ``f1_<class>`` columns can be listed in
+        :func:`~semcathode.metrics.classification.results_row`); per-class ``f1_<class>`` columns can be listed in
         ``metrics`` too.
     metrics : sequence of str
         Metric columns to summarise (each must exist).
@@ -85,7 +85,7 @@ def paired_table(
     group: str = "arm",
     pair_on: str = "seed",
 ) -> pd.DataFrame:
-    """:func:`~semcathode.metrics.paired_comparison` of every other arm against a reference arm.
+    """:func:`~semcathode.metrics.intervals.paired_comparison` of every other arm against a reference arm.
 
     Parameters
     ----------
@@ -94,7 +94,7 @@ def paired_table(
     reference : str
         Arm everything is compared with (it is ``b``; differences are ``arm - reference``).
     metric, group, pair_on : str
-        As for :func:`~semcathode.metrics.paired_comparison`.
+        As for :func:`~semcathode.metrics.intervals.paired_comparison`.
 
     Returns
     -------
@@ -139,9 +139,9 @@ def paper_table(
     ----------
     results : DataFrame
         One row per (arm, seed) with ``accuracy``, ``macro_f1`` and ``f1_<class>``
-        columns (as written by :func:`~semcathode.metrics.results_row`).
+        columns (as written by :func:`~semcathode.metrics.classification.results_row`).
     classes : sequence of str
-        Class order of the per-class columns, headed by :func:`~semcathode.metrics.short_class_name`
+        Class order of the per-class columns, headed by :func:`~semcathode.metrics.classification.short_class_name`
         (e.g. ``"333 pristine"``).
     group : str
         Column naming the arm; it becomes the index.

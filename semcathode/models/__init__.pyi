@@ -5,83 +5,21 @@ from ._distributed import (
     RankRecord as RankRecord,
 )
 from .archive import (
-    archive_columns as archive_columns,
     predict_archive as predict_archive,
 )
 from .backbones import (
-    BACKBONES as BACKBONES,
-    HUB_TIMEOUT_S as HUB_TIMEOUT_S,
-    HubUnavailableError as HubUnavailableError,
-    IMAGENET_MEAN as IMAGENET_MEAN,
-    IMAGENET_STD as IMAGENET_STD,
-    LITE0_SHA256 as LITE0_SHA256,
-    LITE0_STAGE_DEPTHS as LITE0_STAGE_DEPTHS,
-    WEIGHT_CHOICES as WEIGHT_CHOICES,
-    WeightsInfo as WeightsInfo,
-    WeightsIntegrityError as WeightsIntegrityError,
     create_backbone as create_backbone,
-    imagenet_classifier as imagenet_classifier,
-    list_backbones as list_backbones,
-    lite0_state_dict as lite0_state_dict,
     normalization as normalization,
-    weights_cache_dir as weights_cache_dir,
 )
 from .export import (
     ExportedModel as ExportedModel,
-    FORMAT as FORMAT,
     ModelFileError as ModelFileError,
-    arm_model_file as arm_model_file,
     export_model as export_model,
-    fold_batchnorm as fold_batchnorm,
     load_model as load_model,
     predict_paths as predict_paths,
 )
-from .familiarity import (
-    layer_scales as layer_scales,
-    multi_layer_score as multi_layer_score,
-    select_layers as select_layers,
-)
-from .head import (
-    FeatureScale as FeatureScale,
-    HEAD_LAYERS as HEAD_LAYERS,
-    head_layer_of as head_layer_of,
-    linear_head as linear_head,
-)
-from .learner import (
-    ChannelsLastInputs as ChannelsLastInputs,
-    create_model as create_model,
-    efficientnet_splitter as efficientnet_splitter,
-    fit_stage as fit_stage,
-    load_body_weights as load_body_weights,
-    make_learner as make_learner,
-    seed_everything as seed_everything,
-)
 from .predict import (
-    MicrographOutputs as MicrographOutputs,
-    aggregate_log_probs as aggregate_log_probs,
-    normalise_batch as normalise_batch,
     predict_arrays as predict_arrays,
-    predict_probs as predict_probs,
-    summarise_tiles as summarise_tiles,
-)
-from .scores import (
-    auroc as auroc,
-    expected_calibration_error as expected_calibration_error,
-    fit_temperature as fit_temperature,
-    knn_ood_score as knn_ood_score,
-)
-from .top import (
-    CachedTiles as CachedTiles,
-    cached_outputs as cached_outputs,
-    make_top_learner as make_top_learner,
-)
-from .trunk import (
-    Top as Top,
-    Trunk as Trunk,
-    TrunkCache as TrunkCache,
-    TrunkSpec as TrunkSpec,
-    split_network as split_network,
-    trunk_digest as trunk_digest,
 )
 
-__all__ = ['BACKBONES', 'CachedTiles', 'ChannelsLastInputs', 'ExportedModel', 'FORMAT', 'FeatureScale', 'HEAD_LAYERS', 'HUB_TIMEOUT_S', 'HubUnavailableError', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE0_SHA256', 'LITE0_STAGE_DEPTHS', 'MicrographOutputs', 'ModelFileError', 'RankRecord', 'Top', 'Trunk', 'TrunkCache', 'TrunkSpec', 'WEIGHT_CHOICES', 'WeightsInfo', 'WeightsIntegrityError', 'aggregate_log_probs', 'archive_columns', 'arm_model_file', 'auroc', 'cached_outputs', 'create_backbone', 'create_model', 'efficientnet_splitter', 'expected_calibration_error', 'export_model', 'fit_stage', 'fit_temperature', 'fold_batchnorm', 'head_layer_of', 'imagenet_classifier', 'knn_ood_score', 'layer_scales', 'linear_head', 'list_backbones', 'lite0_state_dict', 'load_body_weights', 'load_model', 'make_learner', 'make_top_learner', 'multi_layer_score', 'normalise_batch', 'normalization', 'predict_archive', 'predict_arrays', 'predict_paths', 'predict_probs', 'seed_everything', 'select_layers', 'split_network', 'summarise_tiles', 'trunk_digest', 'weights_cache_dir']
+__all__ = ['ExportedModel', 'ModelFileError', 'RankRecord', 'create_backbone', 'export_model', 'load_model', 'normalization', 'predict_archive', 'predict_arrays', 'predict_paths']

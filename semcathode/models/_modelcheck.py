@@ -13,16 +13,16 @@ file and the field:
   (when present) equals its length;
 * the classifier in the weights (``classifier.weight``/``.bias``, or ``head.fc``, ``fc``,
   ``head``): one row per class, bias of the same length; every floating tensor finite;
-* ``timm_name``: one of the local architectures (:data:`semcathode.models.BACKBONES`);
+* ``timm_name``: one of the local architectures (:data:`semcathode.models.backbones.BACKBONES`);
   hub or file references (``hf-hub:...``, anything with ``:`` or ``/``) are refused, so
   loading never contacts the network; ``backbone`` (when present) is a registered name of
   that architecture;
-* ``head`` (when present): the block stage a linear head reads (:func:`~semcathode.models.linear_head`);
+* ``head`` (when present): the block stage a linear head reads (:func:`~semcathode.models.head.linear_head`);
 * ``mean``/``std``: three finite numbers each, every ``std`` >= :data:`MIN_STD` (> 0);
 * ``normalize`` (when present): ``dataset`` or ``per_image``;
 * ``preprocess``: a mapping with ``mode`` in :data:`PREPROCESS_MODES`, an integer ``size`` in
   :data:`SIZE_RANGE` and at most :data:`MAX_INPUT_SIZE` px, and when present ``scale_um``
-  0 (native) or a pixel size in :data:`~semcathode.io.PIXEL_SIZE_RANGE_UM`, ``tile_stride`` in
+  0 (native) or a pixel size in :data:`~semcathode.io.metadata.PIXEL_SIZE_RANGE_UM`, ``tile_stride`` in
   :data:`STRIDE_RANGE` (a fraction of the tile side), ``crops_per_image`` an integer >= 1;
 * ``bar`` (when present): ``method`` a data-bar method, ``fraction`` in ``[0, 1)``;
 * ``temperature`` (when present): a finite number in :data:`TEMPERATURE_RANGE`;

@@ -61,7 +61,7 @@ def export_model(
     aggregate : str
         How tiles are aggregated per micrograph.
     trust : dict, optional
-        From :func:`semcathode.study.calibrate`: ``temperature``, ``ood_k``,
+        From :func:`semcathode.study.trust.calibrate`: ``temperature``, ``ood_k``,
         ``ood_threshold`` and ``bank`` (the training micrographs' embeddings, stored in
         the safetensors file as ``ood.bank``), or, for a multi-layer score, ``banks`` (one per
         layer, stored as ``ood.bank.<layer>``), ``layers`` and ``scales``.
@@ -137,11 +137,11 @@ class ExportedModel:
 
     @property
     def input_norm(self) -> tuple[str, list[float], list[float]]:
-        """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models.normalise_batch`)."""
+        """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models.predict.normalise_batch`)."""
         return self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"]
 
     def normalise(self, arr: np.ndarray) -> torch.Tensor:
-        """:func:`~semcathode.models.normalise_batch` with this model's settings.
+        """:func:`~semcathode.models.predict.normalise_batch` with this model's settings.
 
         Parameters
         ----------
@@ -176,7 +176,7 @@ class ExportedModel:
         ValueError
             The model needs a physical scale and neither the file nor ``pixel_size_um`` gives one;
             or bringing the frame to the model's scale would exceed a limit (upsampling, pixels,
-            tiles: :func:`~semcathode.data.preprocess_image` checks them), checked before resampling.
+            tiles: :func:`~semcathode.data.preprocess.preprocess_image` checks them), checked before resampling.
         """
         from ..io.databar import crop_data_bar
         from ..io.read import read_sem
@@ -196,7 +196,7 @@ class ExportedModel:
         return img, self.normalise(tiles)
 
     def tile_positions(self, grey_shape: tuple[int, int], arr_shape: tuple[int, int]) -> list[tuple[int, int]]:
-        """Corners of the tile grid in the scaled frame (see :func:`~semcathode.data.tile_grid`)."""
+        """Corners of the tile grid in the scaled frame (see :func:`~semcathode.data.tiles.tile_grid`)."""
         return tile_grid(arr_shape, self.params.size, self.params.tile_stride)
 
     def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False, layers: Sequence[str] = ()):
@@ -225,7 +225,7 @@ class ExportedModel:
 
     @torch.no_grad()
     def predict_tensor(self, x: torch.Tensor, bs: int = 32) -> np.ndarray:
-        """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.predict_probs`)."""
+        """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.predict.predict_probs`)."""
         return predict_probs(self.model, x, bs).numpy()
 
 

@@ -2,7 +2,7 @@
 
 One path serves the study's evaluation, the exported model and ``semcathode predict``:
 
-1. the cached (or freshly resampled) micrograph is cut into the :func:`~semcathode.data.tile_grid`;
+1. the cached (or freshly resampled) micrograph is cut into the :func:`~semcathode.data.tiles.tile_grid`;
 2. every tile goes through the network (no augmentation); the pooled features are kept;
 3. tiles are aggregated per micrograph: by default the **mean log-probability**
    (``z_c = mean_t log p_t(c)``, renormalised with a softmax), which is the product of the
@@ -256,7 +256,7 @@ def predict_arrays(
     arrays : sequence of ndarray
         uint8 ``(H, W)`` frames, each at least ``size`` on both sides.
     size, stride : int, float
-        Tile side and grid stride (see :func:`~semcathode.data.tile_grid`).
+        Tile side and grid stride (see :func:`~semcathode.data.tiles.tile_grid`).
     normalize, mean, std
         See :func:`normalise_batch`.
     aggregate : str

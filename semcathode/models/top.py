@@ -327,7 +327,7 @@ def cached_outputs(top: Top, data: CachedTiles, aggregate: str = "mean_log_prob"
     data : CachedTiles
         Evaluation inputs (``tiles_per_epoch=0``), one entry per micrograph of its items.
     aggregate : str
-        See :func:`semcathode.models.aggregate_log_probs`.
+        See :func:`semcathode.models.predict.aggregate_log_probs`.
     features : bool
         Also the L2-normalised mean pooled feature per micrograph.
     layers : sequence of str

@@ -4,7 +4,7 @@ On a CPU the stem and early blocks of EfficientNet are most of every forward pas
 it at 224 px), yet with ``model.trunk`` blocks frozen their output for a given tile never
 changes. :class:`TrunkCache` therefore runs the frozen part **once** per micrograph, tile and
 view and keeps its output on disk (float16, memory-mapped), the sibling of
-:class:`semcathode.data.PreprocessCache`; training then runs only the :class:`Top` on those maps.
+:class:`semcathode.data.preprocess.PreprocessCache`; training then runs only the :class:`Top` on those maps.
 
 The split does not copy the network: :func:`split_network` returns two views that share the
 network's own modules, so training the top trains the network, and the exported model is still

@@ -23,26 +23,13 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # segment
-    "Segmentation": "segment",
     "segment_particles": "segment",
-    "working_pixel_size": "segment",
     # measure
-    "MEASURE_COLUMNS": "measure",
-    "PARTICLE_COLUMNS": "measure",
     "micrograph_measures": "measure",
-    "particle_table": "measure",
     # files
-    "measure_file": "files",
-    "overlay_name": "files",
     "measure_paths": "files",
-    "read_bar_free": "files",
     # manifest
     "measure_manifest": "manifest",
-    "settings_digest": "manifest",
-    # overlay
-    "outline_mask": "overlay",
-    "outline_overlay": "overlay",
-    "save_outlines": "overlay",
 }
 
 __all__ = sorted(_NAMES)

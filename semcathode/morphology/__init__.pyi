@@ -2,30 +2,16 @@
 # `python -m semcathode._stubs`; tests/test_layout.py checks that it matches. Do not edit.
 
 from .files import (
-    measure_file as measure_file,
     measure_paths as measure_paths,
-    overlay_name as overlay_name,
-    read_bar_free as read_bar_free,
 )
 from .manifest import (
     measure_manifest as measure_manifest,
-    settings_digest as settings_digest,
 )
 from .measure import (
-    MEASURE_COLUMNS as MEASURE_COLUMNS,
-    PARTICLE_COLUMNS as PARTICLE_COLUMNS,
     micrograph_measures as micrograph_measures,
-    particle_table as particle_table,
-)
-from .overlay import (
-    outline_mask as outline_mask,
-    outline_overlay as outline_overlay,
-    save_outlines as save_outlines,
 )
 from .segment import (
-    Segmentation as Segmentation,
     segment_particles as segment_particles,
-    working_pixel_size as working_pixel_size,
 )
 
-__all__ = ['MEASURE_COLUMNS', 'PARTICLE_COLUMNS', 'Segmentation', 'measure_file', 'measure_manifest', 'measure_paths', 'micrograph_measures', 'outline_mask', 'outline_overlay', 'overlay_name', 'particle_table', 'read_bar_free', 'save_outlines', 'segment_particles', 'settings_digest', 'working_pixel_size']
+__all__ = ['measure_manifest', 'measure_paths', 'micrograph_measures', 'segment_particles']

@@ -76,9 +76,9 @@ def measure_file(path: str | Path, settings: MorphologyConfig | None = None,
     Returns
     -------
     row : dict
-        :data:`MEASURES_FILE_COLUMNS` and :data:`~semcathode.morphology.MEASURE_COLUMNS`.
+        :data:`MEASURES_FILE_COLUMNS` and :data:`~semcathode.morphology.measure.MEASURE_COLUMNS`.
     particles : DataFrame
-        :func:`~semcathode.morphology.particle_table` with the file's ``path``.
+        :func:`~semcathode.morphology.measure.particle_table` with the file's ``path``.
     seg : Segmentation
     grey : numpy.ndarray
         The bar-free micrograph at its own resolution.
@@ -162,10 +162,10 @@ def measure_paths(paths: Sequence[str | Path], settings: MorphologyConfig | None
     Returns
     -------
     measures : DataFrame
-        :data:`MEASURES_FILE_COLUMNS`, :data:`~semcathode.morphology.MEASURE_COLUMNS`, the
+        :data:`MEASURES_FILE_COLUMNS`, :data:`~semcathode.morphology.measure.MEASURE_COLUMNS`, the
         ``setting_*`` columns, ``overlay`` (when written) and ``error`` (empty when measured).
     particles : DataFrame
-        ``path`` and :data:`~semcathode.morphology.PARTICLE_COLUMNS`, every measured file.
+        ``path`` and :data:`~semcathode.morphology.measure.PARTICLE_COLUMNS`, every measured file.
 
     Examples
     --------

@@ -1,6 +1,6 @@
 """Measure every micrograph of a manifest, through a cache keyed by the file, its shift and the settings.
 
-Each row is read as the rest of the study reads it (:func:`semcathode.data.load_bar_free`: the
+Each row is read as the rest of the study reads it (:func:`semcathode.data.preprocess.load_bar_free`: the
 manifest's data-bar row, and the simulated acquisition shift of a target row) at the manifest's
 pixel size, then segmented and measured (:func:`~semcathode.morphology.segment_particles`,
 :func:`~semcathode.morphology.micrograph_measures`). Measured rows are kept in one CSV per
@@ -102,7 +102,7 @@ def measure_manifest(manifest: pd.DataFrame, settings: MorphologyConfig | None =
     -------
     DataFrame
         :data:`MANIFEST_KEYS` (those present), ``threshold_method``, ``work_pixel_size_um``,
-        :data:`~semcathode.morphology.MEASURE_COLUMNS` and ``error``.
+        :data:`~semcathode.morphology.measure.MEASURE_COLUMNS` and ``error``.
 
     Examples
     --------

@@ -2,29 +2,14 @@
 # `python -m semcathode._stubs`; tests/test_layout.py checks that it matches. Do not edit.
 
 from .cli import (
-    CliError as CliError,
-    build_parser as build_parser,
     main as main,
 )
 from .notebooks import (
-    ARM_MODELS as ARM_MODELS,
     MANIFEST as MANIFEST,
-    NOTEBOOKS as NOTEBOOKS,
-    NOTEBOOK_NAMES as NOTEBOOK_NAMES,
-    NOTEBOOK_SECTIONS as NOTEBOOK_SECTIONS,
-    Notebook as Notebook,
     PipelineError as PipelineError,
-    notebook_dir as notebook_dir,
-    notebook_hashes as notebook_hashes,
-    notebook_spec as notebook_spec,
-)
-from .resume import (
-    missing_products as missing_products,
-    plan_resume as plan_resume,
 )
 from .run import (
-    package_versions as package_versions,
     run_pipeline as run_pipeline,
 )
 
-__all__ = ['ARM_MODELS', 'CliError', 'MANIFEST', 'NOTEBOOKS', 'NOTEBOOK_NAMES', 'NOTEBOOK_SECTIONS', 'Notebook', 'PipelineError', 'build_parser', 'main', 'missing_products', 'notebook_dir', 'notebook_hashes', 'notebook_spec', 'package_versions', 'plan_resume', 'run_pipeline']
+__all__ = ['MANIFEST', 'PipelineError', 'main', 'run_pipeline']

@@ -64,7 +64,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if not files and all(why == EMPTY_FOLDER for _, why in bad):
         raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {supported_extensions()})")
     if overlay is not None:
-        from ..morphology import overlay_name
+        from ..morphology.files import overlay_name
 
         taken: set[str] = set()
         for f in files:

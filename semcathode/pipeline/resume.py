@@ -62,7 +62,7 @@ def plan_resume(records: dict[str, dict], hashes: dict[str, str], missing: Calla
     records : dict
         ``run_state.json``'s ``notebooks``: name -> ``{"hash", "status", ...}``.
     hashes : dict
-        This run's :func:`~semcathode.pipeline.notebook_hashes`.
+        This run's :func:`~semcathode.pipeline.notebooks.notebook_hashes`.
     missing : callable
         Name -> the products it lacks (:func:`missing_products` of the staging folder).
     notebooks : sequence of str

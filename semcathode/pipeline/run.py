@@ -78,7 +78,7 @@ class _State:
 def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     """Resolve the relative micrograph paths of a published report's manifest against this
     machine's data root, so the notebooks after 01 can read the images when a run resumes
-    (:func:`semcathode.report.make_portable` makes them relative again when the run completes)."""
+    (:func:`semcathode.report.portable.make_portable` makes them relative again when the run completes)."""
     import os
 
     path = run_dir / MANIFEST

@@ -9,7 +9,6 @@ _NAMES: dict[str, str] = {
     # figures
     "plot_bars": "figures",
     "plot_class_counts": "figures",
-    "plot_confusion": "figures",
     "plot_confusions": "figures",
     "plot_curves": "figures",
     "plot_domain_pair": "figures",
@@ -29,29 +28,14 @@ _NAMES: dict[str, str] = {
     "probe_verdict": "notes",
     "provenance_note": "notes",
     "representation_note": "notes",
-    "training_note": "notes",
     "target_domain_note": "notes",
     "trust_note": "notes",
     # index
-    "read_run_state": "index",
-    "RUN_STATE": "index",
     "write_index": "index",
     # outputs
-    "df_to_markdown": "outputs",
     "NotebookOutputs": "outputs",
-    "OUTPUTS_FILE": "outputs",
-    "read_outputs": "outputs",
-    "read_table": "outputs",
-    "show_png": "outputs",
     # a run folder read by the names of its results
-    "Run": "_run",
     "open_run": "_run",
-    # portable
-    "absolute_paths": "portable",
-    "machine_relativizer": "portable",
-    "make_portable": "portable",
-    "PathRelativizer": "portable",
-    "REPORT_TEXT_SUFFIXES": "portable",
 }
 
 __all__ = sorted(_NAMES)

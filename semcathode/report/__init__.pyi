@@ -2,13 +2,11 @@
 # `python -m semcathode._stubs`; tests/test_layout.py checks that it matches. Do not edit.
 
 from ._run import (
-    Run as Run,
     open_run as open_run,
 )
 from .figures import (
     plot_bars as plot_bars,
     plot_class_counts as plot_class_counts,
-    plot_confusion as plot_confusion,
     plot_confusions as plot_confusions,
     plot_curves as plot_curves,
     plot_domain_pair as plot_domain_pair,
@@ -16,8 +14,6 @@ from .figures import (
     plot_history as plot_history,
 )
 from .index import (
-    RUN_STATE as RUN_STATE,
-    read_run_state as read_run_state,
     write_index as write_index,
 )
 from .morphology import (
@@ -37,23 +33,10 @@ from .notes import (
     representation_note as representation_note,
     split_note as split_note,
     target_domain_note as target_domain_note,
-    training_note as training_note,
     trust_note as trust_note,
 )
 from .outputs import (
     NotebookOutputs as NotebookOutputs,
-    OUTPUTS_FILE as OUTPUTS_FILE,
-    df_to_markdown as df_to_markdown,
-    read_outputs as read_outputs,
-    read_table as read_table,
-    show_png as show_png,
-)
-from .portable import (
-    PathRelativizer as PathRelativizer,
-    REPORT_TEXT_SUFFIXES as REPORT_TEXT_SUFFIXES,
-    absolute_paths as absolute_paths,
-    machine_relativizer as machine_relativizer,
-    make_portable as make_portable,
 )
 
-__all__ = ['NotebookOutputs', 'OUTPUTS_FILE', 'PathRelativizer', 'REPORT_TEXT_SUFFIXES', 'RUN_STATE', 'Run', 'absolute_paths', 'budget_note', 'cam_note', 'cam_particle_note', 'curve_note', 'df_to_markdown', 'duplicate_note', 'machine_relativizer', 'make_portable', 'measures_baseline_note', 'measures_note', 'open_run', 'plot_bars', 'plot_class_counts', 'plot_confusion', 'plot_confusions', 'plot_curves', 'plot_domain_pair', 'plot_examples', 'plot_history', 'plot_measures', 'plot_outlines', 'probe_verdict', 'provenance_note', 'read_outputs', 'read_run_state', 'read_table', 'representation_note', 'show_png', 'split_note', 'target_domain_note', 'training_note', 'trust_note', 'write_index']
+__all__ = ['NotebookOutputs', 'budget_note', 'cam_note', 'cam_particle_note', 'curve_note', 'duplicate_note', 'measures_baseline_note', 'measures_note', 'open_run', 'plot_bars', 'plot_class_counts', 'plot_confusions', 'plot_curves', 'plot_domain_pair', 'plot_examples', 'plot_history', 'plot_measures', 'plot_outlines', 'probe_verdict', 'provenance_note', 'representation_note', 'split_note', 'target_domain_note', 'trust_note', 'write_index']

@@ -87,7 +87,8 @@ def plot_outlines(rows: pd.DataFrame, settings: MorphologyConfig | None = None, 
     matplotlib.figure.Figure
     """
     from ..data.preprocess import load_bar_free
-    from ..morphology import micrograph_measures, outline_overlay, segment_particles
+    from ..morphology import micrograph_measures, segment_particles
+    from ..morphology.overlay import outline_overlay
 
     n = len(rows)
     nrow = int(np.ceil(n / ncol))

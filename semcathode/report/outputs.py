@@ -160,7 +160,7 @@ class NotebookOutputs:
 
     Figures are also displayed inline (in JupyterLab and in the executed notebook). Paths in
     tables, JSON and text are written relative to the run folder or the data root, so the
-    report folder can be moved (see :class:`~semcathode.report.PathRelativizer`).
+    report folder can be moved (see :class:`~semcathode.report.portable.PathRelativizer`).
 
     Parameters
     ----------

@@ -3,14 +3,9 @@
 
 from .arms import (
     ARMS as ARMS,
-    Arm as Arm,
-    fair_stage as fair_stage,
     run_arms as run_arms,
-    train_arm as train_arm,
 )
 from .baselines import (
-    extract_features as extract_features,
-    linear_probe as linear_probe,
     linear_probe_report as linear_probe_report,
     probe_floor as probe_floor,
 )
@@ -20,57 +15,34 @@ from .curves import (
     stack_histories as stack_histories,
 )
 from .evaluation import (
-    evaluate_model as evaluate_model,
-    evaluate_models as evaluate_models,
     evaluate_splits as evaluate_splits,
-    micrograph_outputs as micrograph_outputs,
-    predict_micrographs as predict_micrographs,
-    split_rows as split_rows,
 )
 from .export import (
     export_models as export_models,
     export_trained as export_trained,
 )
 from .measures import (
-    BASELINE_MEASURES as BASELINE_MEASURES,
-    SUMMARY_MEASURES as SUMMARY_MEASURES,
     baseline_comparison as baseline_comparison,
     measure_summary as measure_summary,
     measures_baseline as measures_baseline,
 )
 from .store import (
-    MODEL_FIELDS as MODEL_FIELDS,
     ModelStore as ModelStore,
-    arm_key as arm_key,
-    model_fields as model_fields,
-    model_store as model_store,
-    stage1_key as stage1_key,
 )
 from .train import (
     TrainedModel as TrainedModel,
-    input_norm as input_norm,
-    resolve_backbone as resolve_backbone,
     train_stage1 as train_stage1,
-    warm_trunk_cache as warm_trunk_cache,
 )
 from .trust import (
-    calibrate as calibrate,
     fit_trust as fit_trust,
-    ood_scores as ood_scores,
     scale_check as scale_check,
-    trust_report as trust_report,
 )
 from .validity import (
     normalisation_ablation as normalisation_ablation,
-    robustness_items as robustness_items,
     robustness_study as robustness_study,
     session_check as session_check,
     session_probe as session_probe,
-    shortcut_baseline as shortcut_baseline,
-    shortcut_features as shortcut_features,
     shortcut_study as shortcut_study,
-    shortcut_verdict as shortcut_verdict,
-    with_extra_shift as with_extra_shift,
 )
 
-__all__ = ['ARMS', 'Arm', 'BASELINE_MEASURES', 'MODEL_FIELDS', 'ModelStore', 'SUMMARY_MEASURES', 'TrainedModel', 'arm_key', 'baseline_comparison', 'calibrate', 'evaluate_model', 'evaluate_models', 'evaluate_splits', 'export_models', 'export_trained', 'extract_features', 'fair_stage', 'fit_trust', 'input_norm', 'learning_curve', 'linear_probe', 'linear_probe_report', 'measure_summary', 'measures_baseline', 'micrograph_outputs', 'model_fields', 'model_store', 'new_domain_curve', 'normalisation_ablation', 'ood_scores', 'predict_micrographs', 'probe_floor', 'resolve_backbone', 'robustness_items', 'robustness_study', 'run_arms', 'scale_check', 'session_check', 'session_probe', 'shortcut_baseline', 'shortcut_features', 'shortcut_study', 'shortcut_verdict', 'split_rows', 'stack_histories', 'stage1_key', 'train_arm', 'train_stage1', 'trust_report', 'warm_trunk_cache', 'with_extra_shift']
+__all__ = ['ARMS', 'ModelStore', 'TrainedModel', 'baseline_comparison', 'evaluate_splits', 'export_models', 'export_trained', 'fit_trust', 'learning_curve', 'linear_probe_report', 'measure_summary', 'measures_baseline', 'new_domain_curve', 'normalisation_ablation', 'probe_floor', 'robustness_study', 'run_arms', 'scale_check', 'session_check', 'session_probe', 'shortcut_study', 'stack_histories', 'train_stage1']

@@ -60,7 +60,7 @@ def learning_curve(
     """Target macro-F1 against train images per class, per arm and seed.
 
     Subsets are drawn group-aware from the domain's **train split only**
-    (:func:`semcathode.data.subset_per_class`, nested over sizes) and every model is scored
+    (:func:`semcathode.data.splits.subset_per_class`, nested over sizes) and every model is scored
     on the domain's test split.
 
     Parameters

@@ -129,7 +129,7 @@ def evaluate_model(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str]
     metrics : dict
         :func:`semcathode.metrics.classification_metrics` per micrograph.
     row : dict
-        :func:`semcathode.metrics.results_row` plus ``tile_accuracy`` (secondary, per tile).
+        :func:`semcathode.metrics.classification.results_row` plus ``tile_accuracy`` (secondary, per tile).
     """
     img, _ = predict_micrographs(tm, items, classes)
     m = classification_metrics(img["label"], img["pred"], classes)

@@ -27,7 +27,7 @@ def export_trained(tm: TrainedModel, path: str | Path, cfg: RunConfig, classes: 
     metrics : dict, optional
         Stored in the JSON (e.g. the test metrics).
     trust : dict, optional
-        Calibration and familiarity from :func:`semcathode.study.calibrate`.
+        Calibration and familiarity from :func:`semcathode.study.trust.calibrate`.
 
     Returns
     -------
@@ -36,7 +36,8 @@ def export_trained(tm: TrainedModel, path: str | Path, cfg: RunConfig, classes: 
     """
     from ..config.sections import config_hash
     from ..data.factory import preprocess_params
-    from ..models import BACKBONES, export_model
+    from ..models import export_model
+    from ..models.backbones import BACKBONES
 
     winfo = dict(tm.weights_info)
     backbone = winfo.get("backbone", cfg.model.backbone)

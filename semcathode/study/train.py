@@ -397,7 +397,7 @@ def train_stage1(
     Class imbalance of the source is handled by ``protocol.stage1_imbalance`` (default
     targeted oversampling: the small formation/cycled classes otherwise cost macro-F1).
     The model is cached in the :class:`~semcathode.study.ModelStore` under
-    ``stage1-<key>`` (see :func:`~semcathode.study.stage1_key`); a later call with the same
+    ``stage1-<key>`` (see :func:`~semcathode.study.store.stage1_key`); a later call with the same
     model-changing configuration and seed loads it.
 
     Parameters

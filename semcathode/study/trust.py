@@ -23,10 +23,10 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
 
     With ``evaluate.familiarity_layers`` empty the score is the kNN cosine distance of a micrograph's
     final (pre-logit) embedding to the train split's. With candidate layers (``blocks.4``,
-    ``blocks.5``, ``final``, ...) it is :func:`semcathode.models.multi_layer_score`: per layer a kNN
+    ``blocks.5``, ``final``, ...) it is :func:`semcathode.models.familiarity.multi_layer_score`: per layer a kNN
     score on standardised features, divided by its median on the valid split, summed over the layer
     set that best separates the valid split from ``select_items`` (micrographs known to be
-    unfamiliar, e.g. NCM523's train split; :func:`semcathode.models.select_layers`). Report it on
+    unfamiliar, e.g. NCM523's train split; :func:`semcathode.models.familiarity.select_layers`). Report it on
     other micrographs than ``select_items``.
 
     Parameters

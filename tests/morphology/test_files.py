@@ -12,8 +12,10 @@ from PIL import Image
 from conftest import KAIST, needs_kaist_images
 from semcathode.config import MorphologyConfig
 from semcathode.data import render_micrograph
-from semcathode.morphology import (MEASURE_COLUMNS, PARTICLE_COLUMNS, measure_paths, micrograph_measures,
-                                   outline_mask, read_bar_free, segment_particles)
+from semcathode.morphology import measure_paths, micrograph_measures, segment_particles
+from semcathode.morphology.measure import MEASURE_COLUMNS, PARTICLE_COLUMNS
+from semcathode.morphology.overlay import outline_mask
+from semcathode.morphology.files import read_bar_free
 
 
 def _write(path: Path, img: np.ndarray, px: float | None) -> Path:

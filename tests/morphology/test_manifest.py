@@ -7,7 +7,9 @@ import pytest
 
 from semcathode.config import MorphologyConfig
 from semcathode.data import example_study
-from semcathode.morphology import MEASURE_COLUMNS, measure_manifest, settings_digest
+from semcathode.morphology import measure_manifest
+from semcathode.morphology.measure import MEASURE_COLUMNS
+from semcathode.morphology.manifest import settings_digest
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import semcathode as sc
-from semcathode.report import Run, open_run
+from semcathode.report import open_run
+from semcathode.report._run import Run
 
 
 def _copy_model(src, dst):

@@ -204,7 +204,8 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
     import numpy as np
     import torch
 
-    from semcathode.models import FeatureScale, head_layer_of, load_model
+    from semcathode.models import load_model
+    from semcathode.models.head import FeatureScale, head_layer_of
     from semcathode.study.export import export_trained
     from semcathode.models.predict import predict_arrays
     from semcathode.study.arms import train_arm
