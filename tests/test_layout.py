@@ -196,6 +196,43 @@ def test_at_most_120_public_names_outside_the_root_and_every_notebook_call_is_on
     assert missing == [], missing
 
 
+def _unresolved_references(pkg: Path = PKG) -> list[str]:
+    """``file: dotted.name`` for every ``semcathode.<...>`` name in the package's source (docstring
+    cross-references, doctest imports) that does not resolve to a module or an attribute."""
+    import importlib
+    import re
+
+    found = set()
+    for path in pkg.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        refs = {m.group(0) for m in re.finditer(r"\bsemcathode(?:\.\w+)+", text)}
+        refs |= {f"{m.group(1)}.{n.strip()}" for m in re.finditer(r"from (semcathode(?:\.\w+)*) import ([\w, ]+)", text)
+                 for n in m.group(2).split(",") if n.strip()}
+        for ref in refs:
+            parts = ref.split(".")
+            obj, i = None, len(parts)
+            while i > 0:  # the longest importable prefix, then attributes
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                    break
+                except ImportError:
+                    i -= 1
+            for attr in parts[i:]:
+                obj = getattr(obj, attr, None)
+                if obj is None:
+                    found.add(f"{path.relative_to(pkg)}: {ref}")
+                    break
+    return sorted(found)
+
+
+def test_every_dotted_reference_in_the_package_resolves(tmp_path):
+    """A docstring cross-reference or a doctest import names what is there (a name that leaves a
+    subpackage's public list must leave its references too)."""
+    assert _unresolved_references() == []
+    (tmp_path / "m.py").write_text('"""See :func:`semcathode.io.no_such_thing`."""\n')
+    assert _unresolved_references(tmp_path) == ["m.py: semcathode.io.no_such_thing"]
+
+
 def _private_imports_across_subpackages(pkg: Path = PKG) -> list[str]:
     """``module: name from target`` for every import of a private name, or of any name from a private
     module, that crosses from one subpackage into another. The root's private helper modules

@@ -92,7 +92,7 @@ def duplicate_report(df: pd.DataFrame, max_distance: int = 4) -> tuple[pd.DataFr
     Returns
     -------
     pairs : DataFrame
-        From :func:`~semcathode.data.manifest.find_duplicates`, with ``<column>_a``/``_b``.
+        From :func:`~semcathode.data.duplicates.find_duplicates`, with ``<column>_a``/``_b``.
     warnings : list of str
         Pairs that cross a split or domain.
     """

@@ -1,7 +1,7 @@
 """Predict a lab's whole archive: files streamed, decoded in workers, tiles batched across
 micrographs, rows appended in chunks, resumable.
 
-:func:`predict_archive` walks the inputs as a stream (:func:`semcathode.io.iter_inputs`), so an
+:func:`predict_archive` walks the inputs as a stream (:func:`semcathode.io.walk.iter_inputs`), so an
 archive of any size is never listed into memory. DataLoader workers read each file, cut its
 data bar, bring it to the model's scale and cut its tiles; the main process forwards tiles of
 several micrographs per batch (:func:`~semcathode.models.predict.predict_tiles`, the forward
