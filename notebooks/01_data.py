@@ -28,7 +28,7 @@ out_dir = "../reports/notebook-run"   # run folder; this notebook writes into ou
 # %%
 import semcathode as sc
 cfg = sc.load_config(profile, config or None, {"data.data_dir": data_dir} if data_dir else None)
-out = sc.report.NotebookOutputs(out_dir, "01_data", cfg)
+out = sc.report.NotebookOutputs(out_dir, "01_data", **sc.pipeline.report_roots(cfg))
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%

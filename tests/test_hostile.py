@@ -1062,6 +1062,7 @@ def test_synthetic_data_is_written_only_into_the_cache(tmp_path):
 
 @pytest.mark.parametrize("spelling", ["absolute_link", "relative_link"])
 def test_portable_report_relativises_data_reached_through_a_link(tmp_path, monkeypatch, spelling):
+    from semcathode.pipeline.roots import report_roots
     from semcathode.report.portable import absolute_paths, make_portable
 
     real = tmp_path / "store" / "data"
@@ -1086,7 +1087,7 @@ def test_portable_report_relativises_data_reached_through_a_link(tmp_path, monke
     (run / "README.md").write_text(f"Data: {via_link}\n\nFirst image: `{via_link / rel}`, really {img}.\n")
     (run / "index.html").write_text(f"<p>data in {via_link}/</p><img src='{img}'>")
     assert absolute_paths(run, tuple(spellings))  # the fake report names the data root in every spelling
-    make_portable(run, cfg)
+    make_portable(run, **report_roots(cfg))
     assert absolute_paths(run, tuple(spellings) + (str(tmp_path),)) == {}
     assert (run / "01_data" / "manifest.csv").read_text().splitlines()[1:] == [f"{rel},NCM333_pristine"] * 2
     summary = json.loads((run / "01_data" / "outputs.json").read_text())["summary"]

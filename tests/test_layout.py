@@ -233,6 +233,60 @@ def test_every_dotted_reference_in_the_package_resolves(tmp_path):
     assert _unresolved_references(tmp_path) == ["m.py: semcathode.io.no_such_thing"]
 
 
+#: The library functions that still take a whole ``RunConfig`` (issue 21, item 2, in progress).
+#: The list only shrinks: the test fails when a function is added to it in the code, and when a
+#: listed one no longer takes a ``RunConfig`` (strike it here then).
+TAKES_RUNCONFIG = frozenset({
+    "data.factory.schema_from_config", "data.factory.check_data_dir", "data.factory.synthetic_dir",
+    "data.factory.data_dir_for", "data.factory.build_manifest", "data.factory.prepare_splits",
+    "data.factory.preprocess_params", "data.factory.cache_for", "data.factory.write_attribution",
+    "data.factory.load_study",
+    "report.notes.representation_note", "report.notes.training_note", "report.notes.budget_note",
+    "report.notes.target_domain_note", "report.notes.split_note",
+    "study._launch.launch_fit", "study.arms.fair_stage", "study.arms.train_arm", "study.arms.run_arms",
+    "study.baselines.extract_features", "study.baselines.linear_probe", "study.baselines.linear_probe_report",
+    "study.curves._curve", "study.curves.learning_curve", "study.curves.new_domain_curve",
+    "study.export.export_trained", "study.export.export_models",
+    "study.store.model_store", "study.store.model_fields", "study.store.stage1_key", "study.store.arm_key",
+    "study.train.resolve_backbone", "study.train.input_norm", "study.train._crops", "study.train.trunk_cache",
+    "study.train.trunk_spec", "study.train._fit", "study.train._fit_top", "study.train.warm_trunk_cache",
+    "study.train._cached_fit", "study.train.train_stage1",
+    "study.validity.shortcut_study", "study.validity.normalisation_ablation", "study.validity.robustness_study",
+    "study.validity.session_probe",
+})
+
+
+def _functions_taking_runconfig(pkg: Path = PKG) -> set[str]:
+    """``subpackage.module.function`` of every function outside ``pipeline/`` and ``config/`` (the
+    edges) with a parameter annotated ``RunConfig`` or named ``cfg``."""
+    found = set()
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg).with_suffix("").parts
+        if len(rel) < 2 or rel[0] in ("pipeline", "config"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                if any(x.arg == "cfg" or (x.annotation is not None and "RunConfig" in ast.unparse(x.annotation))
+                       for x in a.posonlyargs + a.args + a.kwonlyargs):
+                    found.add(".".join(rel) + "." + node.name)
+    return found
+
+
+def test_the_configuration_stays_at_the_edges(tmp_path):
+    """Outside ``pipeline/`` and ``config/`` no new function takes a ``RunConfig``: the report's
+    writers take folders, and the list of those still to convert only shrinks."""
+    found = _functions_taking_runconfig()
+    assert not {f for f in found if f.startswith(("report.portable.", "report.index.", "report.outputs."))}
+    assert found - TAKES_RUNCONFIG == set(), "new functions take a RunConfig"
+    assert TAKES_RUNCONFIG - found == set(), "these no longer take a RunConfig: strike them from TAKES_RUNCONFIG"
+    # the checker sees an annotation and the conventional name, and leaves the edges alone
+    for sub in ("a", "pipeline"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "m.py").write_text("def f(x, c: 'RunConfig'): ...\ndef g(cfg=None): ...\ndef h(x): ...\n")
+    assert _functions_taking_runconfig(tmp_path) == {"a.m.f", "a.m.g"}
+
+
 def _private_imports_across_subpackages(pkg: Path = PKG) -> list[str]:
     """``module: name from target`` for every import of a private name, or of any name from a private
     module, that crosses from one subpackage into another. The root's private helper modules

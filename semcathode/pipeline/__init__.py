@@ -11,6 +11,8 @@ _NAMES: dict[str, str] = {
     # notebooks
     "MANIFEST": "notebooks",
     "PipelineError": "notebooks",
+    # roots
+    "report_roots": "roots",
     # run
     "run_pipeline": "run",
 }

@@ -8,8 +8,11 @@ from .notebooks import (
     MANIFEST as MANIFEST,
     PipelineError as PipelineError,
 )
+from .roots import (
+    report_roots as report_roots,
+)
 from .run import (
     run_pipeline as run_pipeline,
 )
 
-__all__ = ['MANIFEST', 'PipelineError', 'main', 'run_pipeline']
+__all__ = ['MANIFEST', 'PipelineError', 'main', 'report_roots', 'run_pipeline']

@@ -26,6 +26,7 @@ from ..config.run import save_config, validate
 from ..config.sections import RunConfig, config_hash
 from ..report.index import RUN_STATE, read_run_state, write_index
 from ..report.portable import make_portable
+from .roots import report_roots
 from .notebooks import (MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, check_notebook_names, notebook_dir,
                         notebook_hashes, notebook_spec)
 
@@ -382,8 +383,8 @@ def _execute(nb: str, nb_src: Path, staging: Path, cfg_path: Path, cfg: RunConfi
 def _finalise(staging: Path, out_dir: Path, cfg: RunConfig, state: "_State") -> None:
     """Make the staging folder portable, write its index and totals, and swap it into ``out_dir``."""
     (staging / _KERNEL_LOG).unlink(missing_ok=True)
-    make_portable(staging, cfg, also=(out_dir,))
-    write_index(staging, cfg, [(nb.name, nb.title) for nb in NOTEBOOKS])
+    make_portable(staging, **report_roots(cfg), also=(out_dir,))
+    write_index(staging, [(nb.name, nb.title) for nb in NOTEBOOKS], profile=cfg.profile)
     state.data["total_wall_s"] = round(sum(v.get("wall_s", 0) for v in state.data["notebooks"].values()), 1)
     state.save()
     _check_out_dir(out_dir)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from .._files import atomic_write_text
 from .outputs import OUTPUTS_FILE, read_outputs
@@ -61,19 +61,19 @@ def read_run_state(run_dir: str | Path) -> dict:
     return state if isinstance(state, dict) else {}
 
 
-def write_index(run_dir: str | Path, cfg: Any = None,
-                notebooks: Sequence[tuple[str, str]] | None = None) -> tuple[Path, Path]:
+def write_index(run_dir: str | Path, notebooks: Sequence[tuple[str, str]] | None = None,
+                profile: str | None = None) -> tuple[Path, Path]:
     """Write ``README.md`` and ``index.html`` of a run folder from the notebooks' outputs.
 
     Parameters
     ----------
     run_dir : str or Path
         The run folder (one sub-folder of outputs per notebook).
-    cfg : RunConfig, optional
-        The run's configuration (its profile heads the page when ``run_state.json`` is absent).
     notebooks : sequence of (name, title), optional
         The notebooks in report order (the pipeline passes its declaration); default: the
         sub-folders holding notebook outputs, in name order, titled by their names.
+    profile : str, optional
+        The run's profile, heading the page when ``run_state.json`` does not name one.
 
     Returns
     -------
@@ -86,7 +86,7 @@ def write_index(run_dir: str | Path, cfg: Any = None,
     state = read_run_state(run_dir)
     if notebooks is None:
         notebooks = [(d.name, d.name) for d in sorted(run_dir.iterdir()) if (d / OUTPUTS_FILE).is_file()]
-    text = _index_markdown(run_dir, state, notebooks, state.get("profile", getattr(cfg, "profile", "?")))
+    text = _index_markdown(run_dir, state, notebooks, state.get("profile", profile or "?"))
     md_path = atomic_write_text(run_dir / "README.md", text)
     # raw HTML in the markdown is escaped, not passed through: the tables already escape their
     # values (report.outputs.markdown_cell), and this holds for any other text that reaches the page

@@ -168,8 +168,11 @@ class NotebookOutputs:
         The run's output folder (the notebooks' ``out_dir`` parameter).
     name : str
         Notebook name, e.g. ``"01_data"``; files go to ``run_dir/name/``.
-    cfg : RunConfig, optional
-        The run's configuration: names the data root that micrograph paths are made relative to.
+    data_root : str or Path, optional
+        The folder the micrographs were read from: micrograph paths are written relative to it.
+    cache_root : str or Path, optional
+        The run's cache folder: cache paths are written as ``<cache>/...``.
+        (:func:`semcathode.pipeline.report_roots` gives both from a configuration.)
 
     Examples
     --------
@@ -191,7 +194,8 @@ class NotebookOutputs:
 
     run_dir: Path
     name: str
-    cfg: Any = None
+    data_root: Path | None = None
+    cache_root: Path | None = None
     sections: list[dict] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
@@ -199,7 +203,7 @@ class NotebookOutputs:
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.paths = PathRelativizer.for_config(self.run_dir, self.cfg)
+        self.paths = PathRelativizer(self.run_dir, self.data_root, self.cache_root)
 
     @property
     def dir(self) -> Path:

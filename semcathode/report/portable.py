@@ -69,26 +69,6 @@ class PathRelativizer:
     cache_root: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def for_config(cls, run_dir: str | Path, cfg: Any = None, extra: dict[str, str] | None = None) -> "PathRelativizer":
-        """The relativizer of a run folder whose data and cache roots are those of ``cfg``.
-
-        Parameters
-        ----------
-        run_dir : str or Path
-            The report (run) folder.
-        cfg : RunConfig, optional
-            The run's configuration; None (or roots that cannot be resolved) leaves those roots out.
-        extra : dict of str to str, optional
-            Further absolute prefix -> replacement pairs.
-
-        Returns
-        -------
-        PathRelativizer
-        """
-        data_root, cache_root = _roots_from_config(cfg)
-        return cls(run_dir, data_root, cache_root, extra=dict(extra or {}))
-
     def __post_init__(self) -> None:
         # as given (made absolute now, links kept): the manifest may name the data through a link
         self._given = {k: os.path.abspath(os.fspath(v)) if v else None
@@ -237,27 +217,8 @@ def path_spellings(path: str | Path) -> list[str]:
     return sorted(dict.fromkeys(out), key=lambda f: -len(f))
 
 
-def _roots_from_config(cfg: Any) -> tuple[Path | None, Path | None]:
-    """Data root and cache root of a configuration (None where they cannot be known)."""
-    if cfg is None:
-        return None, None
-    data_root = cache_root = None
-    try:
-        from ..data.factory import data_dir_for
-
-        data_root = data_dir_for(cfg)
-    except Exception:  # a report must not fail because the data root cannot be resolved
-        pass
-    try:
-        from ..config.paths import cache_root as _cache_root
-
-        cache_root = _cache_root(cfg)
-    except Exception:
-        pass
-    return data_root, cache_root
-
-
-def machine_relativizer(run_dir: str | Path, cfg: Any = None, extra: tuple[str | Path, ...] = ()) -> PathRelativizer:
+def machine_relativizer(run_dir: str | Path, data_root: str | Path | None = None, cache_root: str | Path | None = None,
+                        extra: tuple[str | Path, ...] = ()) -> PathRelativizer:
     """A :class:`PathRelativizer` that also knows the places of this machine that leak into
     notebook output (warnings, tracebacks).
 
@@ -265,8 +226,8 @@ def machine_relativizer(run_dir: str | Path, cfg: Any = None, extra: tuple[str |
     ----------
     run_dir : str or Path
         The report (run) folder.
-    cfg : RunConfig, optional
-        The run's configuration (its data and cache roots).
+    data_root, cache_root : str or Path, optional
+        The run's data and cache roots (:func:`semcathode.pipeline.report_roots` gives them).
     extra : tuple of str or Path
         Further folders whose paths become relative (e.g. the final report folder of a staging run).
 
@@ -280,7 +241,7 @@ def machine_relativizer(run_dir: str | Path, cfg: Any = None, extra: tuple[str |
     more = {str(Path.home()): "~/", str(Path(sys.base_prefix).resolve()): "<python>/",
             str(Path(sys.prefix).resolve()): "<python>/", str(pkg_parent): ""}
     more.update({os.fspath(e): "" for e in extra})  # every spelling is matched (path_spellings)
-    return PathRelativizer.for_config(run_dir, cfg, extra=more)
+    return PathRelativizer(run_dir, data_root, cache_root, extra=more)
 
 
 def _report_text_files(run_dir: Path) -> list[tuple[Path, str]]:
@@ -309,7 +270,8 @@ def _portable_notebook(name: str, text: str, rel: PathRelativizer) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
-def make_portable(run_dir: str | Path, cfg: Any = None, also: tuple[str | Path, ...] = ()) -> list[Path]:
+def make_portable(run_dir: str | Path, data_root: str | Path | None = None, cache_root: str | Path | None = None,
+                  also: tuple[str | Path, ...] = ()) -> list[Path]:
     """Rewrite every absolute path of this machine in the text files of a report folder.
 
     Paths under the run folder (or the folders in ``also``, e.g. the final report folder
@@ -322,8 +284,8 @@ def make_portable(run_dir: str | Path, cfg: Any = None, also: tuple[str | Path, 
     ----------
     run_dir : str or Path
         The report folder.
-    cfg : RunConfig, optional
-        The run's configuration (its data and cache roots).
+    data_root, cache_root : str or Path, optional
+        The run's data and cache roots (:func:`semcathode.pipeline.report_roots` gives them).
     also : tuple of str or Path
         Further folders whose paths become relative to ``run_dir``.
 
@@ -333,7 +295,7 @@ def make_portable(run_dir: str | Path, cfg: Any = None, also: tuple[str | Path, 
         The files that were changed.
     """
     run_dir = Path(run_dir).resolve()
-    rel = machine_relativizer(run_dir, cfg, extra=tuple(also))
+    rel = machine_relativizer(run_dir, data_root, cache_root, extra=tuple(also))
     changed = []
     for f, text in _report_text_files(run_dir):
         if f.suffix == ".ipynb":

@@ -20,14 +20,12 @@ def test_outputs_and_index(one_notebook_run):
 
 
 def test_index_defaults_to_the_notebook_folders_and_the_config_profile(tmp_path):
-    from types import SimpleNamespace
-
     for name in ("02_pretrain", "01_data"):
         out = NotebookOutputs(tmp_path, name)
         out.text("Notes", f"From {name}.")
         out.save()
     (tmp_path / "figures").mkdir()  # a folder without outputs.json is not a notebook
-    md, _ = write_index(tmp_path, cfg=SimpleNamespace(profile="demo"))
+    md, _ = write_index(tmp_path, profile="demo")
     text = md.read_text()
     assert "profile `demo`" in text and "- [01_data](#" in text
     assert text.index("## 01_data") < text.index("## 02_pretrain") and "## figures" not in text
