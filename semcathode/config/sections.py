@@ -148,7 +148,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "shift_kind": ("brightness", "contrast", "gamma", "noise", "blur", "magnification"),
     "trunk_view": ("full", "half"),
     "cam_layer": ("last", "last_block", "conv_head", "blocks.3", "blocks.4", "blocks.5", "blocks.6"),
-    "trunk_dtype": ("float32", "bfloat16"),
+    "trunk_dtype": ("auto", "float32", "bfloat16"),
     "head": ("conv", "linear"),
     "head_layer": ("blocks.3", "blocks.4", "blocks.5"),
     "threshold": ("auto", "otsu", "local"),
@@ -210,7 +210,7 @@ class ModelConfig:
     trunk: int = _f(0, range=Range(0, 6))  # block stages kept frozen at their initial weights, their output cached once per tile and view (0 = the whole network trained from pixels)
     trunk_views: list[str] = _f(factory=lambda: ["full"], nonempty=True, items=CHOICES["trunk_view"])  # cached views of each training micrograph: full, half (2x down, then up: lost finest detail)
     tiles_per_epoch: int = _f(4, range=Range(1, 1000))  # trunk: tiles of each training micrograph drawn per epoch
-    trunk_dtype: str = _f("float32", choices=CHOICES["trunk_dtype"])  # trunk: the precision the cache is computed in (bfloat16: CPU autocast, 2-3x faster with AMX/AVX-512 BF16)
+    trunk_dtype: str = _f("float32", choices=CHOICES["trunk_dtype"])  # trunk: the precision the cache is computed in (bfloat16: autocast, 2-3x faster with AMX/AVX-512 BF16 and 5-10x slower without; auto: bfloat16 where the hardware has it)
     train_tiles: int = _f(0, range=Range(0, 10000))  # trunk: tiles of each training micrograph cached (a fixed subset spread over the grid; 0 = all)
     label_smoothing: float = _f(0.0, range=Range(0, 0.5))  # cross-entropy label smoothing
     head: str = _f("conv", choices=CHOICES["head"])  # conv: timm's head (head convolution, pooling, classifier) after every block; linear: the network ends at head_layer, its pooled output standardised and read by a linear classifier (the frozen-feature probe as the model; needs trunk = the stages kept)

@@ -79,10 +79,12 @@ def training_note(cfg: RunConfig) -> str:
     m = cfg.model
     if not m.trunk:
         return "Every layer of the network is trained from pixels (the paper's full fine-tuning)."
+    from ..models.trunk import resolve_trunk_dtype
+
     views = " and ".join({"full": "the micrograph as it is", "half": "a half-resolution copy"}.get(v, v)
                          for v in m.trunk_views)
     frozen = (f"The stem and block stages 0-{m.trunk - 1} keep their ImageNet weights: their output for every tile "
-              f"is computed once ({m.trunk_dtype}) and cached, for training micrographs from {views}.")
+              f"is computed once ({resolve_trunk_dtype(m.trunk_dtype)}) and cached, for training micrographs from {views}.")
     if m.head == "linear":
         return (f"{frozen} The network ends at {m.head_layer} (the later blocks and the head convolution are "
                 f"removed); each tile's output there is averaged over space, standardised per channel and read "

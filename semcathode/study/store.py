@@ -165,6 +165,10 @@ def model_fields(cfg: RunConfig, *groups: str, **sections: StageConfig) -> dict:
         for sec, names in MODEL_FIELDS[g].items():
             obj = sections.get(sec, getattr(cfg, sec))
             out.setdefault(sec, {}).update({n: getattr(obj, n) for n in names})
+    if "trunk_dtype" in out.get("model", {}):  # what the cache is computed in here, not the request
+        from ..models.trunk import resolve_trunk_dtype
+
+        out["model"]["trunk_dtype"] = resolve_trunk_dtype(out["model"]["trunk_dtype"])
     return out
 
 

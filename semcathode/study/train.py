@@ -22,7 +22,7 @@ from ..data.loaders import class_weights, make_dataloaders
 from ..config.paths import cache_root
 from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
 from ..models.head import FeatureScale, linear_head
-from ..models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
+from ..models.trunk import TrunkCache, TrunkSpec, resolve_trunk_dtype, split_network, trunk_digest
 from .store import ModelStore, model_store, stage1_key
 
 __all__ = ["TrainedModel", "resolve_backbone", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
@@ -152,7 +152,7 @@ def trunk_spec(cfg: RunConfig, network: torch.nn.Module) -> TrunkSpec:
     return TrunkSpec(backbone=resolve_backbone(cfg), depth=cfg.model.trunk, digest=trunk_digest(trunk),
                      size=cfg.preprocess.size, tile_stride=cfg.preprocess.tile_stride,
                      normalize=cfg.preprocess.normalize, mean=tuple(mean), std=tuple(std),
-                     dtype=cfg.model.trunk_dtype)
+                     dtype=resolve_trunk_dtype(cfg.model.trunk_dtype))
 
 
 def _head_epochs(stage: StageConfig) -> int:
@@ -334,7 +334,7 @@ def warm_trunk_cache(items: pd.DataFrame, cfg: RunConfig, log: Callable[[str], N
                    for v in views for p in (cache.path(r, spec, v) for _, r in part.iterrows()))
         if todo:
             _log(log, f"trunk cache: {todo} views of {what} to compute (stem + blocks 0-{cfg.model.trunk - 1}, "
-                      f"{cfg.model.trunk_dtype}, {', '.join(views)})")
+                      f"{resolve_trunk_dtype(cfg.model.trunk_dtype)}, {', '.join(views)})")
             cache.build(part, trunk, spec, views=views, log=log)
             done += todo
     return done

@@ -170,6 +170,31 @@ def test_trunk_spec_follows_what_changes_the_maps_and_nothing_else(tmp_path):
     assert trunk_spec(load_config("smoke", overrides=base), other).key() != key  # other weights
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_trunk_dtype_is_bfloat16_only_where_the_hardware_has_it(tmp_path, monkeypatch, native):
+    """model.trunk_dtype = auto: bfloat16 where the device computes it natively, float32 where it is
+    emulated (5-10x slower there); the cache key, the model-store key and the report's words say what
+    was computed, so an auto run and a run asking for that dtype share their cache and models."""
+    from semcathode.config.run import load_config
+    from semcathode.models import trunk as trunk_mod
+    from semcathode.models.learner import create_model
+    from semcathode.report.notes import representation_note
+    from semcathode.study.store import model_fields
+    from semcathode.study.train import trunk_spec
+
+    monkeypatch.setattr(trunk_mod, "_native_bf16", lambda dev: native)
+    want = "bfloat16" if native else "float32"
+    net, _ = create_model("efficientnet_lite0", "packaged", 9)
+    base = {"model.trunk": 5, "preprocess.size": 64, "preprocess.cache_dir": str(tmp_path)}
+    auto = load_config("smoke", overrides={**base, "model.trunk_dtype": "auto"})
+    same = load_config("smoke", overrides={**base, "model.trunk_dtype": want})
+    other = load_config("smoke", overrides={**base, "model.trunk_dtype": {"bfloat16": "float32"}.get(want, "bfloat16")})
+    assert trunk_spec(auto, net).dtype == want
+    assert trunk_spec(auto, net).key() == trunk_spec(same, net).key() != trunk_spec(other, net).key()
+    assert model_fields(auto, "source") == model_fields(same, "source") != model_fields(other, "source")
+    assert f"computed once ({want})" in representation_note(auto)
+
+
 def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study_setup, study_cfg, tmp_path):
     """model.trunk > 0: the frozen ImageNet probe reads its tiles' trunk maps from the cache (a network
     without a classifier), keeps the kept subset of a training micrograph, and gives the pooled
