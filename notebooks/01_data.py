@@ -46,8 +46,8 @@ out.figure(sc.report.plot_class_counts(manifest, hue='domain'), 'class_counts', 
 counts
 
 # %%
-out.text('Target domain', sc.report.target_domain_note(cfg))
-print(sc.report.target_domain_note(cfg))
+out.text('Target domain', sc.report.target_domain_note(cfg.target))
+print(sc.report.target_domain_note(cfg.target))
 
 # %% [markdown]
 # ## One bar-cropped example per class
@@ -69,9 +69,9 @@ px
 # %%
 sc.data.check_no_group_leak(manifest)
 splits = sc.data.split_table(manifest)
-out.text('Splits', sc.report.split_note(cfg))
+out.text('Splits', sc.report.split_note(cfg.data))
 out.table(splits, 'splits', 'Images per class, domain and split (valid: the pre-tail when the profile has one)', section='Splits')
-print(sc.report.split_note(cfg))
+print(sc.report.split_note(cfg.data))
 splits
 
 # %% [markdown]

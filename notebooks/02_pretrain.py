@@ -36,8 +36,8 @@ cfg.profile, sc.config.config_hash(cfg)
 # %%
 run = sc.open_run(out_dir)  # earlier results, read by name
 study = sc.load_study(cfg, run.manifest)
-out.text('Input representation', sc.report.representation_note(cfg))
-print(sc.report.representation_note(cfg))
+out.text('Input representation', sc.report.representation_note(cfg.preprocess, cfg.model, cfg.evaluate.aggregate))
+print(sc.report.representation_note(cfg.preprocess, cfg.model, cfg.evaluate.aggregate))
 stage1 = {seed: sc.train_stage1(study.items, cfg, seed, study.classes) for seed in cfg.protocol.seeds}
 
 # %% [markdown]

@@ -34,16 +34,16 @@ cfg.profile, sc.config.config_hash(cfg)
 # %%
 run = sc.open_run(out_dir)  # earlier results, read by name
 study = sc.load_study(cfg, run.manifest)
-out.text('Target domain', sc.report.target_domain_note(cfg))
+out.text('Target domain', sc.report.target_domain_note(cfg.target))
 out.figure(sc.report.plot_domain_pair(study.manifest[study.manifest.label.isin(study.classes)]), 'source_vs_target', 'Source images and their simulated-shift target counterparts', section='Target domain')
-print(sc.report.target_domain_note(cfg))
+print(sc.report.target_domain_note(cfg.target))
 
 # %%
 results, preds, models = sc.run_arms(study.items, cfg, study.classes, keep=cfg.cam.arms)
 out.table(results, 'arm_results', 'One row per arm and seed: metrics on the target test split', section=None)
 out.table(preds, 'predictions', section=None)
-out.text('Training budgets', sc.report.budget_note(cfg, results))
-print(sc.report.budget_note(cfg, results))
+out.text('Training budgets', sc.report.budget_note(cfg.protocol, results))
+print(sc.report.budget_note(cfg.protocol, results))
 
 # %% [markdown]
 # ## Headline table (shaped like the paper's)
@@ -51,7 +51,7 @@ print(sc.report.budget_note(cfg, results))
 # %%
 table = sc.metrics.paper_table(results, study.classes, n_boot=cfg.evaluate.n_boot)
 out.table(table.reset_index(), 'paper_table', 'Target test split: arms x accuracy, macro-F1 and per-class F1, mean ± std [95% bootstrap CI over seeds]', section='Headline results')
-out.text('Headline results', sc.report.target_domain_note(cfg))
+out.text('Headline results', sc.report.target_domain_note(cfg.target))
 probe = run.table('linear_probe')
 floor = sc.study.probe_floor(results, probe, n_boot=cfg.evaluate.n_boot)
 out.table(floor, 'probe_floor', 'Which arms beat the linear probe (frozen ImageNet features + logistic regression, target train -> target test): the floor every fine-tuned arm must beat', section='Headline results')

@@ -241,8 +241,6 @@ TAKES_RUNCONFIG = frozenset({
     "data.factory.data_dir_for", "data.factory.build_manifest", "data.factory.prepare_splits",
     "data.factory.preprocess_params", "data.factory.cache_for", "data.factory.write_attribution",
     "data.factory.load_study",
-    "report.notes.representation_note", "report.notes.training_note", "report.notes.budget_note",
-    "report.notes.target_domain_note", "report.notes.split_note",
     "study._launch.launch_fit", "study.arms.fair_stage", "study.arms.train_arm", "study.arms.run_arms",
     "study.baselines.extract_features", "study.baselines.linear_probe", "study.baselines.linear_probe_report",
     "study.curves._curve", "study.curves.learning_curve", "study.curves.new_domain_curve",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..config.sections import RunConfig
+from ..config.sections import DataConfig, ModelConfig, PreprocessConfig, ProtocolConfig, TargetConfig
 
 __all__ = [
     "split_note",
@@ -17,13 +17,17 @@ __all__ = [
 ]
 
 
-def representation_note(cfg: RunConfig) -> str:
+def representation_note(preprocess: PreprocessConfig, model: ModelConfig, aggregate: str = "mean_log_prob") -> str:
     """What the network sees, in words (scale, field of view, crops, tile grid, aggregation).
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run's configuration (its ``preprocess`` and ``evaluate`` sections).
+    preprocess : PreprocessConfig
+        How micrographs become network inputs (``cfg.preprocess``).
+    model : ModelConfig
+        The network (``cfg.model``): with a trunk, :func:`training_note` is appended.
+    aggregate : str
+        How tiles become one prediction (``cfg.evaluate.aggregate``).
 
     Returns
     -------
@@ -33,12 +37,13 @@ def representation_note(cfg: RunConfig) -> str:
     Examples
     --------
     >>> from semcathode.config.run import load_config
-    >>> representation_note(load_config("demo"))[:99]
+    >>> cfg = load_config("demo")
+    >>> representation_note(cfg.preprocess, cfg.model)[:99]
     'Input: every bar-free micrograph is resampled once from its instrument pixel size to 0.2625 µm/px; '
-    >>> "(59 µm across)" in representation_note(load_config("demo"))
+    >>> "(59 µm across)" in representation_note(cfg.preprocess, cfg.model)
     True
     """
-    p = cfg.preprocess
+    p = preprocess
     if p.mode == "resize":
         return (f"Input: the whole bar-free micrograph squeezed to {p.size} x {p.size} px (the paper's input; its "
                 "physical scale depends on the frame). One prediction per micrograph.")
@@ -47,21 +52,21 @@ def representation_note(cfg: RunConfig) -> str:
     fov = f" ({p.size * p.scale_um:.0f} µm across)" if p.scale_um else ""
     agg = {"mean_log_prob": "the mean of their log-probabilities", "mean_prob": "the mean of their probabilities"}
     train = (f"Training draws {p.crops_per_image} random crop(s) per micrograph per epoch (with flips, rotations, "
-             f"zoom and lighting)" if not cfg.model.trunk else "Training reads the cached trunk output of the tiles")
+             f"zoom and lighting)" if not model.trunk else "Training reads the cached trunk output of the tiles")
     text = (f"Input: every bar-free micrograph {scale}; the "
             f"network sees {p.size} x {p.size} px fields of view{fov}. {train}; evaluation covers the "
             f"whole frame with a tile grid (stride {p.tile_stride:g} of a tile) and aggregates the tiles by "
-            f"{agg.get(cfg.evaluate.aggregate, cfg.evaluate.aggregate)} into one prediction per micrograph.")
-    return text + (" " + training_note(cfg) if cfg.model.trunk else "")
+            f"{agg.get(aggregate, aggregate)} into one prediction per micrograph.")
+    return text + (" " + training_note(model) if model.trunk else "")
 
 
-def training_note(cfg: RunConfig) -> str:
+def training_note(model: ModelConfig) -> str:
     """What is trained and what stays at its ImageNet weights, in plain words.
 
     Parameters
     ----------
-    cfg : RunConfig
-        Its ``model`` section (``trunk``, ``head``, ``head_layer``, ``trunk_views``, ``tiles_per_epoch``).
+    model : ModelConfig
+        ``cfg.model`` (``trunk``, ``head``, ``head_layer``, ``trunk_views``, ``trunk_dtype``, ``tiles_per_epoch``).
 
     Returns
     -------
@@ -70,13 +75,13 @@ def training_note(cfg: RunConfig) -> str:
     Examples
     --------
     >>> from semcathode.config.run import load_config
-    >>> training_note(load_config("smoke"))
+    >>> training_note(load_config("smoke").model)
     "Every layer of the network is trained from pixels (the paper's full fine-tuning)."
     >>> cfg = load_config("smoke", overrides={"model.trunk": 6, "model.head": "linear"})
-    >>> "only a linear classifier" in training_note(cfg)
+    >>> "only a linear classifier" in training_note(cfg.model)
     True
     """
-    m = cfg.model
+    m = model
     if not m.trunk:
         return "Every layer of the network is trained from pixels (the paper's full fine-tuning)."
     from ..models.trunk import resolve_trunk_dtype
@@ -97,13 +102,13 @@ def training_note(cfg: RunConfig) -> str:
             f"on the maps themselves.")
 
 
-def budget_note(cfg: RunConfig, results: pd.DataFrame) -> str:
+def budget_note(protocol: ProtocolConfig, results: pd.DataFrame) -> str:
     """The fair-budget rule and the optimiser steps each arm actually made (mean over seeds).
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run's configuration (its ``protocol`` section).
+    protocol : ProtocolConfig
+        ``cfg.protocol`` (``fair_budget``, ``fair_max_epochs``).
     results : pandas.DataFrame
         One row per arm and seed, with ``arm`` and ``steps`` columns (without ``steps``: the rule only).
 
@@ -114,8 +119,8 @@ def budget_note(cfg: RunConfig, results: pd.DataFrame) -> str:
     """
     rule = ("Fair-budget rule: arms that do not start from the stage-1 model (FT-only, Scratch+FT) train at least "
             "as many optimiser steps as Pre+FT spends in both stages together (its stage-1 steps plus its stage-2 "
-            f"steps on the same target images), capped at {cfg.protocol.fair_max_epochs} epochs."
-            if cfg.protocol.fair_budget else
+            f"steps on the same target images), capped at {protocol.fair_max_epochs} epochs."
+            if protocol.fair_budget else
             "Fair-budget rule off (protocol.fair_budget = false): every arm trains the stage-2 schedule only.")
     if "steps" not in results or results.empty:
         return rule
@@ -176,13 +181,13 @@ def cam_note(quant: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def target_domain_note(cfg: RunConfig) -> str:
+def target_domain_note(target: TargetConfig) -> str:
     """What the target domain of this configuration is, in words (printed in every output).
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run's configuration (its ``target`` section).
+    target : TargetConfig
+        ``cfg.target`` (``kind``, ``domain``).
 
     Returns
     -------
@@ -191,19 +196,20 @@ def target_domain_note(cfg: RunConfig) -> str:
     """
     from ..data.splits import SIMULATED_SHIFT_NOTE
 
-    if cfg.target.kind == "simulated_shift":
+    if target.kind == "simulated_shift":
         from ..data.shift import simulated_instrument_shift
 
         return SIMULATED_SHIFT_NOTE + f" Shift parameters: {simulated_instrument_shift().to_dict()}."
-    return f"Target domain: rows whose `domain` column is {cfg.target.domain!r} (real data given by the user)."
+    return f"Target domain: rows whose `domain` column is {target.domain!r} (real data given by the user)."
 
 
-def split_note(cfg: RunConfig) -> str:
+def split_note(data: DataConfig) -> str:
     """How the micrographs are split, in words (per session by frame; frame blocks inside).
 
     Parameters
     ----------
-    cfg : RunConfig
+    data : DataConfig
+        ``cfg.data`` (``tail_frac``, ``pretail_frac``, ``block_size``).
 
     Returns
     -------
@@ -213,10 +219,10 @@ def split_note(cfg: RunConfig) -> str:
     Examples
     --------
     >>> from semcathode.config import load_config
-    >>> "pre-tail" in split_note(load_config("demo"))
+    >>> "pre-tail" in split_note(load_config("demo").data)
     True
     """
-    d = cfg.data
+    d = data
     text = (f"Per imaging session, ordered by frame: the last {d.tail_frac:.0%} of the frames are the **session tail** "
             "(a test of extrapolation along the stage, never trained on)")
     if d.pretail_frac:

@@ -19,7 +19,7 @@ def test_prepare_splits_simulated_shift(cfg):
     check_no_group_leak(df)
     assert set(df["domain"]) == {"source", "target"}
     assert (df.loc[df.domain == "target", "shift"] != "").all()
-    assert SIMULATED_SHIFT_NOTE.split(":")[0] in target_domain_note(cfg)
+    assert SIMULATED_SHIFT_NOTE.split(":")[0] in target_domain_note(cfg.target)
 
 
 def test_domain_column_target(cfg, synthetic_root, tmp_path):
@@ -35,7 +35,7 @@ def test_domain_column_target(cfg, synthetic_root, tmp_path):
                 target=replace(cfg.target, kind="domain_column", domain="additive"))
     df = prepare_splits(build_manifest(c), c)
     assert set(df["domain"]) == {"source", "target"} and (df["shift"] == "").all()
-    assert "real data" in target_domain_note(c)
+    assert "real data" in target_domain_note(c.target)
 
 
 def test_load_study_needs_01(cfg, tmp_path):

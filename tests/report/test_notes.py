@@ -26,26 +26,29 @@ def test_provenance_note():
 
 def test_representation_note_scale_and_resize():
     cfg = load_config("demo")
-    note = representation_note(cfg)
+    note = representation_note(cfg.preprocess, cfg.model, cfg.evaluate.aggregate)
     assert f"{cfg.preprocess.scale_um:g} µm/px" in note and f"{cfg.preprocess.size} x {cfg.preprocess.size} px" in note
     assert "log-probabilities" in note
     assert "cached trunk output" in note and "only a linear classifier is trained" in note  # the demo's linear head
-    pixels = representation_note(load_config("demo", overrides={"model.trunk": 0, "model.head": "conv"}))
+    c = load_config("demo", overrides={"model.trunk": 0, "model.head": "conv"})
+    pixels = representation_note(c.preprocess, c.model)
     assert f"{cfg.preprocess.crops_per_image} random crop(s)" in pixels and "trained" not in pixels
-    top = representation_note(load_config("demo", overrides={"model.head": "conv", "model.trunk": 5}))
+    c = load_config("demo", overrides={"model.head": "conv", "model.trunk": 5})
+    top = representation_note(c.preprocess, c.model)
     assert "block stages 0-4 keep their ImageNet weights" in top and "block stages 5 onwards" in top
-    resized = representation_note(load_config("demo", overrides={"preprocess.mode": "resize"}))
+    c = load_config("demo", overrides={"preprocess.mode": "resize"})
+    resized = representation_note(c.preprocess, c.model)
     assert resized.startswith("Input: the whole bar-free micrograph squeezed to") and "One prediction" in resized
 
 
 def test_budget_note_lists_steps_per_arm():
     cfg = load_config("smoke")
     results = pd.DataFrame({"arm": ["pre_ft", "pre_ft", "ft_only"], "steps": [10, 20, 40]})
-    note = budget_note(cfg, results)
+    note = budget_note(cfg.protocol, results)
     assert note.startswith("Fair-budget rule") and "pre_ft 15, ft_only 40." in note
-    assert "Optimiser steps" not in budget_note(cfg, results.drop(columns="steps"))
+    assert "Optimiser steps" not in budget_note(cfg.protocol, results.drop(columns="steps"))
     off = load_config("smoke", overrides={"protocol.fair_budget": False})
-    assert "Fair-budget rule off" in budget_note(off, results.head(0))
+    assert "Fair-budget rule off" in budget_note(off.protocol, results.head(0))
 
 
 def test_cam_note_compares_with_random_order():
@@ -59,7 +62,7 @@ def test_cam_note_compares_with_random_order():
 
 
 def test_target_domain_note():
-    assert "SIMULATED INSTRUMENT SHIFT" in target_domain_note(load_config("smoke"))
+    assert "SIMULATED INSTRUMENT SHIFT" in target_domain_note(load_config("smoke").target)
 
 
 def test_duplicate_note_warns_about_crossing_pairs():
