@@ -51,7 +51,7 @@ def cache_benchmark(args: argparse.Namespace) -> None:
     (issue 18: full / top seconds per epoch >= 4)."""
     cfg = sc.load_config("demo", overrides={"preprocess.scale_um": 0.2625, "preprocess.size": 224,
                                             "preprocess.crops_per_image": args.tiles})
-    params = preprocess_params(cfg)
+    params = preprocess_params(cfg.preprocess)
     data = resolve_data_dir("kaist-ncm", None, download=False)
     classes = default_schema().classes
     manifest = sc.index_folder(data / "images")
@@ -131,7 +131,7 @@ def main() -> None:
             args.n = 24
         return cache_benchmark(args)
     pcfg = sc.load_config(args.profile)
-    params = preprocess_params(pcfg)
+    params = preprocess_params(pcfg.preprocess)
     k = pcfg.preprocess.crops_per_image if params.mode == "scale" else 1
     data = resolve_data_dir("kaist-ncm", None, download=False)
     manifest = sc.index_folder(data / "images").sample(n=args.n + 32, random_state=0)

@@ -52,7 +52,7 @@ def main() -> None:
     if gpu:
         cfg = sc.load_config("paper", overrides={"protocol.seeds": [0], "stage1.epochs": args.epochs,
                                                  "preprocess.cache_dir": str(tmp / "cache")})
-        manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg), cfg)
+        manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg.data, sc.config.cache_root(cfg)), cfg.data, cfg.target)
         sc.data.write_manifest(manifest, tmp / "manifest.csv")
         study = sc.load_study(cfg, tmp / "manifest.csv")
         n_tiles = args.tiles
@@ -115,7 +115,7 @@ def _trunk_cache_path(sc, torch, study, paper_cfg, tmp: Path, gpu: bool) -> dict
 
     if gpu:
         cfg = sc.load_config("demo", overrides={"protocol.seeds": [0], "preprocess.cache_dir": str(tmp / "cache")})
-        manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg), cfg)  # the demo's own splits
+        manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg.data, sc.config.cache_root(cfg)), cfg.data, cfg.target)  # the demo's own splits
         sc.data.write_manifest(manifest, tmp / "manifest_demo.csv")
         items = sc.load_study(cfg, tmp / "manifest_demo.csv").items
         torch.cuda.reset_peak_memory_stats()

@@ -45,7 +45,7 @@ def main() -> None:
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         base = sc.load_config(args.profile)
-        manifest = sc.data.prepare_splits(sc.data.build_manifest(base), base)
+        manifest = sc.data.prepare_splits(sc.data.build_manifest(base.data, sc.config.cache_root(base)), base.data, base.target)
         (Path(tmp) / sc.pipeline.MANIFEST).parent.mkdir()
         sc.data.write_manifest(manifest, Path(tmp) / sc.pipeline.MANIFEST)
         for scale in args.scales:

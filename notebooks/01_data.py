@@ -32,7 +32,7 @@ out = sc.report.NotebookOutputs(out_dir, "01_data", **sc.pipeline.report_roots(c
 cfg.profile, sc.config.config_hash(cfg)
 
 # %%
-manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg), cfg)
+manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg.data, sc.config.cache_root(cfg)), cfg.data, cfg.target)
 sc.data.write_manifest(manifest, out.run_dir / sc.pipeline.MANIFEST)
 manifest.head()
 
@@ -91,7 +91,7 @@ print(sc.report.duplicate_note(dups, dup_warnings))
 # %%
 measures = sc.morphology.measure_manifest(manifest, cfg.morphology, pixel_size_um=cfg.preprocess.pixel_size_um, cache_dir=sc.config.cache_root(cfg) / 'morphology', workers=None, log=print)
 out.table(measures, 'measures', 'Per-micrograph morphology (lengths in µm; settings in config.yaml, morphology)', section='Morphology', show=False)
-classes = sc.data.schema_from_config(cfg).classes
+classes = sc.data.schema_from_config(cfg.data).classes
 out.figure(sc.report.plot_measures(measures, classes), 'measures', 'Per-micrograph measures per class (source domain): D50 by number, circularity, share of fines, boundary length per area', section='Morphology')
 
 # %%
@@ -107,6 +107,6 @@ out.figure(sc.report.plot_outlines(manifest[manifest.domain == 'source'].drop_du
 # %%
 summary = sc.data.data_summary(manifest)
 out.json(summary, 'summary')
-sc.data.write_attribution(cfg, out_dir)
+sc.data.write_attribution(cfg.data, out_dir)
 out.save(summary)
 summary

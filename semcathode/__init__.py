@@ -18,7 +18,7 @@ Examples
 >>> cfg = sc.load_config("smoke")
 >>> cfg.profile
 'smoke'
->>> sc.data.schema_from_config(cfg).classes[:2]
+>>> sc.data.schema_from_config(cfg.data).classes[:2]
 ['NCM333_pristine', 'NCM333_formation']
 """
 

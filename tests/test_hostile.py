@@ -1036,7 +1036,7 @@ def test_data_folder_without_micrographs_is_bad_input_and_stays_unchanged(tmp_pa
     assert _snapshot(data) == before and not (tmp_path / "rep.staging").exists()
     cfg = load_config("smoke", overrides={"data.data_dir": str(data), "preprocess.cache_dir": str(tmp_path / "c")})
     with pytest.raises(ConfigError, match="no micrographs found in"):
-        data_dir_for(cfg)  # the library: nothing written into the user's folder either
+        data_dir_for(cfg.data, tmp_path / "c")  # the library: nothing written into the user's folder either
     assert _snapshot(data) == before and not (tmp_path / "c").exists()
 
 
@@ -1048,15 +1048,15 @@ def test_synthetic_data_is_written_only_into_the_cache(tmp_path):
     cache = tmp_path / "cache"
     small = {"data.synthetic_per_class": 1, "data.synthetic_size": 96, "preprocess.cache_dir": str(cache)}
     with pytest.raises(ConfigError, match="mine"):
-        data_dir_for(load_config("smoke", overrides={**small, "data.data_dir": str(mine)}))
+        data_dir_for(load_config("smoke", overrides={**small, "data.data_dir": str(mine)}).data, cache)
     assert list(mine.iterdir()) == []
-    root = data_dir_for(load_config("smoke", overrides=small))
+    root = data_dir_for(load_config("smoke", overrides=small).data, cache)
     assert cache in root.parents and any(root.rglob("*.png"))
     # a given folder that holds images (here reached through a link) is used as it is, unchanged
     link = tmp_path / "link"
     link.symlink_to(root, target_is_directory=True)
     before = _snapshot(root)
-    assert data_dir_for(load_config("smoke", overrides={**small, "data.data_dir": str(link)})) == link
+    assert data_dir_for(load_config("smoke", overrides={**small, "data.data_dir": str(link)}).data, cache) == link
     assert _snapshot(root) == before
 
 

@@ -1,5 +1,5 @@
-"""The folder scan of :func:`semcathode.data.index_folder`: image files, class folders and what
-is odd about them (private to :mod:`semcathode.data`).
+"""The folder scans of :func:`semcathode.data.index_folder` and of ``factory.check_data_dir``: image
+files, class folders and what is odd about them (private to :mod:`semcathode.data`).
 
 Special files are never opened: a FIFO, device or socket named like an image is a problem, any
 other special file, a sub-folder without images inside a class folder and a sidecar that cannot
@@ -16,10 +16,10 @@ from pathlib import Path
 
 from ..io.metadata import SEMMetadataWarning
 from ..io.read import SUPPORTED_EXTENSIONS
-from ..io.walk import file_kind, sidecar_paths
+from ..io.walk import file_kind, is_image_name, sidecar_paths
 from .schema import Schema
 
-__all__ = ["Item", "scan", "items_from_folders", "check_sidecar"]
+__all__ = ["Item", "scan", "items_from_folders", "check_sidecar", "has_images"]
 
 
 @dataclass
@@ -153,3 +153,21 @@ def check_sidecar(path: Path) -> None:
     if not stat.S_ISREG(mode):
         warnings.warn(f"{side}: cannot read sidecar: not a regular file ({file_kind(mode)}); the metadata of "
                       f"{path.name} (pixel size, date) is not read", SEMMetadataWarning, stacklevel=3)
+
+
+def has_images(root: Path) -> bool:
+    """Whether the tree under ``root`` (links followed, each folder once) holds an image file."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a link loop
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        if any(is_image_name(f) for f in files):
+            return True
+    return False

@@ -1,4 +1,5 @@
-"""Assemble the study's data from a :class:`~semcathode.config.RunConfig`.
+"""Assemble the study's data from the sections of a :class:`~semcathode.config.RunConfig` (``cfg.data``,
+``cfg.target``, ``cfg.preprocess``) and the cache root; only :func:`load_study` takes the whole configuration.
 
 files -> manifest (indexed, validated) -> groups -> source / target / new-domain splits.
 """
@@ -12,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config.sections import RunConfig
+from ..config.sections import DataConfig, PreprocessConfig, RunConfig, TargetConfig
 from .download import resolve_data_dir
+from ._scan import has_images
 from .manifest import index_folder
 from ..config.paths import cache_root
-from ..io.walk import is_image_name
 from .preprocess import PreprocessCache, PreprocessParams, build_items
 from .schema import Schema
 from .splits import assign_groups, make_transfer_splits, split_groups
@@ -27,55 +28,35 @@ __all__ = [
 ]
 
 
-def schema_from_config(cfg: RunConfig) -> Schema:
-    """The class schema configured in ``cfg.data``.
+def schema_from_config(data: DataConfig) -> Schema:
+    """The class schema configured in the ``data`` section.
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration.
+    data : DataConfig
+        The data section of the run configuration (``cfg.data``).
 
     Returns
     -------
     Schema
-        Compositions, states and extra compositions of ``cfg.data``.
+        Compositions, states and extra compositions of ``data``.
     """
     return Schema(
-        compositions=tuple(cfg.data.compositions),
-        states=tuple(cfg.data.states),
-        extra_compositions=tuple(cfg.data.extra_compositions),
+        compositions=tuple(data.compositions),
+        states=tuple(data.states),
+        extra_compositions=tuple(data.extra_compositions),
     )
 
 
-def _has_images(root: Path) -> bool:
-    """Whether the tree under ``root`` (links followed, each folder once) holds an image file."""
-    import os
-
-    seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        try:
-            st = os.stat(folder)
-        except OSError:
-            dirs[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen:  # a link loop
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        if any(is_image_name(f) for f in files):
-            return True
-    return False
-
-
-def check_data_dir(cfg: RunConfig) -> Path | None:
-    """The user-given ``data.data_dir`` of ``cfg`` if it is a folder holding micrographs.
+def check_data_dir(data: DataConfig) -> Path | None:
+    """The user-given ``data.data_dir`` if it is a folder holding micrographs.
 
     Reads only: nothing is written into a user's folder (synthetic data goes to the cache).
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration.
+    data : DataConfig
+        The data section of the run configuration (``cfg.data``): ``dataset`` and ``data_dir``.
 
     Returns
     -------
@@ -93,9 +74,9 @@ def check_data_dir(cfg: RunConfig) -> Path | None:
     >>> import tempfile
     >>> from semcathode.config import load_config
     >>> tmp = tempfile.mkdtemp()
-    >>> check_data_dir(load_config("smoke")) is None
+    >>> check_data_dir(load_config("smoke").data) is None
     True
-    >>> check_data_dir(load_config("smoke", overrides={"data.data_dir": tmp}))  # doctest: +ELLIPSIS
+    >>> check_data_dir(load_config("smoke", overrides={"data.data_dir": tmp}).data)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     semcathode.config.sections.ConfigError: data.data_dir: no micrographs found in ... (supported: ...)
@@ -103,26 +84,28 @@ def check_data_dir(cfg: RunConfig) -> Path | None:
     from ..config.sections import ConfigError
     from ..io.read import SUPPORTED_EXTENSIONS
 
-    if not cfg.data.data_dir:
-        if cfg.data.dataset == "folder":
+    if not data.data_dir:
+        if data.dataset == "folder":
             raise ConfigError("data.dataset is 'folder' but data.data_dir is empty; give the folder of micrographs")
         return None
-    root = Path(cfg.data.data_dir)
+    root = Path(data.data_dir)
     if not root.is_dir():
         raise ConfigError(f"data.data_dir: {root}: " + ("not a folder" if root.exists() else "folder does not exist"))
-    if not _has_images(root):
+    if not has_images(root):
         raise ConfigError(f"data.data_dir: no micrographs found in {root} "
                           f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
     return root
 
 
-def synthetic_dir(cfg: RunConfig) -> Path:
-    """The cache folder of the deterministic synthetic set of ``cfg`` (``<cache>/synthetic/<key>``).
+def synthetic_dir(data: DataConfig, cache_root: Path) -> Path:
+    """The cache folder of the deterministic synthetic set of ``data`` (``<cache>/synthetic/<key>``).
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration (its ``data.synthetic_*`` values and cache root).
+    data : DataConfig
+        The data section of the run configuration (``cfg.data``): its ``synthetic_*`` values.
+    cache_root : Path
+        The cache root (:func:`semcathode.config.cache_root` of the run configuration).
 
     Returns
     -------
@@ -130,13 +113,13 @@ def synthetic_dir(cfg: RunConfig) -> Path:
         The folder, whether or not the set has been written yet.
     """
     key = hashlib.sha256(
-        json.dumps([cfg.data.synthetic_per_class, cfg.data.synthetic_size, cfg.data.extra_compositions, 1]).encode()
+        json.dumps([data.synthetic_per_class, data.synthetic_size, data.extra_compositions, 1]).encode()
     ).hexdigest()[:10]
-    return cache_root(cfg) / "synthetic" / key
+    return Path(cache_root) / "synthetic" / key
 
 
-def data_dir_for(cfg: RunConfig) -> Path:
-    """Folder of micrographs for ``cfg``: the configured folder, the local KAIST copy (or a
+def data_dir_for(data: DataConfig, cache_root: Path) -> Path:
+    """Folder of micrographs for ``data``: the configured folder, the local KAIST copy (or a
     fetch of it), or a deterministic synthetic set written to the cache.
 
     A configured ``data.data_dir`` is only ever read: with ``data.dataset: synthetic`` it is
@@ -145,8 +128,10 @@ def data_dir_for(cfg: RunConfig) -> Path:
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration.
+    data : DataConfig
+        The data section of the run configuration (``cfg.data``).
+    cache_root : Path
+        The cache root (:func:`semcathode.config.cache_root` of the run configuration).
 
     Returns
     -------
@@ -158,51 +143,54 @@ def data_dir_for(cfg: RunConfig) -> Path:
     ConfigError
         ``data.data_dir`` is given but is not a folder of micrographs (:func:`check_data_dir`).
     """
-    given = check_data_dir(cfg)
+    given = check_data_dir(data)
     if given is not None:
         return given
-    if cfg.data.dataset == "synthetic":
-        root = synthetic_dir(cfg)
+    if data.dataset == "synthetic":
+        root = synthetic_dir(data, cache_root)
         if not (root / ".complete").exists():
             from .synthetic import write_synthetic_dataset
 
-            s = cfg.data.synthetic_size
+            s = data.synthetic_size
             write_synthetic_dataset(
-                root, n_per_class=cfg.data.synthetic_per_class, compositions=tuple(cfg.data.compositions),
-                states=tuple(cfg.data.states), size=(s * 3 // 4 + s // 15, s), seed=0,
+                root, n_per_class=data.synthetic_per_class, compositions=tuple(data.compositions),
+                states=tuple(data.states), size=(s * 3 // 4 + s // 15, s), seed=0,
             )
             (root / ".complete").write_text("ok\n")
         return root
-    return resolve_data_dir(cfg.data.dataset, None)
+    return resolve_data_dir(data.dataset, None)
 
 
-def build_manifest(cfg: RunConfig) -> pd.DataFrame:
+def build_manifest(data: DataConfig, cache_root: Path) -> pd.DataFrame:
     """Index the configured data into a validated manifest (see :func:`index_folder`).
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration (``data`` section).
+    data : DataConfig
+        The data section of the run configuration (``cfg.data``).
+    cache_root : Path
+        The cache root (:func:`semcathode.config.cache_root` of the run configuration). Required,
+        though only ``data.dataset: synthetic`` uses it (the set is written below it).
 
     Returns
     -------
     DataFrame
         The manifest, one row per usable micrograph.
     """
-    root = data_dir_for(cfg)
+    root = data_dir_for(data, cache_root)
     kaist_layout = (root / "images").is_dir() and (root / "manifest.csv").exists()
     return index_folder(
         root / "images" if kaist_layout else root,
-        schema=schema_from_config(cfg),
-        labels_csv=cfg.data.labels_csv or None,
-        skip_bad=cfg.data.skip_bad,
-        min_size=cfg.data.min_size,
-        bar_method=cfg.data.bar_method,
-        bar_fraction=cfg.data.bar_fraction,
+        schema=schema_from_config(data),
+        labels_csv=data.labels_csv or None,
+        skip_bad=data.skip_bad,
+        min_size=data.min_size,
+        bar_method=data.bar_method,
+        bar_fraction=data.bar_fraction,
     )
 
 
-def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
+def prepare_splits(manifest: pd.DataFrame, data: DataConfig, target: TargetConfig) -> pd.DataFrame:
     """Groups, the transfer study's domains and the splits, all in one manifest.
 
     Duplicate and near-duplicate images of one class are first put into one group
@@ -223,8 +211,10 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     ----------
     manifest : DataFrame
         From :func:`build_manifest`.
-    cfg : RunConfig
-        The run configuration (``data`` and ``target`` sections).
+    data : DataConfig
+        The data section of the run configuration (``cfg.data``).
+    target : TargetConfig
+        The target section of the run configuration (``cfg.target``).
 
     Returns
     -------
@@ -234,64 +224,64 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     Examples
     --------
     >>> import tempfile
-    >>> from semcathode.config import load_config
+    >>> from semcathode.config import cache_root, load_config
     >>> tmp = tempfile.mkdtemp()
     >>> cfg = load_config("smoke", overrides={"data.dataset": "synthetic", "preprocess.cache_dir": tmp,
     ...                                       "data.synthetic_per_class": 6, "data.synthetic_size": 96,
     ...                                       "data.block_size": 1, "data.tail_frac": 0,
     ...                                       "data.merge_duplicates": False})
-    >>> df = prepare_splits(build_manifest(cfg), cfg)
+    >>> df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     >>> len(df), sorted(df["domain"].unique()), sorted(df["split"].unique())
     (54, ['source', 'target'], ['test', 'train', 'valid'])
     >>> cfg.data.tail_frac, cfg.data.pretail_frac, cfg.data.valid_frac = 0.2, 0.2, 0.0
-    >>> df = prepare_splits(build_manifest(cfg), cfg)
+    >>> df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     >>> where = df["group"].str.split("|").str[-1]
     >>> sorted(df.loc[where == "pretail", "split"].unique()), sorted(df.loc[where == "tail", "split"].unique())
     (['valid'], ['tail'])
     >>> bool((df.loc[df["split"] == "valid", "group"].str.endswith("|pretail")).all())  # no frame-block valid beside it
     True
     """
-    schema = schema_from_config(cfg)
+    schema = schema_from_config(data)
     from .splits import session_position
 
     is_main = manifest["label"].isin(schema.classes)
-    position = session_position(manifest[is_main], cfg.data.tail_frac, cfg.data.pretail_frac)
+    position = session_position(manifest[is_main], data.tail_frac, data.pretail_frac)
     position = position.reindex(manifest.index, fill_value="train")
-    if cfg.target.kind == "domain_column" and "domain" in manifest:  # the target's own frames stay the target's
-        position[(manifest["domain"] == cfg.target.domain) & (position == "pretail")] = "train"
+    if target.kind == "domain_column" and "domain" in manifest:  # the target's own frames stay the target's
+        position[(manifest["domain"] == target.domain) & (position == "pretail")] = "train"
     tail = manifest[position == "tail"].copy()
     pretail = manifest[position == "pretail"].copy()
-    df = assign_groups(manifest[position == "train"], cfg.data.block_size)
+    df = assign_groups(manifest[position == "train"], data.block_size)
     # with a pre-tail, it is the source's valid split: no frame-block valid split beside it
-    valid_frac = 0.0 if len(pretail) else cfg.data.valid_frac
-    if cfg.data.merge_duplicates:
+    valid_frac = 0.0 if len(pretail) else data.valid_frac
+    if data.merge_duplicates:
         from .duplicates import find_duplicates
         from .splits import merge_duplicate_groups
 
         df = merge_duplicate_groups(df, find_duplicates(df))
     main = df[df["label"].isin(schema.classes)]
     extra = df[~df["label"].isin(schema.classes)]
-    if cfg.target.kind == "simulated_shift":
+    if target.kind == "simulated_shift":
         from .shift import simulated_instrument_shift
 
         shift = simulated_instrument_shift()
         main = make_transfer_splits(
-            main, target_frac=cfg.target.target_frac, valid_frac=valid_frac,
-            test_frac=cfg.data.test_frac, per_class_train=cfg.target.per_class_train,
-            seed=cfg.data.split_seed, shift=shift.to_dict(), target_valid_frac=cfg.target.valid_frac,
+            main, target_frac=target.target_frac, valid_frac=valid_frac,
+            test_frac=data.test_frac, per_class_train=target.per_class_train,
+            seed=data.split_seed, shift=shift.to_dict(), target_valid_frac=target.valid_frac,
         )
     else:
         parts = []
         for dom, sub in main.groupby("domain", sort=False):
-            sub = split_groups(sub, valid_frac if dom != cfg.target.domain else cfg.data.valid_frac,
-                               cfg.data.test_frac, seed=cfg.data.split_seed)
+            sub = split_groups(sub, valid_frac if dom != target.domain else data.valid_frac,
+                               data.test_frac, seed=data.split_seed)
             parts.append(sub)
         main = pd.concat(parts)
-        main["domain"] = ["target" if d == cfg.target.domain else "source" for d in main["domain"]]
+        main["domain"] = ["target" if d == target.domain else "source" for d in main["domain"]]
         main["shift"] = ""
     parts = [main]
     if len(extra):
-        extra = split_groups(extra, cfg.data.valid_frac, cfg.data.test_frac, seed=cfg.data.split_seed)
+        extra = split_groups(extra, data.valid_frac, data.test_frac, seed=data.split_seed)
         extra["shift"] = ""
         parts.append(extra)
     for rows, split, name in ((pretail, "valid", "pretail"), (tail, "tail", "tail")):
@@ -302,46 +292,46 @@ def prepare_splits(manifest: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
     return out.loc[manifest.index.intersection(out.index)]
 
 
-def preprocess_params(cfg: RunConfig) -> PreprocessParams:
-    """:class:`PreprocessParams` from ``cfg.preprocess``.
+def preprocess_params(preprocess: PreprocessConfig) -> PreprocessParams:
+    """:class:`PreprocessParams` from the ``preprocess`` section.
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration.
+    preprocess : PreprocessConfig
+        The pre-processing section of the run configuration (``cfg.preprocess``).
 
     Returns
     -------
     PreprocessParams
         Mode, size, scale and tile stride.
     """
-    p = cfg.preprocess
+    p = preprocess
     return PreprocessParams(mode=p.mode, size=p.size, scale_um=p.scale_um, tile_stride=p.tile_stride)
 
 
-def cache_for(cfg: RunConfig) -> PreprocessCache:
-    """The pre-processing cache configured in ``cfg``.
+def cache_for(cache_root: Path) -> PreprocessCache:
+    """The pre-processing cache below the cache root.
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration.
+    cache_root : Path
+        The cache root (:func:`semcathode.config.cache_root` of the run configuration).
 
     Returns
     -------
     PreprocessCache
         Rooted at ``<cache root>/preprocessed``.
     """
-    return PreprocessCache(cache_root(cfg) / "preprocessed")
+    return PreprocessCache(Path(cache_root) / "preprocessed")
 
 
-def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
+def write_attribution(data: DataConfig, out_dir: str | Path) -> Path:
     """Write ``ATTRIBUTION.md`` for the configured data into ``out_dir``.
 
     Parameters
     ----------
-    cfg : RunConfig
-        The run configuration.
+    data : DataConfig
+        The data section of the run configuration (``cfg.data``): ``dataset`` and ``data_dir``.
     out_dir : str or Path
         The output folder.
 
@@ -353,12 +343,12 @@ def write_attribution(cfg: RunConfig, out_dir: str | Path) -> Path:
     from .._files import atomic_write_text
     from .download import DATASETS, attribution
 
-    if cfg.data.dataset in DATASETS:
-        text = attribution(cfg.data.dataset)
-    elif cfg.data.dataset == "synthetic":
+    if data.dataset in DATASETS:
+        text = attribution(data.dataset)
+    elif data.dataset == "synthetic":
         text = "# synthetic\n\nSynthetic micrographs generated by semcathode.data.synthetic (no real data).\n"
     else:
-        text = f"# {cfg.data.data_dir}\n\nUser-supplied micrographs.\n"
+        text = f"# {data.data_dir}\n\nUser-supplied micrographs.\n"
     return atomic_write_text(Path(out_dir) / "ATTRIBUTION.md", text)
 
 
@@ -386,7 +376,7 @@ class Study:
 
     @property
     def params(self) -> PreprocessParams:
-        return preprocess_params(self.cfg)
+        return preprocess_params(self.cfg.preprocess)
 
     def rows(self, domain: str, split: str) -> pd.DataFrame:
         """Items of one domain and split.
@@ -436,7 +426,8 @@ def load_study(cfg: RunConfig, manifest_csv: str | Path) -> Study:
     >>> import semcathode as sc
     >>> tmp = tempfile.mkdtemp()
     >>> cfg = sc.load_config("smoke", overrides={"preprocess.cache_dir": tmp})
-    >>> manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg), cfg)  # files -> manifest -> splits
+    >>> manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg.data, sc.config.cache_root(cfg)),
+    ...                                   cfg.data, cfg.target)  # files -> manifest -> splits
     >>> study = sc.load_study(cfg, sc.data.write_manifest(manifest, f"{tmp}/manifest.csv"))
     >>> len(study.classes), int((study.items["split"] == "train").sum()) > 0
     (9, True)
@@ -449,14 +440,14 @@ def load_study(cfg: RunConfig, manifest_csv: str | Path) -> Study:
     manifest = read_manifest(path)
     rel = [not Path(str(p)).is_absolute() for p in manifest["path"]]
     if any(rel):  # a published (portable) report names micrographs relative to the data root
-        root = data_dir_for(cfg)
+        root = data_dir_for(cfg.data, cache_root(cfg))
         manifest.loc[rel, "path"] = [str(root / str(p)) for p in manifest.loc[rel, "path"]]
     manifest["shift"] = manifest["shift"].fillna("") if "shift" in manifest else ""
     if cfg.preprocess.pixel_size_um > 0 and "pixel_size_um" in manifest:  # the user's fallback for files without one
         manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(cfg.preprocess.pixel_size_um)
-    classes = schema_from_config(cfg).classes
-    cache = cache_for(cfg)
-    params = preprocess_params(cfg)
+    classes = schema_from_config(cfg.data).classes
+    cache = cache_for(cache_root(cfg))
+    params = preprocess_params(cfg.preprocess)
     main = manifest[manifest["label"].isin(classes)]
     extra = manifest[~manifest["label"].isin(classes)]
     items = build_items(main, params, cache)
@@ -493,5 +484,6 @@ def example_study(cache_dir: str | Path | None = None) -> tuple[RunConfig, Study
     from .manifest import write_manifest
 
     cfg = load_config("smoke", overrides={"preprocess.cache_dir": str(cache_dir)} if cache_dir else None)
-    csv = write_manifest(prepare_splits(build_manifest(cfg), cfg), cache_root(cfg) / "example" / "manifest.csv")
+    root = cache_root(cfg)
+    csv = write_manifest(prepare_splits(build_manifest(cfg.data, root), cfg.data, cfg.target), root / "example" / "manifest.csv")
     return cfg, load_study(cfg, csv)

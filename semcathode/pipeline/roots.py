@@ -46,7 +46,7 @@ def report_roots(cfg: RunConfig) -> dict[str, Path | None]:
 
     roots: dict[str, Path | None] = {"data_root": None, "cache_root": None}
     try:
-        roots["data_root"] = data_dir_for(cfg)
+        roots["data_root"] = data_dir_for(cfg.data, cache_root(cfg))
     except Exception:  # a report must not fail because the data root cannot be resolved
         pass
     try:

@@ -90,9 +90,10 @@ def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="surrogateescape")
     if "path" not in df or df["path"].map(lambda p: os.path.isabs(str(p))).all():
         return
+    from ..config.paths import cache_root
     from ..data.factory import data_dir_for
 
-    root = data_dir_for(cfg)
+    root = data_dir_for(cfg.data, cache_root(cfg))
     df["path"] = [p if os.path.isabs(str(p)) else str(root / str(p)) for p in df["path"]]
     atomic_write_csv(path, df)
 
@@ -246,7 +247,7 @@ def run_pipeline(
     if notebooks:  # names from the command line: checked before any path is built from one
         notebooks = check_notebook_names(notebooks)
     cfg = _absolute_locations(cfg)
-    check_data_dir(cfg)  # a user's data folder is only read; one without images is bad input
+    check_data_dir(cfg.data)  # a user's data folder is only read; one without images is bad input
     out_dir = Path(out_dir).resolve()
     _check_out_dir(out_dir)
     nb_src = notebook_dir()

@@ -54,7 +54,7 @@ def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> list[
                               trunk=trunk_cache(cfg))
         mo = micrograph_outputs(frozen, items, features=True)
     else:
-        mean, std = input_norm(cfg)
+        mean, std = input_norm(cfg.model)
         arrays = [np.load(p) for p in items["cache_path"]]
         mo = predict_arrays(model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
                             stride=cfg.preprocess.tile_stride, features=True, bs=bs)

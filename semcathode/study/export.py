@@ -44,7 +44,7 @@ def export_trained(tm: TrainedModel, path: str | Path, cfg: RunConfig, classes: 
     timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
     mean, std = tm.input_norm
     return export_model(
-        tm.model, path, classes, backbone, timm_name, preprocess_params(cfg), cfg.preprocess.normalize, mean, std,
+        tm.model, path, classes, backbone, timm_name, preprocess_params(cfg.preprocess), cfg.preprocess.normalize, mean, std,
         weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,
         bar_fraction=cfg.data.bar_fraction,
         # where the frozen part ends (0: every layer trained); the file holds the whole network either way

@@ -17,15 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config.sections import RunConfig, StageConfig
+from ..config.sections import ModelConfig, RunConfig, StageConfig
 from ..data.loaders import class_weights, make_dataloaders
 from ..config.paths import cache_root
+from ..models.backbones import resolve_backbone
 from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
 from ..models.head import FeatureScale, linear_head
 from ..models.trunk import TrunkCache, TrunkSpec, resolve_trunk_dtype, split_network, trunk_digest
 from .store import ModelStore, model_store, stage1_key
 
-__all__ = ["TrainedModel", "resolve_backbone", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
+__all__ = ["TrainedModel", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
            "train_stage1"]
 
 
@@ -67,40 +68,14 @@ def _log(log: Callable[[str], None] | None, msg: str) -> None:
         log(msg)
 
 
-_RESOLVED: dict[tuple[str, str], str] = {}
-
-
-def resolve_backbone(cfg: RunConfig) -> str:
-    """The backbone a run actually gets (decided once per process).
+def input_norm(model: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Input normalisation of the backbone a run actually gets.
 
     Parameters
     ----------
-    cfg : RunConfig
-
-    Returns
-    -------
-    str
-        ``cfg.model.backbone``, except that ``efficientnet_b0`` with ``weights=auto`` falls
-        back to ``efficientnet_lite0`` when the hub cannot be reached.
-    """
-    from ..models.backbones import create_backbone
-
-    key = (cfg.model.backbone, cfg.model.weights)
-    if key not in _RESOLVED:
-        if cfg.model.weights in ("scratch", "packaged") or cfg.model.backbone == "efficientnet_lite0":
-            _RESOLVED[key] = cfg.model.backbone
-        else:
-            _, info = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
-            _RESOLVED[key] = info.backbone
-    return _RESOLVED[key]
-
-
-def input_norm(cfg: RunConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Input normalisation of the backbone actually used (see :func:`resolve_backbone`).
-
-    Parameters
-    ----------
-    cfg : RunConfig
+    model : ModelConfig
+        ``cfg.model`` (its ``backbone`` and ``weights``; see
+        :func:`semcathode.models.backbones.resolve_backbone`).
 
     Returns
     -------
@@ -109,7 +84,7 @@ def input_norm(cfg: RunConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """
     from ..models.backbones import normalization
 
-    return normalization(resolve_backbone(cfg))
+    return normalization(resolve_backbone(model.backbone, model.weights))
 
 
 def _crops(cfg: RunConfig) -> int:
@@ -148,8 +123,9 @@ def trunk_spec(cfg: RunConfig, network: torch.nn.Module) -> TrunkSpec:
     TrunkSpec
     """
     trunk, _ = split_network(network, cfg.model.trunk)
-    mean, std = input_norm(cfg)
-    return TrunkSpec(backbone=resolve_backbone(cfg), depth=cfg.model.trunk, digest=trunk_digest(trunk),
+    mean, std = input_norm(cfg.model)
+    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
+    return TrunkSpec(backbone=backbone, depth=cfg.model.trunk, digest=trunk_digest(trunk),
                      size=cfg.preprocess.size, tile_stride=cfg.preprocess.tile_stride,
                      normalize=cfg.preprocess.normalize, mean=tuple(mean), std=tuple(std),
                      dtype=resolve_trunk_dtype(cfg.model.trunk_dtype))
@@ -228,7 +204,7 @@ def _fit(
     seed_everything(seed)
     valid = valid_items if valid_items is not None and stage.validate else train_items.head(0)
     items = pd.concat([train_items.assign(split="train"), valid.assign(split="valid")])
-    mean, std = input_norm(cfg)
+    mean, std = input_norm(cfg.model)
     sampler = None
     if strategy == "oversample":
         sampler = "replicate" if cfg.protocol.sampler == "replicate" else "weighted"
@@ -237,7 +213,8 @@ def _fit(
                            crops_per_image=_crops(cfg), tile_stride=cfg.preprocess.tile_stride)
     lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
     weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
-    learn, winfo = make_learner(dls, len(classes), resolve_backbone(cfg), weights, loss_weights=lw,
+    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
+    learn, winfo = make_learner(dls, len(classes), backbone, weights, loss_weights=lw,
                          channels_last=cfg.model.channels_last, drop_rate=cfg.model.drop_rate,
                          init_state=init_state, weight_decay=stage.weight_decay)
     n_train = len(dls.train_ds)
@@ -256,7 +233,8 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
 
     seed_everything(seed)
     weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
-    network, info = create_model(resolve_backbone(cfg), "scratch" if init_state is not None else weights,
+    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
+    network, info = create_model(backbone, "scratch" if init_state is not None else weights,
                                  len(classes), cfg.model.drop_rate)
     if cfg.model.head == "linear":
         linear_head(network, cfg.model.head_layer)
@@ -321,7 +299,8 @@ def warm_trunk_cache(items: pd.DataFrame, cfg: RunConfig, log: Callable[[str], N
     """
     if not cfg.model.trunk or items.empty:
         return 0
-    network, _ = create_model(resolve_backbone(cfg), cfg.model.weights, 2, cfg.model.drop_rate)
+    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
+    network, _ = create_model(backbone, cfg.model.weights, 2, cfg.model.drop_rate)
     network.eval()
     trunk, _ = split_network(network, cfg.model.trunk)
     spec, cache = trunk_spec(cfg, network), trunk_cache(cfg)

@@ -1,5 +1,6 @@
 import pytest
 
+from semcathode.config.paths import cache_root
 from semcathode.config.run import load_config
 from semcathode.data.splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
 from semcathode.data.factory import build_manifest, load_study, prepare_splits, write_attribution
@@ -15,7 +16,7 @@ def cfg(synthetic_root):
 
 
 def test_prepare_splits_simulated_shift(cfg):
-    df = prepare_splits(build_manifest(cfg), cfg)
+    df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     check_no_group_leak(df)
     assert set(df["domain"]) == {"source", "target"}
     assert (df.loc[df.domain == "target", "shift"] != "").all()
@@ -33,7 +34,7 @@ def test_domain_column_target(cfg, synthetic_root, tmp_path):
 
     c = replace(cfg, data=replace(cfg.data, labels_csv=str(tmp_path / "l.csv")),
                 target=replace(cfg.target, kind="domain_column", domain="additive"))
-    df = prepare_splits(build_manifest(c), c)
+    df = prepare_splits(build_manifest(c.data, cache_root(c)), c.data, c.target)
     assert set(df["domain"]) == {"source", "target"} and (df["shift"] == "").all()
     assert "real data" in target_domain_note(c.target)
 
@@ -41,19 +42,19 @@ def test_domain_column_target(cfg, synthetic_root, tmp_path):
 def test_load_study_needs_01(cfg, tmp_path):
     with pytest.raises(FileNotFoundError, match="01_data"):
         load_study(cfg, tmp_path / MANIFEST)
-    df = prepare_splits(build_manifest(cfg), cfg)
+    df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     write_manifest(df, tmp_path / MANIFEST)
     st = load_study(cfg, tmp_path / MANIFEST)
     assert len(st.items) == len(df) and st.classes[0] == "NCM333_pristine"
     assert len(st.rows("target", "test")) > 0
-    assert "synthetic" in write_attribution(cfg, tmp_path).read_text()
+    assert "synthetic" in write_attribution(cfg.data, tmp_path).read_text()
 
 
 def test_load_study_resolves_a_portable_manifest_against_the_data_root(cfg, synthetic_root, tmp_path):
     import os
     from pathlib import Path
 
-    df = prepare_splits(build_manifest(cfg), cfg)
+    df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     portable = df.assign(path=[os.path.relpath(p, synthetic_root) for p in df["path"]])
     assert not any(Path(p).is_absolute() for p in portable["path"])
     write_manifest(portable, tmp_path / MANIFEST)

@@ -136,7 +136,7 @@ def test_prepare_splits_puts_the_session_tail_into_its_own_test_split(synthetic_
 
     cfg = load_config("smoke", overrides={"data.tail_frac": 0.25, "data.data_dir": str(synthetic_root)})
     m = index_folder(synthetic_root)
-    out = prepare_splits(m, cfg)
+    out = prepare_splits(m, cfg.data, cfg.target)
     tail = out[out["split"] == "tail"]
     assert (tail["domain"] == "source").all() and (tail["shift"] == "").all()
     for (label, session), sub in out[out["label"].isin(tail["label"].unique())].groupby(["label", "session"]):

@@ -50,7 +50,7 @@ def study_setup(synthetic_root, tmp_path_factory, _study_one_thread):
     """``(cfg, items, tmp)`` of the tiny study."""
     tmp = tmp_path_factory.mktemp("protocol")
     cfg = _cfg(tmp)
-    df = prepare_splits(index_folder(synthetic_root), cfg)
+    df = prepare_splits(index_folder(synthetic_root), cfg.data, cfg.target)
     items = build_items(df, PreprocessParams("resize", 32), PreprocessCache(tmp / "pre"))
     return cfg, items, tmp
 

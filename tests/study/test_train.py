@@ -212,7 +212,7 @@ def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study
     test, train = src[src["split"] == "test"].head(3), src[src["split"] == "train"].head(2)
     got = extract_features(test, cfg)
     net, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
-    mean, std = input_norm(cfg)
+    mean, std = input_norm(cfg.model)
     want = predict_arrays(net.eval(), [np.load(p) for p in test["cache_path"]], 16, cfg.preprocess.normalize,
                           mean, std, features=True).tile_features
     assert [f.shape for f in got] == [w.shape for w in want] and len(got[0]) > 1

@@ -76,6 +76,7 @@ def test_extra_shift_composes(tmp_path):
 
 
 def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
+    from semcathode.config.paths import cache_root
     from semcathode.config.run import load_config
     from semcathode.data.manifest import write_manifest
     from semcathode.data.factory import build_manifest, load_study, prepare_splits
@@ -83,7 +84,7 @@ def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
 
     cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
                                           "data.extra_compositions": [], "model.weights": "scratch"})
-    df = prepare_splits(build_manifest(cfg), cfg)
+    df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     write_manifest(df, tmp_path / MANIFEST)
     study = load_study(cfg, tmp_path / MANIFEST)
     assert session_probe(study, cfg).empty  # one session per class: nothing to hold out
