@@ -33,7 +33,6 @@ dropped and the model's freshly initialised head is kept.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from dataclasses import asdict, dataclass
@@ -60,7 +59,6 @@ __all__ = [
     "HUB_TIMEOUT_S",
     "list_backbones",
     "create_backbone",
-    "resolve_backbone",
     "lite0_state_dict",
     "imagenet_classifier",
     "normalization",
@@ -474,38 +472,6 @@ def create_backbone(
         note = f"requested {name} with weights='auto': {exc}; fell back to efficientnet_lite0 with packaged weights"
         _log.warning(note)
         return _packaged_model(num_classes, drop_rate, cache_dir, note)
-
-
-@functools.cache
-def resolve_backbone(name: str = "efficientnet_lite0", weights: str = "auto") -> str:
-    """The backbone that :func:`create_backbone` returns for ``name`` and ``weights``.
-
-    Only ``efficientnet_b0`` with ``weights='auto'`` can differ from ``name``: it falls back to
-    ``efficientnet_lite0`` when the hub cannot give its weights. Finding that out means trying
-    the hub once, so the answer is remembered for the process (``functools.cache``; call
-    ``resolve_backbone.cache_clear()`` to ask again, e.g. after the network came back).
-
-    Parameters
-    ----------
-    name : str
-        Registry name, one of :func:`list_backbones` (``cfg.model.backbone``).
-    weights : str
-        One of :data:`WEIGHT_CHOICES` (``cfg.model.weights``).
-
-    Returns
-    -------
-    str
-        The registry name of the architecture a run gets.
-
-    Examples
-    --------
-    >>> resolve_backbone("efficientnet_lite0", "auto"), resolve_backbone("efficientnet_b0", "scratch")
-    ('efficientnet_lite0', 'efficientnet_b0')
-    """
-    if weights in ("scratch", "packaged", "hub") or name == "efficientnet_lite0":
-        return name
-    _, info = create_backbone(name, weights=weights, num_classes=0)
-    return info.backbone
 
 
 def imagenet_classifier(

@@ -8,6 +8,7 @@ with discriminative rates, one-cycle) and ``paper`` (Adam 1e-3, no freezing).
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Sequence
 
@@ -32,6 +33,7 @@ __all__ = [
     "efficientnet_splitter",
     "ChannelsLastInputs",
     "create_model",
+    "resolve_backbone",
     "make_learner",
     "fit_stage",
     "seed_everything",
@@ -307,3 +309,37 @@ def _history(learn: Learner, phase: str, wall: float) -> pd.DataFrame:
     df.insert(1, "epoch", range(len(df)))
     df["wall_s"] = wall / max(1, len(df))
     return df
+
+
+@functools.cache
+def resolve_backbone(name: str = "efficientnet_lite0", weights: str = "auto") -> str:
+    """The backbone that :func:`~semcathode.models.backbones.create_backbone` returns for ``name`` and ``weights``.
+
+    Only ``efficientnet_b0`` with ``weights='auto'`` can differ from ``name``: it falls back to
+    ``efficientnet_lite0`` when the hub cannot give its weights. Finding that out means trying
+    the hub once, so the answer is remembered for the process (``functools.cache``; call
+    ``resolve_backbone.cache_clear()`` to ask again, e.g. after the network came back).
+
+    Parameters
+    ----------
+    name : str
+        Registry name, one of :func:`~semcathode.models.backbones.list_backbones` (``cfg.model.backbone``).
+    weights : str
+        One of :data:`~semcathode.models.backbones.WEIGHT_CHOICES` (``cfg.model.weights``).
+
+    Returns
+    -------
+    str
+        The registry name of the architecture a run gets.
+
+    Examples
+    --------
+    >>> resolve_backbone("efficientnet_lite0", "auto"), resolve_backbone("efficientnet_b0", "scratch")
+    ('efficientnet_lite0', 'efficientnet_b0')
+    """
+    if weights in ("scratch", "packaged", "hub") or name == "efficientnet_lite0":
+        return name
+    from .backbones import create_backbone
+
+    _, info = create_backbone(name, weights=weights, num_classes=0)
+    return info.backbone

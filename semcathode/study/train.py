@@ -20,7 +20,7 @@ import torch
 from ..config.sections import ModelConfig, RunConfig, StageConfig
 from ..data.loaders import class_weights, make_dataloaders
 from ..config.paths import cache_root
-from ..models.backbones import resolve_backbone
+from ..models.learner import resolve_backbone
 from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
 from ..models.head import FeatureScale, linear_head
 from ..models.trunk import TrunkCache, TrunkSpec, resolve_trunk_dtype, split_network, trunk_digest
@@ -75,7 +75,7 @@ def input_norm(model: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]
     ----------
     model : ModelConfig
         ``cfg.model`` (its ``backbone`` and ``weights``; see
-        :func:`semcathode.models.backbones.resolve_backbone`).
+        :func:`semcathode.models.learner.resolve_backbone`).
 
     Returns
     -------

@@ -192,7 +192,7 @@ def test_auto_trunk_dtype_is_bfloat16_only_where_the_hardware_has_it(tmp_path, m
     assert trunk_spec(auto, net).dtype == want
     assert trunk_spec(auto, net).key() == trunk_spec(same, net).key() != trunk_spec(other, net).key()
     assert model_fields(auto, "source") == model_fields(same, "source") != model_fields(other, "source")
-    assert f"computed once ({want})" in representation_note(auto)
+    assert f"computed once ({want})" in representation_note(auto.preprocess, auto.model)
 
 
 def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study_setup, study_cfg, tmp_path):
