@@ -3,7 +3,7 @@ batched timm forward over the same tiles, in one run. Prints JSON.
 
 A synthetic tree of small micrographs (256 x 256 grey PNGs in folders of 500, made here in a
 temporary folder, never committed) is predicted by ``semcathode predict --stream`` (library
-path :func:`semcathode.models.predict_archive`, decoding in 2 DataLoader workers) in a child
+path :func:`semcathode.models.archive.predict_archive`, decoding in 2 DataLoader workers) in a child
 process per size, whose peak resident memory (``ru_maxrss``) is read after it ends. The plain
 forward runs in a child process too (the same start-up and warm-up), over the same tiles decoded
 beforehand. The machine's speed drifts between minutes, so the throughput is measured in
@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from semcathode.models.export import load_model
-from semcathode.models.predict import normalise_batch
+from semcathode.models.forward import normalise_batch
 m = load_model(sys.argv[1]).optimize()
 side = int(sys.argv[3])
 files = sorted(Path(sys.argv[2]).rglob("*.png"))

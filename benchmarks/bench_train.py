@@ -195,8 +195,8 @@ def main() -> None:
         plain_epoch()
         plain_time = time.perf_counter() - t0
         # whole-micrograph prediction through an exported model (tile grid, BatchNorm folded, channels_last)
-        path = sc.study.export_trained(TrainedModel(learn, "bench", 0, None, info.to_dict(), 0),
-                                 f"{tmp}/m.safetensors", pcfg, classes)
+        path = sc.study.export_trained(TrainedModel(learn, "bench", 0, None, info.to_dict(), 0,
+                                                    settings=sc.config.study_settings(pcfg)), f"{tmp}/m.safetensors", classes)
         em = sc.load_model(path).optimize()
         arrays = [np.load(p) for p in items["cache_path"]]
         em.predict_arrays(arrays[:2])

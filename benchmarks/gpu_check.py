@@ -54,17 +54,18 @@ def main() -> None:
                                                  "preprocess.cache_dir": str(tmp / "cache")})
         manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg.data, sc.config.cache_root(cfg)), cfg.data, cfg.target)
         sc.data.write_manifest(manifest, tmp / "manifest.csv")
-        study = sc.load_study(cfg, tmp / "manifest.csv")
+        study = sc.load_study(sc.config.study_settings(cfg), tmp / "manifest.csv")
         n_tiles = args.tiles
     else:
         cfg, study = sc.data.example_study(tmp / "data")
         cfg.stage1.epochs = 1
+        study = study.using(stage1={"epochs": 1})
         n_tiles = 64
     prepared = time.perf_counter() - t0
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    s1 = sc.train_stage1(study.items, cfg, 0, study.classes, cache_dir=tmp / "store", log=None)
+    s1 = sc.train_stage1(study, 0, cache_dir=tmp / "store", log=None)
     train_s = time.perf_counter() - t
     n_train = int((study.items["domain"].eq("source") & study.items["split"].eq("train")).sum())
     images = n_train * max(1, cfg.preprocess.crops_per_image) * cfg.stage1.epochs
@@ -76,7 +77,7 @@ def main() -> None:
         "stage1_gpu_peak_memory_mib": round(paper_peak, 1) if gpu else None,
     }
     out.update(_trunk_cache_path(sc, torch, study, cfg, tmp, gpu))
-    model_path = sc.study.export_trained(s1, tmp / "model.safetensors", cfg, study.classes)
+    model_path = sc.study.export_trained(s1, tmp / "model.safetensors", study.classes)
     side = sc.load_model(model_path).params.size
     make_tree(tmp / "tree", n_tiles, side)  # one tile per synthetic micrograph of the model's input size
     for compiled in ((False, True) if gpu or args.compile else (False,)):
@@ -117,22 +118,22 @@ def _trunk_cache_path(sc, torch, study, paper_cfg, tmp: Path, gpu: bool) -> dict
         cfg = sc.load_config("demo", overrides={"protocol.seeds": [0], "preprocess.cache_dir": str(tmp / "cache")})
         manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg.data, sc.config.cache_root(cfg)), cfg.data, cfg.target)  # the demo's own splits
         sc.data.write_manifest(manifest, tmp / "manifest_demo.csv")
-        items = sc.load_study(cfg, tmp / "manifest_demo.csv").items
+        demo = sc.load_study(sc.config.study_settings(cfg), tmp / "manifest_demo.csv")
         torch.cuda.reset_peak_memory_stats()
     else:
         cfg = copy.deepcopy(paper_cfg)
         cfg.model.trunk, cfg.model.head, cfg.model.head_layer = 5, "linear", "blocks.4"
         cfg.preprocess.cache_dir = str(tmp / "cache")  # a cold trunk cache of its own
-        items = study.items
-    fit = items[items["domain"].eq("source")]
+        demo = study.using(model=cfg.model, preprocess=cfg.preprocess, cache_root=cache_root(cfg))
+    fit = demo.items[demo.items["domain"].eq("source")]
     t = time.perf_counter()
-    views = warm_trunk_cache(fit, cfg, log=None)
+    views = warm_trunk_cache(fit, demo.settings, log=None)
     cache_s = time.perf_counter() - t
     maps = sorted((cache_root(cfg) / "trunk").rglob("*.npy"))
     tiles = int(sum(np.load(p, mmap_mode="r").shape[0] for p in maps))
     nbytes = int(sum(p.stat().st_size for p in maps))
     t = time.perf_counter()
-    sc.train_stage1(items, cfg, 0, study.classes, cache_dir=tmp / "store_demo", log=None)
+    sc.train_stage1(demo, 0, cache_dir=tmp / "store_demo", log=None)
     top_s = time.perf_counter() - t
     return {
         "cache_profile": cfg.profile, "cache_views": views, "cache_tiles": tiles, "cache_s": round(cache_s, 1),

@@ -57,9 +57,9 @@ def main() -> None:
                     **dict(kv.split("=", 1) for kv in args.set),
                 })
                 t0 = time.time()
-                study = sc.load_study(cfg, f"{tmp}/{sc.pipeline.MANIFEST}")
+                study = sc.load_study(sc.config.study_settings(cfg), f"{tmp}/{sc.pipeline.MANIFEST}")
                 prep_s = time.time() - t0
-                tm = train_stage1(study.items, cfg, 0, study.classes, cache_dir=Path(tmp) / f"store-{scale}-{size}", log=None)
+                tm = train_stage1(study, 0, cache_dir=Path(tmp) / f"store-{scale}-{size}", log=None)
                 h = tm.history
                 rec = {"scale_um": scale, "crop_px": size, "field_of_view_um": round(scale * size, 1),
                        "epochs": args.epochs, "crops": args.crops, "early_frozen_epochs": args.early,
@@ -80,7 +80,7 @@ def main() -> None:
                     from semcathode.study.baselines import linear_probe
 
                     for split in ("valid", "test", "tail"):
-                        _, pm = linear_probe(study.rows("source", "train"), study.rows("source", split), cfg, study.classes)
+                        _, pm = linear_probe(study.rows("source", "train"), study.rows("source", split), study.settings, study.classes)
                         rec[f"probe_{split}_macro_f1"] = round(pm["macro_f1"], 3)
                 if args.set:
                     rec["overrides"] = args.set

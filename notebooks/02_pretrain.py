@@ -35,10 +35,10 @@ cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 run = sc.open_run(out_dir)  # earlier results, read by name
-study = sc.load_study(cfg, run.manifest)
+study = sc.load_study(sc.config.study_settings(cfg), run.manifest)
 out.text('Input representation', sc.report.representation_note(cfg.preprocess, cfg.model, cfg.evaluate.aggregate))
 print(sc.report.representation_note(cfg.preprocess, cfg.model, cfg.evaluate.aggregate))
-stage1 = {seed: sc.train_stage1(study.items, cfg, seed, study.classes) for seed in cfg.protocol.seeds}
+stage1 = {seed: sc.train_stage1(study, seed) for seed in cfg.protocol.seeds}
 
 # %% [markdown]
 # ## Training curves
@@ -71,7 +71,7 @@ out.figure(sc.report.plot_confusions(split_preds.assign(arm=split_preds.split), 
 # ## Baseline that fine-tuning must beat: a linear probe on frozen ImageNet features
 
 # %%
-probe = sc.study.linear_probe_report(study, cfg)
+probe = sc.study.linear_probe_report(study)
 out.table(probe, 'linear_probe', 'Logistic regression on frozen ImageNet features (mean over each micrograph\'s tile grid), per micrograph', section='Linear-probe baseline')
 out.text('Linear-probe baseline', sc.report.probe_verdict(s1_summary, probe))
 print(sc.report.probe_verdict(s1_summary, probe))
@@ -112,7 +112,7 @@ trust_table
 # ## Export (safetensors + JSON) and provenance
 
 # %%
-model_path = sc.study.export_trained(first, out.dir / 'model.safetensors', cfg, study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
+model_path = sc.study.export_trained(first, out.dir / 'model.safetensors', study.classes, metrics=s1_results.iloc[0].to_dict(), trust=trust)
 exported = sc.load_model(model_path)
 check = sc.study.scale_check(exported, study.rows('source', 'test').drop_duplicates('label').path.tolist(), pixel_size_um=cfg.preprocess.pixel_size_um or None)
 out.table(check, 'scale_check', 'The exported model on one source-test micrograph per class and on a copy downsampled 2x (sidecar kept, so the pixel size doubles; a file without one gets the profile\'s preprocess.pixel_size_um): the model resamples both to its scale', section='Scale invariance')

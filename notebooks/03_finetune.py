@@ -33,13 +33,13 @@ cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 run = sc.open_run(out_dir)  # earlier results, read by name
-study = sc.load_study(cfg, run.manifest)
+study = sc.load_study(sc.config.study_settings(cfg), run.manifest)
 out.text('Target domain', sc.report.target_domain_note(cfg.target))
 out.figure(sc.report.plot_domain_pair(study.manifest[study.manifest.label.isin(study.classes)]), 'source_vs_target', 'Source images and their simulated-shift target counterparts', section='Target domain')
 print(sc.report.target_domain_note(cfg.target))
 
 # %%
-results, preds, models = sc.run_arms(study.items, cfg, study.classes, keep=cfg.cam.arms)
+results, preds, models = sc.run_arms(study, keep=cfg.cam.arms)
 out.table(results, 'arm_results', 'One row per arm and seed: metrics on the target test split', section=None)
 out.table(preds, 'predictions', section=None)
 out.text('Training budgets', sc.report.budget_note(cfg.protocol, results))
@@ -62,6 +62,6 @@ out.figure(sc.report.plot_bars(results, x='arm', y='macro_f1', title='Target mac
 out.figure(sc.report.plot_confusions(preds, study.classes), 'confusion', 'Row-normalised confusion matrices on the target test split, summed over seeds', section='Confusion matrices')
 
 # %%
-exported = sc.study.export_models(models, out.dir, cfg, study.classes, seed=cfg.protocol.seeds[0])
+exported = sc.study.export_models(models, out.dir, study.classes, seed=cfg.protocol.seeds[0])
 out.json({k: str(v) for k, v in exported.items()}, 'exported_models')
 out.save({'arms': sc.metrics.summarize_runs(results, n_boot=cfg.evaluate.n_boot).to_dict(orient='records')})

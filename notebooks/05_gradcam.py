@@ -33,7 +33,7 @@ cfg.profile, sc.config.config_hash(cfg)
 
 # %%
 run = sc.open_run(out_dir)  # earlier results, read by name
-study = sc.load_study(cfg, run.manifest)
+study = sc.load_study(sc.config.study_settings(cfg), run.manifest)
 models = run.models(cfg.cam.arms)
 sample = sc.explain.cam_sample(study.manifest, study.classes, per_class=cfg.cam.per_class)
 records, grids = sc.explain.cam_study(models, sample, out.dir, method=cfg.cam.method, steps=cfg.cam.deletion_steps, opacity=cfg.cam.opacity, layer=cfg.cam.layer, morphology=cfg.morphology)

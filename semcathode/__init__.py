@@ -44,7 +44,7 @@ _NAMES: dict[str, str] = {
     "run_arms": "study",
     "evaluate_splits": "study",
     "load_model": "models",
-    "predict_paths": "models",
+    "predict": "models",
     "cam_files": "explain",
     "explore": "explain",
     "run_pipeline": "pipeline",

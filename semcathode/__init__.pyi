@@ -32,7 +32,7 @@ from .io import (
 )
 from .models import (
     load_model as load_model,
-    predict_paths as predict_paths,
+    predict as predict,
 )
 from .pipeline import (
     run_pipeline as run_pipeline,
@@ -47,4 +47,4 @@ from .study import (
 )
 __version__: str
 
-__all__ = ['RunConfig', 'Study', '__version__', 'cam_files', 'evaluate_splits', 'explore', 'fetch', 'index_folder', 'load_config', 'load_model', 'load_study', 'open_run', 'predict_paths', 'read_sem', 'run_arms', 'run_pipeline', 'train_stage1']
+__all__ = ['RunConfig', 'Study', '__version__', 'cam_files', 'evaluate_splits', 'explore', 'fetch', 'index_folder', 'load_config', 'load_model', 'load_study', 'open_run', 'predict', 'read_sem', 'run_arms', 'run_pipeline', 'train_stage1']

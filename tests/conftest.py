@@ -113,7 +113,7 @@ def write_jpeg(path: Path, arr01, quality: int = 95) -> None:
 
 def fastai_probs(learn, items, classes, bs: int = 32):
     """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
-    independent of the tile-grid path of :mod:`semcathode.models.predict`."""
+    independent of the tile-grid path of :mod:`semcathode.models.forward`."""
     from semcathode.data.loaders import make_test_dl
 
     if items.empty:

@@ -233,22 +233,6 @@ def test_every_dotted_reference_in_the_package_resolves(tmp_path):
     assert _unresolved_references(tmp_path) == ["m.py: semcathode.io.no_such_thing"]
 
 
-#: The library functions that still take a whole ``RunConfig`` (issue 21, item 2, in progress).
-#: The list only shrinks: the test fails when a function is added to it in the code, and when a
-#: listed one no longer takes a ``RunConfig`` (strike it here then).
-TAKES_RUNCONFIG = frozenset({
-    "data.factory.load_study",
-    "study._launch.launch_fit", "study.arms.fair_stage", "study.arms.train_arm", "study.arms.run_arms",
-    "study.baselines.extract_features", "study.baselines.linear_probe", "study.baselines.linear_probe_report",
-    "study.curves._curve", "study.curves.learning_curve", "study.curves.new_domain_curve",
-    "study.export.export_trained", "study.export.export_models",
-    "study.store.model_store", "study.store.model_fields", "study.store.stage1_key", "study.store.arm_key",
-    "study.train._crops", "study.train.trunk_cache",
-    "study.train.trunk_spec", "study.train._fit", "study.train._fit_top", "study.train.warm_trunk_cache",
-    "study.train._cached_fit", "study.train.train_stage1",
-    "study.validity.shortcut_study", "study.validity.normalisation_ablation", "study.validity.robustness_study",
-    "study.validity.session_probe",
-})
 
 
 def _functions_taking_runconfig(pkg: Path = PKG) -> set[str]:
@@ -269,12 +253,9 @@ def _functions_taking_runconfig(pkg: Path = PKG) -> set[str]:
 
 
 def test_the_configuration_stays_at_the_edges(tmp_path):
-    """Outside ``pipeline/`` and ``config/`` no new function takes a ``RunConfig``: the report's
-    writers take folders, and the list of those still to convert only shrinks."""
-    found = _functions_taking_runconfig()
-    assert not {f for f in found if f.startswith(("report.portable.", "report.index.", "report.outputs."))}
-    assert found - TAKES_RUNCONFIG == set(), "new functions take a RunConfig"
-    assert TAKES_RUNCONFIG - found == set(), "these no longer take a RunConfig: strike them from TAKES_RUNCONFIG"
+    """Outside ``pipeline/`` and ``config/`` no function takes a ``RunConfig`` (or a parameter named
+    ``cfg``): the edges unpack it into the sections, or the ``StudySettings`` a ``Study`` carries."""
+    assert _functions_taking_runconfig() == set()
     # the checker sees an annotation and the conventional name, and leaves the edges alone
     for sub in ("a", "pipeline"):
         (tmp_path / sub).mkdir()

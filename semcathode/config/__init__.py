@@ -11,7 +11,8 @@ _NAMES: dict[str, str] = {
     # run
     "load_config": "run",
     "save_config": "run",
-    "validate": "run",
+    # settings
+    "study_settings": "settings",
     # sections
     "config_hash": "sections",
     "ConfigError": "sections",

@@ -7,7 +7,6 @@ from .paths import (
 from .run import (
     load_config as load_config,
     save_config as save_config,
-    validate as validate,
 )
 from .sections import (
     ConfigError as ConfigError,
@@ -16,5 +15,8 @@ from .sections import (
     RunConfig as RunConfig,
     config_hash as config_hash,
 )
+from .settings import (
+    study_settings as study_settings,
+)
 
-__all__ = ['ConfigError', 'MorphologyConfig', 'PROFILES', 'RunConfig', 'cache_root', 'config_hash', 'load_config', 'save_config', 'validate']
+__all__ = ['ConfigError', 'MorphologyConfig', 'PROFILES', 'RunConfig', 'cache_root', 'config_hash', 'load_config', 'save_config', 'study_settings']

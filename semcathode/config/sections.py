@@ -129,7 +129,7 @@ BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
 #: pytorch-grad-cam); tests keep them in step: ``arm`` = the keys of
 #: :data:`semcathode.study.ARMS`, ``shift_kind`` = :data:`semcathode.data.shift.SHIFT_KINDS`,
 #: ``cam_method`` = the keys of :data:`semcathode.explain.compute.CAM_METHODS`, ``aggregate`` =
-#: :data:`semcathode.models.predict.AGGREGATIONS`, ``backbone`` = :data:`semcathode.models.backbones.BACKBONES`.
+#: :data:`semcathode.models.forward.AGGREGATIONS`, ``backbone`` = :data:`semcathode.models.backbones.BACKBONES`.
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("kaist-ncm", "synthetic", "folder"),
     "bar_method": ("auto", "metadata", "detect", "fraction", "none"),

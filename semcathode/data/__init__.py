@@ -9,12 +9,12 @@ _NAMES: dict[str, str] = {
     # download
     "fetch": "download",
     # factory
-    "example_study": "factory",
+    "example_study": "study",
     "build_manifest": "factory",
-    "load_study": "factory",
+    "load_study": "study",
     "prepare_splits": "factory",
     "schema_from_config": "factory",
-    "Study": "factory",
+    "Study": "study",
     "write_attribution": "factory",
     # loaders
     "make_dataloaders": "loaders",

@@ -5,10 +5,7 @@ from .download import (
     fetch as fetch,
 )
 from .factory import (
-    Study as Study,
     build_manifest as build_manifest,
-    example_study as example_study,
-    load_study as load_study,
     prepare_splits as prepare_splits,
     schema_from_config as schema_from_config,
     write_attribution as write_attribution,
@@ -28,6 +25,11 @@ from .preprocess import (
 )
 from .splits import (
     check_no_group_leak as check_no_group_leak,
+)
+from .study import (
+    Study as Study,
+    example_study as example_study,
+    load_study as load_study,
 )
 from .summary import (
     count_table as count_table,

@@ -1,5 +1,6 @@
 """Assemble the study's data from the sections of a :class:`~semcathode.config.RunConfig` (``cfg.data``,
-``cfg.target``, ``cfg.preprocess``) and the cache root; only :func:`load_study` takes the whole configuration.
+``cfg.target``, ``cfg.preprocess``) and the cache root; the study itself
+(:class:`~semcathode.data.study.Study`) is in :mod:`semcathode.data.study`.
 
 files -> manifest (indexed, validated) -> groups -> source / target / new-domain splits.
 """
@@ -8,23 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..config.sections import DataConfig, PreprocessConfig, RunConfig, TargetConfig
+from ..config.sections import DataConfig, PreprocessConfig, TargetConfig
 from .download import resolve_data_dir
 from ._scan import has_images
 from .manifest import index_folder
-from ..config.paths import cache_root
-from .preprocess import PreprocessCache, PreprocessParams, build_items
+from .preprocess import PreprocessCache, PreprocessParams
 from .schema import Schema
 from .splits import assign_groups, make_transfer_splits, split_groups
 
 __all__ = [
-    "example_study",
-    "schema_from_config", "check_data_dir", "data_dir_for", "synthetic_dir", "build_manifest", "prepare_splits", "preprocess_params", "cache_for", "write_attribution", "Study", "load_study",
+    "schema_from_config", "check_data_dir", "data_dir_for", "synthetic_dir", "build_manifest", "prepare_splits", "preprocess_params", "cache_for", "write_attribution",
 ]
 
 
@@ -350,140 +348,3 @@ def write_attribution(data: DataConfig, out_dir: str | Path) -> Path:
     else:
         text = f"# {data.data_dir}\n\nUser-supplied micrographs.\n"
     return atomic_write_text(Path(out_dir) / "ATTRIBUTION.md", text)
-
-
-@dataclass
-class Study:
-    """What the notebooks after 01 share: the split manifest, its network inputs and classes.
-
-    Built by :func:`load_study` (or :func:`example_study`).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from semcathode.data import example_study
-    >>> cfg, study = example_study(tempfile.mkdtemp())
-    >>> study.rows("source", "train")["split"].unique().tolist(), study.params.size
-    (['train'], 64)
-    """
-
-    cfg: RunConfig
-    manifest: pd.DataFrame
-    items: pd.DataFrame  # pre-processed inputs of the schema's classes (source + target)
-    new_items: pd.DataFrame  # pre-processed inputs of extra compositions (e.g. NCM523)
-    classes: list[str]
-    cache: PreprocessCache
-
-    @property
-    def params(self) -> PreprocessParams:
-        return preprocess_params(self.cfg.preprocess)
-
-    def rows(self, domain: str, split: str) -> pd.DataFrame:
-        """Items of one domain and split.
-
-        Parameters
-        ----------
-        domain : str
-            ``source`` or ``target``.
-        split : str
-            ``train``, ``valid``, ``test``, ``tail`` ...
-
-        Returns
-        -------
-        DataFrame
-            The matching rows of :attr:`items`.
-        """
-        return self.items[(self.items["domain"] == domain) & (self.items["split"] == split)]
-
-
-def load_study(cfg: RunConfig, manifest_csv: str | Path) -> Study:
-    """Read a study's manifest (notebook 01 writes it) and pre-process it (through the cache).
-
-    Relative micrograph paths (a published, relocatable report) are resolved against the
-    configured data root, so a report's notebooks can be rerun in JupyterLab on another machine.
-
-    Parameters
-    ----------
-    cfg : RunConfig
-        The run configuration.
-    manifest_csv : str or Path
-        The manifest CSV with its ``split`` column (in a report: ``semcathode.pipeline.MANIFEST``
-        below the run folder).
-
-    Returns
-    -------
-    Study
-        The manifest, the pre-processed items and the classes.
-
-    Raises
-    ------
-    FileNotFoundError
-        The manifest does not exist (notebook 01 has not run for this report folder).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> import semcathode as sc
-    >>> tmp = tempfile.mkdtemp()
-    >>> cfg = sc.load_config("smoke", overrides={"preprocess.cache_dir": tmp})
-    >>> manifest = sc.data.prepare_splits(sc.data.build_manifest(cfg.data, sc.config.cache_root(cfg)),
-    ...                                   cfg.data, cfg.target)  # files -> manifest -> splits
-    >>> study = sc.load_study(cfg, sc.data.write_manifest(manifest, f"{tmp}/manifest.csv"))
-    >>> len(study.classes), int((study.items["split"] == "train").sum()) > 0
-    (9, True)
-    """
-    from .manifest import read_manifest
-
-    path = Path(manifest_csv)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: write the study manifest first (notebook 01_data, same out_dir)")
-    manifest = read_manifest(path)
-    rel = [not Path(str(p)).is_absolute() for p in manifest["path"]]
-    if any(rel):  # a published (portable) report names micrographs relative to the data root
-        root = data_dir_for(cfg.data, cache_root(cfg))
-        manifest.loc[rel, "path"] = [str(root / str(p)) for p in manifest.loc[rel, "path"]]
-    manifest["shift"] = manifest["shift"].fillna("") if "shift" in manifest else ""
-    if cfg.preprocess.pixel_size_um > 0 and "pixel_size_um" in manifest:  # the user's fallback for files without one
-        manifest["pixel_size_um"] = manifest["pixel_size_um"].fillna(cfg.preprocess.pixel_size_um)
-    classes = schema_from_config(cfg.data).classes
-    cache = cache_for(cache_root(cfg))
-    params = preprocess_params(cfg.preprocess)
-    main = manifest[manifest["label"].isin(classes)]
-    extra = manifest[~manifest["label"].isin(classes)]
-    items = build_items(main, params, cache)
-    new_items = build_items(extra, params, cache) if len(extra) else items.head(0)
-    return Study(cfg, manifest, items, new_items, classes, cache)
-
-
-def example_study(cache_dir: str | Path | None = None) -> tuple[RunConfig, Study]:
-    """A tiny synthetic study for examples and quick experiments (like scikit-learn's ``load_iris``).
-
-    The ``smoke`` profile: 12 synthetic micrographs per class (nine classes plus NCM523), split,
-    pre-processed and cached; built in a few seconds the first time, reused afterwards.
-
-    Parameters
-    ----------
-    cache_dir : str or Path, optional
-        Where the synthetic micrographs, their manifest and the pre-processing cache go (default:
-        :func:`semcathode.config.cache_root`).
-
-    Returns
-    -------
-    tuple of (RunConfig, Study)
-        The ``smoke`` configuration and its study.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from semcathode.data import example_study
-    >>> cfg, study = example_study(tempfile.mkdtemp())
-    >>> cfg.profile, len(study.classes), sorted(study.items["split"].unique())[:3]
-    ('smoke', 9, ['tail', 'test', 'train'])
-    """
-    from ..config.run import load_config
-    from .manifest import write_manifest
-
-    cfg = load_config("smoke", overrides={"preprocess.cache_dir": str(cache_dir)} if cache_dir else None)
-    root = cache_root(cfg)
-    csv = write_manifest(prepare_splits(build_manifest(cfg.data, root), cfg.data, cfg.target), root / "example" / "manifest.csv")
-    return cfg, load_study(cfg, csv)

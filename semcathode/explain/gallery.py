@@ -67,10 +67,10 @@ def cam_files(
     >>> import tempfile
     >>> import semcathode as sc
     >>> tmp = tempfile.mkdtemp()
-    >>> cfg, study = sc.data.example_study(tmp)
-    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    >>> _, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study, 0, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
-    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", study.classes))
     >>> [p.suffix for p in sc.cam_files(model, study.manifest["path"][:2].tolist(), f"{tmp}/cams")]
     ['.png', '.png']
     """

@@ -14,12 +14,10 @@ _NAMES: dict[str, str] = {
     "ExportedModel": "export",
     "load_model": "export",
     "ModelFileError": "export",
-    "predict_paths": "export",
-    "predict_archive": "archive",
     # learner
     "RankRecord": "_distributed",
-    # predict
-    "predict_arrays": "predict",
+    # predict (files and folders; the forward pass of every predict path is in models.forward)
+    "predict": "archive",
 }
 
 __all__ = sorted(_NAMES)

@@ -5,7 +5,7 @@ from ._distributed import (
     RankRecord as RankRecord,
 )
 from .archive import (
-    predict_archive as predict_archive,
+    predict as predict,
 )
 from .backbones import (
     create_backbone as create_backbone,
@@ -16,10 +16,6 @@ from .export import (
     ModelFileError as ModelFileError,
     export_model as export_model,
     load_model as load_model,
-    predict_paths as predict_paths,
-)
-from .predict import (
-    predict_arrays as predict_arrays,
 )
 
-__all__ = ['ExportedModel', 'ModelFileError', 'RankRecord', 'create_backbone', 'export_model', 'load_model', 'normalization', 'predict_archive', 'predict_arrays', 'predict_paths']
+__all__ = ['ExportedModel', 'ModelFileError', 'RankRecord', 'create_backbone', 'export_model', 'load_model', 'normalization', 'predict']

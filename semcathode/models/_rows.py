@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .familiarity import multi_layer_score
-from .predict import MicrographOutputs
+from .forward import MicrographOutputs
 from .scores import knn_ood_score
 
 

@@ -1,10 +1,11 @@
-"""Predict a lab's whole archive: files streamed, decoded in workers, tiles batched across
+"""Predict micrographs with an exported model: :func:`predict`, the one public entry point, and
+what it runs for a lab's whole archive: files streamed, decoded in workers, tiles batched across
 micrographs, rows appended in chunks, resumable.
 
 :func:`predict_archive` walks the inputs as a stream (:func:`semcathode.io.walk.iter_inputs`), so an
 archive of any size is never listed into memory. DataLoader workers read each file, cut its
 data bar, bring it to the model's scale and cut its tiles; the main process forwards tiles of
-several micrographs per batch (:func:`~semcathode.models.predict.predict_tiles`, the forward
+several micrographs per batch (:func:`~semcathode.models.forward.predict_tiles`, the forward
 pass of every predict path) and appends each chunk of rows to the output CSV with a single
 ``write`` (a ``kill -9`` leaves whole rows: at most the chunk in flight is lost). ``resume``
 skips the files already in the output (same path, size and modification time; with ``verify``
@@ -27,9 +28,9 @@ from .._files import sha256_file
 from ..data.tiles import cut_tiles
 from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
 from .export import ExportedModel
-from .predict import predict_tiles
+from .forward import predict_tiles
 
-__all__ = ["ARCHIVE_COLUMNS", "archive_columns", "decode_workers", "predict_archive", "predict_archive_ranks",
+__all__ = ["ARCHIVE_COLUMNS", "archive_columns", "decode_workers", "predict", "predict_archive", "predict_archive_ranks",
            "done_keys"]
 
 #: Columns after the predictions and class probabilities, before ``error``: how a file is recognised on resume.
@@ -203,10 +204,10 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
     >>> import tempfile
     >>> import semcathode as sc
     >>> tmp = tempfile.mkdtemp()
-    >>> cfg, study = sc.data.example_study(tmp)
-    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    >>> _, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study, 0, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
-    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", study.classes))
     >>> predict_archive(model, [study.manifest["path"][0]], f"{tmp}/preds.csv", workers=0)
     {'predicted': 1, 'failed': 0, 'skipped': 0}
     >>> predict_archive(model, [study.manifest["path"][0]], f"{tmp}/preds.csv", resume=True, workers=0)
@@ -379,3 +380,67 @@ def predict_archive_ranks(model_path: str | Path, inputs: Sequence[str | Path], 
         _rank_file(out, k).unlink(missing_ok=True)
     before = rows["path"].isin(list(merged))
     return {"predicted": int((ok & ~before).sum()), "failed": int((~ok).sum()), "skipped": int((ok & before).sum())}
+
+
+def predict(model: ExportedModel, inputs: str | Path | Sequence[str | Path], out: str | Path | None = None,
+            pixel_size_um: float | None = None, **stream: Any):
+    """Predict micrographs (files and folders) with an exported model: one row per micrograph.
+
+    Every file is read, its data bar cut, brought to the model's physical scale and covered with
+    its tile grid; the tiles' log-probabilities are averaged (temperature-scaled when the model
+    was calibrated) and the familiarity score is computed when the model carries a feature bank.
+    A file that cannot be read, or has no pixel size when the model needs one, gets an ``error``
+    and no prediction; the other files are not affected.
+
+    Parameters
+    ----------
+    model : ExportedModel
+        From :func:`~semcathode.models.load_model`.
+    inputs : str, Path or sequence of them
+        Files and folders.
+    out : str or Path, optional
+        Stream the predictions into this CSV instead of returning them: the archive path
+        (:func:`predict_archive`), for folders of any size, decoded in DataLoader workers,
+        appended chunk by chunk and resumable.
+    pixel_size_um : float, optional
+        µm/px for files that carry none.
+    **stream
+        With ``out`` only: ``resume``, ``verify``, ``workers``, ``batch_tiles``, ``chunk``,
+        ``exclude``, ``log`` (see :func:`predict_archive`).
+
+    Returns
+    -------
+    DataFrame or dict
+        Without ``out``: ``path, pred, confidence, n_tiles, tile_agreement, ood_score, familiar``,
+        one ``p_<class>`` per class and ``error``. With ``out``: the counts ``predicted``,
+        ``failed`` and ``skipped`` (the rows are in the CSV, with the same columns and the file's
+        size, modification time and hash).
+
+    Raises
+    ------
+    TypeError
+        A streaming option without ``out``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import semcathode as sc
+    >>> tmp = tempfile.mkdtemp()
+    >>> _, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study, 0, log=None)  # doctest: +ELLIPSIS
+    [stage 1 seed 0, ...
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", study.classes))
+    >>> table = sc.predict(model, study.manifest["path"][:2].tolist() + [f"{tmp}/missing.png"])
+    >>> len(table), int(table["pred"].isin(study.classes).sum()), table["error"].iloc[-1] != ""
+    (3, 2, True)
+    >>> sc.predict(model, study.manifest["path"][:2].tolist(), out=f"{tmp}/preds.csv", workers=0)
+    {'predicted': 2, 'failed': 0, 'skipped': 0}
+    """
+    from .export import predict_paths
+
+    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if out is None:
+        if stream:
+            raise TypeError(f"{', '.join(sorted(stream))}: options of a streamed prediction; give out= (a CSV path)")
+        return predict_paths(model, paths, pixel_size_um)
+    return predict_archive(model, paths, out, pixel_size_um=pixel_size_um, **stream)

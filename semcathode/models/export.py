@@ -22,7 +22,7 @@ from ..io.walk import find_images
 from ..data.preprocess import PreprocessParams, preprocess_image
 from ..data.tiles import cut_tiles, tile_grid
 from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
-from .predict import normalise_batch, predict_arrays, predict_probs
+from .forward import normalise_batch, predict_arrays, predict_probs
 from .head import head_layer_of, linear_head
 
 __all__ = [
@@ -137,11 +137,11 @@ class ExportedModel:
 
     @property
     def input_norm(self) -> tuple[str, list[float], list[float]]:
-        """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models.predict.normalise_batch`)."""
+        """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models.forward.normalise_batch`)."""
         return self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"]
 
     def normalise(self, arr: np.ndarray) -> torch.Tensor:
-        """:func:`~semcathode.models.predict.normalise_batch` with this model's settings.
+        """:func:`~semcathode.models.forward.normalise_batch` with this model's settings.
 
         Parameters
         ----------
@@ -200,7 +200,7 @@ class ExportedModel:
         return tile_grid(arr_shape, self.params.size, self.params.tile_stride)
 
     def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False, layers: Sequence[str] = ()):
-        """:func:`semcathode.models.predict_arrays` with this model's settings."""
+        """:func:`semcathode.models.forward.predict_arrays` with this model's settings."""
         return predict_arrays(self.model, arrays, self.params.size, *self.input_norm, stride=self.params.tile_stride,
                               aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features,
                               layers=layers)
@@ -225,7 +225,7 @@ class ExportedModel:
 
     @torch.no_grad()
     def predict_tensor(self, x: torch.Tensor, bs: int = 32) -> np.ndarray:
-        """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.predict.predict_probs`)."""
+        """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.forward.predict_probs`)."""
         return predict_probs(self.model, x, bs).numpy()
 
 
@@ -292,10 +292,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
     >>> import tempfile
     >>> import semcathode as sc
     >>> tmp = tempfile.mkdtemp()
-    >>> cfg, study = sc.data.example_study(tmp)
-    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    >>> _, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study, 0, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
-    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", study.classes))
     >>> len(model.classes), model.meta["preprocess"]["size"]
     (9, 64)
     """
@@ -375,11 +375,11 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
     >>> import tempfile
     >>> import semcathode as sc
     >>> tmp = tempfile.mkdtemp()
-    >>> cfg, study = sc.data.example_study(tmp)
-    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    >>> _, study = sc.data.example_study(tmp)
+    >>> s1 = sc.train_stage1(study, 0, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
-    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", cfg, study.classes))
-    >>> table = sc.predict_paths(model, study.manifest["path"][:2].tolist() + [f"{tmp}/missing.png"])
+    >>> model = sc.load_model(sc.study.export_trained(s1, f"{tmp}/model.safetensors", study.classes))
+    >>> table = predict_paths(model, study.manifest["path"][:2].tolist() + [f"{tmp}/missing.png"])
     >>> len(table), int(table["pred"].isin(study.classes).sum()), table["error"].iloc[-1] != ""
     (3, 2, True)
     """

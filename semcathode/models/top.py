@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Subset
 
 from .learner import ChannelsLastInputs, _cuda_precision
 from ._taps import FINAL, LayerTap
-from .predict import MicrographOutputs, summarise_tiles
+from .forward import MicrographOutputs, summarise_tiles
 from .trunk import Top, TrunkCache, TrunkSpec, _compute_device
 
 __all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs", "cached_outputs", "fits_on_device"]
@@ -327,11 +327,11 @@ def cached_outputs(top: Top, data: CachedTiles, aggregate: str = "mean_log_prob"
     data : CachedTiles
         Evaluation inputs (``tiles_per_epoch=0``), one entry per micrograph of its items.
     aggregate : str
-        See :func:`semcathode.models.predict.aggregate_log_probs`.
+        See :func:`semcathode.models.forward.aggregate_log_probs`.
     features : bool
         Also the L2-normalised mean pooled feature per micrograph.
     layers : sequence of str
-        As for :func:`~semcathode.models.predict_arrays` (``MicrographOutputs.layer_features``), named
+        As for :func:`~semcathode.models.forward.predict_arrays` (``MicrographOutputs.layer_features``), named
         in the whole network: the trunk's output ``blocks.<depth - 1>`` (read from the cached maps), a
         block of the top, or ``final``.
 

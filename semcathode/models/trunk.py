@@ -36,7 +36,7 @@ from .._files import atomic_save
 from ..data.preprocess import resize
 from ..data.tiles import cut_tiles
 from .head import FeatureScale
-from .predict import normalise_batch
+from .forward import normalise_batch
 
 __all__ = ["TRUNK_VIEWS", "Trunk", "Top", "TrunkSpec", "TrunkCache", "resolve_trunk_dtype", "split_network", "trunk_digest",
            "view_of"]

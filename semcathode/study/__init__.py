@@ -1,4 +1,14 @@
-"""The transfer-learning study: model store, stage training, arms, evaluation, curves, baselines, validity and trust."""
+"""The transfer-learning study: model store, stage training, arms, evaluation, curves, baselines, validity and trust.
+
+Calling convention: a function of this list takes the :class:`~semcathode.data.Study` first
+(``sc.train_stage1(study, seed)``, ``sc.run_arms(study, keep=...)``,
+``sc.study.learning_curve(study, sizes, arms, seeds)``) and reads its settings from
+``study.settings`` (a :class:`~semcathode.config.settings.StudySettings`); a trained model
+(:class:`TrainedModel`) carries those settings on, so evaluating and exporting it take the
+model first. The building blocks in the modules (``train_arm``, ``extract_features``, the
+store's keys) take the rows they work on and the settings explicitly. No function here takes
+a whole :class:`~semcathode.config.RunConfig`: the notebooks, the CLI and the pipeline hold it.
+"""
 
 from __future__ import annotations
 

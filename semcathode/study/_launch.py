@@ -26,7 +26,8 @@ from typing import Callable, Sequence
 import pandas as pd
 import torch
 
-from ..config.sections import RunConfig, StageConfig
+from ..config.sections import StageConfig
+from ..config.settings import StudySettings
 
 __all__ = ["launch_fit", "backend_for"]
 
@@ -45,10 +46,10 @@ def _write_rows(df: pd.DataFrame | None, path: Path) -> None:
 
 
 def launch_fit(store_root: str | Path, key: str, train_items: pd.DataFrame, valid_items: pd.DataFrame | None,
-               classes: Sequence[str], cfg: RunConfig, stage: StageConfig, seed: int, init: str,
+               classes: Sequence[str], settings: StudySettings, stage: StageConfig, seed: int, init: str,
                strategy: str | None, init_state: dict | None = None, label: str = "", max_epochs: int = 0,
                log: Callable[[str], None] | None = print) -> dict:
-    """Train one model in a launched group of ``cfg.distributed.processes`` ranks.
+    """Train one model in a launched group of ``settings.distributed.processes`` ranks.
 
     Parameters
     ----------
@@ -57,7 +58,7 @@ def launch_fit(store_root: str | Path, key: str, train_items: pd.DataFrame, vali
     key : str
     train_items, valid_items : DataFrame
     classes : sequence of str
-    cfg : RunConfig
+    settings : StudySettings
     stage : StageConfig
     seed : int
     init, strategy : str
@@ -85,12 +86,12 @@ def launch_fit(store_root: str | Path, key: str, train_items: pd.DataFrame, vali
 
     from ..config.run import save_config
 
-    n = int(cfg.distributed.processes)
+    n = int(settings.distributed.processes)
     root = Path(store_root)
     root.mkdir(parents=True, exist_ok=True)
     job = Path(tempfile.mkdtemp(prefix=f".job-{key[:24]}-", dir=root))
     try:
-        save_config(cfg, job / "config.yaml")
+        save_config(settings.to_config(), job / "config.yaml")
         _write_rows(train_items, job / "train.json")
         _write_rows(valid_items, job / "valid.json")
         if init_state is not None:
@@ -98,14 +99,14 @@ def launch_fit(store_root: str | Path, key: str, train_items: pd.DataFrame, vali
         (job / _JOB).write_text(json.dumps({
             "store": str(root), "key": key, "classes": list(classes), "stage": stage.__dict__, "seed": int(seed),
             "init": init, "strategy": strategy, "label": label, "max_epochs": int(max_epochs),
-            "init_state": init_state is not None, "backend": backend_for(cfg.distributed.backend)}))
+            "init_state": init_state is not None, "cache_root": str(settings.cache_root), "backend": backend_for(settings.distributed.backend)}))
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
         env["PYTHONUNBUFFERED"] = "1"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
                "-m", "semcathode.study._rank", str(job)]
         if log:
-            log(f"{label or key}: training in {n} processes ({backend_for(cfg.distributed.backend)}), "
+            log(f"{label or key}: training in {n} processes ({backend_for(settings.distributed.backend)}), "
                 f"{env['OMP_NUM_THREADS']} threads each")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         assert proc.stdout is not None

@@ -62,6 +62,7 @@ def _rank_main(job: Path) -> None:
     from safetensors.torch import load_file
 
     from ..config.run import load_config
+    from ..config.settings import study_settings
     from ..models import RankRecord
     from .store import ModelStore
     from .train import _fit, warm_trunk_cache
@@ -74,17 +75,17 @@ def _rank_main(job: Path) -> None:
     rank, size = dist.get_rank(), dist.get_world_size()
     if rank:
         sys.stdout = io.TextIOWrapper(open(os.devnull, "wb"))  # rank 0 alone reports progress
-    cfg = load_config(path=job / "config.yaml")
+    settings = study_settings(load_config(path=job / "config.yaml"), cache_root=spec["cache_root"])
     train, valid = _read_rows(job / "train.json"), _read_rows(job / "valid.json")
     stage = StageConfig(**spec["stage"])  # (each rank's loader takes batch_size / size: the global batch is kept)
-    if cfg.model.trunk:  # the trunk cache, built once: every rank its share of the micrographs, then all read it
+    if settings.model.trunk:  # the trunk cache, built once: every rank its share of the micrographs, then all read it
         rows = pd.concat([train, valid]).drop_duplicates("cache_path")
-        warm_trunk_cache(rows.iloc[rank::size], cfg, log=print if rank == 0 else None)
+        warm_trunk_cache(rows.iloc[rank::size], settings, log=print if rank == 0 else None)
         dist.barrier()
     init_state = load_file(str(job / "init.safetensors")) if spec["init_state"] else None
     record = RankRecord()
     t0 = time.time()
-    learn, hist, winfo, steps, network = _fit(train, valid if len(valid) else None, spec["classes"], cfg, stage,
+    learn, hist, winfo, steps, network = _fit(train, valid if len(valid) else None, spec["classes"], settings, stage,
                                               spec["seed"], spec["init"], spec["strategy"], init_state,
                                               label=spec["label"], max_epochs=spec["max_epochs"], record=record)
     wall = time.time() - t0

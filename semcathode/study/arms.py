@@ -26,7 +26,9 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .._progress import progress as _progress
-from ..config.sections import RunConfig, StageConfig
+from ..config.sections import StageConfig
+from ..config.settings import StudySettings
+from ..data.study import Study
 from .evaluation import evaluate_model
 from .store import arm_key, model_store
 from .train import TrainedModel, _cached_fit, _crops, _log, _stage_epochs, _stage_steps, train_stage1, trunk_cache
@@ -61,7 +63,7 @@ def _needs_stage1(arms: Sequence[str]) -> bool:
     return any(ARMS[a].init == "stage1" for a in arms)
 
 
-def fair_stage(cfg: RunConfig, train_items: pd.DataFrame, stage1_steps: int) -> StageConfig:
+def fair_stage(settings: StudySettings, train_items: pd.DataFrame, stage1_steps: int) -> StageConfig:
     """Stage-2 schedule of an arm that does not start from the stage-1 model (FT-only, Scratch+FT).
 
     The fair-budget rule: such an arm makes at least as many optimiser steps as Pre+FT spends
@@ -70,7 +72,7 @@ def fair_stage(cfg: RunConfig, train_items: pd.DataFrame, stage1_steps: int) -> 
 
     Parameters
     ----------
-    cfg : RunConfig
+    settings : StudySettings
     train_items : DataFrame
         The stage-2 train rows (their ``label`` column sets the oversampled size).
     stage1_steps : int
@@ -79,28 +81,28 @@ def fair_stage(cfg: RunConfig, train_items: pd.DataFrame, stage1_steps: int) -> 
     Returns
     -------
     StageConfig
-        ``cfg.stage2`` with ``min_steps`` raised.
+        ``settings.stage2`` with ``min_steps`` raised.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> from semcathode.config import load_config
+    >>> from semcathode.config import load_config, study_settings
     >>> cfg = load_config("smoke", overrides={"stage2.epochs": 2, "stage2.freeze_epochs": 0,
     ...                   "stage2.min_steps": 0, "stage2.batch_size": 4, "preprocess.crops_per_image": 1})
     >>> train = pd.DataFrame({"label": ["a"] * 8 + ["b"] * 4})
-    >>> fair_stage(cfg, train, stage1_steps=30).min_steps  # 30 + 16 oversampled inputs / 4 x 2 epochs
+    >>> fair_stage(study_settings(cfg), train, stage1_steps=30).min_steps  # 30 + 16 oversampled inputs / 4 x 2 epochs
     38
     """
     counts = train_items["label"].value_counts()
-    n = int(counts.max() * len(counts)) * _crops(cfg)  # Pre+FT (oversample): every class replicated to the largest
-    pre_ft_steps = _stage_steps(_stage_epochs(cfg.stage2, n), n)
-    return replace(cfg.stage2, min_steps=max(cfg.stage2.min_steps, int(stage1_steps) + pre_ft_steps))
+    n = int(counts.max() * len(counts)) * _crops(settings)  # Pre+FT (oversample): every class replicated to the largest
+    pre_ft_steps = _stage_steps(_stage_epochs(settings.stage2, n), n)
+    return replace(settings.stage2, min_steps=max(settings.stage2.min_steps, int(stage1_steps) + pre_ft_steps))
 
 
 def train_arm(
     arm: str,
     train_items: pd.DataFrame,
-    cfg: RunConfig,
+    settings: StudySettings,
     seed: int,
     classes: Sequence[str],
     stage1: TrainedModel | None = None,
@@ -122,7 +124,7 @@ def train_arm(
     arm : str
         A key of :data:`ARMS`.
     train_items : DataFrame
-    cfg : RunConfig
+    settings : StudySettings
     seed : int
     classes : sequence of str
     stage1 : TrainedModel, optional
@@ -142,30 +144,28 @@ def train_arm(
     if a.init == "stage1" and stage1 is None:
         raise ValueError(f"arm {arm} needs the stage-1 model")
     if a.strategy is None:  # pretrain-only: the stage-1 model as it is
-        return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0, cfg=cfg, steps=0,
+        return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0, settings=settings, steps=0,
                             network=stage1.network, trunk=stage1.trunk)
     if stage1_steps is None:
         stage1_steps = stage1.steps if stage1 is not None else 0
     init_state = None
     if a.init == "stage1":
         init_state = {k: v.detach().cpu() for k, v in stage1.model.state_dict().items()}
-    stage, max_epochs = cfg.stage2, 0
-    if a.init != "stage1" and cfg.protocol.fair_budget:
-        stage, max_epochs = fair_stage(cfg, train_items, stage1_steps), cfg.protocol.fair_max_epochs
-    key = f"stage2-{arm_key(cfg, arm, seed, train_items, stage)}"
-    fit = _cached_fit(model_store(cfg, cache_dir), key, train_items, valid_items, classes, cfg, stage, seed,
+    stage, max_epochs = settings.stage2, 0
+    if a.init != "stage1" and settings.protocol.fair_budget:
+        stage, max_epochs = fair_stage(settings, train_items, stage1_steps), settings.protocol.fair_max_epochs
+    key = f"stage2-{arm_key(settings, arm, seed, train_items, stage)}"
+    fit = _cached_fit(model_store(settings, cache_dir), key, train_items, valid_items, classes, settings, stage, seed,
                       a.init, a.strategy, init_state, label=f"{arm} seed {seed}", max_epochs=max_epochs)
     winfo = fit.weights_info
     if a.init == "stage1":
         winfo = {**stage1.weights_info, "note": f"stage-1 model (seed {seed}) from {stage1.weights_info.get('origin')}"}
-    return TrainedModel(fit.learner, arm, seed, fit.history, winfo, fit.wall_s, cfg=cfg, steps=fit.steps,
-                        network=fit.network, trunk=trunk_cache(cfg) if cfg.model.trunk else None)
+    return TrainedModel(fit.learner, arm, seed, fit.history, winfo, fit.wall_s, settings=settings, steps=fit.steps,
+                        network=fit.network, trunk=trunk_cache(settings) if settings.model.trunk else None)
 
 
 def run_arms(
-    items: pd.DataFrame,
-    cfg: RunConfig,
-    classes: Sequence[str],
+    study: Study,
     arms: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     cache_dir: str | Path | None = None,
@@ -176,10 +176,8 @@ def run_arms(
 
     Parameters
     ----------
-    items : DataFrame
-        Pre-processed items with ``domain`` (source/target) and ``split``.
-    cfg : RunConfig
-    classes : sequence of str
+    study : Study
+        Its items (``domain`` source/target and ``split``), classes and settings.
     arms, seeds : sequence, optional
         Default ``protocol.arms`` and ``protocol.seeds``.
     cache_dir : str or Path, optional
@@ -202,16 +200,16 @@ def run_arms(
     --------
     >>> import tempfile
     >>> import semcathode as sc
-    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
-    >>> results, preds, models = sc.run_arms(study.items, cfg, study.classes, arms=["pre_ft_oversample"],
-    ...                                      log=None)  # doctest: +ELLIPSIS
+    >>> _, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> results, preds, models = sc.run_arms(study, arms=["pre_ft_oversample"], log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, all layers] epoch 1/1 ...
     [pre_ft_oversample seed 0, all layers] epoch 1/1 ...
     >>> results[["arm", "seed"]].values.tolist(), "macro_f1" in results
     ([['pre_ft_oversample', 0]], True)
     """
-    arms = list(arms or cfg.protocol.arms)
-    seeds = list(seeds if seeds is not None else cfg.protocol.seeds)
+    settings, items, classes = study.settings, study.items, study.classes
+    arms = list(arms or settings.protocol.arms)
+    seeds = list(seeds if seeds is not None else settings.protocol.seeds)
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
@@ -221,10 +219,10 @@ def run_arms(
     for seed in seeds:
         s1 = None
         if _needs_stage1(arms):
-            s1 = train_stage1(items, cfg, seed, classes, cache_dir=cache_dir, log=log)
+            s1 = train_stage1(study, seed, cache_dir=cache_dir, log=log)
             models[("stage1", seed)] = s1
         for arm in _progress(arms, f"stage 2 arms, seed {seed}"):
-            tm = train_arm(arm, tr, cfg, seed, classes, stage1=s1, cache_dir=cache_dir)
+            tm = train_arm(arm, tr, settings, seed, classes, stage1=s1, cache_dir=cache_dir)
             img, _, row = evaluate_model(tm, te, classes, train_s=round(tm.wall_s, 1), n_train=len(tr),
                                          steps=tm.steps + (s1.steps if ARMS[arm].init == "stage1" and s1 else 0))
             rows.append(row)

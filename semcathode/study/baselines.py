@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config.sections import RunConfig
+from ..config.settings import StudySettings
+from ..data.study import Study
 from ..metrics.classification import aggregate_tiles, classification_metrics
 from ..metrics.intervals import bootstrap_ci
 
@@ -21,7 +22,7 @@ __all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_flo
 
 
 @torch.no_grad()
-def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> list[np.ndarray]:
+def extract_features(items: pd.DataFrame, settings: StudySettings, bs: int = 64) -> list[np.ndarray]:
     """Frozen ImageNet backbone features (no training) of every tile of every micrograph: the pooled
     features of the tile grid the fine-tuned models see. With ``model.trunk`` > 0 the frozen trunk's
     maps come from the trunk cache (the ImageNet trunk is every arm's trunk, so it is built once).
@@ -30,7 +31,7 @@ def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> list[
     ----------
     items : DataFrame
         With ``cache_path`` and ``size``.
-    cfg : RunConfig
+    settings : StudySettings
         Backbone, weights, pre-processing and trunk.
     bs : int
         Tiles per forward pass.
@@ -41,28 +42,28 @@ def extract_features(items: pd.DataFrame, cfg: RunConfig, bs: int = 64) -> list[
         Per micrograph, float32 ``(T_i, D)``.
     """
     from ..models.backbones import create_backbone
-    from ..models.predict import predict_arrays
+    from ..models.forward import predict_arrays
     from .evaluation import micrograph_outputs
     from .train import TrainedModel, input_norm, trunk_cache
 
-    model, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
+    model, _ = create_backbone(settings.model.backbone, weights=settings.model.weights, num_classes=0)
     model.eval()
     if items.empty:
         return []
-    if cfg.model.trunk:
-        frozen = TrainedModel(None, "imagenet", 0, pd.DataFrame(), {}, 0.0, cfg=cfg, network=model,
-                              trunk=trunk_cache(cfg))
+    if settings.model.trunk:
+        frozen = TrainedModel(None, "imagenet", 0, pd.DataFrame(), {}, 0.0, settings=settings, network=model,
+                              trunk=trunk_cache(settings))
         mo = micrograph_outputs(frozen, items, features=True)
     else:
-        mean, std = input_norm(cfg.model)
+        mean, std = input_norm(settings.model)
         arrays = [np.load(p) for p in items["cache_path"]]
-        mo = predict_arrays(model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
-                            stride=cfg.preprocess.tile_stride, features=True, bs=bs)
+        mo = predict_arrays(model, arrays, int(items["size"].iloc[0]), settings.preprocess.normalize, mean, std,
+                            stride=settings.preprocess.tile_stride, features=True, bs=bs)
     return [f.astype(np.float32) for f in mo.tile_features]
 
 
 def linear_probe(
-    train_items: pd.DataFrame, test_items: pd.DataFrame, cfg: RunConfig, classes: Sequence[str],
+    train_items: pd.DataFrame, test_items: pd.DataFrame, settings: StudySettings, classes: Sequence[str],
     features: tuple[list[np.ndarray], list[np.ndarray]] | None = None, C: float = 1.0,
 ) -> tuple[pd.DataFrame, dict]:
     """Logistic regression (scikit-learn) on the frozen ImageNet features of every tile, the mean
@@ -71,7 +72,7 @@ def linear_probe(
     Parameters
     ----------
     train_items, test_items : DataFrame
-    cfg : RunConfig
+    settings : StudySettings
     classes : sequence of str
     features : (list, list), optional
         Precomputed :func:`extract_features` of train and test.
@@ -89,9 +90,9 @@ def linear_probe(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..models.predict import aggregate_log_probs
+    from ..models.forward import aggregate_log_probs
 
-    ftr, fte = features if features is not None else (extract_features(train_items, cfg), extract_features(test_items, cfg))
+    ftr, fte = features if features is not None else (extract_features(train_items, settings), extract_features(test_items, settings))
     y = np.concatenate([[lbl] * len(f) for lbl, f in zip(train_items["label"], ftr)])
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
     clf.fit(np.concatenate(ftr), y)
@@ -101,7 +102,7 @@ def linear_probe(
     for f in fte:
         lp = np.log(np.clip(clf.predict_proba(f), 1e-12, 1.0))
         lp = np.stack([lp[:, j] if j is not None else np.full(len(f), -np.inf) for j in order], axis=1)
-        rows.append(np.exp(aggregate_log_probs(lp, cfg.evaluate.aggregate)))
+        rows.append(np.exp(aggregate_log_probs(lp, settings.evaluate.aggregate)))
     out = test_items.reset_index(drop=True).copy()
     p = np.stack(rows) if rows else np.zeros((0, len(classes)))
     for j, c in enumerate(classes):
@@ -110,7 +111,7 @@ def linear_probe(
     return img, classification_metrics(img["label"], img["pred"], classes)
 
 
-def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFrame:
+def linear_probe_report(study: Study, n_splits: int = 0) -> pd.DataFrame:
     """The linear-probe baseline (frozen ImageNet features, one mean embedding per micrograph).
 
     Rows: source train -> frame-block test and -> session tail (the CNN's own splits, directly
@@ -121,8 +122,7 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
     Parameters
     ----------
     study : Study
-        Gives ``items``/``rows``, ``manifest``, ``classes``.
-    cfg : RunConfig
+        Gives ``items``/``rows``, ``manifest``, ``classes`` and the settings.
     n_splits : int
         Cross-validation folds (0 = none).
 
@@ -134,7 +134,7 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
     from ..data.preprocess import build_items
     from ..data.splits import group_folds
 
-    classes = study.classes
+    settings, classes = study.settings, study.classes
     rows = []
     train_features: dict[str, list[np.ndarray]] = {}  # each domain's train tiles are extracted once
     for dom, split, name in (("source", "valid", "source train -> valid (the pre-tail, where settings are chosen)"),
@@ -145,18 +145,18 @@ def linear_probe_report(study, cfg: RunConfig, n_splits: int = 0) -> pd.DataFram
         if tr.empty or te.empty:
             continue
         if dom not in train_features:
-            train_features[dom] = extract_features(tr, cfg)
-        _, m = linear_probe(tr, te, cfg, classes, features=(train_features[dom], extract_features(te, cfg)))
+            train_features[dom] = extract_features(tr, settings)
+        _, m = linear_probe(tr, te, settings, classes, features=(train_features[dom], extract_features(te, settings)))
         rows.append({"protocol": name, "domain": dom, "split": split, "n_test": m["n"], "accuracy": m["accuracy"],
                      "macro_f1": m["macro_f1"]})
     if not n_splits:
         return pd.DataFrame(rows)
     raw = study.manifest[study.manifest["label"].isin(classes)].assign(shift="")
     raw_items = build_items(raw, study.params, study.cache)
-    feats = extract_features(raw_items, cfg)
+    feats = extract_features(raw_items, settings)
     y_true, y_pred = [], []
-    for tr, te in group_folds(raw_items, n_splits=n_splits, seed=cfg.data.split_seed):
-        img, _ = linear_probe(raw_items.iloc[tr], raw_items.iloc[te], cfg, classes, features=([feats[i] for i in tr], [feats[i] for i in te]))
+    for tr, te in group_folds(raw_items, n_splits=n_splits, seed=settings.data.split_seed):
+        img, _ = linear_probe(raw_items.iloc[tr], raw_items.iloc[te], settings, classes, features=([feats[i] for i in tr], [feats[i] for i in te]))
         y_true += list(img["label"])
         y_pred += list(img["pred"])
     m2 = classification_metrics(y_true, y_pred, classes)

@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .._progress import progress as _progress
-from ..config.sections import RunConfig
+from ..config.settings import StudySettings
+from ..data.study import Study
 from ..data.splits import subset_per_class
 from .arms import _needs_stage1, train_arm
 from .evaluation import evaluate_model
@@ -21,7 +22,7 @@ __all__ = ["learning_curve", "new_domain_curve", "stack_histories"]
 def _curve(
     pool: pd.DataFrame,
     test: pd.DataFrame,
-    cfg: RunConfig,
+    settings: StudySettings,
     classes: Sequence[str],
     sizes: Sequence[int],
     arms: Sequence[str],
@@ -38,7 +39,7 @@ def _curve(
     for n in _progress(sizes, f"{what}, seed {seed}"):
         sub = subset_per_class(pool, n, seed=seed, split="train")
         for arm in arms:
-            tm = train_arm(arm, sub, cfg, seed, classes, stage1=stage1, cache_dir=cache_dir)
+            tm = train_arm(arm, sub, settings, seed, classes, stage1=stage1, cache_dir=cache_dir)
             _, _, row = evaluate_model(tm, test, classes, n_per_class=n, n_train=len(sub), domain=domain)
             rows.append(row)
             _log(log, f"{what} seed {seed} n={n:<4} {arm:<18} macro-F1 {row['macro_f1']:.3f}")
@@ -46,9 +47,7 @@ def _curve(
 
 
 def learning_curve(
-    items: pd.DataFrame,
-    cfg: RunConfig,
-    classes: Sequence[str],
+    study: Study,
     sizes: Sequence[int],
     arms: Sequence[str],
     seeds: Sequence[int],
@@ -65,9 +64,8 @@ def learning_curve(
 
     Parameters
     ----------
-    items : DataFrame
-    cfg : RunConfig
-    classes : sequence of str
+    study : Study
+        Its items, classes and settings.
     sizes : sequence of int
         Train images per class.
     arms : sequence of str
@@ -84,18 +82,19 @@ def learning_curve(
     DataFrame
         ``arm, seed, n_per_class, n_train, accuracy, macro_f1, ...`` one row per run.
     """
+    settings, items, classes = study.settings, study.items, study.classes
     dom = items[items["domain"] == domain]
     test = dom[dom["split"] == "test"]
     rows = []
     for seed in seeds:
         s1 = None
         if _needs_stage1(arms):
-            s1 = (stage1_models or {}).get(seed) or train_stage1(items, cfg, seed, classes, cache_dir, log)
-        rows += _curve(dom, test, cfg, classes, sizes, arms, seed, s1, cache_dir, log, f"learning curve {domain}", domain)
+            s1 = (stage1_models or {}).get(seed) or train_stage1(study, seed, cache_dir, log)
+        rows += _curve(dom, test, settings, classes, sizes, arms, seed, s1, cache_dir, log, f"learning curve {domain}", domain)
     return pd.DataFrame(rows)
 
 
-def new_domain_curve(study, cfg: RunConfig, sizes: Sequence[int], seeds: Sequence[int],
+def new_domain_curve(study: Study, sizes: Sequence[int], seeds: Sequence[int],
                      log: Callable[[str], None] | None = print) -> pd.DataFrame:
     """A real new domain (e.g. NCM523, never seen in stage 1): fine-tune from the stage-1
     model (``pre_ft``) vs from ImageNet (``ft_only``) with few images per class.
@@ -103,9 +102,8 @@ def new_domain_curve(study, cfg: RunConfig, sizes: Sequence[int], seeds: Sequenc
     Parameters
     ----------
     study : Study
-        Gives ``new_items``, ``items`` and ``classes``.
-    cfg : RunConfig
-        ``validity.new_domain`` off gives an empty frame.
+        Gives ``new_items``, ``items``, ``classes`` and the settings (``validity.new_domain`` off
+        gives an empty frame).
     sizes : sequence of int
         Train images per class.
     seeds : sequence of int
@@ -116,16 +114,16 @@ def new_domain_curve(study, cfg: RunConfig, sizes: Sequence[int], seeds: Sequenc
     DataFrame
         As :func:`learning_curve` (``domain="NCM523"``), macro-F1 on the new domain's test split.
     """
-    new = study.new_items
-    if new.empty or not cfg.validity.new_domain:
+    settings, new = study.settings, study.new_items
+    if new.empty or not settings.validity.new_domain:
         return pd.DataFrame()
     classes_new = list(dict.fromkeys(new["label"]))
     new = new.assign(domain="new")
     test = new[new["split"] == "test"]
     rows = []
     for seed in seeds:
-        s1 = train_stage1(study.items, cfg, seed, study.classes, log=log)
-        rows += _curve(new, test, cfg, classes_new, sizes, ("pre_ft", "ft_only"), seed, s1, None, log,
+        s1 = train_stage1(study, seed, log=log)
+        rows += _curve(new, test, settings, classes_new, sizes, ("pre_ft", "ft_only"), seed, s1, None, log,
                        "new domain", "NCM523")
     return pd.DataFrame(rows)
 

@@ -1,5 +1,5 @@
 """Evaluating trained models: whole-micrograph predictions (tile grid, aggregated, through
-:func:`semcathode.models.predict_arrays`), per-micrograph metrics and results rows."""
+:func:`semcathode.models.forward.predict_arrays`), per-micrograph metrics and results rows."""
 
 from __future__ import annotations
 
@@ -33,49 +33,49 @@ def split_rows(items: pd.DataFrame, domain: str, split: str) -> pd.DataFrame:
 
 
 def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = False, layers: Sequence[str] = ()):
-    """:func:`semcathode.models.predict_arrays` on cached micrographs with the model's own settings.
+    """:func:`semcathode.models.forward.predict_arrays` on cached micrographs with the model's own settings.
 
     Parameters
     ----------
     tm : TrainedModel
-        Must carry its ``cfg`` (pre-processing, normalisation, aggregation).
+        Must carry its ``settings`` (pre-processing, normalisation, aggregation).
     items : DataFrame
         With ``cache_path`` (uint8 arrays) and ``size``.
     features : bool
         Also return the mean tile embeddings.
     layers : sequence of str
         Layers whose pooled output to average per micrograph (``layer_features``; see
-        :func:`semcathode.models.predict_arrays`).
+        :func:`semcathode.models.forward.predict_arrays`).
 
     Returns
     -------
     MicrographOutputs
     """
-    from ..models.predict import predict_arrays
+    from ..models.forward import predict_arrays
 
-    cfg = tm.cfg
-    if cfg is None:
-        raise ValueError("the TrainedModel has no configuration (cfg): cannot know its pre-processing")
-    if tm.trunk is not None and cfg.model.trunk:  # the frozen trunk's maps come from the cache (built once)
+    settings = tm.settings
+    if settings is None:
+        raise ValueError("the TrainedModel has no settings: cannot know its pre-processing")
+    if tm.trunk is not None and settings.model.trunk:  # the frozen trunk's maps come from the cache (built once)
         from ..models.top import CachedTiles, cached_outputs
         from ..models.trunk import split_network
         from .train import trunk_spec
 
-        trunk, top = split_network(tm.model, cfg.model.trunk)
-        spec = trunk_spec(cfg, tm.model)
+        trunk, top = split_network(tm.model, settings.model.trunk)
+        spec = trunk_spec(settings, tm.model)
         tm.trunk.build(items, trunk, spec, views=["full"], log=None)
         data = CachedTiles(items, (), tm.trunk, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
-        return cached_outputs(top, data, cfg.evaluate.aggregate, features=features, layers=layers)
+        return cached_outputs(top, data, settings.evaluate.aggregate, features=features, layers=layers)
     mean, std = tm.input_norm
     arrays = [np.load(p) for p in items["cache_path"]]
-    return predict_arrays(tm.model, arrays, int(items["size"].iloc[0]), cfg.preprocess.normalize, mean, std,
-                          stride=cfg.preprocess.tile_stride, aggregate=cfg.evaluate.aggregate, features=features,
+    return predict_arrays(tm.model, arrays, int(items["size"].iloc[0]), settings.preprocess.normalize, mean, std,
+                          stride=settings.preprocess.tile_stride, aggregate=settings.evaluate.aggregate, features=features,
                           layers=layers)
 
 
 def predict_micrographs(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str],
                         features: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Whole-micrograph predictions of a trained model (tile grid, aggregated; see :mod:`semcathode.models.predict`).
+    """Whole-micrograph predictions of a trained model (tile grid, aggregated; see :mod:`semcathode.models.forward`).
 
     Parameters
     ----------
@@ -189,8 +189,8 @@ def evaluate_splits(models: dict, study, splits: Sequence[str] = ("test", "tail"
     --------
     >>> import tempfile
     >>> import semcathode as sc
-    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
-    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    >>> _, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> s1 = sc.train_stage1(study, 0, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, ...
     >>> summary, predictions = sc.evaluate_splits({0: s1}, study)
     >>> summary["split"].tolist(), set(predictions["split"]) == {"frame-block test", "session tail"}

@@ -7,22 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..config.sections import RunConfig
 from ..models.export import arm_model_file
 from .train import TrainedModel
 
 __all__ = ["export_trained", "export_models"]
 
 
-def export_trained(tm: TrainedModel, path: str | Path, cfg: RunConfig, classes: Sequence[str],
+def export_trained(tm: TrainedModel, path: str | Path, classes: Sequence[str],
                    metrics: dict | None = None, trust: dict | None = None) -> Path:
-    """Export a :class:`~semcathode.study.TrainedModel` with its configuration's pre-processing.
+    """Export a :class:`~semcathode.study.TrainedModel` with the pre-processing of its settings.
 
     Parameters
     ----------
     tm : TrainedModel
+        Its ``settings`` give the pre-processing, normalisation and aggregation.
     path : str or Path
-    cfg : RunConfig
     classes : sequence of str
     metrics : dict, optional
         Stored in the JSON (e.g. the test metrics).
@@ -34,26 +33,26 @@ def export_trained(tm: TrainedModel, path: str | Path, cfg: RunConfig, classes: 
     Path
         The safetensors path (see :func:`semcathode.models.export_model`).
     """
-    from ..config.sections import config_hash
     from ..data.factory import preprocess_params
     from ..models import export_model
     from ..models.backbones import BACKBONES
 
+    settings = tm.settings
     winfo = dict(tm.weights_info)
-    backbone = winfo.get("backbone", cfg.model.backbone)
+    backbone = winfo.get("backbone", settings.model.backbone)
     timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
     mean, std = tm.input_norm
     return export_model(
-        tm.model, path, classes, backbone, timm_name, preprocess_params(cfg.preprocess), cfg.preprocess.normalize, mean, std,
-        weights_info=winfo, metrics=metrics, config_hash=config_hash(cfg), bar_method=cfg.data.bar_method,
-        bar_fraction=cfg.data.bar_fraction,
+        tm.model, path, classes, backbone, timm_name, preprocess_params(settings.preprocess), settings.preprocess.normalize, mean, std,
+        weights_info=winfo, metrics=metrics, config_hash=settings.hash(), bar_method=settings.data.bar_method,
+        bar_fraction=settings.data.bar_fraction,
         # where the frozen part ends (0: every layer trained); the file holds the whole network either way
-        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(getattr(cfg.model, "trunk", 0))},
-        aggregate=cfg.evaluate.aggregate, trust=trust,
+        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(getattr(settings.model, "trunk", 0))},
+        aggregate=settings.evaluate.aggregate, trust=trust,
     )
 
 
-def export_models(models: dict[tuple[str, int] | str, TrainedModel], out_dir: str | Path, cfg: RunConfig,
+def export_models(models: dict[tuple[str, int] | str, TrainedModel], out_dir: str | Path,
                   classes: Sequence[str], seed: int) -> dict[str, Path]:
     """Export the models of one seed as ``model_<arm>.safetensors``.
 
@@ -62,7 +61,6 @@ def export_models(models: dict[tuple[str, int] | str, TrainedModel], out_dir: st
     models : dict
         ``{(arm, seed): TrainedModel}`` (or ``{arm: TrainedModel}``).
     out_dir : str or Path
-    cfg : RunConfig
     classes : sequence of str
     seed : int
         Only this seed's models are exported.
@@ -76,5 +74,5 @@ def export_models(models: dict[tuple[str, int] | str, TrainedModel], out_dir: st
     for key, tm in models.items():
         arm, s = key if isinstance(key, tuple) else (key, tm.seed)
         if s == seed:
-            out[arm] = export_trained(tm, Path(out_dir) / arm_model_file(arm), cfg, classes)
+            out[arm] = export_trained(tm, Path(out_dir) / arm_model_file(arm), classes)
     return out

@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 
 from .._files import atomic_save, atomic_write_json
-from ..config.sections import RunConfig, StageConfig
+from ..config.sections import StageConfig
+from ..config.settings import StudySettings
 
 __all__ = ["ModelStore", "MODEL_FIELDS", "model_fields", "stage1_key", "arm_key", "model_store"]
 
@@ -125,34 +126,32 @@ class ModelStore:
         atomic_write_json(j, meta)
 
 
-def model_store(cfg: RunConfig, cache_dir: str | Path | None = None) -> ModelStore:
+def model_store(settings: StudySettings, cache_dir: str | Path | None = None) -> ModelStore:
     """The model store under ``cache_dir``, else under the configuration's cache root.
 
     Parameters
     ----------
-    cfg : RunConfig
+    settings : StudySettings
     cache_dir : str or Path, optional
 
     Returns
     -------
     ModelStore
-        Rooted at ``<cache_dir or cache_root(cfg)>/models``.
+        Rooted at ``<cache_dir or settings.cache_root>/models``.
     """
-    from ..config.paths import cache_root
-
-    return ModelStore(Path(cache_dir or cache_root(cfg)) / "models")
+    return ModelStore(Path(cache_dir or settings.cache_root) / "models")
 
 
-def model_fields(cfg: RunConfig, *groups: str, **sections: StageConfig) -> dict:
+def model_fields(settings: StudySettings, *groups: str, **sections: StageConfig) -> dict:
     """The values of the model-changing fields of ``groups`` (see :data:`MODEL_FIELDS`).
 
     Parameters
     ----------
-    cfg : RunConfig
+    settings : StudySettings
     *groups : str
         ``"source"`` and/or ``"arm"``.
     **sections : StageConfig
-        A stage configuration to use instead of ``cfg``'s (e.g. ``stage2=`` the fair-budget
+        A stage configuration to use instead of ``settings``'s (e.g. ``stage2=`` the fair-budget
         schedule an arm actually trains with).
 
     Returns
@@ -163,7 +162,7 @@ def model_fields(cfg: RunConfig, *groups: str, **sections: StageConfig) -> dict:
     out: dict[str, dict] = {}
     for g in groups:
         for sec, names in MODEL_FIELDS[g].items():
-            obj = sections.get(sec, getattr(cfg, sec))
+            obj = sections.get(sec, getattr(settings, sec))
             out.setdefault(sec, {}).update({n: getattr(obj, n) for n in names})
     if "trunk_dtype" in out.get("model", {}):  # what the cache is computed in here, not the request
         from ..models.trunk import resolve_trunk_dtype
@@ -183,12 +182,12 @@ def _items_key(items: pd.DataFrame) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def stage1_key(cfg: RunConfig, seed: int, items: pd.DataFrame | None = None) -> str:
+def stage1_key(settings: StudySettings, seed: int, items: pd.DataFrame | None = None) -> str:
     """Key of a stage-1 model: the model-changing fields, the seed and the source train images.
 
     Parameters
     ----------
-    cfg : RunConfig
+    settings : StudySettings
     seed : int
     items : DataFrame, optional
         The study's items; only the source train rows enter the key.
@@ -198,25 +197,25 @@ def stage1_key(cfg: RunConfig, seed: int, items: pd.DataFrame | None = None) -> 
     str
         ``<hash of MODEL_FIELDS['source']>-s<seed>[-<hash of the source train images>]``.
     """
-    key = f"{_digest(model_fields(cfg, 'source'))}-s{seed}"
+    key = f"{_digest(model_fields(settings, 'source'))}-s{seed}"
     if items is not None:
         src = items[(items["domain"] == "source") & (items["split"] == "train")]
         key += f"-{_items_key(src)}"
     return key
 
 
-def arm_key(cfg: RunConfig, arm: str, seed: int, train_items: pd.DataFrame, stage: StageConfig | None = None) -> str:
+def arm_key(settings: StudySettings, arm: str, seed: int, train_items: pd.DataFrame, stage: StageConfig | None = None) -> str:
     """Key of a stage-2 model of one arm.
 
     Parameters
     ----------
-    cfg : RunConfig
+    settings : StudySettings
     arm : str
     seed : int
     train_items : DataFrame
         The exact stage-2 train rows.
     stage : StageConfig, optional
-        The stage-2 schedule actually trained (default ``cfg.stage2``; the fair budget of
+        The stage-2 schedule actually trained (default ``settings.stage2``; the fair budget of
         :func:`~semcathode.study.arms.fair_stage` raises its ``min_steps``).
 
     Returns
@@ -224,5 +223,5 @@ def arm_key(cfg: RunConfig, arm: str, seed: int, train_items: pd.DataFrame, stag
     str
         ``<hash of MODEL_FIELDS['source'] and ['arm']>-<arm>-s<seed>-<hash of the train images>``.
     """
-    fields = model_fields(cfg, "source", "arm", **({"stage2": stage} if stage is not None else {}))
+    fields = model_fields(settings, "source", "arm", **({"stage2": stage} if stage is not None else {}))
     return f"{_digest(fields)}-{arm}-s{seed}-{_items_key(train_items)}"

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config.sections import ModelConfig, RunConfig, StageConfig
+from ..config.sections import ModelConfig, StageConfig
+from ..config.settings import StudySettings
+from ..data.study import Study
 from ..data.loaders import class_weights, make_dataloaders
-from ..config.paths import cache_root
 from ..models.learner import resolve_backbone
 from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
 from ..models.head import FeatureScale, linear_head
@@ -34,7 +35,8 @@ __all__ = ["TrainedModel", "input_norm", "trunk_cache", "trunk_spec", "warm_trun
 class TrainedModel:
     """A trained model with what is needed to evaluate, export and explain it.
 
-    ``cfg`` (the run configuration) gives its pre-processing, normalisation and aggregation;
+    ``settings`` (the :class:`~semcathode.config.settings.StudySettings` of the study that trained
+    it) gives its pre-processing, normalisation and aggregation;
     ``steps`` counts the optimiser steps it was trained for (all stages of this model only).
     """
 
@@ -44,7 +46,7 @@ class TrainedModel:
     history: pd.DataFrame
     weights_info: dict
     wall_s: float
-    cfg: RunConfig | None = None
+    settings: StudySettings | None = None
     steps: int = 0
     network: torch.nn.Module | None = None  # the whole network when the learner trains only its top
     trunk: TrunkCache | None = None  # where the frozen trunk's maps of this model's inputs are cached
@@ -74,7 +76,7 @@ def input_norm(model: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]
     Parameters
     ----------
     model : ModelConfig
-        ``cfg.model`` (its ``backbone`` and ``weights``; see
+        ``settings.model`` (its ``backbone`` and ``weights``; see
         :func:`semcathode.models.learner.resolve_backbone`).
 
     Returns
@@ -87,48 +89,48 @@ def input_norm(model: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]
     return normalization(resolve_backbone(model.backbone, model.weights))
 
 
-def _crops(cfg: RunConfig) -> int:
+def _crops(settings: StudySettings) -> int:
     """Network inputs per micrograph and epoch (cached tiles with a trunk, random crops in scale mode, else one)."""
-    if cfg.model.trunk:
-        return cfg.model.tiles_per_epoch
-    return cfg.preprocess.crops_per_image if cfg.preprocess.mode == "scale" else 1
+    if settings.model.trunk:
+        return settings.model.tiles_per_epoch
+    return settings.preprocess.crops_per_image if settings.preprocess.mode == "scale" else 1
 
 
-def trunk_cache(cfg: RunConfig) -> TrunkCache:
-    """The trunk-activation cache of a run: ``cache_root(cfg) / "trunk"``, keeping ``model.train_tiles``
+def trunk_cache(settings: StudySettings) -> TrunkCache:
+    """The trunk-activation cache of a run: ``settings.cache_root / "trunk"``, keeping ``model.train_tiles``
     tiles of each training micrograph.
 
     Parameters
     ----------
-    cfg : RunConfig
+    settings : StudySettings
 
     Returns
     -------
     TrunkCache
     """
-    return TrunkCache(cache_root(cfg) / "trunk", train_tiles=cfg.model.train_tiles)
+    return TrunkCache(settings.cache_root / "trunk", train_tiles=settings.model.train_tiles)
 
 
-def trunk_spec(cfg: RunConfig, network: torch.nn.Module) -> TrunkSpec:
+def trunk_spec(settings: StudySettings, network: torch.nn.Module) -> TrunkSpec:
     """What the cached maps of ``network``'s frozen trunk depend on (``model.trunk`` > 0).
 
     Parameters
     ----------
-    cfg : RunConfig
+    settings : StudySettings
     network : nn.Module
-        The whole network (its first ``cfg.model.trunk`` block stages are the trunk).
+        The whole network (its first ``settings.model.trunk`` block stages are the trunk).
 
     Returns
     -------
     TrunkSpec
     """
-    trunk, _ = split_network(network, cfg.model.trunk)
-    mean, std = input_norm(cfg.model)
-    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
-    return TrunkSpec(backbone=backbone, depth=cfg.model.trunk, digest=trunk_digest(trunk),
-                     size=cfg.preprocess.size, tile_stride=cfg.preprocess.tile_stride,
-                     normalize=cfg.preprocess.normalize, mean=tuple(mean), std=tuple(std),
-                     dtype=resolve_trunk_dtype(cfg.model.trunk_dtype))
+    trunk, _ = split_network(network, settings.model.trunk)
+    mean, std = input_norm(settings.model)
+    backbone = resolve_backbone(settings.model.backbone, settings.model.weights)
+    return TrunkSpec(backbone=backbone, depth=settings.model.trunk, digest=trunk_digest(trunk),
+                     size=settings.preprocess.size, tile_stride=settings.preprocess.tile_stride,
+                     normalize=settings.preprocess.normalize, mean=tuple(mean), std=tuple(std),
+                     dtype=resolve_trunk_dtype(settings.model.trunk_dtype))
 
 
 def _head_epochs(stage: StageConfig) -> int:
@@ -185,7 +187,7 @@ def _fit(
     train_items: pd.DataFrame,
     valid_items: pd.DataFrame | None,
     classes: Sequence[str],
-    cfg: RunConfig,
+    settings: StudySettings,
     stage: StageConfig,
     seed: int,
     init: str,
@@ -198,33 +200,33 @@ def _fit(
 ) -> tuple[object, pd.DataFrame, dict, int]:
     """Build the dataloaders and learner and train one stage: ``(learner, history, weights info, steps, network)``
     (``network`` is None when the learner trains the whole network)."""
-    if cfg.model.trunk:
-        return _fit_top(train_items, valid_items, classes, cfg, stage, seed, init, strategy, init_state, quiet,
+    if settings.model.trunk:
+        return _fit_top(train_items, valid_items, classes, settings, stage, seed, init, strategy, init_state, quiet,
                         label, max_epochs, record)
     seed_everything(seed)
     valid = valid_items if valid_items is not None and stage.validate else train_items.head(0)
     items = pd.concat([train_items.assign(split="train"), valid.assign(split="valid")])
-    mean, std = input_norm(cfg.model)
+    mean, std = input_norm(settings.model)
     sampler = None
     if strategy == "oversample":
-        sampler = "replicate" if cfg.protocol.sampler == "replicate" else "weighted"
-    dls = make_dataloaders(items, classes, bs=_rank_batch(stage.batch_size), normalize=cfg.preprocess.normalize, mean=mean, std=std,
-                           sampler=sampler, oversample_target=cfg.protocol.oversample_target, seed=seed,
-                           crops_per_image=_crops(cfg), tile_stride=cfg.preprocess.tile_stride)
-    lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
-    weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
-    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
+        sampler = "replicate" if settings.protocol.sampler == "replicate" else "weighted"
+    dls = make_dataloaders(items, classes, bs=_rank_batch(stage.batch_size), normalize=settings.preprocess.normalize, mean=mean, std=std,
+                           sampler=sampler, oversample_target=settings.protocol.oversample_target, seed=seed,
+                           crops_per_image=_crops(settings), tile_stride=settings.preprocess.tile_stride)
+    lw = class_weights(train_items, classes, settings.protocol.class_weights) if strategy == "weighted_loss" else None
+    weights = {"stage1": "scratch", "imagenet": settings.model.weights, "scratch": "scratch"}[init]
+    backbone = resolve_backbone(settings.model.backbone, settings.model.weights)
     learn, winfo = make_learner(dls, len(classes), backbone, weights, loss_weights=lw,
-                         channels_last=cfg.model.channels_last, drop_rate=cfg.model.drop_rate,
+                         channels_last=settings.model.channels_last, drop_rate=settings.model.drop_rate,
                          init_state=init_state, weight_decay=stage.weight_decay)
     n_train = len(dls.train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
     hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record,
-                     bar=cfg.distributed.progress_bar)
+                     bar=settings.distributed.progress_bar)
     return learn, hist, winfo.to_dict(), _stage_steps(run_stage, n_train), None
 
 
-def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classes: Sequence[str], cfg: RunConfig,
+def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classes: Sequence[str], settings: StudySettings,
              stage: StageConfig, seed: int, init: str, strategy: str | None, init_state: dict | None = None,
              quiet: bool = True, label: str = "", max_epochs: int = 0, record: object | None = None):
     """:func:`_fit` with ``model.trunk`` > 0: the top trained on the cached maps of the frozen trunk."""
@@ -232,45 +234,45 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
     from ..models.top import CachedTiles, make_top_learner
 
     seed_everything(seed)
-    weights = {"stage1": "scratch", "imagenet": cfg.model.weights, "scratch": "scratch"}[init]
-    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
+    weights = {"stage1": "scratch", "imagenet": settings.model.weights, "scratch": "scratch"}[init]
+    backbone = resolve_backbone(settings.model.backbone, settings.model.weights)
     network, info = create_model(backbone, "scratch" if init_state is not None else weights,
-                                 len(classes), cfg.model.drop_rate)
-    if cfg.model.head == "linear":
-        linear_head(network, cfg.model.head_layer)
+                                 len(classes), settings.model.drop_rate)
+    if settings.model.head == "linear":
+        linear_head(network, settings.model.head_layer)
     if init_state is not None:
         load_body_weights(network, init_state)
     network.eval()  # the trunk's BatchNorm keeps its statistics; the learner puts the top in train mode
-    trunk, top = split_network(network, cfg.model.trunk)
-    spec, cache = trunk_spec(cfg, network), trunk_cache(cfg)
+    trunk, top = split_network(network, settings.model.trunk)
+    spec, cache = trunk_spec(settings, network), trunk_cache(settings)
     valid = valid_items if valid_items is not None and stage.validate else train_items.head(0)
     train = train_items
     if strategy == "oversample":
-        train = oversample(train_items, classes, target=cfg.protocol.oversample_target, seed=seed)
+        train = oversample(train_items, classes, target=settings.protocol.oversample_target, seed=seed)
     run_epochs = stage.epochs + _head_epochs(stage) + stage.min_steps
-    views = list(cfg.model.trunk_views) if run_epochs else ["full"]
+    views = list(settings.model.trunk_views) if run_epochs else ["full"]
     cache.build(train_items.drop_duplicates("cache_path"), trunk, spec, views=views, log=None if quiet else print)
     if len(valid):
         cache.build(valid, trunk, spec, views=["full"], log=None)
-    train_ds = CachedTiles(train, classes, cache, spec, views=views, tiles_per_epoch=cfg.model.tiles_per_epoch,
+    train_ds = CachedTiles(train, classes, cache, spec, views=views, tiles_per_epoch=settings.model.tiles_per_epoch,
                            seed=seed, pooled=top.pointwise)
     valid_ds = CachedTiles(valid, classes, cache, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
     if isinstance(top.bn2, FeatureScale) and run_epochs:
         # a linear head standardises with the statistics of the images it is trained on, as BatchNorm in a
         # network fine-tuned in train mode does (the paper's fine-tuning); a stored model keeps its own
         top.bn2.fit(_pooled_inputs(train_ds))
-    lw = class_weights(train_items, classes, cfg.protocol.class_weights) if strategy == "weighted_loss" else None
+    lw = class_weights(train_items, classes, settings.protocol.class_weights) if strategy == "weighted_loss" else None
     learn = make_top_learner(top, train_ds, valid_ds, bs=_rank_batch(stage.batch_size), loss_weights=lw,
-                             weight_decay=stage.weight_decay, label_smoothing=cfg.model.label_smoothing, seed=seed)
+                             weight_decay=stage.weight_decay, label_smoothing=settings.model.label_smoothing, seed=seed)
     n_train = len(train_ds)
     run_stage = _stage_epochs(stage, n_train, max_epochs)
     hist = fit_stage(learn, run_stage, quiet=quiet, label=label, record=record,
-                     bar=cfg.distributed.progress_bar)
+                     bar=settings.distributed.progress_bar)
     network.cpu()  # a top trained on a GPU comes back to its trunk: one device for the whole network
     return learn, hist, info.to_dict(), _stage_steps(run_stage, n_train), network
 
 
-def warm_trunk_cache(items: pd.DataFrame, cfg: RunConfig, log: Callable[[str], None] | None = print) -> int:
+def warm_trunk_cache(items: pd.DataFrame, settings: StudySettings, log: Callable[[str], None] | None = print) -> int:
     """Run the frozen trunk once over every micrograph of ``items`` that the trunk cache lacks
     (``model.trunk`` > 0), with progress lines and an ETA: rows of a ``train`` split in every one of
     ``model.trunk_views``, the others in the ``full`` view. Later stages, arms and evaluations then
@@ -280,7 +282,7 @@ def warm_trunk_cache(items: pd.DataFrame, cfg: RunConfig, log: Callable[[str], N
     ----------
     items : DataFrame
         Rows of :func:`semcathode.data.build_items` (every domain and split of a study).
-    cfg : RunConfig
+    settings : StudySettings
     log : callable, optional
 
     Returns
@@ -292,28 +294,28 @@ def warm_trunk_cache(items: pd.DataFrame, cfg: RunConfig, log: Callable[[str], N
     --------
     >>> import tempfile
     >>> import semcathode as sc
-    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
-    >>> cfg.model.trunk = 5
-    >>> warm_trunk_cache(study.items, cfg, log=None) > 0, warm_trunk_cache(study.items, cfg, log=None)
+    >>> _, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> settings = study.settings.replace(model={"trunk": 5})
+    >>> warm_trunk_cache(study.items, settings, log=None) > 0, warm_trunk_cache(study.items, settings, log=None)
     (True, 0)
     """
-    if not cfg.model.trunk or items.empty:
+    if not settings.model.trunk or items.empty:
         return 0
-    backbone = resolve_backbone(cfg.model.backbone, cfg.model.weights)
-    network, _ = create_model(backbone, cfg.model.weights, 2, cfg.model.drop_rate)
+    backbone = resolve_backbone(settings.model.backbone, settings.model.weights)
+    network, _ = create_model(backbone, settings.model.weights, 2, settings.model.drop_rate)
     network.eval()
-    trunk, _ = split_network(network, cfg.model.trunk)
-    spec, cache = trunk_spec(cfg, network), trunk_cache(cfg)
+    trunk, _ = split_network(network, settings.model.trunk)
+    spec, cache = trunk_spec(settings, network), trunk_cache(settings)
     rows = items.drop_duplicates("cache_path")
     is_train = rows["split"].astype(str).eq("train") if "split" in rows else pd.Series(False, index=rows.index)
     done = 0
-    for part, views, what in ((rows[is_train], list(cfg.model.trunk_views), "training micrographs"),
+    for part, views, what in ((rows[is_train], list(settings.model.trunk_views), "training micrographs"),
                               (rows[~is_train], ["full"], "evaluated micrographs")):
         todo = sum(not (p.exists() and cache.stages_path(p).exists())
                    for v in views for p in (cache.path(r, spec, v) for _, r in part.iterrows()))
         if todo:
-            _log(log, f"trunk cache: {todo} views of {what} to compute (stem + blocks 0-{cfg.model.trunk - 1}, "
-                      f"{resolve_trunk_dtype(cfg.model.trunk_dtype)}, {', '.join(views)})")
+            _log(log, f"trunk cache: {todo} views of {what} to compute (stem + blocks 0-{settings.model.trunk - 1}, "
+                      f"{resolve_trunk_dtype(settings.model.trunk_dtype)}, {', '.join(views)})")
             cache.build(part, trunk, spec, views=views, log=log)
             done += todo
     return done
@@ -329,7 +331,7 @@ def _pooled_inputs(data) -> torch.Tensor:
 
 
 def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_items: pd.DataFrame | None,
-                classes: Sequence[str], cfg: RunConfig, stage: StageConfig, seed: int, init: str,
+                classes: Sequence[str], settings: StudySettings, stage: StageConfig, seed: int, init: str,
                 strategy: str | None, init_state: dict | None = None, label: str = "", max_epochs: int = 0,
                 log: Callable[[str], None] | None = print) -> _Fit:
     """:func:`_fit`, or the stored model under ``key`` (loaded into a freshly built learner).
@@ -338,10 +340,10 @@ def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_it
     many processes (:func:`semcathode.study._launch.launch_fit`), which writes it into the
     store; it is then loaded from there like any stored model."""
     hit = store.get(key)
-    if hit is None and cfg.distributed.processes > 1:
+    if hit is None and settings.distributed.processes > 1:
         from ._launch import launch_fit
 
-        launch_fit(store.root, key, train_items, valid_items, classes, cfg, stage, seed, init, strategy,
+        launch_fit(store.root, key, train_items, valid_items, classes, settings, stage, seed, init, strategy,
                    init_state, label=label, max_epochs=max_epochs, log=log)
         hit = store.get(key)
         launched = True
@@ -349,13 +351,13 @@ def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_it
         launched = False
     if hit is not None:
         state, meta = hit
-        learn, _, _, _, network = _fit(train_items, None, classes, cfg,
+        learn, _, _, _, network = _fit(train_items, None, classes, settings,
                                        replace(stage, epochs=0, freeze_epochs=0, min_steps=0),
                                        seed, "stage1", "none", init_state=state)
         return _Fit(learn, pd.DataFrame(meta.get("history", [])), meta.get("weights", {}),
                     float(meta.get("wall_s", 0)), int(meta.get("steps", 0)), cached=not launched, network=network)
     t0 = time.time()
-    learn, hist, winfo, steps, network = _fit(train_items, valid_items, classes, cfg, stage, seed, init, strategy,
+    learn, hist, winfo, steps, network = _fit(train_items, valid_items, classes, settings, stage, seed, init, strategy,
                                               init_state, label=label, max_epochs=max_epochs)
     wall = time.time() - t0
     store.put(key, network if network is not None else learn.model,
@@ -364,10 +366,8 @@ def _cached_fit(store: ModelStore, key: str, train_items: pd.DataFrame, valid_it
 
 
 def train_stage1(
-    items: pd.DataFrame,
-    cfg: RunConfig,
+    study: Study,
     seed: int,
-    classes: Sequence[str],
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] | None = print,
 ) -> TrainedModel:
@@ -381,13 +381,11 @@ def train_stage1(
 
     Parameters
     ----------
-    items : DataFrame
-        Pre-processed items with ``domain`` and ``split``.
-    cfg : RunConfig
+    study : Study
+        Its source train and valid rows, classes and settings.
     seed : int
-    classes : sequence of str
     cache_dir : str or Path, optional
-        Root of the model store (default: the configuration's cache root).
+        Root of the model store (default: the settings' cache root).
     log : callable, optional
         Receives one progress line.
 
@@ -400,21 +398,22 @@ def train_stage1(
     --------
     >>> import tempfile
     >>> import semcathode as sc
-    >>> cfg, study = sc.data.example_study(tempfile.mkdtemp())
-    >>> s1 = sc.train_stage1(study.items, cfg, 0, study.classes, log=None)  # doctest: +ELLIPSIS
+    >>> _, study = sc.data.example_study(tempfile.mkdtemp())
+    >>> s1 = sc.train_stage1(study, 0, log=None)  # doctest: +ELLIPSIS
     [stage 1 seed 0, all layers] epoch 1/1 · train_loss ...
     >>> s1.arm, s1.seed, s1.steps > 0
     ('stage1', 0, True)
     """
-    store = model_store(cfg, cache_dir)
+    settings, items, classes = study.settings, study.items, study.classes
+    store = model_store(settings, cache_dir)
     src = items[items["domain"] == "source"]
     train, valid = src[src["split"] == "train"], src[src["split"] == "valid"]
-    key = f"stage1-{stage1_key(cfg, seed, items)}"
-    if cfg.model.trunk and (cfg.distributed.processes <= 1 or store.paths(key)[0].exists()):
-        warm_trunk_cache(items, cfg, log=log)  # (a launched group builds its training micrographs rank-sharded)
-    fit = _cached_fit(store, key, train, valid, classes, cfg, cfg.stage1, seed, "imagenet",
-                      cfg.protocol.stage1_imbalance, label=f"stage 1 seed {seed}", log=log)
+    key = f"stage1-{stage1_key(settings, seed, items)}"
+    if settings.model.trunk and (settings.distributed.processes <= 1 or store.paths(key)[0].exists()):
+        warm_trunk_cache(items, settings, log=log)  # (a launched group builds its training micrographs rank-sharded)
+    fit = _cached_fit(store, key, train, valid, classes, settings, settings.stage1, seed, "imagenet",
+                      settings.protocol.stage1_imbalance, label=f"stage 1 seed {seed}", log=log)
     _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if fit.cached else
                                           f"trained on {len(train)} source micrographs in {fit.wall_s:.0f} s"))
-    return TrainedModel(fit.learner, "stage1", seed, fit.history, fit.weights_info, fit.wall_s, cfg=cfg, steps=fit.steps,
-                        network=fit.network, trunk=trunk_cache(cfg) if cfg.model.trunk else None)
+    return TrainedModel(fit.learner, "stage1", seed, fit.history, fit.weights_info, fit.wall_s, settings=settings, steps=fit.steps,
+                        network=fit.network, trunk=trunk_cache(settings) if settings.model.trunk else None)

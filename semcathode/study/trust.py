@@ -53,15 +53,15 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
     from ..models.scores import fit_temperature, knn_ood_score
     from .evaluation import micrograph_outputs
 
-    cfg = tm.cfg
+    settings = tm.settings
     if valid_items.empty or train_items.empty:
         raise ValueError("calibration needs micrographs in both the valid and the train split")
     idx = {c: j for j, c in enumerate(classes)}
-    candidates = list(cfg.evaluate.familiarity_layers)
+    candidates = list(settings.evaluate.familiarity_layers)
     tr = micrograph_outputs(tm, train_items, features=True, layers=candidates)
     va = micrograph_outputs(tm, valid_items, features=True, layers=candidates)
     y = np.array([idx[c] for c in valid_items["label"]])
-    k, q = cfg.evaluate.ood_k, cfg.evaluate.familiar_quantile
+    k, q = settings.evaluate.ood_k, settings.evaluate.familiar_quantile
     out = {"temperature": fit_temperature(va.log_probs, y), "ood_k": int(k), "ood_quantile": float(q),
            "n_valid": int(len(valid_items)), "n_bank": int(len(train_items))}
     if not candidates:
@@ -195,7 +195,7 @@ def fit_trust(tm, study, unfamiliar_name: str = "NCM523") -> tuple[dict, pd.Data
     """
     new = study.new_items
     select, report = None, new
-    if tm.cfg.evaluate.familiarity_layers and len(new) and "split" in new:
+    if tm.settings.evaluate.familiarity_layers and len(new) and "split" in new:
         select, report = new[new["split"] == "train"], new[new["split"] != "train"]
     trust = calibrate(tm, study.rows("source", "valid"), study.rows("source", "train"), study.classes,
                       select_items=select)
@@ -209,7 +209,7 @@ def scale_check(model, paths: Sequence[str], factor: int = 2, pixel_size_um: flo
 
     Each file is downsampled ``factor`` x (Lanczos) into a temporary folder, its instrument
     sidecar copied unchanged (so the pixel size it implies grows by ``factor``), and both
-    files go through :func:`~semcathode.models.predict_paths`.
+    files go through :func:`~semcathode.models.export.predict_paths`.
 
     Parameters
     ----------
@@ -218,7 +218,7 @@ def scale_check(model, paths: Sequence[str], factor: int = 2, pixel_size_um: flo
         Micrographs (PNG/JPEG/TIFF with a ``<file>.txt`` sidecar, or pixel size given).
     factor : int
     pixel_size_um : float, optional
-        As for :func:`~semcathode.models.predict_paths` (for the original files; multiplied
+        As for :func:`~semcathode.models.export.predict_paths` (for the original files; multiplied
         by ``factor`` for the copies).
 
     Returns

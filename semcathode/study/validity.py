@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.study import Study
 from .._progress import progress as _progress
 from ..metrics.classification import chance_level, classification_metrics
 
@@ -237,14 +238,13 @@ def robustness_items(test_rows: pd.DataFrame, kind: str, severity: float, params
     return build_items(rows, params, cache)
 
 
-def shortcut_study(study, cfg) -> tuple[pd.DataFrame, dict]:
+def shortcut_study(study: Study) -> tuple[pd.DataFrame, dict]:
     """The shortcut baseline on the CNN's splits, with dataset and per-image normalisation.
 
     Parameters
     ----------
     study : Study
-        Gives ``items``/``rows``, ``manifest``, ``classes``.
-    cfg : RunConfig
+        Gives ``items``/``rows``, ``manifest``, ``classes`` and the settings.
 
     Returns
     -------
@@ -269,14 +269,13 @@ def shortcut_study(study, cfg) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), verdict or {"warn": False, "message": "no data"}
 
 
-def normalisation_ablation(study, cfg, seeds: Sequence[int], log=print) -> pd.DataFrame:
+def normalisation_ablation(study: Study, seeds: Sequence[int], log=print) -> pd.DataFrame:
     """Stage-1 CNN on the source test split with dataset vs per-image normalisation, per seed.
 
     Parameters
     ----------
     study : Study
-        Gives ``items``/``rows``, ``manifest``, ``classes``.
-    cfg : RunConfig
+        Gives ``items``/``rows``, ``manifest``, ``classes`` and the settings.
     seeds : sequence of int
     log : callable, optional
 
@@ -285,23 +284,21 @@ def normalisation_ablation(study, cfg, seeds: Sequence[int], log=print) -> pd.Da
     DataFrame
         One row per (normalisation, seed) with the source-test metrics.
     """
-    from dataclasses import replace
-
     from .evaluation import evaluate_model
     from .train import train_stage1
 
     rows = []
     test = study.rows("source", "test")
     for norm in ("dataset", "per_image"):
-        c = replace(cfg, preprocess=replace(cfg.preprocess, normalize=norm))
+        variant = study.using(preprocess={"normalize": norm})
         for seed in seeds:
-            tm = train_stage1(study.items, c, seed, study.classes, log=log)
+            tm = train_stage1(variant, seed, log=log)
             _, _, row = evaluate_model(tm, test, study.classes, normalisation=norm)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def robustness_study(study, cfg, arms: Sequence[str], seeds: Sequence[int], kinds: Sequence[str],
+def robustness_study(study: Study, arms: Sequence[str], seeds: Sequence[int], kinds: Sequence[str],
                      severities: Sequence[float], log=print) -> pd.DataFrame:
     """Target-test macro-F1 of the main arms against the severity of each acquisition shift.
 
@@ -311,8 +308,7 @@ def robustness_study(study, cfg, arms: Sequence[str], seeds: Sequence[int], kind
     Parameters
     ----------
     study : Study
-        Gives ``items``/``rows``, ``manifest``, ``classes``.
-    cfg : RunConfig
+        Gives ``items``/``rows``, ``manifest``, ``classes`` and the settings.
     arms : sequence of str
     seeds : sequence of int
     kinds : sequence of str
@@ -337,9 +333,9 @@ def robustness_study(study, cfg, arms: Sequence[str], seeds: Sequence[int], kind
                for k in kinds for s in severities if s}
     rows = []
     for seed in seeds:
-        s1 = train_stage1(study.items, cfg, seed, study.classes, log=log)
+        s1 = train_stage1(study, seed, log=log)
         for arm in arms:
-            tm = train_arm(arm, train, cfg, seed, study.classes, stage1=s1)
+            tm = train_arm(arm, train, study.settings, seed, study.classes, stage1=s1)
             _, _, row0 = evaluate_model(tm, base, study.classes)
             if 0.0 in severities:  # severity 0 is the plain test set: scored once, shared by every kind
                 rows += [{**row0, "kind": k, "severity": 0.0} for k in kinds]
@@ -351,7 +347,7 @@ def robustness_study(study, cfg, arms: Sequence[str], seeds: Sequence[int], kind
     return pd.DataFrame(rows)
 
 
-def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
+def session_probe(study: Study, n_splits: int = 5) -> pd.DataFrame:
     """Session-aware evaluation: the linear probe with whole imaging sessions held out.
 
     Only classes with at least two sessions can be scored this way (a class's only session
@@ -362,8 +358,7 @@ def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
     Parameters
     ----------
     study : Study
-        Gives ``items``/``rows``, ``manifest``, ``classes``.
-    cfg : RunConfig
+        Gives ``items``/``rows``, ``manifest``, ``classes`` and the settings.
     n_splits : int
         Folds per protocol.
 
@@ -384,13 +379,13 @@ def session_probe(study, cfg, n_splits: int = 5) -> pd.DataFrame:
     if len(keep) < 2:  # a classifier needs two classes that each have a held-out session
         return pd.DataFrame(columns=["protocol", "classes", "n", "macro_f1", "accuracy"])
     raw = build_items(m[m["label"].isin(keep)].assign(shift=""), study.params, study.cache)
-    feats = extract_features(raw, cfg)
+    feats = extract_features(raw, study.settings)
     rows = []
     for name, groups in (("frame-block folds", raw["group"]), ("session folds", raw["session"])):
         k = min(n_splits, groups.nunique())
         y_true, y_pred = [], []
         for tr, te in GroupKFold(n_splits=k).split(raw, raw["label"], groups):
-            img, _ = linear_probe(raw.iloc[tr], raw.iloc[te], cfg, study.classes, features=([feats[i] for i in tr], [feats[i] for i in te]))
+            img, _ = linear_probe(raw.iloc[tr], raw.iloc[te], study.settings, study.classes, features=([feats[i] for i in tr], [feats[i] for i in te]))
             y_true += list(img["label"])
             y_pred += list(img["pred"])
         met = classification_metrics(y_true, y_pred, study.classes)

@@ -1,9 +1,11 @@
 import pytest
 
+from semcathode.config.settings import study_settings
 from semcathode.config.paths import cache_root
 from semcathode.config.run import load_config
 from semcathode.data.splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
-from semcathode.data.factory import build_manifest, load_study, prepare_splits, write_attribution
+from semcathode.data.factory import build_manifest, prepare_splits, write_attribution
+from semcathode.data.study import load_study
 from semcathode.report.notes import target_domain_note
 from semcathode.data.manifest import write_manifest
 from semcathode.pipeline import MANIFEST
@@ -41,10 +43,10 @@ def test_domain_column_target(cfg, synthetic_root, tmp_path):
 
 def test_load_study_needs_01(cfg, tmp_path):
     with pytest.raises(FileNotFoundError, match="01_data"):
-        load_study(cfg, tmp_path / MANIFEST)
+        load_study(study_settings(cfg), tmp_path / MANIFEST)
     df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     write_manifest(df, tmp_path / MANIFEST)
-    st = load_study(cfg, tmp_path / MANIFEST)
+    st = load_study(study_settings(cfg), tmp_path / MANIFEST)
     assert len(st.items) == len(df) and st.classes[0] == "NCM333_pristine"
     assert len(st.rows("target", "test")) > 0
     assert "synthetic" in write_attribution(cfg.data, tmp_path).read_text()
@@ -58,6 +60,6 @@ def test_load_study_resolves_a_portable_manifest_against_the_data_root(cfg, synt
     portable = df.assign(path=[os.path.relpath(p, synthetic_root) for p in df["path"]])
     assert not any(Path(p).is_absolute() for p in portable["path"])
     write_manifest(portable, tmp_path / MANIFEST)
-    st = load_study(cfg, tmp_path / MANIFEST)
+    st = load_study(study_settings(cfg), tmp_path / MANIFEST)
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in st.manifest["path"])
     assert sorted(st.manifest["path"]) == sorted(df["path"])

@@ -61,6 +61,23 @@ def test_archive_predict_equals_predict_paths_and_resume_skips_what_is_done(tiny
     assert counts["predicted"] == 1 and counts["skipped"] == 39
 
 
+def test_predict_is_the_table_in_memory_or_the_stream_into_a_csv(tiny_model_path, tmp_path):
+    import semcathode as sc
+
+    root = _tree(tmp_path / "t", 6)
+    model = load_model(tiny_model_path)
+    table = sc.predict(model, root)  # one folder, not a list
+    assert table.equals(predict_paths(model, [root]))
+    assert len(table) == 6 and (table.error.fillna("") == "").all()
+    out = tmp_path / "preds.csv"
+    assert sc.predict(model, [root], out=out, workers=0) == {"predicted": 6, "failed": 0, "skipped": 0}
+    streamed = pd.read_csv(out, keep_default_na=False).set_index("path").loc[table.path]
+    assert (streamed.pred.values == table.pred.values).all()
+    assert sc.predict(model, [root], out=out, resume=True, workers=0)["skipped"] == 6
+    with pytest.raises(TypeError, match="resume"):
+        sc.predict(model, [root], resume=True)  # a stream option without a stream
+
+
 def test_resume_refuses_an_output_of_another_model(tiny_model_path, tmp_path):
     out = tmp_path / "other.csv"
     out.write_text("path,pred,confidence,n_tiles,tile_agreement,ood_score,familiar,p_a,error\n")

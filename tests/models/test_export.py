@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
+from semcathode.config.settings import study_settings
 from semcathode.models.backbones import normalization
 from semcathode.config.run import load_config
-from semcathode.config.sections import config_hash
 from semcathode.data.loaders import make_dataloaders
 from semcathode.models.export import FORMAT, ModelFileError, export_model, load_model, predict_paths
 from semcathode.study.export import export_trained
@@ -61,8 +61,8 @@ def _learner_and_export(manifest, pcache, tmp_path, mode="resize", normalize="da
     seed_everything(0)
     learn, info = make_learner(dls, len(CLASSES), weights="packaged")
     _sharpen_head(learn.model)
-    tm = TrainedModel(learn, "ft_only", 3, pd.DataFrame(), info.to_dict(), 0.0, cfg=cfg)
-    path = export_trained(tm, tmp_path / "model.safetensors", cfg, CLASSES, metrics={"macro_f1": 0.5})
+    tm = TrainedModel(learn, "ft_only", 3, pd.DataFrame(), info.to_dict(), 0.0, settings=study_settings(cfg))
+    path = export_trained(tm, tmp_path / "model.safetensors", CLASSES, metrics={"macro_f1": 0.5})
     return cfg, items, tm, path
 
 
@@ -110,7 +110,7 @@ def test_prediction_is_sensitive_to_the_preprocessing(exported, manifest):
 def test_optimize_sets_nothing_on_the_network_and_its_layout_chooses_the_input_format(exported, manifest):
     """The one model object needs no flag patched onto the module: the input format is read from
     the folded network's own weights, and the trained model's normalisation from its own cfg."""
-    from semcathode.models.predict import _input_format
+    from semcathode.models.forward import _input_format
 
     _, _, tm, path = exported
     assert not hasattr(tm.learner, "norm_stats") and not hasattr(tm.learner, "weights_info")
@@ -138,7 +138,7 @@ def test_exported_json_describes_the_model(exported):
     assert meta["aggregate"] == "mean_log_prob" and meta["temperature"] == 1.0
     assert meta["normalize"] == "dataset" and meta["mean"] == [0.5] * 3 and meta["std"] == [0.5] * 3
     assert meta["arm"] == "ft_only" and meta["seed"] == 3 and meta["metrics"] == {"macro_f1": 0.5}
-    assert meta["config_hash"] == config_hash(cfg)
+    assert meta["config_hash"] == study_settings(cfg).hash() != study_settings(load_config("demo")).hash()
     assert meta["bar"] == {"method": cfg.data.bar_method, "fraction": cfg.data.bar_fraction}
     model = load_model(path)
     assert model.classes == CLASSES and not model.model.training
@@ -248,11 +248,11 @@ def _protocol_export(manifest, pcache, tmp_path, overrides):
                                           "stage2.freeze_epochs": 0, **overrides})
     items = build_items(manifest, PreprocessParams("resize", 32), pcache)
     train = items[items["split"] == "train"].assign(domain="target", shift="")
-    tm = train_arm("ft_only", train, cfg, 0, CLASSES, cache_dir=tmp_path / "c")
+    tm = train_arm("ft_only", train, study_settings(cfg), 0, CLASSES, cache_dir=tmp_path / "c")
     _sharpen_head(tm.model)
     test = items[items["split"] == "test"].iloc[::4]
     ref = _fastai_probs(tm.learner, test, CLASSES)
-    got = predict_paths(load_model(export_trained(tm, tmp_path / "m.safetensors", cfg, CLASSES)), list(test["path"]))
+    got = predict_paths(load_model(export_trained(tm, tmp_path / "m.safetensors", CLASSES)), list(test["path"]))
     return ref, got
 
 
@@ -317,7 +317,7 @@ def test_scale_model_predicts_with_familiarity_and_calibration(manifest, pcache,
     trust = calibrate(tm, valid, train, CLASSES)
     assert trust["bank"].shape == (len(train), tm.model.num_features)
     assert 0.05 <= trust["temperature"] <= 20 and trust["ood_k"] == cfg.evaluate.ood_k
-    path = export_trained(tm, tmp_path / "t.safetensors", cfg, CLASSES, trust=trust)
+    path = export_trained(tm, tmp_path / "t.safetensors", CLASSES, trust=trust)
     model = load_model(path)
     assert model.meta["preprocess"]["scale_um"] == 1.4 and model.meta["field_of_view_um"] == pytest.approx(44.8)
     assert model.temperature == pytest.approx(trust["temperature"])
@@ -360,13 +360,11 @@ def test_multi_layer_familiarity_is_fitted_exported_and_scored_by_predict(manife
     """evaluate.familiarity_layers: calibrate keeps a bank per layer (chosen against known-unfamiliar
     micrographs), export stores them beside the weights, and predict writes the same multi-layer score
     the study computes; a JSON that does not match the banks is refused, naming the field."""
-    from dataclasses import replace
-
     from semcathode.models.familiarity import multi_layer_score
     from semcathode.study.trust import calibrate, ood_scores
 
     cfg, items, tm, _ = _learner_and_export(manifest, pcache, tmp_path, mode="scale")
-    cfg.evaluate = replace(cfg.evaluate, familiarity_layers=["blocks.4", "blocks.5", "final"])
+    tm.settings = tm.settings.replace(evaluate={"familiarity_layers": ["blocks.4", "blocks.5", "final"]})
     train, valid, test = (items[items["split"] == s] for s in ("train", "valid", "test"))
     odd = items[items["label"] == CLASSES[0]]  # stands in for micrographs known to be unfamiliar
     trust = calibrate(tm, valid, train, CLASSES, select_items=odd)
@@ -375,7 +373,7 @@ def test_multi_layer_familiarity_is_fitted_exported_and_scored_by_predict(manife
     assert {k: v.shape for k, v in trust["banks"].items()} == {
         k: (len(train), {"blocks.4": 112, "blocks.5": 192, "final": 1280}[k]) for k in trust["layers"]}
     assert "bank" not in trust and all(v > 0 for v in trust["scales"].values())
-    path = export_trained(tm, tmp_path / "m.safetensors", cfg, CLASSES, trust=dict(trust))
+    path = export_trained(tm, tmp_path / "m.safetensors", CLASSES, trust=dict(trust))
     model = load_model(path)
     assert model.bank is None and sorted(model.banks) == sorted(trust["layers"])
     assert model.meta["ood"]["layers"] == trust["layers"]

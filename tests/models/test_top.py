@@ -9,7 +9,7 @@ import torch
 
 from semcathode.config.sections import StageConfig
 from semcathode.models.learner import fit_stage, seed_everything
-from semcathode.models.predict import aggregate_log_probs
+from semcathode.models.forward import aggregate_log_probs
 from semcathode.models.top import CachedTiles, cached_log_probs, make_top_learner, top_splitter
 from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
 
@@ -73,7 +73,7 @@ def test_top_learns_from_the_cache_and_predicts_like_the_network(tmp_path):
     acc = float((per_image.argmax(1) == ev.y).mean())
     assert acc >= 0.9, acc
     # the trained network (trunk + top) gives the same tile logits from pixels
-    from semcathode.models.predict import normalise_batch
+    from semcathode.models.forward import normalise_batch
 
     tiles = cache.tiles(items.iloc[0], spec)
     net.eval()

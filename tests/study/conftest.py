@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from semcathode.data.study import Study
+from semcathode.config.settings import study_settings
 from semcathode.config.run import load_config
 from semcathode.data.factory import prepare_splits
 from semcathode.data.manifest import index_folder
@@ -77,7 +79,7 @@ def study_run(study_setup):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train, "_fit", rec_fit)
         mp.setattr(arms, "train_arm", rec_arm)
-        results, preds, models = run_arms(items, cfg, CLASSES, cache_dir=tmp, log=logs.append, keep=["ft_only"])
+        results, preds, models = run_arms(Study.of_items(study_settings(cfg), items, CLASSES), cache_dir=tmp, log=logs.append, keep=["ft_only"])
     return dict(results=results, preds=preds, models=models, fits=fits, arm_calls=arm_calls, logs=logs)
 
 

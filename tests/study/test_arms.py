@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from semcathode.data.study import Study
+from semcathode.config.settings import study_settings
 from semcathode.config.run import load_config
 from semcathode.data.schema import default_schema
 from semcathode.study.arms import ARMS, fair_stage, run_arms, train_arm
@@ -72,9 +74,9 @@ def test_stage2_arms_get_target_train_rows_only(study_setup, study_run):
 def test_unknown_arm_and_missing_stage1_raise(study_setup):
     cfg, items, tmp = study_setup
     with pytest.raises(ValueError, match="unknown arm"):
-        run_arms(items, cfg, CLASSES, arms=["pre_ft", "magic"], cache_dir=tmp, log=None)
+        run_arms(Study.of_items(study_settings(cfg), items, CLASSES), arms=["pre_ft", "magic"], cache_dir=tmp, log=None)
     with pytest.raises(ValueError, match="stage-1 model"):
-        train_arm("pre_ft", split_rows(items, "target", "train"), cfg, 0, CLASSES, stage1=None)
+        train_arm("pre_ft", split_rows(items, "target", "train"), study_settings(cfg), 0, CLASSES, stage1=None)
     assert set(ARMS) >= set(ARMS5) | {"pre_ft"}
 
 
@@ -83,12 +85,12 @@ def test_fair_stage_gives_arms_without_stage1_the_steps_of_both_pre_ft_stages():
     cfg = load_config("smoke", overrides={"stage2.epochs": 2, "stage2.freeze_epochs": 0, "stage2.min_steps": 0,
                                           "stage2.batch_size": 4, "preprocess.crops_per_image": 1})
     train = pd.DataFrame({"label": ["a"] * 8 + ["b"] * 4})
-    st = fair_stage(cfg, train, stage1_steps=30)
+    st = fair_stage(study_settings(cfg), train, stage1_steps=30)
     # Pre+FT (oversample) in stage 2: both classes replicated to 8 -> 16 inputs, 4 steps x 2 epochs = 8
     assert st.min_steps == 30 + 8
     assert _stage_epochs(st, 16).epochs == math.ceil(38 / 4)
     assert _stage_epochs(st, 16, max_epochs=5).epochs == 5  # the cap
     two_crops = load_config("smoke", overrides={"stage2.epochs": 2, "stage2.freeze_epochs": 0, "stage2.min_steps": 0,
                                                 "stage2.batch_size": 4, "preprocess.crops_per_image": 2})
-    assert fair_stage(two_crops, train, stage1_steps=30).min_steps == 30 + 16  # crops count as inputs
+    assert fair_stage(study_settings(two_crops), train, stage1_steps=30).min_steps == 30 + 16  # crops count as inputs
 

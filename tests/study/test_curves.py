@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from semcathode.data.study import Study
+from semcathode.config.settings import study_settings
 from semcathode.data.schema import default_schema
 from semcathode.study import curves
 from semcathode.study.curves import learning_curve
@@ -24,7 +26,7 @@ def test_learning_curve_draws_from_train_split_only(study_setup, study_run, monk
 
     monkeypatch.setattr(curves, "train_arm", rec)
     s1 = {0: study_run["models"][("stage1", 0)]}
-    curve = learning_curve(items, cfg, CLASSES, sizes=[1, 2], arms=["pre_ft_oversample"], seeds=[0],
+    curve = learning_curve(Study.of_items(study_settings(cfg), items, CLASSES), sizes=[1, 2], arms=["pre_ft_oversample"], seeds=[0],
                            stage1_models=s1, cache_dir=tmp, log=logs.append)
     assert list(curve["n_per_class"]) == [1, 2] and list(curve["n_train"]) == [9, 18]
     assert list(curve["arm"]) == ["pre_ft_oversample"] * 2

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from semcathode.data.study import Study
+from semcathode.config.settings import study_settings
 import semcathode as sc
 from semcathode.study.evaluation import evaluate_model, split_rows
 from semcathode.study.store import model_store
@@ -31,7 +33,7 @@ def smoke(tmp_path_factory):
 def _stage1(cfg, study, processes, root):
     c = copy.deepcopy(cfg)
     c.distributed.processes = processes
-    return c, sc.train_stage1(study.items, c, 0, study.classes, cache_dir=root, log=None)
+    return c, sc.train_stage1(Study.of_items(study_settings(c), study.items, study.classes), 0, cache_dir=root, log=None)
 
 
 def _f1(tm, study):
@@ -46,7 +48,7 @@ def test_two_gloo_processes_train_the_smoke_profile(smoke, tmp_path):
     c2, two = _stage1(cfg, study, 2, tmp_path / "two")
 
     # exactly one model file, written by rank 0, and nothing of the job left beside it
-    store = model_store(c2, tmp_path / "two")
+    store = model_store(study_settings(c2), tmp_path / "two")
     weights = sorted(store.root.glob("*.safetensors"))
     assert len(weights) == 1, weights
     assert sorted(p.name for p in store.root.iterdir()) == sorted([weights[0].name, weights[0].with_suffix(".json").name])
@@ -89,7 +91,7 @@ def test_two_ranks_build_the_trunk_cache_once_and_train_the_linear_head(smoke, t
     c.preprocess.cache_dir = str(tmp_path / "cache")
     c.model.trunk, c.model.head, c.model.head_layer = 5, "linear", "blocks.4"
     c.distributed.processes = 2
-    two = sc.train_stage1(study.items, c, 0, study.classes, cache_dir=tmp_path / "two", log=None)
+    two = sc.train_stage1(Study.of_items(study_settings(c), study.items, study.classes), 0, cache_dir=tmp_path / "two", log=None)
     cache = tmp_path / "cache" / "trunk"
     built = sorted(cache.rglob("*.npy"))
     fitted = study.items[(study.items["domain"] == "source") & study.items["split"].isin(["train", "valid"])]
@@ -97,7 +99,7 @@ def test_two_ranks_build_the_trunk_cache_once_and_train_the_linear_head(smoke, t
     mtimes = [p.stat().st_mtime_ns for p in built]
     c1 = copy.deepcopy(c)
     c1.distributed.processes = 1
-    one = sc.train_stage1(study.items, c1, 0, study.classes, cache_dir=tmp_path / "one", log=None)
+    one = sc.train_stage1(Study.of_items(study_settings(c1), study.items, study.classes), 0, cache_dir=tmp_path / "one", log=None)
     assert [p.stat().st_mtime_ns for p in built] == mtimes  # one process reads what the ranks wrote
     (w,) = (tmp_path / "two" / "models").glob("*.safetensors")
     d = json.loads(w.with_suffix(".json").read_text())["distributed"]
@@ -112,7 +114,7 @@ def test_a_failed_rank_is_an_error_that_names_the_stage_and_leaves_no_model(smok
     c.distributed.processes, c.distributed.backend = 2, "nccl"  # no CUDA here: every rank fails to join
     c.stage1.epochs = 1
     with pytest.raises(RuntimeError, match=r"stage 1 seed 0 failed .*rank0:\n(.|\n)*Error"):
-        sc.train_stage1(study.items, c, 0, study.classes, cache_dir=tmp_path, log=None)
+        sc.train_stage1(Study.of_items(study_settings(c), study.items, study.classes), 0, cache_dir=tmp_path, log=None)
     assert list((tmp_path / "models").iterdir()) == []  # no model, no job folder
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from semcathode.data.study import Study
+from semcathode.config.settings import study_settings
 from semcathode.data.schema import default_schema
 from semcathode.metrics.classification import aggregate_tiles
 from semcathode.study.evaluation import split_rows
@@ -29,7 +31,7 @@ def test_pretrain_only_is_the_stage1_model_on_the_target(study_setup, study_run,
     cfg, items, tmp = study_setup
     test = split_rows(items, "target", "test")
     # a fresh copy of the stage-1 model, loaded from the model store (not the object the arms used)
-    s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp, log=None)
+    s1 = train_stage1(Study.of_items(study_settings(cfg), items, CLASSES), 0, cache_dir=tmp, log=None)
     ref = aggregate_tiles(fastai_probs(s1.learner, test, CLASSES), CLASSES).set_index("path")
     po = study_run["preds"][study_run["preds"]["arm"] == "pretrain_only"].set_index("path").loc[ref.index]
     np.testing.assert_allclose(po[PCOLS].to_numpy(), ref[PCOLS].to_numpy(), atol=1e-5)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from semcathode.config.settings import study_settings
 from semcathode.config.run import load_config
 from semcathode.config.sections import RunConfig
 from semcathode.study.store import MODEL_FIELDS, ModelStore, arm_key, model_fields, stage1_key
@@ -35,14 +36,14 @@ def test_stage1_key_follows_the_source_images(study_setup):
     cfg, items, _ = study_setup
     src_train = items[(items["domain"] == "source") & (items["split"] == "train")]
     fewer = items.drop(index=src_train.index[0])
-    assert stage1_key(cfg, 0, items) != stage1_key(cfg, 0, fewer)
+    assert stage1_key(study_settings(cfg), 0, items) != stage1_key(study_settings(cfg), 0, fewer)
     tgt = items[items["domain"] == "target"].index[0]
-    assert stage1_key(cfg, 0, items) == stage1_key(cfg, 0, items.drop(index=tgt))  # target rows do not matter
+    assert stage1_key(study_settings(cfg), 0, items) == stage1_key(study_settings(cfg), 0, items.drop(index=tgt))  # target rows do not matter
 
 
 def _keys(**over):
     cfg = load_config("smoke", overrides=over)
-    return stage1_key(cfg, 0), arm_key(cfg, "ft_only", 0, ITEMS)
+    return stage1_key(study_settings(cfg), 0), arm_key(study_settings(cfg), "ft_only", 0, ITEMS)
 
 
 @pytest.mark.parametrize("field, value", [
@@ -74,13 +75,13 @@ def test_model_changing_fields_change_the_keys(field, value, stage1_changes):
 
 def test_arm_key_follows_arm_seed_items_and_the_trained_schedule():
     cfg = load_config("smoke")
-    key = arm_key(cfg, "ft_only", 0, ITEMS)
-    assert arm_key(cfg, "scratch_ft", 0, ITEMS) != key
-    assert arm_key(cfg, "ft_only", 1, ITEMS) != key
-    assert arm_key(cfg, "ft_only", 0, ITEMS.iloc[::-1]) == key  # order-free
-    assert arm_key(cfg, "ft_only", 0, ITEMS.head(2)) != key
-    assert arm_key(cfg, "ft_only", 0, ITEMS, cfg.stage2) == key
-    assert arm_key(cfg, "ft_only", 0, ITEMS, dataclasses.replace(cfg.stage2, min_steps=99)) != key  # fair budget
+    key = arm_key(study_settings(cfg), "ft_only", 0, ITEMS)
+    assert arm_key(study_settings(cfg), "scratch_ft", 0, ITEMS) != key
+    assert arm_key(study_settings(cfg), "ft_only", 1, ITEMS) != key
+    assert arm_key(study_settings(cfg), "ft_only", 0, ITEMS.iloc[::-1]) == key  # order-free
+    assert arm_key(study_settings(cfg), "ft_only", 0, ITEMS.head(2)) != key
+    assert arm_key(study_settings(cfg), "ft_only", 0, ITEMS, cfg.stage2) == key
+    assert arm_key(study_settings(cfg), "ft_only", 0, ITEMS, dataclasses.replace(cfg.stage2, min_steps=99)) != key  # fair budget
 
 
 def test_model_fields_name_existing_config_fields_only():
@@ -92,4 +93,4 @@ def test_model_fields_name_existing_config_fields_only():
             fields = {f.name for f in dataclasses.fields(getattr(cfg, sec))}
             assert set(names) <= fields, (sec, set(names) - fields)
             assert not {(sec, n) for n in names} & dead
-    assert not {"evaluate", "cam", "validity"} & set(model_fields(cfg, "source", "arm"))
+    assert not {"evaluate", "cam", "validity"} & set(model_fields(study_settings(cfg), "source", "arm"))

@@ -9,6 +9,8 @@ from dataclasses import replace
 import pytest
 import torch
 
+from semcathode.data.study import Study
+from semcathode.config.settings import study_settings
 from semcathode.config.sections import StageConfig
 from semcathode.data.loaders import make_dataloaders
 from semcathode.data.schema import default_schema
@@ -33,30 +35,30 @@ def test_stage1_trained_once_per_seed_and_reused(study_setup, study_run, study_c
         return real(*a, **k)
 
     monkeypatch.setattr(train, "_fit", rec)
-    s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp, log=logs.append)
-    key = f"stage1-{stage1_key(cfg, 0, items)}"
+    s1 = train_stage1(Study.of_items(study_settings(cfg), items, CLASSES), 0, cache_dir=tmp, log=logs.append)
+    key = f"stage1-{stage1_key(study_settings(cfg), 0, items)}"
     assert logs == [f"stage 1 seed 0: reused cached model {key}"]
     assert len(stages) == 1 and stages[0].epochs == 0 and stages[0].freeze_epochs == 0  # only builds, no training
     old = study_run["models"][("stage1", 0)].model.state_dict()
     for k, v in s1.model.state_dict().items():
         assert torch.equal(v.cpu(), old[k].cpu()), k
     assert s1.wall_s > 0 and len(s1.history) == 1  # history and timing come from the store
-    assert stage1_key(cfg, 1) != stage1_key(cfg, 0)
-    assert stage1_key(study_cfg(tmp, **{"stage1.lr": 0.01}), 0) != stage1_key(cfg, 0)
-    assert stage1_key(study_cfg(tmp, **{"stage2.lr": 0.01}), 0) == stage1_key(cfg, 0)  # stage 2 is not part of stage 1
+    assert stage1_key(study_settings(cfg), 1) != stage1_key(study_settings(cfg), 0)
+    assert stage1_key(study_settings(study_cfg(tmp, **{"stage1.lr": 0.01})), 0) != stage1_key(study_settings(cfg), 0)
+    assert stage1_key(study_settings(study_cfg(tmp, **{"stage2.lr": 0.01})), 0) == stage1_key(study_settings(cfg), 0)  # stage 2 is not part of stage 1
 
 
 
 def test_corrupt_store_entry_is_retrained(study_setup, study_run, tmp_path, monkeypatch):
     cfg, items, tmp = study_setup
     shutil.copytree(tmp / "models", tmp_path / "models")
-    key = f"stage1-{stage1_key(cfg, 0, items)}"
+    key = f"stage1-{stage1_key(study_settings(cfg), 0, items)}"
     w, j = ModelStore(tmp_path / "models").paths(key)
     w.write_bytes(b"\x00" * 64)
     stages, logs = [], []
     real = train._fit
     monkeypatch.setattr(train, "_fit", lambda *a, **k: stages.append(a[4]) or real(*a, **k))
-    s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp_path, log=logs.append)
+    s1 = train_stage1(Study.of_items(study_settings(cfg), items, CLASSES), 0, cache_dir=tmp_path, log=logs.append)
     assert len(stages) == 1 and stages[0].epochs == cfg.stage1.epochs
     assert logs and "trained on 18 source micrographs" in logs[0]
     state, meta = ModelStore(tmp_path / "models").get(key)  # rewritten, readable again
@@ -109,9 +111,9 @@ def test_pre_ft_after_b0_fallback(study_setup, study_cfg, tmp_path, monkeypatch)
     _, items, _ = study_setup
     cfg = study_cfg(tmp_path, **{"model.backbone": "efficientnet_b0", "model.weights": "auto",
                             "stage1.epochs": 0, "stage2.epochs": 0})
-    s1 = train_stage1(items, cfg, 0, CLASSES, cache_dir=tmp_path, log=None)
+    s1 = train_stage1(Study.of_items(study_settings(cfg), items, CLASSES), 0, cache_dir=tmp_path, log=None)
     assert s1.weights_info["backbone"] == "efficientnet_lite0"
-    tm = train_arm("pre_ft", split_rows(items, "target", "train"), cfg, 0, CLASSES, stage1=s1, cache_dir=tmp_path)
+    tm = train_arm("pre_ft", split_rows(items, "target", "train"), study_settings(cfg), 0, CLASSES, stage1=s1, cache_dir=tmp_path)
     assert set(tm.model.state_dict()) == set(s1.model.state_dict())  # the stage-1 (Lite0) architecture
 
 
@@ -121,7 +123,7 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
     still the whole network, evaluated from the cache as from pixels, stored and reloaded whole."""
     import numpy as np
 
-    from semcathode.models.predict import predict_arrays
+    from semcathode.models.forward import predict_arrays
     from semcathode.models.trunk import Top
     from semcathode.study.arms import train_arm
     from semcathode.study.evaluation import micrograph_outputs
@@ -129,7 +131,7 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
 
     _, items, _ = study_setup
     cfg = study_cfg(tmp_path, **{"model.trunk": 5, "model.trunk_views": ["full", "half"], "stage1.epochs": 2})
-    s1 = train_stage1(items, cfg, 0, sorted(items["label"].unique()), log=None)
+    s1 = train_stage1(Study.of_items(study_settings(cfg), items, sorted(items["label"].unique())), 0, log=None)
     assert isinstance(s1.learner.model, Top) and not isinstance(s1.model, Top)
     assert s1.history["train_loss"].notna().all() and len(s1.history) == 2
     assert list((tmp_path / "trunk").rglob("*.npy"))  # the maps are on disk
@@ -140,10 +142,10 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
                             cfg.preprocess.normalize, mean, std, features=True)
     assert np.allclose(cached.log_probs, pixels.log_probs, atol=1e-2)
     assert np.allclose(cached.features, pixels.features, atol=1e-2)
-    again = train_stage1(items, cfg, 0, sorted(items["label"].unique()), log=None)  # from the model store
+    again = train_stage1(Study.of_items(study_settings(cfg), items, sorted(items["label"].unique())), 0, log=None)  # from the model store
     assert np.allclose(micrograph_outputs(again, test).log_probs, cached.log_probs, atol=1e-6)
     tgt = items[(items["domain"] == "target") & (items["split"] == "train")]
-    arm = train_arm("pre_ft_oversample", tgt, cfg, 0, sorted(items["label"].unique()), stage1=s1)
+    arm = train_arm("pre_ft_oversample", tgt, study_settings(cfg), 0, sorted(items["label"].unique()), stage1=s1)
     assert arm.network is not None and arm.trunk is not None
     trunk_keys = [k for k in arm.model.state_dict() if k.startswith(("conv_stem", "bn1", "blocks.0", "blocks.4"))]
     assert all(np.array_equal(arm.model.state_dict()[k], s1.model.state_dict()[k]) for k in trunk_keys)  # frozen
@@ -158,16 +160,16 @@ def test_trunk_spec_follows_what_changes_the_maps_and_nothing_else(tmp_path):
 
     net, _ = create_model("efficientnet_lite0", "packaged", 9)
     base = dict(**{"model.trunk": 5, "preprocess.size": 64, "preprocess.cache_dir": str(tmp_path)})
-    key = trunk_spec(load_config("smoke", overrides=base), net).key()
+    key = trunk_spec(study_settings(load_config("smoke", overrides=base)), net).key()
     for field, value in [("cam.method", "eigencam"), ("evaluate.n_boot", 7), ("stage1.epochs", 9),
                          ("model.tiles_per_epoch", 9), ("validity.new_domain", True), ("protocol.seeds", [3]),
                          ("model.train_tiles", 3), ("evaluate.familiarity_layers", ["blocks.4"]), ("cam.layer", "blocks.4")]:
-        assert trunk_spec(load_config("smoke", overrides={**base, field: value}), net).key() == key, field
+        assert trunk_spec(study_settings(load_config("smoke", overrides={**base, field: value})), net).key() == key, field
     for field, value in [("model.trunk", 4), ("preprocess.size", 96), ("preprocess.tile_stride", 0.5),
                          ("preprocess.normalize", "per_image"), ("model.trunk_dtype", "bfloat16")]:
-        assert trunk_spec(load_config("smoke", overrides={**base, field: value}), net).key() != key, field
+        assert trunk_spec(study_settings(load_config("smoke", overrides={**base, field: value})), net).key() != key, field
     other, _ = create_model("efficientnet_lite0", "scratch", 9)
-    assert trunk_spec(load_config("smoke", overrides=base), other).key() != key  # other weights
+    assert trunk_spec(study_settings(load_config("smoke", overrides=base)), other).key() != key  # other weights
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -189,9 +191,9 @@ def test_auto_trunk_dtype_is_bfloat16_only_where_the_hardware_has_it(tmp_path, m
     auto = load_config("smoke", overrides={**base, "model.trunk_dtype": "auto"})
     same = load_config("smoke", overrides={**base, "model.trunk_dtype": want})
     other = load_config("smoke", overrides={**base, "model.trunk_dtype": {"bfloat16": "float32"}.get(want, "bfloat16")})
-    assert trunk_spec(auto, net).dtype == want
-    assert trunk_spec(auto, net).key() == trunk_spec(same, net).key() != trunk_spec(other, net).key()
-    assert model_fields(auto, "source") == model_fields(same, "source") != model_fields(other, "source")
+    assert trunk_spec(study_settings(auto), net).dtype == want
+    assert trunk_spec(study_settings(auto), net).key() == trunk_spec(study_settings(same), net).key() != trunk_spec(study_settings(other), net).key()
+    assert model_fields(study_settings(auto), "source") == model_fields(study_settings(same), "source") != model_fields(study_settings(other), "source")
     assert f"computed once ({want})" in representation_note(auto.preprocess, auto.model)
 
 
@@ -202,7 +204,7 @@ def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study
     import numpy as np
 
     from semcathode.models.backbones import create_backbone
-    from semcathode.models.predict import predict_arrays
+    from semcathode.models.forward import predict_arrays
     from semcathode.study.baselines import extract_features
     from semcathode.study.train import input_norm
 
@@ -210,7 +212,7 @@ def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study
     cfg = study_cfg(tmp_path, **{"model.trunk": 5, "model.train_tiles": 1, "preprocess.size": 16})
     src = items[items["domain"] == "source"]
     test, train = src[src["split"] == "test"].head(3), src[src["split"] == "train"].head(2)
-    got = extract_features(test, cfg)
+    got = extract_features(test, study_settings(cfg))
     net, _ = create_backbone(cfg.model.backbone, weights=cfg.model.weights, num_classes=0)
     mean, std = input_norm(cfg.model)
     want = predict_arrays(net.eval(), [np.load(p) for p in test["cache_path"]], 16, cfg.preprocess.normalize,
@@ -218,7 +220,7 @@ def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study
     assert [f.shape for f in got] == [w.shape for w in want] and len(got[0]) > 1
     assert all(np.allclose(g, w, atol=2e-2, rtol=1e-2) for g, w in zip(got, want))
     assert list((tmp_path / "trunk").rglob("*.npy"))
-    assert [len(f) for f in extract_features(train, cfg)] == [1, 1]  # training rows: the kept tile only
+    assert [len(f) for f in extract_features(train, study_settings(cfg))] == [1, 1]  # training rows: the kept tile only
 
 
 def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(study_setup, study_cfg, tmp_path):
@@ -232,7 +234,7 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
     from semcathode.models import load_model
     from semcathode.models.head import FeatureScale, head_layer_of
     from semcathode.study.export import export_trained
-    from semcathode.models.predict import predict_arrays
+    from semcathode.models.forward import predict_arrays
     from semcathode.study.arms import train_arm
     from semcathode.study.evaluation import micrograph_outputs
     from semcathode.study.train import train_stage1
@@ -241,7 +243,7 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
     classes = sorted(items["label"].unique())
     cfg = study_cfg(tmp_path, **{"model.trunk": 6, "model.head": "linear", "model.head_layer": "blocks.5",
                                  "model.trunk_views": ["full", "half"], "stage1.epochs": 3, "stage1.lr": 0.05})
-    s1 = train_stage1(items, cfg, 0, classes, log=None)
+    s1 = train_stage1(Study.of_items(study_settings(cfg), items, classes), 0, log=None)
     net = s1.model
     assert head_layer_of(net) == "blocks.5" and len(net.blocks) == 6 and net.classifier.in_features == 192
     scale = net.bn2
@@ -257,16 +259,16 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
     for layer in ("blocks.3", "blocks.5", "final"):  # blocks.3 from the cache's pooled stage outputs
         assert np.allclose(cached.layer_features[layer], pixels.layer_features[layer], atol=2e-2), layer
     tgt = items[(items["domain"] == "target") & (items["split"] == "train")]
-    pre = train_arm("pre_ft_oversample", tgt, cfg, 0, classes, stage1=s1)
-    ft = train_arm("ft_only", tgt, cfg, 0, classes, stage1=s1)
+    pre = train_arm("pre_ft_oversample", tgt, study_settings(cfg), 0, classes, stage1=s1)
+    ft = train_arm("ft_only", tgt, study_settings(cfg), 0, classes, stage1=s1)
     # fine-tuning re-estimates the standardisation on the images it trains on (as BatchNorm does in a
     # network fine-tuned in train mode): both arms standardise the target alike, not as the source
     assert not torch.equal(pre.model.bn2.std, scale.std)
     assert torch.allclose(pre.model.bn2.mean, ft.model.bn2.mean) and torch.allclose(pre.model.bn2.std, ft.model.bn2.std)
     assert not torch.equal(pre.model.classifier.weight, net.classifier.weight)  # the classifier fine-tuned
-    again = train_stage1(items, cfg, 0, classes, log=None)  # from the model store: its statistics kept, not refitted
+    again = train_stage1(Study.of_items(study_settings(cfg), items, classes), 0, log=None)  # from the model store: its statistics kept, not refitted
     assert torch.equal(again.model.bn2.std, scale.std)
-    path = export_trained(s1, tmp_path / "m.safetensors", cfg, classes)
+    path = export_trained(s1, tmp_path / "m.safetensors", classes)
     em = load_model(path)
     assert em.meta["head"] == "blocks.5" and head_layer_of(em.model) == "blocks.5"
     x = torch.randn(2, 3, 32, 32)

@@ -29,15 +29,13 @@ def test_trust_report_gives_the_pristine_only_auroc_beside_the_overall_one(study
 
 def test_fit_trust_chooses_layers_on_the_new_train_split_and_reports_on_its_test_split(study_setup, study_run):
     import copy
-    from dataclasses import replace
     from types import SimpleNamespace
 
     from semcathode.study.trust import fit_trust
 
     cfg, items, _ = study_setup
     tm = copy.copy(study_run["models"][("stage1", 0)])
-    tm.cfg = copy.deepcopy(tm.cfg)
-    tm.cfg.evaluate = replace(tm.cfg.evaluate, familiarity_layers=["blocks.4", "final"])
+    tm.settings = tm.settings.replace(evaluate={"familiarity_layers": ["blocks.4", "final"]})
     classes = sorted(items["label"].unique())
     src = items[items["domain"] == "source"]
     new = items[items["domain"] == "target"].copy()  # stands in for a new composition

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from semcathode.config.settings import study_settings
 from semcathode.data.manifest import index_folder
 from semcathode.pipeline import MANIFEST
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
@@ -79,18 +80,19 @@ def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
     from semcathode.config.paths import cache_root
     from semcathode.config.run import load_config
     from semcathode.data.manifest import write_manifest
-    from semcathode.data.factory import build_manifest, load_study, prepare_splits
+    from semcathode.data.factory import build_manifest, prepare_splits
+    from semcathode.data.study import load_study
     from semcathode.study.validity import session_probe
 
     cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
                                           "data.extra_compositions": [], "model.weights": "scratch"})
     df = prepare_splits(build_manifest(cfg.data, cache_root(cfg)), cfg.data, cfg.target)
     write_manifest(df, tmp_path / MANIFEST)
-    study = load_study(cfg, tmp_path / MANIFEST)
-    assert session_probe(study, cfg).empty  # one session per class: nothing to hold out
+    study = load_study(study_settings(cfg), tmp_path / MANIFEST)
+    assert session_probe(study).empty  # one session per class: nothing to hold out
     # two sessions in two classes: first half and second half of their frames
     two = study.manifest["label"].isin(["NCM333_pristine", "NCM811_cycled"])
     study.manifest.loc[two, "session"] = [f"s{i % 2}" for i in range(int(two.sum()))]
-    res = session_probe(study, cfg, n_splits=2)
+    res = session_probe(study, n_splits=2)
     assert list(res["protocol"]) == ["frame-block folds", "session folds"]
     assert (res["n"] == 16).all() and res["classes"].iloc[0] == "NCM333_pristine, NCM811_cycled"

@@ -216,8 +216,9 @@ def predict_probs(model: nn.Module, x: torch.Tensor, bs: int = 32) -> torch.Tens
     Examples
     --------
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
-    >>> predict_probs(net, torch.zeros(5, 3, 2, 2), bs=2).sum(1)
-    tensor([1., 1., 1., 1., 1.])
+    >>> p = predict_probs(net, torch.zeros(5, 3, 2, 2), bs=2)
+    >>> p.shape, bool(torch.allclose(p.sum(1), torch.ones(5)))
+    (torch.Size([5, 3]), True)
     """
     modes = [(m, m.training) for m in model.modules()]
     model.eval()

@@ -17,7 +17,7 @@ from semcathode.data.loaders import crop_array
 from semcathode.io.databar import crop_data_bar
 from semcathode.io.read import read_sem
 from semcathode.data.manifest import index_folder
-from semcathode.models.predict import aggregate_log_probs, predict_arrays
+from semcathode.models.forward import aggregate_log_probs, predict_arrays
 from semcathode.models.scores import auroc, expected_calibration_error, fit_temperature, knn_ood_score
 from semcathode.data.inputs import crop_items, grid_items
 from semcathode.data.preprocess import (
@@ -213,7 +213,7 @@ def test_knn_ood_score_and_auroc():
 def test_a_compiled_network_gives_the_eager_predictions_and_is_used_only_where_it_can_be():
     """``predict_tiles(compiled=)``: torch.compile's graph (really compiled, here on the CPU) for full
     batches that need no layer taps; the eager network for the last, shorter batch and for taps."""
-    from semcathode.models.predict import predict_tiles
+    from semcathode.models.forward import predict_tiles
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
