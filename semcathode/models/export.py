@@ -52,7 +52,8 @@ def export_model(
     aggregate: str = "mean_log_prob",
     trust: dict | None = None,
 ) -> Path:
-    """Write ``<path>`` (safetensors weights) and ``<path>.json`` (everything else), atomically.
+    """Write ``<path>`` (safetensors weights) and ``<path>.json`` (everything else), atomically:
+    :meth:`ExportedModel.describe` then :meth:`ExportedModel.save`.
 
     Parameters
     ----------
@@ -71,53 +72,23 @@ def export_model(
     Path
         The safetensors path.
     """
-    from safetensors.torch import save_file
-
-    path = Path(path).with_suffix(".safetensors")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    trust = dict(trust or {})
-    bank, banks = trust.pop("bank", None), trust.pop("banks", None) or {}
-    trust.pop("layer_selection", None)  # reported by the study, not needed to score
-    if bank is not None:
-        state[OOD_BANK] = torch.as_tensor(np.asarray(bank, dtype=np.float32)).contiguous()
-    for layer, b in banks.items():
-        state[OOD_BANKS + layer] = torch.as_tensor(np.asarray(b, dtype=np.float32)).contiguous()
-    rows = [len(state[k]) for k in state if k == OOD_BANK or k.startswith(OOD_BANKS)]
-    if rows and "ood_k" in trust:  # the neighbours actually used (knn_ood_score takes at most the bank's rows)
-        trust["ood_k"] = max(1, min(int(trust["ood_k"]), min(rows)))
-    atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
-    meta = {
-        "format": FORMAT,
-        "classes": list(classes),
-        "classes_digest": classes_digest(list(classes)),
-        "backbone": backbone,
-        "timm_name": timm_name,
-        "num_classes": len(classes),
-        "preprocess": {"mode": preprocess.mode, "size": preprocess.size, "scale_um": preprocess.scale_um,
-                       "tile_stride": preprocess.tile_stride},
-        "field_of_view_um": preprocess.field_of_view_um,
-        "aggregate": aggregate,
-        "temperature": float(trust.get("temperature", 1.0)),
-        "ood": {k: trust[k] for k in ("ood_k", "ood_threshold", "ood_quantile", "layers", "scales") if k in trust},
-        "normalize": normalize,
-        "mean": list(map(float, mean)),
-        "std": list(map(float, std)),
-        "bar": {"method": bar_method, "fraction": bar_fraction},
-        "weights": weights_info or {},
-        "metrics": metrics or {},
-        "config_hash": config_hash,
-        **(extra or {}),
-    }
-    head = head_layer_of(model)
-    if head is not None:  # a linear head on a block stage (models.linear_head): the loader rebuilds it
-        meta["head"] = head
-    atomic_write_json(_json_path(path), meta)
-    return path
+    return ExportedModel.describe(model, classes, backbone, timm_name, preprocess, normalize, mean, std,
+                                  weights_info=weights_info, metrics=metrics, config_hash=config_hash,
+                                  bar_method=bar_method, bar_fraction=bar_fraction, extra=extra, aggregate=aggregate,
+                                  trust=trust).save(path)
 
 
 @dataclass
 class ExportedModel:
-    """A loaded model: ``model`` (eval mode), ``classes`` and the pre-processing to apply."""
+    """The model object: the network (eval mode), its ``classes`` and, in ``meta``, everything
+    needed to feed it and read its output (backbone and weights provenance; scale, tile, grid,
+    normalisation and aggregation; temperature; the trunk boundary), with the familiarity
+    banks beside it.
+
+    Training gives one in memory (:meth:`semcathode.study.TrainedModel.to_model`, built by
+    :meth:`describe`), :meth:`save` writes it, :func:`load_model` reads it back, and predict,
+    Grad-CAM and the CAM measures take it.
+    """
 
     model: nn.Module
     classes: list[str]
@@ -125,6 +96,87 @@ class ExportedModel:
     path: Path | None = None
     #: ``model`` compiled by :meth:`optimize` (``compile=True``), else None.
     compiled: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
+    #: The training micrographs' embeddings of a single-layer familiarity score (``(n, d)``), else None.
+    bank: np.ndarray | None = field(default=None, repr=False)
+    #: One bank per layer of a multi-layer familiarity score, else None.
+    banks: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @classmethod
+    def describe(cls, network: nn.Module, classes: Sequence[str], backbone: str, timm_name: str,
+                 preprocess: PreprocessParams, normalize: str, mean: Sequence[float], std: Sequence[float],
+                 weights_info: dict | None = None, metrics: dict | None = None, config_hash: str = "",
+                 bar_method: str = "auto", bar_fraction: float = 0.0667, extra: dict | None = None,
+                 aggregate: str = "mean_log_prob", trust: dict | None = None) -> "ExportedModel":
+        """The model object of a network: its description as the model file's JSON has it.
+
+        Parameters are those of :func:`export_model`; ``network`` is used as it is (not copied).
+
+        Returns
+        -------
+        ExportedModel
+            With ``path`` None until :meth:`save`.
+        """
+        trust = dict(trust or {})
+        bank, banks = trust.pop("bank", None), trust.pop("banks", None) or {}
+        trust.pop("layer_selection", None)  # reported by the study, not needed to score
+        bank = np.asarray(bank, dtype=np.float32) if bank is not None else None
+        banks = {k: np.asarray(v, dtype=np.float32) for k, v in banks.items()}
+        rows = ([len(bank)] if bank is not None else []) + [len(b) for b in banks.values()]
+        if rows and "ood_k" in trust:  # the neighbours actually used (knn_ood_score takes at most the bank's rows)
+            trust["ood_k"] = max(1, min(int(trust["ood_k"]), min(rows)))
+        meta = {
+            "format": FORMAT,
+            "classes": list(classes),
+            "classes_digest": classes_digest(list(classes)),
+            "backbone": backbone,
+            "timm_name": timm_name,
+            "num_classes": len(classes),
+            "preprocess": {"mode": preprocess.mode, "size": preprocess.size, "scale_um": preprocess.scale_um,
+                           "tile_stride": preprocess.tile_stride},
+            "field_of_view_um": preprocess.field_of_view_um,
+            "aggregate": aggregate,
+            "temperature": float(trust.get("temperature", 1.0)),
+            "ood": {k: trust[k] for k in ("ood_k", "ood_threshold", "ood_quantile", "layers", "scales") if k in trust},
+            "normalize": normalize,
+            "mean": list(map(float, mean)),
+            "std": list(map(float, std)),
+            "bar": {"method": bar_method, "fraction": bar_fraction},
+            "weights": weights_info or {},
+            "metrics": metrics or {},
+            "config_hash": config_hash,
+            **(extra or {}),
+        }
+        head = head_layer_of(network)
+        if head is not None:  # a linear head on a block stage (models.linear_head): the loader rebuilds it
+            meta["head"] = head
+        return cls(model=network, classes=list(classes), meta=meta, bank=bank, banks=banks or None)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model file: ``<path>`` (safetensors: the weights and the familiarity banks) and
+        ``<path>.json`` (:attr:`meta`), each atomically; :func:`load_model` reads it back.
+
+        Parameters
+        ----------
+        path : str or Path
+            The suffix becomes ``.safetensors``.
+
+        Returns
+        -------
+        Path
+            The safetensors path (also :attr:`path` from now on).
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path).with_suffix(".safetensors")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        if self.bank is not None:
+            state[OOD_BANK] = torch.as_tensor(np.asarray(self.bank, dtype=np.float32)).contiguous()
+        for layer, b in (self.banks or {}).items():
+            state[OOD_BANKS + layer] = torch.as_tensor(np.asarray(b, dtype=np.float32)).contiguous()
+        atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+        atomic_write_json(_json_path(path), self.meta)
+        self.path = path
+        return path
 
     @property
     def params(self) -> PreprocessParams:
@@ -333,10 +385,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Exported
             f"{len(meta['classes'])} classes): {first}"
         ) from None
     model.to(device).eval()
-    em = ExportedModel(model=model, classes=list(meta["classes"]), meta=meta, path=path)
-    em.bank = bank.numpy() if bank is not None else None
-    em.banks = {k: v.float().numpy() for k, v in banks.items()} or None
-    return em
+    return ExportedModel(model=model, classes=list(meta["classes"]), meta=meta, path=path,
+                         bank=bank.numpy() if bank is not None else None,
+                         banks={k: v.float().numpy() for k, v in banks.items()} or None)
 
 
 def _predict_file(model: ExportedModel, f: Path, pixel_size_um: float | None) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def train_arm(
         raise ValueError(f"arm {arm} needs the stage-1 model")
     if a.strategy is None:  # pretrain-only: the stage-1 model as it is
         return TrainedModel(stage1.learner, arm, seed, pd.DataFrame(), stage1.weights_info, 0.0, settings=settings, steps=0,
-                            network=stage1.network, trunk=stage1.trunk)
+                            network=stage1.network, trunk=stage1.trunk, classes=list(classes))
     if stage1_steps is None:
         stage1_steps = stage1.steps if stage1 is not None else 0
     init_state = None
@@ -161,7 +161,8 @@ def train_arm(
     if a.init == "stage1":
         winfo = {**stage1.weights_info, "note": f"stage-1 model (seed {seed}) from {stage1.weights_info.get('origin')}"}
     return TrainedModel(fit.learner, arm, seed, fit.history, winfo, fit.wall_s, settings=settings, steps=fit.steps,
-                        network=fit.network, trunk=trunk_cache(settings) if settings.model.trunk else None)
+                        network=fit.network, trunk=trunk_cache(settings) if settings.model.trunk else None,
+                        classes=list(classes))
 
 
 def run_arms(

@@ -1,6 +1,7 @@
-"""Exporting what the study trained: a :class:`~semcathode.study.TrainedModel` written as a model file
-(:func:`semcathode.models.export_model`) with its configuration's pre-processing, normalisation,
-aggregation and provenance, so that ``predict`` and Grad-CAM run from pixels."""
+"""What the study trained as the model object: :func:`~semcathode.study.train.model_object` describes a
+:class:`~semcathode.study.TrainedModel` as an :class:`~semcathode.models.ExportedModel` (its
+settings' pre-processing, normalisation, aggregation, trunk boundary and provenance), which
+:func:`export_trained` writes as a model file, so that ``predict`` and Grad-CAM run from pixels."""
 
 from __future__ import annotations
 
@@ -8,21 +9,21 @@ from pathlib import Path
 from typing import Sequence
 
 from ..models.export import arm_model_file
-from .train import TrainedModel
+from .train import TrainedModel, model_object
 
 __all__ = ["export_trained", "export_models"]
 
 
-def export_trained(tm: TrainedModel, path: str | Path, classes: Sequence[str],
+def export_trained(tm: TrainedModel, path: str | Path, classes: Sequence[str] | None = None,
                    metrics: dict | None = None, trust: dict | None = None) -> Path:
-    """Export a :class:`~semcathode.study.TrainedModel` with the pre-processing of its settings.
+    """Write a trained model's model object (:func:`~semcathode.study.train.model_object`) as a model file.
 
     Parameters
     ----------
     tm : TrainedModel
-        Its ``settings`` give the pre-processing, normalisation and aggregation.
     path : str or Path
-    classes : sequence of str
+    classes : sequence of str, optional
+        Default ``tm.classes``.
     metrics : dict, optional
         Stored in the JSON (e.g. the test metrics).
     trust : dict, optional
@@ -31,25 +32,9 @@ def export_trained(tm: TrainedModel, path: str | Path, classes: Sequence[str],
     Returns
     -------
     Path
-        The safetensors path (see :func:`semcathode.models.export_model`).
+        The safetensors path (see :meth:`semcathode.models.ExportedModel.save`).
     """
-    from ..data.factory import preprocess_params
-    from ..models import export_model
-    from ..models.backbones import BACKBONES
-
-    settings = tm.settings
-    winfo = dict(tm.weights_info)
-    backbone = winfo.get("backbone", settings.model.backbone)
-    timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
-    mean, std = tm.input_norm
-    return export_model(
-        tm.model, path, classes, backbone, timm_name, preprocess_params(settings.preprocess), settings.preprocess.normalize, mean, std,
-        weights_info=winfo, metrics=metrics, config_hash=settings.hash(), bar_method=settings.data.bar_method,
-        bar_fraction=settings.data.bar_fraction,
-        # where the frozen part ends (0: every layer trained); the file holds the whole network either way
-        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(getattr(settings.model, "trunk", 0))},
-        aggregate=settings.evaluate.aggregate, trust=trust,
-    )
+    return model_object(tm, classes, metrics, trust).save(path)
 
 
 def export_models(models: dict[tuple[str, int] | str, TrainedModel], out_dir: str | Path,

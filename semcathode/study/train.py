@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,11 +23,12 @@ from ..data.study import Study
 from ..data.loaders import class_weights, make_dataloaders
 from ..models.learner import resolve_backbone
 from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
+from ..models.export import ExportedModel
 from ..models.head import FeatureScale, linear_head
 from ..models.trunk import TrunkCache, TrunkSpec, resolve_trunk_dtype, split_network, trunk_digest
 from .store import ModelStore, model_store, stage1_key
 
-__all__ = ["TrainedModel", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
+__all__ = ["TrainedModel", "model_object", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
            "train_stage1"]
 
 
@@ -50,6 +51,7 @@ class TrainedModel:
     steps: int = 0
     network: torch.nn.Module | None = None  # the whole network when the learner trains only its top
     trunk: TrunkCache | None = None  # where the frozen trunk's maps of this model's inputs are cached
+    classes: list[str] = field(default_factory=list)  # what its outputs mean (empty for a bare backbone)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -63,6 +65,67 @@ class TrainedModel:
         from ..models.backbones import normalization
 
         return normalization(self.model)
+
+    def to_model(self, metrics: dict | None = None, trust: dict | None = None) -> ExportedModel:
+        """The model object of this trained model (:func:`model_object`):
+        what predict, Grad-CAM and the CAM measures take, in memory, or written with ``.save(path)``.
+
+        Parameters
+        ----------
+        metrics : dict, optional
+        trust : dict, optional
+            From :func:`semcathode.study.trust.calibrate`.
+
+        Returns
+        -------
+        ExportedModel
+        """
+        return model_object(self, None, metrics, trust)
+
+
+def model_object(tm: TrainedModel, classes: Sequence[str] | None = None, metrics: dict | None = None,
+                 trust: dict | None = None) -> ExportedModel:
+    """The model object of a trained model, in memory: a copy of its whole network (eval mode, on
+    the CPU) with everything needed to feed it, as the model file describes it.
+
+    Parameters
+    ----------
+    tm : TrainedModel
+        Its ``settings`` give the pre-processing, normalisation and aggregation.
+    classes : sequence of str, optional
+        Default ``tm.classes``.
+    metrics : dict, optional
+        Recorded in the description (e.g. the test metrics).
+    trust : dict, optional
+        Calibration and familiarity from :func:`semcathode.study.trust.calibrate`.
+
+    Returns
+    -------
+    ExportedModel
+        Not yet saved (``path`` None); training goes on without it.
+    """
+    import copy
+
+    from ..data.factory import preprocess_params
+    from ..models.backbones import BACKBONES
+
+    classes = list(classes if classes is not None else tm.classes)
+    if not classes:
+        raise ValueError(f"{tm.arm} seed {tm.seed}: the trained model carries no classes; pass classes=")
+
+    settings = tm.settings
+    winfo = dict(tm.weights_info)
+    backbone = winfo.get("backbone", settings.model.backbone)
+    timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
+    mean, std = tm.input_norm
+    return ExportedModel.describe(
+        copy.deepcopy(tm.model).cpu().eval(), classes, backbone, timm_name, preprocess_params(settings.preprocess), settings.preprocess.normalize, mean, std,
+        weights_info=winfo, metrics=metrics, config_hash=settings.hash(), bar_method=settings.data.bar_method,
+        bar_fraction=settings.data.bar_fraction,
+        # where the frozen part ends (0: every layer trained); the file holds the whole network either way
+        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(getattr(settings.model, "trunk", 0))},
+        aggregate=settings.evaluate.aggregate, trust=trust,
+    )
 
 
 def _log(log: Callable[[str], None] | None, msg: str) -> None:
@@ -416,4 +479,5 @@ def train_stage1(
     _log(log, f"stage 1 seed {seed}: " + (f"reused cached model {key}" if fit.cached else
                                           f"trained on {len(train)} source micrographs in {fit.wall_s:.0f} s"))
     return TrainedModel(fit.learner, "stage1", seed, fit.history, fit.weights_info, fit.wall_s, settings=settings, steps=fit.steps,
-                        network=fit.network, trunk=trunk_cache(settings) if settings.model.trunk else None)
+                        network=fit.network, trunk=trunk_cache(settings) if settings.model.trunk else None,
+                        classes=list(classes))
