@@ -44,7 +44,7 @@ def main() -> None:
 
     from semcathode.explain import compute_cams
     from semcathode.explain.compute import CAM_METHODS
-    from semcathode.explain.layers import find_target_layer
+    from semcathode.explain._layers import find_target_layer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

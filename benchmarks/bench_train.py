@@ -32,7 +32,7 @@ import torch
 
 import semcathode as sc
 from semcathode.data.download import resolve_data_dir
-from semcathode.data.inputs import crop_items, grid_items
+from semcathode.data._inputs import crop_items, grid_items
 from semcathode.data.preprocess import PreprocessCache
 from semcathode.data.schema import default_schema
 from semcathode.models.head import linear_head
@@ -41,7 +41,7 @@ from semcathode.models.learner import create_model, fit_stage, make_learner, see
 from semcathode.models.backbones import normalization
 from semcathode.models.top import CachedTiles, make_top_learner
 from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
-from semcathode.study.train import TrainedModel
+from semcathode.study._train import TrainedModel
 from semcathode.data.factory import preprocess_params
 
 

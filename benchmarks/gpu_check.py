@@ -107,7 +107,7 @@ def _trunk_cache_path(sc, torch, study, paper_cfg, tmp: Path, gpu: bool) -> dict
     """The demo's shape: the trunk cache built once (tiles/s), then stage 1 of the top on the cached maps."""
     import copy
 
-    from semcathode.study.train import warm_trunk_cache
+    from semcathode.study._train import warm_trunk_cache
 
     import numpy as np
 

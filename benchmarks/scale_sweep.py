@@ -38,8 +38,8 @@ def main() -> None:
     import torch
 
     import semcathode as sc
-    from semcathode.study.evaluation import evaluate_model
-    from semcathode.study.train import train_stage1
+    from semcathode.study._evaluation import evaluate_model
+    from semcathode.study._train import train_stage1
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     records = []
@@ -77,7 +77,7 @@ def main() -> None:
                     wrong = img[~img["correct"]]
                     rec[f"{split}_errors"] = {f"{a}->{b}": int(n) for (a, b), n in wrong.groupby(["label", "pred"]).size().items()}
                 if args.probe:
-                    from semcathode.study.baselines import linear_probe
+                    from semcathode.study._baselines import linear_probe
 
                     for split in ("valid", "test", "tail"):
                         _, pm = linear_probe(study.rows("source", "train"), study.rows("source", split), study.settings, study.classes)

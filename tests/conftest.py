@@ -50,7 +50,7 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A small synthetic nine-class folder tree (8 images per class, 120x160 incl. the bar)."""
-    from semcathode.data.synthetic import write_synthetic_dataset
+    from semcathode.data._synthetic import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic_dataset(root, n_per_class=8, size=(128, 160), seed=0)

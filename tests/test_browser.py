@@ -66,7 +66,7 @@ def run_dir(tmp_path_factory) -> Path:
     ``$SEMCATHODE_BROWSER_RUN`` names an existing smoke report to copy instead (saves the runs).
     """
     from semcathode.config.run import load_config
-    from semcathode.pipeline.run import run_pipeline
+    from semcathode.pipeline._run import run_pipeline
 
     out = tmp_path_factory.mktemp("browser") / "smoke"
     if os.environ.get("SEMCATHODE_BROWSER_RUN"):
@@ -78,7 +78,7 @@ def run_dir(tmp_path_factory) -> Path:
                      log=lambda m: None, html=False)
     # a published report's manifest holds paths relative to the data root; resolve them on this
     # machine as a resumed run does (until sc.load_study resolves them itself)
-    from semcathode.pipeline.run import _localise_manifest
+    from semcathode.pipeline._run import _localise_manifest
 
     _localise_manifest(out, load_config("smoke"))
     return out
@@ -104,7 +104,7 @@ def jupyterlab(run_dir, tmp_path_factory):
     """JupyterLab serving ``run_dir`` on 127.0.0.1 with a token; yields its base URL and token."""
     import papermill as pm
 
-    from semcathode.pipeline.notebooks import notebook_dir
+    from semcathode.pipeline._notebooks import notebook_dir
 
     # notebook 05 with the run's parameters injected, unexecuted: the browser runs it
     pm.execute_notebook(str(notebook_dir() / "05_gradcam.ipynb"), str(run_dir / "05_gradcam.ipynb"),

@@ -52,9 +52,9 @@ from semcathode.io import metadata as smeta, read as sio
 from semcathode.io.metadata import SEMMetadataWarning, read_metadata
 from semcathode.io.read import SEMReadError, read_image, read_sem
 from semcathode.pipeline._console import list_bad, safe
-from semcathode.pipeline.cli import main
-from semcathode.pipeline.notebooks import NOTEBOOK_NAMES, notebook_spec
-from semcathode.pipeline.run import run_pipeline
+from semcathode.pipeline._cli import main
+from semcathode.pipeline._notebooks import NOTEBOOK_NAMES, notebook_spec
+from semcathode.pipeline._run import run_pipeline
 from semcathode.report.index import write_index
 from semcathode.report.outputs import NotebookOutputs
 
@@ -401,7 +401,7 @@ def test_data_index_skip_bad_lists_files_and_stale_skipped_list_goes(tmp_path, c
 @pytest.fixture()
 def no_pipeline(monkeypatch):
     """``run`` must fail before any work: a stand-in pipeline module that fails the test if used."""
-    fake = types.ModuleType("semcathode.pipeline.run")
+    fake = types.ModuleType("semcathode.pipeline._run")
 
     class PipelineError(RuntimeError):
         pass
@@ -410,7 +410,7 @@ def no_pipeline(monkeypatch):
         raise AssertionError("the pipeline started despite bad input")
 
     fake.PipelineError, fake.run_pipeline = PipelineError, run_pipeline
-    monkeypatch.setitem(sys.modules, "semcathode.pipeline.run", fake)
+    monkeypatch.setitem(sys.modules, "semcathode.pipeline._run", fake)
     import semcathode
 
     monkeypatch.setattr(semcathode, "pipeline", fake, raising=False)
@@ -490,10 +490,10 @@ def test_config_file_profile_is_the_profile_used(tmp_path):
 
 def test_run_uses_the_file_profile_when_none_is_given(tmp_path, capsys, monkeypatch):
     seen = {}
-    fake = types.ModuleType("semcathode.pipeline.run")
+    fake = types.ModuleType("semcathode.pipeline._run")
     fake.PipelineError = RuntimeError
     fake.run_pipeline = lambda cfg, out, **k: seen.update(profile=cfg.profile, out=Path(out))
-    monkeypatch.setitem(sys.modules, "semcathode.pipeline.run", fake)
+    monkeypatch.setitem(sys.modules, "semcathode.pipeline._run", fake)
     monkeypatch.chdir(tmp_path)
     cfg = _cfg_file(tmp_path, "profile: paper\n")
     assert main(["run", "--config", cfg, "-q"]) == 0
@@ -722,7 +722,7 @@ def test_fetch_bad_mirror(tmp_path, capsys, one_file_registry):
 
 
 def test_interrupt_debug_and_unexpected_errors(monkeypatch, capsys, tmp_path):
-    import semcathode.pipeline.cli as cli
+    import semcathode.pipeline._cli as cli
 
     def interrupted(args):
         raise KeyboardInterrupt
@@ -755,7 +755,7 @@ def test_interrupt_debug_and_unexpected_errors(monkeypatch, capsys, tmp_path):
 def test_help_does_not_import_heavy_modules():
     import subprocess
 
-    code = ("import sys, semcathode.pipeline.cli as c\n"
+    code = ("import sys, semcathode.pipeline._cli as c\n"
             "try:\n    c.build_parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'fastai', 'pandas', 'matplotlib', 'timm', 'semcathode.io.read') if m in sys.modules]\n"
             "print(heavy)")
@@ -912,7 +912,7 @@ def test_run_refuses_a_notebook_name_that_is_a_path(tmp_path, capsys, papermill_
 
 
 def test_run_pipeline_checks_notebook_names_before_touching_the_disk(tmp_path, papermill_must_not_run):
-    from semcathode.pipeline.notebooks import UnknownNotebookError
+    from semcathode.pipeline._notebooks import UnknownNotebookError
 
     out = tmp_path / "R" / "rep"
     for names in ([".."], ["01_data", "../../victim"], ["01_data", "01_data"], ["01_data.ipynb"]):
@@ -1004,7 +1004,7 @@ def test_a_stale_lock_is_taken_over_and_released(tmp_path, fake_papermill):
 def test_the_lock_is_released_however_the_run_ends(tmp_path, fake_papermill, how):
     import papermill
 
-    from semcathode.pipeline.notebooks import PipelineError
+    from semcathode.pipeline._notebooks import PipelineError
 
     out = tmp_path / "rep"
     fake_papermill["fail"] = {
@@ -1062,7 +1062,7 @@ def test_synthetic_data_is_written_only_into_the_cache(tmp_path):
 
 @pytest.mark.parametrize("spelling", ["absolute_link", "relative_link"])
 def test_portable_report_relativises_data_reached_through_a_link(tmp_path, monkeypatch, spelling):
-    from semcathode.pipeline.roots import report_roots
+    from semcathode.pipeline._roots import report_roots
     from semcathode.report.portable import absolute_paths, make_portable
 
     real = tmp_path / "store" / "data"
@@ -1098,7 +1098,7 @@ def test_portable_report_relativises_data_reached_through_a_link(tmp_path, monke
 def test_smoke_report_through_a_symlinked_data_root_holds_no_absolute_path(tmp_path):
     """The real notebooks under the smoke profile, the data reached through a link (a fresh clone
     whose ``../shared`` is a link): no report file names an absolute path of this machine."""
-    from semcathode.data.synthetic import write_synthetic_dataset
+    from semcathode.data._synthetic import write_synthetic_dataset
     from semcathode.report.portable import absolute_paths
 
     smoke = load_config("smoke")
@@ -1993,7 +1993,7 @@ def _arm_names() -> tuple[str, ...]:
 
     import semcathode
 
-    tree = ast.parse((Path(semcathode.__file__).parent / "study" / "arms.py").read_text())
+    tree = ast.parse((Path(semcathode.__file__).parent / "study" / "_arms.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Arm" and n.args]
     return tuple(c.args[0].value for c in sorted(calls, key=lambda c: (c.lineno, c.col_offset)))
 

@@ -295,6 +295,37 @@ def test_no_private_name_is_imported_across_subpackages(tmp_path):
     assert _private_imports_across_subpackages(tmp_path) == ["b/m.py: _hidden from a.x", "b/m.py: shown from a._impl"]
 
 
+def _public_modules_no_other_subpackage_imports(pkg: Path = PKG) -> list[str]:
+    """``subpackage.module`` of every public implementation module (not ``__init__``, no leading
+    underscore) that no other subpackage and no root module imports from: such a module is an
+    implementation detail and should be private (``_module.py``), reached through its package's
+    lazy names."""
+    imported = set()
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg).parts
+        here = rel[0] if len(rel) > 1 else ""
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                base = list(rel[:-1])[: len(rel) - node.level]
+                target = base + (node.module.split(".") if node.module else [])
+                if target and target[0] != here:
+                    imported.add(".".join(target[:2]) if len(target) > 1 else None)
+                    imported |= {f"{target[0]}.{a.name}" for a in node.names} if len(target) == 1 else set()
+    return sorted(f"{sub.name}.{m.stem}" for sub in pkg.iterdir() if (sub / "__init__.py").is_file()
+                  for m in sub.glob("*.py") if not m.name.startswith("_") and f"{sub.name}.{m.stem}" not in imported)
+
+
+def test_an_implementation_module_is_private_unless_another_subpackage_imports_it(tmp_path):
+    assert _public_modules_no_other_subpackage_imports() == []
+    for sub, text in (("a", ""), ("b", "from ..a.used import f\n")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "__init__.py").write_text("")
+        (tmp_path / sub / "m.py").write_text(text)
+    (tmp_path / "a" / "used.py").write_text("def f(): ...\n")
+    (tmp_path / "a" / "_hidden.py").write_text("")
+    assert _public_modules_no_other_subpackage_imports(tmp_path) == ["a.m", "b.m"]
+
+
 #: Parameter names that carry a study or model object (a learner, a trained or exported model, a study).
 CARRIERS = {"tm", "model", "models", "study", "trained", "learner", "learn", "s1", "exported", "net", "network", "top"}
 

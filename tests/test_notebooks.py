@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import semcathode as sc
-from semcathode.pipeline.notebooks import NOTEBOOKS, notebook_dir
+from semcathode.pipeline._notebooks import NOTEBOOKS, notebook_dir
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = [nb.name for nb in NOTEBOOKS]

@@ -29,13 +29,13 @@ _NAMES: dict[str, str] = {
     # splits
     "check_no_group_leak": "splits",
     # summary
-    "count_table": "summary",
-    "data_summary": "summary",
-    "duplicate_report": "summary",
-    "pixel_size_table": "summary",
-    "split_table": "summary",
+    "count_table": "_summary",
+    "data_summary": "_summary",
+    "duplicate_report": "_summary",
+    "pixel_size_table": "_summary",
+    "split_table": "_summary",
     # synthetic_micrograph
-    "render_micrograph": "synthetic_micrograph",
+    "render_micrograph": "_synthetic_micrograph",
 }
 
 __all__ = sorted(_NAMES)

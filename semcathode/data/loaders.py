@@ -285,7 +285,7 @@ def make_dataloaders(
     seed : int
     device : torch device, optional
     crops_per_image : int
-        Random crops drawn per training micrograph per epoch (:func:`~semcathode.data.inputs.crop_items`).
+        Random crops drawn per training micrograph per epoch (:func:`~semcathode.data._inputs.crop_items`).
     tile_stride : float
         Stride of the validation tile grid.
     valid_tiles : str
@@ -296,7 +296,7 @@ def make_dataloaders(
     -------
     fastai.data.core.DataLoaders
     """
-    from .inputs import crop_items, grid_items
+    from ._inputs import crop_items, grid_items
 
     train = items[items["split"] == train_split]
     valid = items[items["split"] == valid_split]
@@ -349,7 +349,7 @@ def make_test_dl(dls: DataLoaders, items: pd.DataFrame, bs: int | None = None, t
     DataLoader
         Over one row per tile, in order.
     """
-    from .inputs import grid_items
+    from ._inputs import grid_items
 
     tiles = items if "crop_y" in items.columns else grid_items(items.reset_index(drop=True), tile_stride)
     return dls.test_dl(tiles.reset_index(drop=True), with_labels=True, bs=bs or dls.bs)

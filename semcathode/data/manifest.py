@@ -261,7 +261,7 @@ def index_folder(
     Examples
     --------
     >>> import tempfile
-    >>> from semcathode.data.synthetic import write_synthetic_dataset
+    >>> from semcathode.data._synthetic import write_synthetic_dataset
     >>> root = tempfile.mkdtemp()
     >>> _ = write_synthetic_dataset(root, n_per_class=1, size=(80, 96))
     >>> df = index_folder(root)

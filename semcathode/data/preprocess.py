@@ -4,7 +4,7 @@ The cache is keyed by (file sha256, bar row, acquisition shift, pre-processing p
 so later epochs and later runs never decode the large source images again. Cached entries
 are uint8 ``.npy`` arrays: in scale mode the whole bar-free frame at ``scale_um`` µm/px, in
 resize mode the ``size`` x ``size`` thumbnail. Network inputs are crops of it
-(:mod:`semcathode.data.inputs`): random ones for training, a tile grid over the whole frame
+(:mod:`semcathode.data._inputs`): random ones for training, a tile grid over the whole frame
 for evaluation.
 """
 
@@ -396,7 +396,7 @@ def build_items(
     DataFrame
         One row per micrograph: the manifest columns plus ``image_id`` (manifest index),
         ``cache_path``, ``height``/``width`` of the cached array and ``size`` (the network
-        input side). :mod:`semcathode.data.inputs` turns these into network inputs.
+        input side). :mod:`semcathode.data._inputs` turns these into network inputs.
     """
     cache = cache or PreprocessCache()
     paths = cache.warm(df, params, workers=workers)

@@ -16,19 +16,19 @@ _NAMES: dict[str, str] = {
     # compute
     "compute_cams": "compute",
     # micrograph
-    "micrograph_cam": "micrograph",
+    "micrograph_cam": "_micrograph",
     # measures
-    "cam_quant_table": "measures",
+    "cam_quant_table": "_measures",
     # gallery
     "cam_files": "gallery",
     "write_gallery": "gallery",
     # explorer
-    "explore": "explorer",
+    "explore": "_explorer",
     # runs
-    "cam_particle_table": "particles",
-    "cam_sample": "runs",
-    "cam_study": "runs",
-    "explorer_for": "runs",
+    "cam_particle_table": "_particles",
+    "cam_sample": "_runs",
+    "cam_study": "_runs",
+    "explorer_for": "_runs",
 }
 
 __all__ = sorted(_NAMES)

@@ -24,7 +24,7 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from .layers import _as_layers
+from ._layers import _as_layers
 
 __all__ = ["CAM_METHODS", "compute_cams"]
 

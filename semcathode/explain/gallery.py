@@ -17,9 +17,9 @@ from .._files import atomic_write_text
 from ..io.walk import find_images
 from ._records import correct_flags
 from .compute import _class_index, _method_key
-from .layers import ModelLike, find_target_layer
-from .micrograph import micrograph_cam
-from .overlays import overlay, save_overlay
+from ._layers import ModelLike, find_target_layer
+from ._micrograph import micrograph_cam
+from ._overlays import overlay, save_overlay
 
 __all__ = ["cam_files", "cam_grid", "write_gallery"]
 

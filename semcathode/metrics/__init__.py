@@ -12,9 +12,9 @@ _NAMES: dict[str, str] = {
     "bootstrap_ci": "intervals",
     "image_bootstrap_ci": "intervals",
     # tables
-    "paired_table": "tables",
-    "paper_table": "tables",
-    "summarize_runs": "tables",
+    "paired_table": "_tables",
+    "paper_table": "_tables",
+    "summarize_runs": "_tables",
 }
 
 __all__ = sorted(_NAMES)

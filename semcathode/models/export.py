@@ -62,7 +62,7 @@ def export_model(
     aggregate : str
         How tiles are aggregated per micrograph.
     trust : dict, optional
-        From :func:`semcathode.study.trust.calibrate`: ``temperature``, ``ood_k``,
+        From :func:`semcathode.study._trust.calibrate`: ``temperature``, ``ood_k``,
         ``ood_threshold`` and ``bank`` (the training micrographs' embeddings, stored in
         the safetensors file as ``ood.bank``), or, for a multi-layer score, ``banks`` (one per
         layer, stored as ``ood.bank.<layer>``), ``layers`` and ``scales``.

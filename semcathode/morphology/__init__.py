@@ -29,7 +29,7 @@ _NAMES: dict[str, str] = {
     # files
     "measure_paths": "files",
     # manifest
-    "measure_manifest": "manifest",
+    "measure_manifest": "_manifest",
 }
 
 __all__ = sorted(_NAMES)

@@ -7,14 +7,14 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # cli
-    "main": "cli",
+    "main": "_cli",
     # notebooks
-    "MANIFEST": "notebooks",
-    "PipelineError": "notebooks",
+    "MANIFEST": "_notebooks",
+    "PipelineError": "_notebooks",
     # roots
-    "report_roots": "roots",
+    "report_roots": "_roots",
     # run
-    "run_pipeline": "run",
+    "run_pipeline": "_run",
 }
 
 __all__ = sorted(_NAMES)

@@ -1,4 +1,4 @@
-"""Where a command may write: the one check of every output path (see :mod:`semcathode.pipeline.cli`).
+"""Where a command may write: the one check of every output path (see :mod:`semcathode.pipeline._cli`).
 
 Output files (``predict --out``, ``data index --out`` and its ``<manifest>.skipped.csv``, the
 overlays ``cam`` writes into its ``--out`` folder) pass one check before anything is written;

@@ -17,38 +17,38 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # arms
-    "ARMS": "arms",
-    "run_arms": "arms",
+    "ARMS": "_arms",
+    "run_arms": "_arms",
     # curves
-    "learning_curve": "curves",
-    "new_domain_curve": "curves",
-    "stack_histories": "curves",
+    "learning_curve": "_curves",
+    "new_domain_curve": "_curves",
+    "stack_histories": "_curves",
     # export: what the study trained, as a model file
-    "export_models": "export",
-    "export_trained": "export",
+    "export_models": "_export",
+    "export_trained": "_export",
     # evaluation
-    "evaluate_splits": "evaluation",
+    "evaluate_splits": "_evaluation",
     # store
-    "ModelStore": "store",
+    "ModelStore": "_store",
     # train
-    "train_stage1": "train",
-    "TrainedModel": "train",
+    "train_stage1": "_train",
+    "TrainedModel": "_train",
     # baselines
-    "linear_probe_report": "baselines",
-    "probe_floor": "baselines",
+    "linear_probe_report": "_baselines",
+    "probe_floor": "_baselines",
     # measures
-    "baseline_comparison": "measures",
-    "measure_summary": "measures",
-    "measures_baseline": "measures",
+    "baseline_comparison": "_measures",
+    "measure_summary": "_measures",
+    "measures_baseline": "_measures",
     # trust
-    "fit_trust": "trust",
-    "scale_check": "trust",
+    "fit_trust": "_trust",
+    "scale_check": "_trust",
     # validity
-    "normalisation_ablation": "validity",
-    "robustness_study": "validity",
-    "session_check": "validity",
-    "session_probe": "validity",
-    "shortcut_study": "validity",
+    "normalisation_ablation": "_validity",
+    "robustness_study": "_validity",
+    "session_check": "_validity",
+    "session_probe": "_validity",
+    "shortcut_study": "_validity",
 }
 
 __all__ = sorted(_NAMES)

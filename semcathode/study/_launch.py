@@ -1,11 +1,11 @@
 """Training across processes: a fit handed to a launched DDP group and back through the model store.
 
-:func:`launch_fit` is what :func:`~semcathode.study.train._cached_fit` calls when
+:func:`launch_fit` is what :func:`~semcathode.study._train._cached_fit` calls when
 ``distributed.processes`` is above 1 and the store lacks the model. It writes the fit's inputs
 (configuration, train and valid rows, classes, the initial weights) into a job folder under the
 store, starts ``torchrun --standalone --nproc_per_node N -m semcathode.study._rank JOB``,
 and waits. Every rank (:func:`semcathode.study._rank.main`) joins the process group (gloo on CPU, nccl on CUDA), builds
-its shard of the trunk cache, and runs the same :func:`~semcathode.study.train._fit` as one
+its shard of the trunk cache, and runs the same :func:`~semcathode.study._train._fit` as one
 process would, inside fastai's DDP callback (:func:`semcathode.models._distributed.rank_ctx`).
 Rank 0 alone writes the model into the store, atomically; the caller then loads it from there,
 as it loads any stored model. Nothing is launched from inside a Jupyter kernel's own process
@@ -62,7 +62,7 @@ def launch_fit(store_root: str | Path, key: str, train_items: pd.DataFrame, vali
     stage : StageConfig
     seed : int
     init, strategy : str
-        As for :func:`~semcathode.study.train._fit`.
+        As for :func:`~semcathode.study._train._fit`.
     init_state : dict, optional
         Initial weights (a stage-2 arm's stage-1 model).
     label : str
@@ -120,7 +120,7 @@ def launch_fit(store_root: str | Path, key: str, train_items: pd.DataFrame, vali
             why = errors[0].read_text().strip().splitlines()[-6:] if errors else ["(no rank recorded an error)"]
             raise RuntimeError(f"distributed training of {label or key} failed (torchrun exit {rc}); "
                                f"{errors[0].stem if errors else 'the group'}:\n" + "\n".join(why))
-        from .store import ModelStore
+        from ._store import ModelStore
 
         hit = ModelStore(root).get(key)
         if hit is None:

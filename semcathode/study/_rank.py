@@ -64,8 +64,8 @@ def _rank_main(job: Path) -> None:
     from ..config.run import load_config
     from ..config.settings import study_settings
     from ..models import RankRecord
-    from .store import ModelStore
-    from .train import _fit, warm_trunk_cache
+    from ._store import ModelStore
+    from ._train import _fit, warm_trunk_cache
 
     spec = json.loads((job / _JOB).read_text())
     backend = spec["backend"]

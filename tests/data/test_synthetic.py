@@ -1,4 +1,4 @@
-"""Tests for semcathode.data.synthetic (synthetic datasets on disk and planted-signal images)."""
+"""Tests for semcathode.data._synthetic (synthetic datasets on disk and planted-signal images)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from semcathode.data.synthetic import make_blob_dataset, write_synthetic_dataset
-from semcathode.data.synthetic_micrograph import default_bar_height
+from semcathode.data._synthetic import make_blob_dataset, write_synthetic_dataset
+from semcathode.data._synthetic_micrograph import default_bar_height
 
 COMPS = ("NCM333", "NCM622", "NCM811")
 STATES = ("pristine", "formation", "cycled")

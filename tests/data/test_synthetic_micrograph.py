@@ -1,4 +1,4 @@
-"""Tests for semcathode.data.synthetic_micrograph (one synthetic SEM micrograph)."""
+"""Tests for semcathode.data._synthetic_micrograph (one synthetic SEM micrograph)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import black_tophat, disk
 
-from semcathode.data.synthetic_micrograph import default_bar_height, make_micrograph
+from semcathode.data._synthetic_micrograph import default_bar_height, make_micrograph
 
 COMPS = ("NCM333", "NCM622", "NCM811")
 STATES = ("pristine", "formation", "cycled")

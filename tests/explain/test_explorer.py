@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semcathode.explain.explorer import Explorer, explore
-from semcathode.explain.explorer_state import ExplorerState
+from semcathode.explain._explorer import Explorer, explore
+from semcathode.explain._explorer_state import ExplorerState
 
 CLASSES = ["NCM333 pristine", "NCM622 cycled", "NCM811 formation"]
 A, B, C = CLASSES
@@ -96,7 +96,7 @@ def test_outlines_toggle_draws_the_particle_outlines_over_both_images(records):
     from PIL import Image
     import io
 
-    from semcathode.explain.explorer import OUTLINE_RGB
+    from semcathode.explain._explorer import OUTLINE_RGB
 
     calls = []
 

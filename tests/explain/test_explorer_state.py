@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from semcathode.explain.explorer_state import CORRECTNESS, ExplorerState
+from semcathode.explain._explorer_state import CORRECTNESS, ExplorerState
 
 CLASSES = ["NCM333 pristine", "NCM622 cycled", "NCM811 formation"]
 A, B, C = CLASSES
@@ -20,7 +20,7 @@ def ids(state: ExplorerState) -> list[tuple[str, str]]:
 def test_state_does_not_import_ipywidgets():
     code = (
         "import sys, pandas as pd\n"
-        "from semcathode.explain.explorer_state import ExplorerState\n"
+        "from semcathode.explain._explorer_state import ExplorerState\n"
         "s = ExplorerState(pd.DataFrame({'image_id': ['a'], 'label': ['x'], 'pred': ['y']}), ['x', 'y'])\n"
         "s.next(); s.set_filter('correctness', 'incorrect'); assert s.current['image_id'] == 'a'\n"
         "assert 'ipywidgets' not in sys.modules\n"

@@ -17,7 +17,7 @@ from semcathode.explain.gallery import (  # noqa: E402
     cam_grid,
     write_gallery,
 )
-from semcathode.explain.layers import ModelLike  # noqa: E402
+from semcathode.explain._layers import ModelLike  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

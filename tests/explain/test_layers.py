@@ -10,7 +10,7 @@ from torch import nn
 timm = pytest.importorskip("timm")
 pytest.importorskip("pytorch_grad_cam")
 
-from semcathode.explain.layers import (  # noqa: E402
+from semcathode.explain._layers import (  # noqa: E402
     find_target_layer,
 )
 from semcathode.explain.compute import compute_cams  # noqa: E402

@@ -11,7 +11,7 @@ from torch import nn
 timm = pytest.importorskip("timm")
 pytest.importorskip("pytorch_grad_cam")
 
-from semcathode.explain.measures import (  # noqa: E402
+from semcathode.explain._measures import (  # noqa: E402
     cam_quant_table,
     deletion_auc,
     deletion_curve,
@@ -20,7 +20,7 @@ from semcathode.explain.measures import (  # noqa: E402
     structure_map,
 )
 from semcathode.explain.compute import compute_cams  # noqa: E402
-from semcathode.data.synthetic import make_blob_dataset  # noqa: E402
+from semcathode.data._synthetic import make_blob_dataset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import torch
 timm = pytest.importorskip("timm")
 pytest.importorskip("pytorch_grad_cam")
 
-from semcathode.explain.micrograph import (  # noqa: E402
+from semcathode.explain._micrograph import (  # noqa: E402
     make_cam_fn,
     micrograph_cam,
     stitch_tiles,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semcathode.explain.overlays import overlay, save_overlay
+from semcathode.explain._overlays import overlay, save_overlay
 
 
 def test_overlay_at_image_resolution():

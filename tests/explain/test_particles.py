@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from semcathode.config import MorphologyConfig
-from semcathode.explain.particles import REGIONS, cam_particle_table, particle_energy, particle_regions
+from semcathode.explain._particles import REGIONS, cam_particle_table, particle_energy, particle_regions
 from semcathode.morphology import segment_particles
 
 CFG = MorphologyConfig(work_um=0, threshold="otsu", band_um=2.0, fines_um=3.0, min_diameter_um=1.0)

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from semcathode.models.export import export_model
-from semcathode.explain.runs import cam_sample, cam_study, explorer_for, load_run_models
-from semcathode.report.notes import cam_note
-from semcathode.explain.measures import cam_quant_table
+from semcathode.explain._runs import cam_sample, cam_study, explorer_for, load_run_models
+from semcathode.report._notes import cam_note
+from semcathode.explain._measures import cam_quant_table
 from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessParams
 from semcathode.data.schema import default_schema
@@ -73,7 +73,7 @@ def test_cam_study_on_a_block_stage_gives_finer_maps(run_dir, synthetic_root):
     fine = compute_cams(net, x, target_layer="blocks.4", targets=[0])[0]
     coarse = compute_cams(net, x, target_layer="last", targets=[0])[0]
     assert fine.shape == coarse.shape == (64, 64) and not np.allclose(fine, coarse)
-    from semcathode.explain.layers import find_target_layer
+    from semcathode.explain._layers import find_target_layer
 
     sizes = {}
     for name in ("blocks.4", "last"):
@@ -86,8 +86,8 @@ def test_cam_study_on_a_block_stage_gives_finer_maps(run_dir, synthetic_root):
 
 def test_cam_study_reads_the_cam_against_the_segmented_particles(run_dir, synthetic_root):
     from semcathode.config import MorphologyConfig
-    from semcathode.explain.particles import REGIONS, cam_particle_table
-    from semcathode.report.morphology import cam_particle_note
+    from semcathode.explain._particles import REGIONS, cam_particle_table
+    from semcathode.report._morphology import cam_particle_note
 
     models = load_run_models(run_dir, ["ft_only"])
     df = index_folder(synthetic_root)

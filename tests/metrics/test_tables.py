@@ -1,4 +1,4 @@
-"""Tests of semcathode.metrics.tables: tables across runs on tiny inputs."""
+"""Tests of semcathode.metrics._tables: tables across runs on tiny inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from semcathode.metrics.tables import (
+from semcathode.metrics._tables import (
     paired_table,
     paper_table,
     summarize_runs,

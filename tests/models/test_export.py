@@ -16,12 +16,12 @@ from semcathode.models.backbones import normalization
 from semcathode.config.run import load_config
 from semcathode.data.loaders import make_dataloaders
 from semcathode.models.export import FORMAT, ModelFileError, export_model, load_model, predict_paths
-from semcathode.study.export import export_trained
+from semcathode.study._export import export_trained
 from semcathode.models.learner import make_learner, seed_everything
 from semcathode.data.manifest import index_folder
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.study.evaluation import predict_micrographs
-from semcathode.study.train import TrainedModel
+from semcathode.study._evaluation import predict_micrographs
+from semcathode.study._train import TrainedModel
 from semcathode.data.schema import default_schema
 from semcathode.data.splits import assign_groups, split_groups
 from conftest import fastai_probs as _fastai_probs
@@ -242,7 +242,7 @@ def test_predict_paths_expands_folders_and_reports_unreadable_files(exported, ma
 
 
 def _protocol_export(manifest, pcache, tmp_path, overrides):
-    from semcathode.study.arms import train_arm
+    from semcathode.study._arms import train_arm
 
     cfg = load_config("smoke", overrides={"preprocess.size": 32, "preprocess.mode": "resize", "stage2.epochs": 0,
                                           "stage2.freeze_epochs": 0, **overrides})
@@ -310,7 +310,7 @@ def test_fold_batchnorm_keeps_predictions():
 
 
 def test_scale_model_predicts_with_familiarity_and_calibration(manifest, pcache, tmp_path):
-    from semcathode.study.trust import calibrate
+    from semcathode.study._trust import calibrate
 
     cfg, items, tm, _ = _learner_and_export(manifest, pcache, tmp_path, mode="scale")
     train, valid = items[items["split"] == "train"], items[items["split"] == "valid"]
@@ -361,7 +361,7 @@ def test_multi_layer_familiarity_is_fitted_exported_and_scored_by_predict(manife
     micrographs), export stores them beside the weights, and predict writes the same multi-layer score
     the study computes; a JSON that does not match the banks is refused, naming the field."""
     from semcathode.models.familiarity import multi_layer_score
-    from semcathode.study.trust import calibrate, ood_scores
+    from semcathode.study._trust import calibrate, ood_scores
 
     cfg, items, tm, _ = _learner_and_export(manifest, pcache, tmp_path, mode="scale")
     tm.settings = tm.settings.replace(evaluate={"familiarity_layers": ["blocks.4", "blocks.5", "final"]})
@@ -396,6 +396,6 @@ def test_multi_layer_familiarity_is_fitted_exported_and_scored_by_predict(manife
 
 
 def tm_layer_features(tm, items, layers):
-    from semcathode.study.evaluation import micrograph_outputs
+    from semcathode.study._evaluation import micrograph_outputs
 
     return micrograph_outputs(tm, items, layers=layers).layer_features

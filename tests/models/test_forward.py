@@ -19,7 +19,7 @@ from semcathode.io.read import read_sem
 from semcathode.data.manifest import index_folder
 from semcathode.models.forward import aggregate_log_probs, predict_arrays
 from semcathode.models.scores import auroc, expected_calibration_error, fit_temperature, knn_ood_score
-from semcathode.data.inputs import crop_items, grid_items
+from semcathode.data._inputs import crop_items, grid_items
 from semcathode.data.preprocess import (
     PreprocessCache,
     PreprocessParams,

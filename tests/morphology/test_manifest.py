@@ -9,7 +9,7 @@ from semcathode.config import MorphologyConfig
 from semcathode.data import example_study
 from semcathode.morphology import measure_manifest
 from semcathode.morphology.measure import MEASURE_COLUMNS
-from semcathode.morphology.manifest import settings_digest
+from semcathode.morphology._manifest import settings_digest
 
 
 @pytest.fixture(scope="module")

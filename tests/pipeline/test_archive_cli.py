@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from semcathode.pipeline.cli import main
+from semcathode.pipeline._cli import main
 
 
 def _tree(root, n):

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from semcathode.pipeline.cli import build_parser, main
+from semcathode.pipeline._cli import build_parser, main
 
 from conftest import KAIST, needs_kaist
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from semcathode.pipeline.cli import main
+from semcathode.pipeline._cli import main
 
 
 def _frames(synthetic_root, tmp_path, n=3):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from semcathode.config.run import load_config
-from semcathode.pipeline.notebooks import (
+from semcathode.pipeline._notebooks import (
     ARM_MODELS,
     MANIFEST,
     NOTEBOOK_NAMES,
@@ -61,7 +61,7 @@ def test_notebook_dir_finds_the_checkout(monkeypatch):
 def test_notebook_dir_honours_the_environment_and_says_where_it_looked(monkeypatch, tmp_path):
     monkeypatch.setenv("SEMCATHODE_NOTEBOOKS", str(tmp_path))
     assert notebook_dir() == tmp_path
-    import semcathode.pipeline.notebooks as nbs
+    import semcathode.pipeline._notebooks as nbs
 
     monkeypatch.delenv("SEMCATHODE_NOTEBOOKS")
     monkeypatch.setattr(nbs, "__file__", str(tmp_path / "a" / "b" / "notebooks.py"))

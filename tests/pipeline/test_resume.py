@@ -1,8 +1,8 @@
-"""Where a run resumes (``pipeline/resume.py``): the plan step of ``run_pipeline``, on its own."""
+"""Where a run resumes (``pipeline/_resume.py``): the plan step of ``run_pipeline``, on its own."""
 
 from __future__ import annotations
 
-from semcathode.pipeline.resume import plan_resume
+from semcathode.pipeline._resume import plan_resume
 
 NBS = ["01_data", "02_pretrain", "03_finetune", "04_ablation", "05_gradcam"]
 HASHES = {nb: f"h{i}" for i, nb in enumerate(NBS)}

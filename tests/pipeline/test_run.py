@@ -17,9 +17,9 @@ import nbformat
 import pytest
 
 from semcathode.config.run import load_config
-from semcathode.pipeline.notebooks import NOTEBOOK_NAMES, PipelineError
-from semcathode.pipeline.resume import missing_products
-from semcathode.pipeline.run import package_versions, run_pipeline
+from semcathode.pipeline._notebooks import NOTEBOOK_NAMES, PipelineError
+from semcathode.pipeline._resume import missing_products
+from semcathode.pipeline._run import package_versions, run_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,7 +119,7 @@ def _absolute_paths(report: Path, *extra: Path) -> dict:
 def test_ctrl_c_prints_one_line_and_exits_130(stubs, tmp_path):
     _stub(stubs, "02_pretrain", "import time\nprint('training', flush=True)\ntime.sleep(60)")
     out = tmp_path / "report"
-    code = ("import logging, sys\nfrom semcathode.config.run import load_config\nfrom semcathode.pipeline.run import run_pipeline\n"
+    code = ("import logging, sys\nfrom semcathode.config.run import load_config\nfrom semcathode.pipeline._run import run_pipeline\n"
             "logging.basicConfig(level=logging.WARNING, stream=sys.stdout)\n"
             f"run_pipeline(load_config('smoke'), {str(out)!r}, log=lambda m: print(m, flush=True), html=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -287,7 +287,7 @@ def test_a_batch_run_turns_the_bar_off_in_its_own_config_and_leaves_the_callers(
     """The kernels of `semcathode run` read `distributed.progress_bar: false` from the run's
     config.yaml (no environment variable); the caller's config is untouched, and the key is in no
     hash, so a batch run and an interactive one share their products."""
-    from semcathode.pipeline.notebooks import notebook_hashes
+    from semcathode.pipeline._notebooks import notebook_hashes
 
     _stub(stubs, "01_data", "out.table(__import__('pandas').DataFrame({'path': ['a.png']}), 'manifest')\n"
           "(out.dir / 'bar.txt').write_text(str(sc.load_config(profile, config).distributed.progress_bar))")
@@ -347,7 +347,7 @@ def test_every_setting_a_notebook_reads_is_in_its_hash():
     read inside library calls are covered by the sections of the notebook that makes the call.)"""
     import re
 
-    from semcathode.pipeline.notebooks import NOTEBOOKS
+    from semcathode.pipeline._notebooks import NOTEBOOKS
 
     covered: set[str] = set()
     for nb in NOTEBOOKS:

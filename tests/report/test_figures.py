@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from semcathode.report.figures import plot_bars, plot_confusion, plot_confusions, plot_curves, plot_history
+from semcathode.report._figures import plot_bars, plot_confusion, plot_confusions, plot_curves, plot_history
 
 
 def test_figures_build():

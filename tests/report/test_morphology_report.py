@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from semcathode.config import MorphologyConfig
-from semcathode.report.morphology import (cam_particle_note, measures_baseline_note, measures_note, plot_measures,
+from semcathode.report._morphology import (cam_particle_note, measures_baseline_note, measures_note, plot_measures,
                                           plot_outlines)
 
 

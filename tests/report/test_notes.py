@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from semcathode.config.run import load_config
-from semcathode.report.notes import (
+from semcathode.report._notes import (
     budget_note,
     cam_note,
     curve_note,

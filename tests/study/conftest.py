@@ -60,8 +60,8 @@ def study_setup(synthetic_root, tmp_path_factory, _study_one_thread):
 @pytest.fixture(scope="session")
 def study_run(study_setup):
     """run_arms with every call of ``_fit`` and ``train_arm`` recorded."""
-    from semcathode.study import arms, train
-    from semcathode.study.arms import run_arms
+    from semcathode.study import _arms as arms, _train as train
+    from semcathode.study._arms import run_arms
 
     cfg, items, tmp = study_setup
     fits, arm_calls, logs = [], [], []

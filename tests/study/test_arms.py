@@ -1,4 +1,4 @@
-"""Tests for semcathode.study.arms: the two-stage transfer study on tiny synthetic data.
+"""Tests for semcathode.study._arms: the two-stage transfer study on tiny synthetic data.
 
 The session-scoped ``study_run`` (tests/study/conftest.py) trains the stage-1 model and the
 stage-2 arms of the smoke profile once; these tests check what it did."""
@@ -15,9 +15,9 @@ from semcathode.data.study import Study
 from semcathode.config.settings import study_settings
 from semcathode.config.run import load_config
 from semcathode.data.schema import default_schema
-from semcathode.study.arms import ARMS, fair_stage, run_arms, train_arm
-from semcathode.study.evaluation import split_rows
-from semcathode.study.train import _stage_epochs
+from semcathode.study._arms import ARMS, fair_stage, run_arms, train_arm
+from semcathode.study._evaluation import split_rows
+from semcathode.study._train import _stage_epochs
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,4 @@
-"""Tests for semcathode.study.curves: the learning curve on the tiny study."""
+"""Tests for semcathode.study._curves: the learning curve on the tiny study."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from semcathode.data.study import Study
 from semcathode.config.settings import study_settings
 from semcathode.data.schema import default_schema
-from semcathode.study import curves
-from semcathode.study.curves import learning_curve
+from semcathode.study import _curves as curves
+from semcathode.study._curves import learning_curve
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

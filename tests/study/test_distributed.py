@@ -12,8 +12,8 @@ import pytest
 from semcathode.data.study import Study
 from semcathode.config.settings import study_settings
 import semcathode as sc
-from semcathode.study.evaluation import evaluate_model, split_rows
-from semcathode.study.store import model_store
+from semcathode.study._evaluation import evaluate_model, split_rows
+from semcathode.study._store import model_store
 
 EPOCHS = 10
 #: |macro-F1 of two ranks - macro-F1 of one process| on the smoke test split. The two runs see the
@@ -119,7 +119,7 @@ def test_a_failed_rank_is_an_error_that_names_the_stage_and_leaves_no_model(smok
 
 
 def test_run_processes_sets_distributed_processes(tmp_path, capsys):
-    from semcathode.pipeline.cli import main
+    from semcathode.pipeline._cli import main
 
     # the value reaches the checked configuration key: 0 is refused by its range before anything runs
     assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "r"), "--processes", "0"]) == 2

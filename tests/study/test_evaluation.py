@@ -1,4 +1,4 @@
-"""Tests for semcathode.study.evaluation: whole-micrograph predictions of the tiny study's models."""
+"""Tests for semcathode.study._evaluation: whole-micrograph predictions of the tiny study's models."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from semcathode.data.study import Study
 from semcathode.config.settings import study_settings
 from semcathode.data.schema import default_schema
 from semcathode.metrics.classification import aggregate_tiles
-from semcathode.study.evaluation import split_rows
-from semcathode.study.train import train_stage1
+from semcathode.study._evaluation import split_rows
+from semcathode.study._train import train_stage1
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,8 +9,8 @@ import pytest
 
 import semcathode as sc
 from semcathode.models.export import ExportedModel, load_model
-from semcathode.study.export import export_trained
-from semcathode.study.train import model_object
+from semcathode.study._export import export_trained
+from semcathode.study._train import model_object
 
 
 def test_a_trained_model_is_its_model_object_in_memory_and_on_disk(study_setup, study_run, tmp_path):

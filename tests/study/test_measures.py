@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.study.measures import BASELINE_MEASURES, baseline_comparison, measure_summary, measures_baseline
+from semcathode.study._measures import BASELINE_MEASURES, baseline_comparison, measure_summary, measures_baseline
 
 
 def _measures(n=30, seed=0, informative="d50_um"):

@@ -1,4 +1,4 @@
-"""Tests for semcathode.study.store: the model store and the keys of stored models."""
+"""Tests for semcathode.study._store: the model store and the keys of stored models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from semcathode.config.settings import study_settings
 from semcathode.config.run import load_config
 from semcathode.config.sections import RunConfig
-from semcathode.study.store import MODEL_FIELDS, ModelStore, arm_key, model_fields, stage1_key
+from semcathode.study._store import MODEL_FIELDS, ModelStore, arm_key, model_fields, stage1_key
 
 ITEMS = pd.DataFrame({"sha256": ["a", "b", "c"], "shift": ["", "", "blur"], "label": ["x", "y", "x"]})
 

@@ -1,4 +1,4 @@
-"""Tests for semcathode.study.train: stage 1, the cached fit and the stage schedule in optimiser steps."""
+"""Tests for semcathode.study._train: stage 1, the cached fit and the stage schedule in optimiser steps."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from semcathode.config.settings import study_settings
 from semcathode.config.sections import StageConfig
 from semcathode.data.loaders import make_dataloaders
 from semcathode.data.schema import default_schema
-from semcathode.study import train
-from semcathode.study.arms import train_arm
-from semcathode.study.evaluation import split_rows
-from semcathode.study.store import ModelStore, stage1_key
-from semcathode.study.train import _stage_epochs, train_stage1
+from semcathode.study import _train as train
+from semcathode.study._arms import train_arm
+from semcathode.study._evaluation import split_rows
+from semcathode.study._store import ModelStore, stage1_key
+from semcathode.study._train import _stage_epochs, train_stage1
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -125,9 +125,9 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
 
     from semcathode.models.forward import predict_arrays
     from semcathode.models.trunk import Top
-    from semcathode.study.arms import train_arm
-    from semcathode.study.evaluation import micrograph_outputs
-    from semcathode.study.train import train_stage1
+    from semcathode.study._arms import train_arm
+    from semcathode.study._evaluation import micrograph_outputs
+    from semcathode.study._train import train_stage1
 
     _, items, _ = study_setup
     cfg = study_cfg(tmp_path, **{"model.trunk": 5, "model.trunk_views": ["full", "half"], "stage1.epochs": 2})
@@ -156,7 +156,7 @@ def test_trunk_spec_follows_what_changes_the_maps_and_nothing_else(tmp_path):
     statistics; report-only, evaluation and training-schedule keys leave it alone."""
     from semcathode.config.run import load_config
     from semcathode.models.learner import create_model
-    from semcathode.study.train import trunk_spec
+    from semcathode.study._train import trunk_spec
 
     net, _ = create_model("efficientnet_lite0", "packaged", 9)
     base = dict(**{"model.trunk": 5, "preprocess.size": 64, "preprocess.cache_dir": str(tmp_path)})
@@ -180,9 +180,9 @@ def test_auto_trunk_dtype_is_bfloat16_only_where_the_hardware_has_it(tmp_path, m
     from semcathode.config.run import load_config
     from semcathode.models import trunk as trunk_mod
     from semcathode.models.learner import create_model
-    from semcathode.report.notes import representation_note
-    from semcathode.study.store import model_fields
-    from semcathode.study.train import trunk_spec
+    from semcathode.report._notes import representation_note
+    from semcathode.study._store import model_fields
+    from semcathode.study._train import trunk_spec
 
     monkeypatch.setattr(trunk_mod, "_native_bf16", lambda dev: native)
     want = "bfloat16" if native else "float32"
@@ -205,8 +205,8 @@ def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study
 
     from semcathode.models.backbones import create_backbone
     from semcathode.models.forward import predict_arrays
-    from semcathode.study.baselines import extract_features
-    from semcathode.study.train import input_norm
+    from semcathode.study._baselines import extract_features
+    from semcathode.study._train import input_norm
 
     _, items, _ = study_setup
     cfg = study_cfg(tmp_path, **{"model.trunk": 5, "model.train_tiles": 1, "preprocess.size": 16})
@@ -233,11 +233,11 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
 
     from semcathode.models import load_model
     from semcathode.models.head import FeatureScale, head_layer_of
-    from semcathode.study.export import export_trained
+    from semcathode.study._export import export_trained
     from semcathode.models.forward import predict_arrays
-    from semcathode.study.arms import train_arm
-    from semcathode.study.evaluation import micrograph_outputs
-    from semcathode.study.train import train_stage1
+    from semcathode.study._arms import train_arm
+    from semcathode.study._evaluation import micrograph_outputs
+    from semcathode.study._train import train_stage1
 
     _, items, _ = study_setup
     classes = sorted(items["label"].unique())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from semcathode.study.trust import calibrate, trust_report
+from semcathode.study._trust import calibrate, trust_report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,7 +31,7 @@ def test_fit_trust_chooses_layers_on_the_new_train_split_and_reports_on_its_test
     import copy
     from types import SimpleNamespace
 
-    from semcathode.study.trust import fit_trust
+    from semcathode.study._trust import fit_trust
 
     cfg, items, _ = study_setup
     tm = copy.copy(study_run["models"][("stage1", 0)])
@@ -43,14 +43,14 @@ def test_fit_trust_chooses_layers_on_the_new_train_split_and_reports_on_its_test
     study = SimpleNamespace(classes=classes, new_items=new,
                             rows=lambda d, s: items[(items["domain"] == d) & (items["split"] == s)])
     seen = []
-    real = __import__("semcathode.study.trust", fromlist=["calibrate"]).calibrate
+    real = __import__("semcathode.study._trust", fromlist=["calibrate"]).calibrate
 
     def spy(tm_, valid, train, classes_, select_items=None):
         seen.append(select_items)
         return real(tm_, valid, train, classes_, select_items=select_items)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("semcathode.study.trust.calibrate", spy)
+        mp.setattr("semcathode.study._trust.calibrate", spy)
         trust, table = fit_trust(tm, study)
     assert seen[0]["image_id"].tolist() == new.loc[new["split"] == "train", "image_id"].tolist()
     assert len(trust["layer_selection"]) == 3 and trust["layers"]

@@ -9,8 +9,8 @@ from semcathode.pipeline import MANIFEST
 from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
 from semcathode.data.schema import Schema
 from semcathode.data.splits import assign_groups, split_groups
-from semcathode.data.synthetic import write_synthetic_dataset
-from semcathode.study.validity import (
+from semcathode.data._synthetic import write_synthetic_dataset
+from semcathode.study._validity import (
     robustness_items,
     session_check,
     shortcut_baseline,
@@ -82,7 +82,7 @@ def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
     from semcathode.data.manifest import write_manifest
     from semcathode.data.factory import build_manifest, prepare_splits
     from semcathode.data.study import load_study
-    from semcathode.study.validity import session_probe
+    from semcathode.study._validity import session_probe
 
     cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
                                           "data.extra_compositions": [], "model.weights": "scratch"})

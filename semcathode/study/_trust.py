@@ -51,7 +51,7 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
     """
     from ..models.familiarity import layer_scales, multi_layer_score, select_layers
     from ..models.scores import fit_temperature, knn_ood_score
-    from .evaluation import micrograph_outputs
+    from ._evaluation import micrograph_outputs
 
     settings = tm.settings
     if valid_items.empty or train_items.empty:
@@ -100,7 +100,7 @@ def ood_scores(tm, trust: dict, items: pd.DataFrame) -> np.ndarray:
     """
     from ..models.familiarity import multi_layer_score
     from ..models.scores import knn_ood_score
-    from .evaluation import micrograph_outputs
+    from ._evaluation import micrograph_outputs
 
     if items.empty:
         return np.zeros(0)
@@ -136,7 +136,7 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
         One row per quantity: ``quantity``, ``value``, ``n``.
     """
     from ..models.scores import auroc, expected_calibration_error
-    from .evaluation import micrograph_outputs
+    from ._evaluation import micrograph_outputs
 
     idx = {c: j for j, c in enumerate(classes)}
     te = micrograph_outputs(tm, test_items)

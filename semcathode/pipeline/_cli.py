@@ -171,7 +171,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         what = " and ".join(([str(args.config)] if args.config else []) + (["the --set values"] if overrides else []))
         raise _too_deep_or_big(exc, f"{what or 'the configuration'}: the configuration") from None
     out = out_dir(args.out or str(Path("reports") / cfg.profile))
-    from .run import PipelineError, run_pipeline
+    from ._run import PipelineError, run_pipeline
 
     if not args.quiet:  # papermill logs the notebooks' streamed output at INFO level
         import logging

@@ -1,4 +1,4 @@
-"""What the study trained as the model object: :func:`~semcathode.study.train.model_object` describes a
+"""What the study trained as the model object: :func:`~semcathode.study._train.model_object` describes a
 :class:`~semcathode.study.TrainedModel` as an :class:`~semcathode.models.ExportedModel` (its
 settings' pre-processing, normalisation, aggregation, trunk boundary and provenance), which
 :func:`export_trained` writes as a model file, so that ``predict`` and Grad-CAM run from pixels."""
@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Sequence
 
 from ..models.export import arm_model_file
-from .train import TrainedModel, model_object
+from ._train import TrainedModel, model_object
 
 __all__ = ["export_trained", "export_models"]
 
 
 def export_trained(tm: TrainedModel, path: str | Path, classes: Sequence[str] | None = None,
                    metrics: dict | None = None, trust: dict | None = None) -> Path:
-    """Write a trained model's model object (:func:`~semcathode.study.train.model_object`) as a model file.
+    """Write a trained model's model object (:func:`~semcathode.study._train.model_object`) as a model file.
 
     Parameters
     ----------
@@ -27,7 +27,7 @@ def export_trained(tm: TrainedModel, path: str | Path, classes: Sequence[str] | 
     metrics : dict, optional
         Stored in the JSON (e.g. the test metrics).
     trust : dict, optional
-        Calibration and familiarity from :func:`semcathode.study.trust.calibrate`.
+        Calibration and familiarity from :func:`semcathode.study._trust.calibrate`.
 
     Returns
     -------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..report.outputs import OUTPUTS_FILE, read_outputs
-from .notebooks import notebook_spec
+from ._notebooks import notebook_spec
 
 __all__ = ["missing_products", "plan_resume"]
 
@@ -62,7 +62,7 @@ def plan_resume(records: dict[str, dict], hashes: dict[str, str], missing: Calla
     records : dict
         ``run_state.json``'s ``notebooks``: name -> ``{"hash", "status", ...}``.
     hashes : dict
-        This run's :func:`~semcathode.pipeline.notebooks.notebook_hashes`.
+        This run's :func:`~semcathode.pipeline._notebooks.notebook_hashes`.
     missing : callable
         Name -> the products it lacks (:func:`missing_products` of the staging folder).
     notebooks : sequence of str

@@ -1,7 +1,7 @@
 """Interactive Grad-CAM explorer for JupyterLab (ipywidgets).
 
 The headless state (filters, position, method, class to explain, opacity) is
-:class:`~semcathode.explain.explorer_state.ExplorerState` (module ``explorer_state``, no ipywidgets).
+:class:`~semcathode.explain._explorer_state.ExplorerState` (module ``explorer_state``, no ipywidgets).
 :class:`Explorer` wraps it in widgets: dropdowns for the
 filters, the method and the target class, prev/next buttons, an opacity slider, a toggle that
 draws the segmented particle outlines over both images (when an ``outlines_fn`` is given), and
@@ -9,7 +9,7 @@ the original micrograph beside its overlay with the class probabilities as bars.
 
 The explorer knows nothing about models: a ``cam_fn(row, method, target_class) ->
 (grey image, cam)`` computes the map for a record (``target_class`` None = the predicted
-class); :func:`semcathode.explain.micrograph.make_cam_fn` builds one from a model.  Building the widgets
+class); :func:`semcathode.explain._micrograph.make_cam_fn` builds one from a model.  Building the widgets
 needs no live kernel, so a notebook run by papermill just displays an inert widget.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ._images import fit_side, grey01
-from .explorer_state import _ALL, _PRED, CORRECTNESS, DEFAULT_METHODS, FILTERS, ExplorerState
+from ._explorer_state import _ALL, _PRED, CORRECTNESS, DEFAULT_METHODS, FILTERS, ExplorerState
 
 __all__ = ["CamFn", "Explorer", "explore"]
 
@@ -217,7 +217,7 @@ class Explorer:
 
     def render(self) -> None:
         """Redraw the current item (calls ``cam_fn`` unless its CAM is cached)."""
-        from .overlays import overlay
+        from ._overlays import overlay
 
         n = len(self.state)
         row = self.state.current

@@ -1,5 +1,5 @@
 """Training one model of the study: the backbone actually used, the stage schedule in optimiser
-steps, the cached fit (see :mod:`semcathode.study.store`) and stage 1 on the source domain.
+steps, the cached fit (see :mod:`semcathode.study._store`) and stage 1 on the source domain.
 
 One stage-1 model per seed is trained once, cached on disk (safetensors, keyed by the
 configuration fields that shape it) and reused by every arm and every later run.
@@ -26,7 +26,7 @@ from ..models.learner import create_model, fit_stage, load_body_weights, make_le
 from ..models.export import ExportedModel
 from ..models.head import FeatureScale, linear_head
 from ..models.trunk import TrunkCache, TrunkSpec, resolve_trunk_dtype, split_network, trunk_digest
-from .store import ModelStore, model_store, stage1_key
+from ._store import ModelStore, model_store, stage1_key
 
 __all__ = ["TrainedModel", "model_object", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
            "train_stage1"]
@@ -74,7 +74,7 @@ class TrainedModel:
         ----------
         metrics : dict, optional
         trust : dict, optional
-            From :func:`semcathode.study.trust.calibrate`.
+            From :func:`semcathode.study._trust.calibrate`.
 
         Returns
         -------
@@ -97,7 +97,7 @@ def model_object(tm: TrainedModel, classes: Sequence[str] | None = None, metrics
     metrics : dict, optional
         Recorded in the description (e.g. the test metrics).
     trust : dict, optional
-        Calibration and familiarity from :func:`semcathode.study.trust.calibrate`.
+        Calibration and familiarity from :func:`semcathode.study._trust.calibrate`.
 
     Returns
     -------
@@ -439,7 +439,7 @@ def train_stage1(
     Class imbalance of the source is handled by ``protocol.stage1_imbalance`` (default
     targeted oversampling: the small formation/cycled classes otherwise cost macro-F1).
     The model is cached in the :class:`~semcathode.study.ModelStore` under
-    ``stage1-<key>`` (see :func:`~semcathode.study.store.stage1_key`); a later call with the same
+    ``stage1-<key>`` (see :func:`~semcathode.study._store.stage1_key`); a later call with the same
     model-changing configuration and seed loads it.
 
     Parameters

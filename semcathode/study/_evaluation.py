@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics.classification import classification_metrics, results_row
-from .train import TrainedModel
+from ._train import TrainedModel
 
 __all__ = ["micrograph_outputs", "predict_micrographs", "evaluate_model", "evaluate_models", "evaluate_splits",
            "split_rows"]
@@ -59,7 +59,7 @@ def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = F
     if tm.trunk is not None and settings.model.trunk:  # the frozen trunk's maps come from the cache (built once)
         from ..models.top import CachedTiles, cached_outputs
         from ..models.trunk import split_network
-        from .train import trunk_spec
+        from ._train import trunk_spec
 
         trunk, top = split_network(tm.model, settings.model.trunk)
         spec = trunk_spec(settings, tm.model)

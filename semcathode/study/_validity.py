@@ -284,8 +284,8 @@ def normalisation_ablation(study: Study, seeds: Sequence[int], log=print) -> pd.
     DataFrame
         One row per (normalisation, seed) with the source-test metrics.
     """
-    from .evaluation import evaluate_model
-    from .train import train_stage1
+    from ._evaluation import evaluate_model
+    from ._train import train_stage1
 
     rows = []
     test = study.rows("source", "test")
@@ -321,9 +321,9 @@ def robustness_study(study: Study, arms: Sequence[str], seeds: Sequence[int], ki
     DataFrame
         ``arm, seed, kind, severity, accuracy, macro_f1, ...``.
     """
-    from .arms import train_arm
-    from .evaluation import evaluate_model
-    from .train import train_stage1
+    from ._arms import train_arm
+    from ._evaluation import evaluate_model
+    from ._train import train_stage1
 
     tgt = study.manifest[study.manifest["label"].isin(study.classes)]
     test_rows = tgt[(tgt["domain"] == "target") & (tgt["split"] == "test")]
@@ -371,7 +371,7 @@ def session_probe(study: Study, n_splits: int = 5) -> pd.DataFrame:
     from sklearn.model_selection import GroupKFold
 
     from ..data.preprocess import build_items
-    from .baselines import extract_features, linear_probe
+    from ._baselines import extract_features, linear_probe
 
     m = study.manifest[study.manifest["label"].isin(study.classes)]
     spc = m.groupby("label")["session"].nunique()

@@ -43,8 +43,8 @@ def extract_features(items: pd.DataFrame, settings: StudySettings, bs: int = 64)
     """
     from ..models.backbones import create_backbone
     from ..models.forward import predict_arrays
-    from .evaluation import micrograph_outputs
-    from .train import TrainedModel, input_norm, trunk_cache
+    from ._evaluation import micrograph_outputs
+    from ._train import TrainedModel, input_norm, trunk_cache
 
     model, _ = create_backbone(settings.model.backbone, weights=settings.model.weights, num_classes=0)
     model.eval()

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, exclusive_lock, refuse_to_replace, swap_dir
-from .resume import missing_products, plan_resume
+from ._resume import missing_products, plan_resume
 from ..config.run import save_config, validate
 from ..config.sections import RunConfig, config_hash
 from ..report.index import RUN_STATE, read_run_state, write_index
 from ..report.portable import make_portable
-from .roots import report_roots
-from .notebooks import (MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, check_notebook_names, notebook_dir,
+from ._roots import report_roots
+from ._notebooks import (MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, check_notebook_names, notebook_dir,
                         notebook_hashes, notebook_spec)
 
 __all__ = ["lock_path", "package_versions", "run_pipeline"]

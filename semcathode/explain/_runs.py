@@ -14,10 +14,10 @@ import pandas as pd
 from ..data.preprocess import load_bar_free, preprocess_image
 from ..models.export import ExportedModel, arm_model_file, load_model
 from .gallery import cam_grid
-from .measures import explain_items
-from .micrograph import make_cam_fn, micrograph_cam
-from .overlays import save_overlay
-from .particles import particle_energy
+from ._measures import explain_items
+from ._micrograph import make_cam_fn, micrograph_cam
+from ._overlays import save_overlay
+from ._particles import particle_energy
 
 if TYPE_CHECKING:
     from ..config.sections import MorphologyConfig
@@ -152,13 +152,13 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     quant_tiles : int
         Tiles per micrograph that get the quantitative check.
     layer : str
-        Target layer (:func:`~semcathode.explain.layers.find_target_layer`): ``last`` (the head's feature
+        Target layer (:func:`~semcathode.explain._layers.find_target_layer`): ``last`` (the head's feature
         map: 7 x 7 cells on a 224-px tile) or a block stage such as ``blocks.4`` (14 x 14: at the native
         0.26 µm/px about 4 µm cells, the particle scale).
     morphology : MorphologyConfig, optional
         Also segment every micrograph's particles and record the stitched CAM's energy on the
         particle boundaries, interiors, fines and background against their area
-        (:func:`~semcathode.explain.particles.particle_energy`); None: not done.
+        (:func:`~semcathode.explain._particles.particle_energy`); None: not done.
 
     Returns
     -------
@@ -236,7 +236,7 @@ def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classe
     Explorer
         Display it in a notebook; inert without a live kernel.
     """
-    from .explorer import explore
+    from ._explorer import explore
 
     fns = {arm: make_cam_fn(m, load=row_loader(m), classes=m.classes) for arm, m in models.items()}
     rows = records.copy()

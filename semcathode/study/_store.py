@@ -216,7 +216,7 @@ def arm_key(settings: StudySettings, arm: str, seed: int, train_items: pd.DataFr
         The exact stage-2 train rows.
     stage : StageConfig, optional
         The stage-2 schedule actually trained (default ``settings.stage2``; the fair budget of
-        :func:`~semcathode.study.arms.fair_stage` raises its ``min_steps``).
+        :func:`~semcathode.study._arms.fair_stage` raises its ``min_steps``).
 
     Returns
     -------

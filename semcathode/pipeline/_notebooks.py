@@ -8,7 +8,7 @@ the paths later steps read back (:data:`MANIFEST`, :data:`ARM_MODELS`).
 
 Examples
 --------
->>> from semcathode.pipeline.notebooks import MANIFEST, NOTEBOOK_NAMES, notebook_spec
+>>> from semcathode.pipeline._notebooks import MANIFEST, NOTEBOOK_NAMES, notebook_spec
 >>> NOTEBOOK_NAMES[0], notebook_spec("02_pretrain").products
 ('01_data', ('02_pretrain/model.safetensors',))
 >>> MANIFEST
@@ -158,7 +158,7 @@ def check_notebook_names(names: Sequence[str]) -> list[str]:
     >>> check_notebook_names(["01_data", "../x"])
     Traceback (most recent call last):
     ...
-    semcathode.pipeline.notebooks.UnknownNotebookError: unknown notebook '../x'; known: 01_data, 02_pretrain, 03_finetune, 04_ablation, 05_gradcam
+    semcathode.pipeline._notebooks.UnknownNotebookError: unknown notebook '../x'; known: 01_data, 02_pretrain, 03_finetune, 04_ablation, 05_gradcam
     """
     if isinstance(names, (str, bytes)):  # one name, not its characters
         names = [names]  # type: ignore[list-item]

@@ -12,9 +12,9 @@ from .._progress import progress as _progress
 from ..config.settings import StudySettings
 from ..data.study import Study
 from ..data.splits import subset_per_class
-from .arms import _needs_stage1, train_arm
-from .evaluation import evaluate_model
-from .train import TrainedModel, _log, train_stage1
+from ._arms import _needs_stage1, train_arm
+from ._evaluation import evaluate_model
+from ._train import TrainedModel, _log, train_stage1
 
 __all__ = ["learning_curve", "new_domain_curve", "stack_histories"]
 

@@ -2,7 +2,7 @@
 planted-signal images.
 
 :func:`write_synthetic_dataset` writes a folder-per-class dataset of
-:func:`semcathode.data.synthetic_micrograph.make_micrograph` images with SNE-style metadata
+:func:`semcathode.data._synthetic_micrograph.make_micrograph` images with SNE-style metadata
 sidecars, for fast tests and smoke runs; a brightness shortcut can be planted on purpose
 (``shortcut_brightness``). :func:`make_blob_dataset` is a separate planted-signal generator for
 Grad-CAM tests.
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .synthetic_micrograph import _canon_composition, _canon_state, _stable_hash, make_micrograph
+from ._synthetic_micrograph import _canon_composition, _canon_state, _stable_hash, make_micrograph
 
 __all__ = ["write_synthetic_dataset", "make_blob_dataset"]
 

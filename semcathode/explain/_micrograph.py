@@ -13,7 +13,7 @@ from torch import nn
 
 from ._images import resize_map
 from .compute import _class_index, compute_cams
-from .layers import ModelLike, _as_layers
+from ._layers import ModelLike, _as_layers
 
 __all__ = ["stitch_tiles", "MicrographCam", "micrograph_cam", "make_cam_fn"]
 
@@ -146,7 +146,7 @@ def make_cam_fn(
     classes: Sequence[str] | None = None,
     target_layer: nn.Module | str | None = None,
 ) -> Callable[[pd.Series, str, str | None], tuple[np.ndarray, np.ndarray]]:
-    """A ``cam_fn(row, method, target_class) -> (grey image, cam)`` for :mod:`semcathode.explain.explorer`.
+    """A ``cam_fn(row, method, target_class) -> (grey image, cam)`` for :mod:`semcathode.explain._explorer`.
 
     Parameters
     ----------

@@ -13,8 +13,8 @@ scratch_ft          random               targeted oversampling
 pretrain_only       stage-1 model        (no stage 2: evaluated as is)
 ==================  ===================  =============================
 
-Stage-1 training and the cached fit are in :mod:`semcathode.study.train`; the model keys in
-:mod:`semcathode.study.store`.
+Stage-1 training and the cached fit are in :mod:`semcathode.study._train`; the model keys in
+:mod:`semcathode.study._store`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from .._progress import progress as _progress
 from ..config.sections import StageConfig
 from ..config.settings import StudySettings
 from ..data.study import Study
-from .evaluation import evaluate_model
-from .store import arm_key, model_store
-from .train import TrainedModel, _cached_fit, _crops, _log, _stage_epochs, _stage_steps, train_stage1, trunk_cache
+from ._evaluation import evaluate_model
+from ._store import arm_key, model_store
+from ._train import TrainedModel, _cached_fit, _crops, _log, _stage_epochs, _stage_steps, train_stage1, trunk_cache
 
 __all__ = ["ARMS", "Arm", "fair_stage", "train_arm", "run_arms"]
 
@@ -115,7 +115,7 @@ def train_arm(
     Arms that start from ImageNet or from scratch get the fair budget of :func:`fair_stage`
     (``protocol.fair_budget``). Trained weights are cached in the
     :class:`~semcathode.study.ModelStore` under ``stage2-<key>`` (see
-    :func:`~semcathode.study.store.arm_key`: the model-changing configuration, the schedule
+    :func:`~semcathode.study._store.arm_key`: the model-changing configuration, the schedule
     actually trained, arm, seed and the exact train images), so resumed runs and later
     notebooks reuse them.
 

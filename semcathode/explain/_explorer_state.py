@@ -2,7 +2,7 @@
 
 :class:`ExplorerState` is plain Python (no ipywidgets): the table of predictions, the
 filters, the position, the CAM method, the class to explain and the overlay opacity.
-Tests drive it directly; :class:`semcathode.explain.explorer.Explorer` wraps it in widgets.
+Tests drive it directly; :class:`semcathode.explain._explorer.Explorer` wraps it in widgets.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ rims (SE edge effect), a faint directional shading and a primary-grain texture.
 The grey-level mean and standard deviation of the micrograph area are normalised to fixed
 targets *before* any brightness offset, so global brightness carries no class information
 unless it is planted on purpose (``brightness``). Folders of such images with instrument
-sidecars are written by :func:`semcathode.data.synthetic.write_synthetic_dataset`.
+sidecars are written by :func:`semcathode.data._synthetic.write_synthetic_dataset`.
 """
 
 from __future__ import annotations
