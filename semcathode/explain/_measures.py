@@ -182,7 +182,7 @@ def deletion_curve(
     deleted = (rank[None, :] < counts[:, None]).reshape(steps + 1, 1, h, w)
     batch = np.where(deleted, blurred[None], x0[None]).astype(np.float32)
     with _kept_modes(model), torch.no_grad():
-        probs = predict_probs(model, torch.from_numpy(batch), bs=16)[:, int(target)]
+        probs = predict_probs(model, torch.from_numpy(batch))[:, int(target)]
     return probs.numpy().astype(np.float64)
 
 
@@ -269,6 +269,7 @@ def explain_items(
     seed: int = 0,
     batch_size: int = 8,
     targets: Sequence[int] | None = None,
+    forward_model: nn.Module | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """CAMs for a batch and the per-image quantitative records (for notebook 05).
 
@@ -300,6 +301,9 @@ def explain_items(
         Of :func:`structure_map`.
     seed : int
         Random-order deletion uses ``seed + i`` for image ``i``.
+    forward_model : nn.Module, optional
+        The same classifier for the forward-only passes (the probabilities and the deletion curves),
+        e.g. the faster copy of :meth:`~semcathode.models.ExportedModel.optimized`; None: ``model``.
 
     Returns
     -------
@@ -320,8 +324,9 @@ def explain_items(
         raise ValueError(f"{len(lab_idx)} labels for {n} inputs")
     if images is not None and len(images) != n:
         raise ValueError(f"{len(images)} images for {n} inputs")
-    with _kept_modes(model), torch.no_grad():
-        probs = predict_probs(model, x, bs=batch_size) if n else torch.zeros((0, len(names)))
+    fwd = model if forward_model is None else forward_model
+    with _kept_modes(fwd), torch.no_grad():
+        probs = predict_probs(fwd, x) if n else torch.zeros((0, len(names)))
     preds = probs.argmax(1).numpy()
     if targets is not None:
         tg = [int(v) for v in targets]
@@ -336,8 +341,8 @@ def explain_items(
             grey = (grey - grey.min()) / max(float(np.ptp(grey)), 1e-12)
         smap = structure_map(resize_map(grey, cam.shape), quantile=quantile)
         e = energy_on_mask(cam, smap)
-        auc_c = deletion_auc(deletion_curve(model, x[i : i + 1], cam, tg[i], steps=steps, order="cam", seed=seed + i))
-        auc_r = deletion_auc(deletion_curve(model, x[i : i + 1], cam, tg[i], steps=steps, order="random",
+        auc_c = deletion_auc(deletion_curve(fwd, x[i : i + 1], cam, tg[i], steps=steps, order="cam", seed=seed + i))
+        auc_r = deletion_auc(deletion_curve(fwd, x[i : i + 1], cam, tg[i], steps=steps, order="random",
                                             seed=seed + i))
         rows.append({
             "arm": arm, "index": i, "label": names[lab_idx[i]], "pred": names[int(preds[i])],

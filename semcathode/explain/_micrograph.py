@@ -104,7 +104,7 @@ class MicrographCam:
 
 def micrograph_cam(model_like: ModelLike, grey: np.ndarray, arr: np.ndarray, method: str = "gradcam",
                    target: int | None = None, target_layer: nn.Module | str | None = None,
-                   batch_size: int = 8) -> MicrographCam:
+                   batch_size: int = 8, forward: ModelLike | None = None) -> MicrographCam:
     """CAM of a whole micrograph at particle scale: one CAM per tile of the model's tile grid,
     stitched over the scaled frame (overlaps averaged) and resampled to the micrograph.
 
@@ -122,6 +122,9 @@ def micrograph_cam(model_like: ModelLike, grey: np.ndarray, arr: np.ndarray, met
         Class index to explain; None: the micrograph's aggregated prediction.
     target_layer, batch_size
         As for :func:`compute_cams`.
+    forward : ModelLike, optional
+        The same model for the micrograph's probabilities (a forward-only pass), e.g. the faster
+        copy of :meth:`~semcathode.models.ExportedModel.optimized`; None: ``model_like``.
 
     Returns
     -------
@@ -132,7 +135,7 @@ def micrograph_cam(model_like: ModelLike, grey: np.ndarray, arr: np.ndarray, met
     params = model_like.params
     tiles, positions = cut_tiles(np.asarray(arr), params.size, params.tile_stride)
     x = model_like.normalise(tiles)
-    probs = model_like.predict_arrays([arr]).probs()[0]
+    probs = (forward or model_like).predict_arrays([arr]).probs()[0]
     t = int(probs.argmax()) if target is None else int(target)
     cams = compute_cams(model_like.model, x, method=method, targets=t, target_layer=target_layer,
                         batch_size=batch_size)

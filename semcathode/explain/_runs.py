@@ -173,14 +173,15 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     segmented: dict = {}  # each micrograph's particles, segmented once for every arm
     for arm, model in models.items():
         load = row_loader(model)
+        fast = model.optimized()  # the forward-only passes (probabilities, deletion curves); CAMs hook `model`
         rows, greys, cams = [], [], []
         for i, (_, r) in enumerate(sample.iterrows()):
             grey, arr = load(r)
-            mc = micrograph_cam(model, grey, arr, method=method, target_layer=layer)
+            mc = micrograph_cam(model, grey, arr, method=method, target_layer=layer, forward=fast)
             sel = _spread(len(mc.inputs), quant_tiles)
             _, tile_rec = explain_items(model.model, mc.inputs[sel], list(mc.tiles[sel]), [r["label"]] * len(sel),
                                         model.classes, method=method, arm=arm, steps=steps, targets=[mc.target] * len(sel),
-                                        target_layer=layer)
+                                        target_layer=layer, forward_model=fast.model)
             pred = model.classes[mc.target]
             rec = {"arm": arm, "index": i, "label": r["label"], "pred": pred, "target": pred, "layer": layer,
                    "correct": pred == r["label"], "prob_target": float(mc.probs[mc.target]), "method": method,

@@ -275,8 +275,23 @@ class ExportedModel:
             self.compiled = torch.compile(self.model, dynamic=False)
         return self
 
+    def optimized(self) -> "ExportedModel":
+        """A copy of this model with :meth:`optimize` applied; this one is left as it is.
+
+        For the forward-only passes of a caller that also hooks this model's own modules (a CAM):
+        the copy's BatchNorm is folded into its convolutions, so its layers are not this model's.
+
+        Returns
+        -------
+        ExportedModel
+        """
+        import copy
+        import dataclasses
+
+        return dataclasses.replace(self, model=copy.deepcopy(self.model), compiled=None).optimize()
+
     @torch.no_grad()
-    def predict_tensor(self, x: torch.Tensor, bs: int = 32) -> np.ndarray:
+    def predict_tensor(self, x: torch.Tensor, bs: int | None = None) -> np.ndarray:
         """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.forward.predict_probs`)."""
         return predict_probs(self.model, x, bs).numpy()
 

@@ -36,7 +36,7 @@ from .._files import atomic_save
 from ..data.preprocess import resize
 from ..data.tiles import cut_tiles
 from .head import FeatureScale
-from .forward import normalise_batch
+from .forward import forward_batch, normalise_batch
 
 __all__ = ["TRUNK_VIEWS", "Trunk", "Top", "TrunkSpec", "TrunkCache", "resolve_trunk_dtype", "split_network", "trunk_digest",
            "view_of"]
@@ -368,7 +368,7 @@ class TrunkCache:
         return tiles
 
     def build(self, items: pd.DataFrame, trunk: nn.Module, spec: TrunkSpec, views: Sequence[str] = ("full",),
-              batch_size: int = 16, log: Callable[[str], None] | None = print) -> dict[str, list[Path]]:
+              batch_size: int | None = None, log: Callable[[str], None] | None = print) -> dict[str, list[Path]]:
         """Compute every missing entry of ``items`` x ``views`` (each once), with a progress line and an ETA.
 
         Parameters
@@ -379,8 +379,9 @@ class TrunkCache:
             The frozen trunk whose :func:`trunk_digest` is ``spec.digest``.
         spec : TrunkSpec
         views : sequence of str
-        batch_size : int
-            Tiles per forward pass (16 runs faster than 64 on a 2-core CPU: the early maps stay in cache).
+        batch_size : int, optional
+            Tiles per forward pass (None: :func:`~semcathode.models.forward.forward_batch`'s default for
+            the device, 4 on a CPU, where small batches keep the early maps in the cores' caches).
         log : callable, optional
             Receives progress lines (about every 10 % and at the end).
 
@@ -402,6 +403,7 @@ class TrunkCache:
         # are): in eval mode the same function, and on a CPU the unfused BatchNorm is a third of the time
         dev = _compute_device()
         fast = fold_batchnorm(copy.deepcopy(trunk).eval()).to(dev, memory_format=torch.channels_last)
+        batch_size = forward_batch(dev, batch_size, spec.size)
         t0, done_tiles, next_report = time.time(), 0, 0.1
         for i, (row, view, path) in enumerate(todo, 1):
             maps, stages = self._forward(fast, self.tiles(row, spec, view), spec, batch_size)

@@ -194,3 +194,24 @@ def test_structure_map_finds_lines_and_edges():
 def test_deletion_auc():
     assert deletion_auc([1.0, 1.0, 1.0]) == pytest.approx(1.0)
     assert deletion_auc(np.linspace(1, 0, 9)) == pytest.approx(0.5)
+
+
+def test_a_folded_forward_model_gives_the_same_records_and_leaves_the_cam_model_alone(planted):
+    """The forward-only passes (probabilities, deletion curves) may run on a BatchNorm-folded copy:
+    the records agree with the model's own to float rounding, and the CAM still hooks the original."""
+    import copy
+
+    from semcathode.models.export import fold_batchnorm
+
+    net, images, x, labels, _ = planted
+    sel = np.r_[np.flatnonzero(labels == 1)[:2], np.flatnonzero(labels == 0)[:2]]
+    fast = fold_batchnorm(copy.deepcopy(net).eval()).to(memory_format=torch.channels_last)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    kw = dict(arm="tiny", steps=4, target_layer=net.features[4])
+    cams, rec = explain_items(net, x[sel], list(images[sel]), labels[sel], ["none", "blob"], **kw)
+    cams_f, rec_f = explain_items(net, x[sel], list(images[sel]), labels[sel], ["none", "blob"], forward_model=fast, **kw)
+    np.testing.assert_array_equal(cams, cams_f)
+    assert (rec["pred"] == rec_f["pred"]).all()
+    cols = ["prob_target", "auc_cam", "auc_random"]
+    np.testing.assert_allclose(rec[cols].to_numpy(float), rec_f[cols].to_numpy(float), atol=1e-5)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())

@@ -126,6 +126,23 @@ def test_optimize_sets_nothing_on_the_network_and_its_layout_chooses_the_input_f
     np.testing.assert_allclose(model.predict_tensor(x), eager, atol=1e-5)
 
 
+def test_optimized_is_a_folded_copy_and_leaves_the_model_as_it_was(exported, manifest):
+    _, _, _, path = exported
+    model = load_model(path)
+    before = {k: v.clone() for k, v in model.model.state_dict().items()}
+    x = model.preprocess_path(manifest["path"].iloc[0])[1]
+    fast = model.optimized()
+    assert fast.model is not model.model and fast.classes == model.classes and fast.meta == model.meta
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.model.modules())
+    after = model.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    np.testing.assert_allclose(fast.predict_tensor(x), model.predict_tensor(x), atol=1e-5)
+    np.testing.assert_allclose(fast.predict_arrays([model.load_array(manifest["path"].iloc[0])[1]]).log_probs,
+                               model.predict_arrays([model.load_array(manifest["path"].iloc[0])[1]]).log_probs,
+                               atol=1e-4)
+
+
 def test_exported_json_describes_the_model(exported):
     cfg, _, tm, path = exported
     learn = tm.learner

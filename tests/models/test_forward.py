@@ -236,3 +236,21 @@ def test_a_compiled_network_gives_the_eager_predictions_and_is_used_only_where_i
                            layers=["1"])
     assert calls == [] and tapped.layer_features["1"].shape == (7, 8)  # a tap needs the eager modules' hooks
     assert np.allclose(tapped.log_probs, eager.log_probs, atol=1e-5)
+
+
+def test_the_batch_size_does_not_change_the_predictions():
+    """Every forward pass batches tiles (4 on a CPU by default, :func:`forward_batch`): the answer per
+    micrograph is the same for any batch size."""
+    from semcathode.models.forward import forward_batch
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 3)).eval()
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 255, (40, 56), dtype=np.uint8) for _ in range(3)]
+    runs = [predict_arrays(net, arrays, 16, "dataset", (0.5,) * 3, (0.25,) * 3, bs=bs)
+            for bs in (None, 1, 5, 64)]
+    for r in runs[1:]:
+        np.testing.assert_allclose(r.log_probs, runs[0].log_probs, atol=1e-6)
+        assert [list(t) for t in r.tile_preds] == [list(t) for t in runs[0].tile_preds]
+    assert forward_batch("cpu") == 4 and forward_batch("cpu", 1000, size=448) == 16
