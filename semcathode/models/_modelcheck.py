@@ -27,6 +27,8 @@ file and the field:
 * ``bar`` (when present): ``method`` a data-bar method, ``fraction`` in ``[0, 1)``;
 * ``temperature`` (when present): a finite number in :data:`TEMPERATURE_RANGE`;
 * ``aggregate`` (when present): a tile aggregation (``mean_log_prob``, ``mean_prob``);
+* ``trunk`` (when present): the frozen block stages, an integer in ``[0, MAX_TRUNK]``; ``trunk_dtype``
+  (when present): the precision its cached maps were computed in, one of :data:`TRUNK_DTYPES`;
 * ``ood`` (when present): a mapping of ``ood_k`` (an integer >= 1, at most the bank's rows),
   ``ood_threshold`` (finite >= 0) and ``ood_quantile`` (in ``(0, 1]``); the feature bank
   ``ood.bank`` in the weights (when present): a finite float16/float32 ``(n, d)`` tensor with
@@ -55,6 +57,10 @@ FORMAT = "semcathode-model-v1"
 PREPROCESS_MODES: tuple[str, ...] = CHOICES["preprocess_mode"]
 NORMALIZE_MODES: tuple[str, ...] = CHOICES["normalize"]
 AGGREGATIONS: tuple[str, ...] = CHOICES["aggregate"]
+#: Precisions a trunk cache is computed in (``trunk_dtype``: what ``model.trunk_dtype`` resolved to).
+TRUNK_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+#: Frozen block stages at most (``trunk``; the stem and blocks 0-6 of an EfficientNet).
+MAX_TRUNK = 7
 _BAR_METHODS: tuple[str, ...] = CHOICES["bar_method"]
 #: The format's range of ``preprocess.size`` (px); :data:`MAX_INPUT_SIZE` bounds what is loaded.
 SIZE_RANGE: tuple[int, int] = (16, 4096)
@@ -288,7 +294,7 @@ def _check_bar(meta: dict, fail: Fail) -> None:
 
 
 def _check_scalars(meta: dict, fail: Fail) -> None:
-    """``temperature`` and ``aggregate``."""
+    """``temperature``, ``aggregate``, ``trunk`` and ``trunk_dtype``."""
     if "temperature" in meta:
         t, (lo, hi) = meta["temperature"], TEMPERATURE_RANGE
         if not (_finite(t) and lo <= float(t) <= hi):
@@ -296,6 +302,11 @@ def _check_scalars(meta: dict, fail: Fail) -> None:
                  f"softmax(log p / temperature)), got {short_repr(t)}")
     if "aggregate" in meta and meta["aggregate"] not in AGGREGATIONS:
         fail("aggregate", f"must be one of {', '.join(AGGREGATIONS)}, got {short_repr(meta['aggregate'])}")
+    trunk = meta.get("trunk", 0)
+    if isinstance(trunk, bool) or not isinstance(trunk, int) or not 0 <= trunk <= MAX_TRUNK:
+        fail("trunk", f"must be the number of frozen block stages, an integer in [0, {MAX_TRUNK}], got {short_repr(trunk)}")
+    if "trunk_dtype" in meta and meta["trunk_dtype"] not in TRUNK_DTYPES:
+        fail("trunk_dtype", f"must be one of {', '.join(TRUNK_DTYPES)}, got {short_repr(meta['trunk_dtype'])}")
 
 
 def _check_bank(bank: Any, state: Mapping[str, Any], where: str, fail: Fail, final: bool = True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,11 @@ from ..io.walk import find_images
 from ..data.preprocess import PreprocessParams, preprocess_image
 from ..data.tiles import cut_tiles, tile_grid
 from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
-from .forward import normalise_batch, predict_arrays, predict_probs
+from .forward import fold_batchnorm, normalise_batch, predict_arrays, predict_probs
 from .head import head_layer_of, linear_head
+
+if TYPE_CHECKING:
+    from .trunk import TrunkSpec
 
 __all__ = [
     "arm_model_file","ModelFileError", "ExportedModel", "export_model", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
@@ -192,6 +195,26 @@ class ExportedModel:
         """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models.forward.normalise_batch`)."""
         return self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"]
 
+    def trunk_spec(self) -> "TrunkSpec | None":
+        """The key of this model's frozen-trunk maps in a :class:`~semcathode.models.trunk.TrunkCache`.
+
+        Returns
+        -------
+        TrunkSpec or None
+            As training computed the maps (backbone, trunk depth and weights, tile grid, input
+            statistics and ``trunk_dtype``); None when every layer was trained (``meta["trunk"]`` 0).
+        """
+        from .trunk import TrunkSpec, split_network, trunk_digest
+
+        depth = int(self.meta.get("trunk", 0))
+        if not depth:
+            return None
+        normalize, mean, std = self.input_norm
+        trunk, _ = split_network(self.model, depth)
+        return TrunkSpec(backbone=self.meta["backbone"], depth=depth, digest=trunk_digest(trunk), size=self.params.size,
+                         tile_stride=self.params.tile_stride, normalize=normalize, mean=tuple(mean), std=tuple(std),
+                         dtype=self.meta.get("trunk_dtype", "float32"))
+
     def normalise(self, arr: np.ndarray) -> torch.Tensor:
         """:func:`~semcathode.models.forward.normalise_batch` with this model's settings.
 
@@ -294,42 +317,6 @@ class ExportedModel:
     def predict_tensor(self, x: torch.Tensor, bs: int | None = None) -> np.ndarray:
         """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.forward.predict_probs`)."""
         return predict_probs(self.model, x, bs).numpy()
-
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every BatchNorm that directly follows a convolution into it (inference only).
-
-    A timm ``BatchNormAct2d`` is replaced by its dropout and activation; a plain
-    ``BatchNorm2d`` by an identity.
-
-    Parameters
-    ----------
-    model : nn.Module
-        In eval mode; changed in place.
-
-    Returns
-    -------
-    nn.Module
-        ``model``.
-    """
-    from timm.layers import BatchNormAct2d
-
-    if model.training:
-        raise ValueError("fold_batchnorm needs an eval-mode model")
-    for parent in list(model.modules()):
-        kids = list(parent.named_children())
-        for (_, conv), (n2, bn) in zip(kids, kids[1:]):
-            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or bn.running_var is None:
-                continue
-            with torch.no_grad():
-                scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
-                shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-                conv.weight.mul_(scale.view(-1, 1, 1, 1))
-                b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-                new_bias = (b - bn.running_mean) * scale + shift
-            conv.bias = nn.Parameter(new_bias)
-            setattr(parent, n2, nn.Sequential(bn.drop, bn.act) if isinstance(bn, BatchNormAct2d) else nn.Identity())
-    return model
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ExportedModel:

@@ -443,3 +443,39 @@ def summarise_tiles(tile_log_probs: np.ndarray, owner: np.ndarray, n: int, aggre
     return MicrographOutputs(np.stack(out_lp), np.asarray(agree), np.asarray(counts),
                              np.stack(out_f) if out_f else None, tile_preds,
                              tile_f if tile_features is not None else None, layer_f)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that directly follows a convolution into it (inference only).
+
+    A timm ``BatchNormAct2d`` is replaced by its dropout and activation; a plain
+    ``BatchNorm2d`` by an identity.
+
+    Parameters
+    ----------
+    model : nn.Module
+        In eval mode; changed in place.
+
+    Returns
+    -------
+    nn.Module
+        ``model``.
+    """
+    from timm.layers import BatchNormAct2d
+
+    if model.training:
+        raise ValueError("fold_batchnorm needs an eval-mode model")
+    for parent in list(model.modules()):
+        kids = list(parent.named_children())
+        for (_, conv), (n2, bn) in zip(kids, kids[1:]):
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or bn.running_var is None:
+                continue
+            with torch.no_grad():
+                scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+                shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+                conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                new_bias = (b - bn.running_mean) * scale + shift
+            conv.bias = nn.Parameter(new_bias)
+            setattr(parent, n2, nn.Sequential(bn.drop, bn.act) if isinstance(bn, BatchNormAct2d) else nn.Identity())
+    return model

@@ -397,7 +397,7 @@ class TrunkCache:
                 if not (p.exists() and self.stages_path(p).exists())]
         if not todo:
             return out
-        from .export import fold_batchnorm
+        from .forward import fold_batchnorm
 
         # a copy with every BatchNorm folded into its convolution (the network's own modules stay as they
         # are): in eval mode the same function, and on a CPU the unfused BatchNorm is a third of the time

@@ -43,17 +43,16 @@ def extract_features(items: pd.DataFrame, settings: StudySettings, bs: int = 64)
     """
     from ..models.backbones import create_backbone
     from ..models.forward import predict_arrays
-    from ._evaluation import micrograph_outputs
-    from ._train import TrainedModel, input_norm, trunk_cache
+    from ._evaluation import cached_network_outputs
+    from ._train import input_norm, trunk_cache, trunk_spec
 
     model, _ = create_backbone(settings.model.backbone, weights=settings.model.weights, num_classes=0)
     model.eval()
     if items.empty:
         return []
     if settings.model.trunk:
-        frozen = TrainedModel(None, "imagenet", 0, pd.DataFrame(), {}, 0.0, settings=settings, network=model,
-                              trunk=trunk_cache(settings))
-        mo = micrograph_outputs(frozen, items, features=True)
+        mo = cached_network_outputs(model, items, trunk_cache(settings), trunk_spec(settings, model),
+                                    settings.evaluate.aggregate, features=True)
     else:
         mean, std = input_norm(settings.model)
         arrays = [np.load(p) for p in items["cache_path"]]

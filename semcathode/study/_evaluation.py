@@ -7,11 +7,14 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..metrics.classification import classification_metrics, results_row
-from ._train import TrainedModel
+from ..models.export import ExportedModel
+from ..models.trunk import TrunkCache, TrunkSpec
+from ._train import TrainedModel, trunk_cache
 
-__all__ = ["micrograph_outputs", "predict_micrographs", "evaluate_model", "evaluate_models", "evaluate_splits",
+__all__ = ["micrograph_outputs", "cached_network_outputs", "predict_micrographs", "evaluate_model", "evaluate_models", "evaluate_splits",
            "split_rows"]
 
 
@@ -32,59 +35,86 @@ def split_rows(items: pd.DataFrame, domain: str, split: str) -> pd.DataFrame:
     return items[(items["domain"] == domain) & (items["split"] == split)]
 
 
-def micrograph_outputs(tm: TrainedModel, items: pd.DataFrame, features: bool = False, layers: Sequence[str] = ()):
+def micrograph_outputs(model: ExportedModel | TrainedModel, items: pd.DataFrame, features: bool = False,
+                       layers: Sequence[str] = (), trunk: TrunkCache | None = None):
     """:func:`semcathode.models.forward.predict_arrays` on cached micrographs with the model's own settings.
 
     Parameters
     ----------
-    tm : TrainedModel
-        Must carry its ``settings`` (pre-processing, normalisation, aggregation).
+    model : ExportedModel or TrainedModel
+        The model object (a loaded model file, or :attr:`TrainedModel.model_object`, which also gives
+        the trunk cache); its description gives the tile grid, normalisation and aggregation.
     items : DataFrame
-        With ``cache_path`` (uint8 arrays) and ``size``.
+        With ``cache_path`` (uint8 arrays at the model's scale) and ``size``.
     features : bool
         Also return the mean tile embeddings.
     layers : sequence of str
         Layers whose pooled output to average per micrograph (``layer_features``; see
         :func:`semcathode.models.forward.predict_arrays`).
+    trunk : TrunkCache, optional
+        Where the maps of a model with a frozen trunk (``meta["trunk"]`` > 0) are cached: they are
+        read from there (computed once if missing) and only the top runs. Default: a
+        ``TrainedModel``'s own cache; none for a model object, which then runs from pixels.
 
     Returns
     -------
     MicrographOutputs
     """
-    from ..models.forward import predict_arrays
-
-    settings = tm.settings
-    if settings is None:
-        raise ValueError("the TrainedModel has no settings: cannot know its pre-processing")
-    if tm.trunk is not None and settings.model.trunk:  # the frozen trunk's maps come from the cache (built once)
-        from ..models.top import CachedTiles, cached_outputs
-        from ..models.trunk import split_network
-        from ._train import trunk_spec
-
-        trunk, top = split_network(tm.model, settings.model.trunk)
-        spec = trunk_spec(settings, tm.model)
-        tm.trunk.build(items, trunk, spec, views=["full"], log=None)
-        data = CachedTiles(items, (), tm.trunk, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
-        return cached_outputs(top, data, settings.evaluate.aggregate, features=features, layers=layers)
-    mean, std = tm.input_norm
-    arrays = [np.load(p) for p in items["cache_path"]]
-    return predict_arrays(tm.model, arrays, int(items["size"].iloc[0]), settings.preprocess.normalize, mean, std,
-                          stride=settings.preprocess.tile_stride, aggregate=settings.evaluate.aggregate, features=features,
-                          layers=layers)
+    if isinstance(model, TrainedModel):
+        if model.settings is None:
+            raise ValueError("the TrainedModel has no settings: cannot know its pre-processing")
+        model, trunk = model.model_object, (model.trunk if trunk is None else trunk)
+    spec = model.trunk_spec() if trunk is not None else None
+    if spec is not None:  # the frozen trunk's maps come from the cache (built once)
+        return cached_network_outputs(model.model, items, trunk, spec, model.meta.get("aggregate", "mean_log_prob"),
+                                      features=features, layers=layers)
+    return model.predict_arrays([np.load(p) for p in items["cache_path"]], features=features, layers=layers)
 
 
-def predict_micrographs(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str],
-                        features: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
+def cached_network_outputs(network: torch.nn.Module, items: pd.DataFrame, trunk: TrunkCache, spec: TrunkSpec,
+                           aggregate: str, features: bool = False, layers: Sequence[str] = ()):
+    """:func:`micrograph_outputs` of a network whose first ``spec.depth`` block stages are frozen: their
+    maps of ``items`` are read from ``trunk`` (computed there first where missing), only the top runs.
+
+    Parameters
+    ----------
+    network : nn.Module
+        The whole network.
+    items : DataFrame
+    trunk : TrunkCache
+    spec : TrunkSpec
+        The key of the maps (:meth:`ExportedModel.trunk_spec`, :func:`~semcathode.study._train.trunk_spec`).
+    aggregate : str
+    features : bool
+    layers : sequence of str
+
+    Returns
+    -------
+    MicrographOutputs
+    """
+    from ..models.top import CachedTiles, cached_outputs
+    from ..models.trunk import split_network
+
+    frozen, top = split_network(network, spec.depth)
+    trunk.build(items, frozen, spec, views=["full"], log=None)
+    data = CachedTiles(items, (), trunk, spec, views=["full"], tiles_per_epoch=0, pooled=top.pointwise)
+    return cached_outputs(top, data, aggregate, features=features, layers=layers)
+
+
+def predict_micrographs(tm: ExportedModel | TrainedModel, items: pd.DataFrame, classes: Sequence[str],
+                        features: bool = False, trunk: TrunkCache | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Whole-micrograph predictions of a trained model (tile grid, aggregated; see :mod:`semcathode.models.forward`).
 
     Parameters
     ----------
-    tm : TrainedModel
+    tm : ExportedModel or TrainedModel
     items : DataFrame
         As for :func:`micrograph_outputs`, plus ``label``.
     classes : sequence of str
     features : bool
         Also return the mean tile embeddings.
+    trunk : TrunkCache, optional
+        As for :func:`micrograph_outputs`.
 
     Returns
     -------
@@ -97,7 +127,7 @@ def predict_micrographs(tm: TrainedModel, items: pd.DataFrame, classes: Sequence
     out = items.reset_index(drop=True).copy()
     if out.empty:
         return out.assign(**{f"p_{c}": [] for c in classes}, pred=[], confidence=[], correct=[]), None
-    mo = micrograph_outputs(tm, out, features)
+    mo = micrograph_outputs(tm, out, features, trunk=trunk)
     p = mo.probs()
     for j, c in enumerate(classes):
         out[f"p_{c}"] = p[:, j]
@@ -111,14 +141,18 @@ def predict_micrographs(tm: TrainedModel, items: pd.DataFrame, classes: Sequence
     return out, mo.features
 
 
-def evaluate_model(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str], **extra) -> tuple[pd.DataFrame, dict, dict]:
+def evaluate_model(tm: ExportedModel | TrainedModel, items: pd.DataFrame, classes: Sequence[str],
+                   trunk: TrunkCache | None = None, **extra) -> tuple[pd.DataFrame, dict, dict]:
     """Per-micrograph predictions, metrics and a flat results row of a model on ``items``.
 
     Parameters
     ----------
-    tm : TrainedModel
+    tm : ExportedModel or TrainedModel
+        A model object names its arm and seed in ``meta`` (``"model"`` and 0 when it does not).
     items : DataFrame
     classes : sequence of str
+    trunk : TrunkCache, optional
+        As for :func:`micrograph_outputs`.
     **extra
         Further columns of the results row (scalars also go into the predictions).
 
@@ -131,22 +165,26 @@ def evaluate_model(tm: TrainedModel, items: pd.DataFrame, classes: Sequence[str]
     row : dict
         :func:`semcathode.metrics.classification.results_row` plus ``tile_accuracy`` (secondary, per tile).
     """
-    img, _ = predict_micrographs(tm, items, classes)
+    img, _ = predict_micrographs(tm, items, classes, trunk=trunk)
     m = classification_metrics(img["label"], img["pred"], classes)
-    img = img.assign(arm=tm.arm, seed=tm.seed, **{k: v for k, v in extra.items() if not isinstance(v, (list, dict))})
-    row = results_row(tm.arm, tm.seed, m, classes, **extra)
+    arm, seed = (tm.arm, tm.seed) if isinstance(tm, TrainedModel) else (tm.meta.get("arm", "model"), tm.meta.get("seed", 0))
+    img = img.assign(arm=arm, seed=seed, **{k: v for k, v in extra.items() if not isinstance(v, (list, dict))})
+    row = results_row(arm, seed, m, classes, **extra)
     row["tile_accuracy"] = float(img["tile_accuracy"].mean()) if len(img) else float("nan")
     return img, m, row
 
 
-def evaluate_models(models: dict, items: pd.DataFrame, classes: Sequence[str], **extra) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Evaluate ``{key: TrainedModel}`` on ``items``.
+def evaluate_models(models: dict, items: pd.DataFrame, classes: Sequence[str], trunk: TrunkCache | None = None,
+                    **extra) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate ``{key: model}`` (model objects or trained models) on ``items``.
 
     Parameters
     ----------
     models : dict
     items : DataFrame
     classes : sequence of str
+    trunk : TrunkCache, optional
+        As for :func:`micrograph_outputs`.
     **extra
         As for :func:`evaluate_model`.
 
@@ -159,7 +197,7 @@ def evaluate_models(models: dict, items: pd.DataFrame, classes: Sequence[str], *
     """
     rows, preds = [], []
     for tm in models.values():
-        img, _, row = evaluate_model(tm, items, classes, **extra)
+        img, _, row = evaluate_model(tm, items, classes, trunk=trunk, **extra)
         rows.append(row)
         preds.append(img)
     return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
@@ -167,13 +205,15 @@ def evaluate_models(models: dict, items: pd.DataFrame, classes: Sequence[str], *
 
 def evaluate_splits(models: dict, study, splits: Sequence[str] = ("test", "tail"), domain: str = "source",
                     names: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Evaluate ``{key: TrainedModel}`` on several splits of one domain, side by side.
+    """Evaluate ``{key: model}`` (model objects or trained models) on several splits of one domain, side by side.
 
     Parameters
     ----------
     models : dict
+        Trained models, or model objects (a loaded model file): with a frozen trunk these read the
+        maps from the study's trunk cache, computing them once where it has none.
     study : Study
-        Gives ``rows(domain, split)`` and ``classes``.
+        Gives ``rows(domain, split)``, ``classes`` and the trunk cache.
     splits : sequence of str
         E.g. ``("test", "tail")``: the frame-block test split and the session tail.
     domain : str
@@ -197,12 +237,13 @@ def evaluate_splits(models: dict, study, splits: Sequence[str] = ("test", "tail"
     (['frame-block test', 'session tail'], True)
     """
     names = {"test": "frame-block test", "tail": "session tail", "valid": "valid", **(names or {})}
+    trunk = trunk_cache(study.settings) if study.settings.model.trunk else None
     res, preds = [], []
     for sp in splits:
         items = study.rows(domain, sp)
         if items.empty:
             continue
-        r, p = evaluate_models(models, items, study.classes, split=names.get(sp, sp))
+        r, p = evaluate_models(models, items, study.classes, trunk=trunk, split=names.get(sp, sp))
         res.append(r)
         preds.append(p)
     return pd.concat(res, ignore_index=True), pd.concat(preds, ignore_index=True)

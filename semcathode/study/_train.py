@@ -34,11 +34,14 @@ __all__ = ["TrainedModel", "model_object", "input_norm", "trunk_cache", "trunk_s
 
 @dataclass
 class TrainedModel:
-    """A trained model with what is needed to evaluate, export and explain it.
+    """The training record of one model: the learner, history, steps and time, and the model.
 
-    ``settings`` (the :class:`~semcathode.config.settings.StudySettings` of the study that trained
-    it) gives its pre-processing, normalisation and aggregation;
-    ``steps`` counts the optimiser steps it was trained for (all stages of this model only).
+    The model itself is the model object, :attr:`model_object` (the trained network described by
+    ``settings``, the :class:`~semcathode.config.settings.StudySettings` of the study that trained it:
+    pre-processing, normalisation, aggregation, trunk boundary); evaluation, familiarity and the
+    validity checks read it through that object, with :attr:`trunk` for the cached trunk maps, and
+    :meth:`to_model` gives a copy for export, predict and Grad-CAM. ``steps`` counts the optimiser
+    steps it was trained for (all stages of this model only).
     """
 
     learner: object
@@ -82,11 +85,17 @@ class TrainedModel:
         """
         return model_object(self, None, metrics, trust)
 
+    @property
+    def model_object(self) -> ExportedModel:
+        """This model as the model object, on the trained network itself (not a copy, where it was trained):
+        what the study's evaluation, familiarity and robustness read, with :attr:`trunk` for the cached maps."""
+        return model_object(self, copy=False)
+
 
 def model_object(tm: TrainedModel, classes: Sequence[str] | None = None, metrics: dict | None = None,
-                 trust: dict | None = None) -> ExportedModel:
-    """The model object of a trained model, in memory: a copy of its whole network (eval mode, on
-    the CPU) with everything needed to feed it, as the model file describes it.
+                 trust: dict | None = None, copy: bool = True) -> ExportedModel:
+    """The model object of a trained model, in memory: its whole network (a copy in eval mode on the
+    CPU, unless ``copy`` is False) with everything needed to feed it, as the model file describes it.
 
     Parameters
     ----------
@@ -98,19 +107,22 @@ def model_object(tm: TrainedModel, classes: Sequence[str] | None = None, metrics
         Recorded in the description (e.g. the test metrics).
     trust : dict, optional
         Calibration and familiarity from :func:`semcathode.study._trust.calibrate`.
+    copy : bool
+        False: the model object holds ``tm.model`` itself (evaluation in the study, on its device;
+        its ``classes`` may then be empty).
 
     Returns
     -------
     ExportedModel
         Not yet saved (``path`` None); training goes on without it.
     """
-    import copy
+    import copy as _copy
 
     from ..data.factory import preprocess_params
     from ..models.backbones import BACKBONES
 
     classes = list(classes if classes is not None else tm.classes)
-    if not classes:
+    if not classes and copy:  # the evaluation view (copy False) reads outputs only; a model file needs them named
         raise ValueError(f"{tm.arm} seed {tm.seed}: the trained model carries no classes; pass classes=")
 
     settings = tm.settings
@@ -119,11 +131,12 @@ def model_object(tm: TrainedModel, classes: Sequence[str] | None = None, metrics
     timm_name = winfo.get("timm_name") or BACKBONES.get(backbone, backbone)
     mean, std = tm.input_norm
     return ExportedModel.describe(
-        copy.deepcopy(tm.model).cpu().eval(), classes, backbone, timm_name, preprocess_params(settings.preprocess), settings.preprocess.normalize, mean, std,
+        _copy.deepcopy(tm.model).cpu().eval() if copy else tm.model, classes, backbone, timm_name, preprocess_params(settings.preprocess), settings.preprocess.normalize, mean, std,
         weights_info=winfo, metrics=metrics, config_hash=settings.hash(), bar_method=settings.data.bar_method,
         bar_fraction=settings.data.bar_fraction,
         # where the frozen part ends (0: every layer trained); the file holds the whole network either way
-        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(getattr(settings.model, "trunk", 0))},
+        extra={"arm": tm.arm, "seed": tm.seed, "trunk": int(settings.model.trunk),
+               **({"trunk_dtype": resolve_trunk_dtype(settings.model.trunk_dtype)} if settings.model.trunk else {})},
         aggregate=settings.evaluate.aggregate, trust=trust,
     )
 

@@ -117,6 +117,9 @@ BAD = [
     ("bar_fraction", _set("bar.fraction", 1.5), "bar.fraction", "[0, 1)"),
     ("bar_method", _set("bar.method", "guess"), "bar.method", "auto"),
     ("temperature_zero", _set("temperature", 0), "temperature", "> 0"),
+    ("trunk_text", _set("trunk", "6"), "trunk", "integer in [0, 7]"),
+    ("trunk_deep", _set("trunk", 9), "trunk", "integer in [0, 7]"),
+    ("trunk_dtype_unknown", _set("trunk_dtype", "float8"), "trunk_dtype", "float32, bfloat16"),
     ("format", _set("format", "other-v9"), "", "unknown format"),
     ("missing_std", _drop("std"), "", "missing key 'std'"),
 ]

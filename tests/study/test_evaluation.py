@@ -40,3 +40,36 @@ def test_pretrain_only_is_the_stage1_model_on_the_target(study_setup, study_run,
     ft = study_run["preds"][study_run["preds"]["arm"] == "pre_ft_oversample"].set_index("path").loc[ref.index]
     assert np.abs(ft[PCOLS].to_numpy() - ref[PCOLS].to_numpy()).max() > 1e-4
 
+
+
+def test_a_loaded_model_file_is_evaluated_like_the_trained_model(study_setup, study_cfg, tmp_path):
+    """The model object (here read back from its file) carries its trunk boundary: ``evaluate_splits``
+    reads its maps from the study's trunk cache under the key training used, and scores it as the
+    trained model; without the cache it runs from pixels to the same answer."""
+    from semcathode.models.export import load_model
+    from semcathode.study._evaluation import evaluate_splits, micrograph_outputs
+    from semcathode.study._export import export_trained
+    from semcathode.study._train import trunk_cache, trunk_spec
+
+    _, items, _ = study_setup
+    cfg = study_cfg(tmp_path, **{"model.trunk": 5, "stage1.epochs": 1})
+    study = Study.of_items(study_settings(cfg), items, CLASSES)
+    s1 = train_stage1(study, 0, log=None)
+    model = load_model(export_trained(s1, tmp_path / "m.safetensors", CLASSES))
+    assert model.meta["trunk"] == 5 and model.meta["trunk_dtype"] == "float32"
+    assert model.trunk_spec() == trunk_spec(study.settings, s1.model)  # the same key as training's maps
+    assert s1.model_object.model is s1.model  # the study's model object is the trained network, not a copy
+
+    cache = trunk_cache(study.settings)
+    n_maps = len(list(cache.root.rglob("*.npy")))
+    ref, ref_preds = evaluate_splits({"trained": s1}, study)
+    res, preds = evaluate_splits({"file": model}, study)
+    assert len(list(cache.root.rglob("*.npy"))) == n_maps  # read from the cache: nothing recomputed
+    assert res[["arm", "seed"]].drop_duplicates().values.tolist() == [["stage1", 0]]  # named by the file
+    np.testing.assert_allclose(preds[PCOLS].to_numpy(), ref_preds[PCOLS].to_numpy(), atol=1e-5)
+    assert res["macro_f1"].tolist() == ref["macro_f1"].tolist()
+
+    test = split_rows(items, "source", "test")
+    from_pixels = micrograph_outputs(model, test)  # no cache given: the whole network from the arrays
+    from_cache = micrograph_outputs(model, test, trunk=cache)
+    np.testing.assert_allclose(from_pixels.log_probs, from_cache.log_probs, atol=1e-2)
