@@ -111,7 +111,7 @@ def _trunk_cache_path(sc, torch, study, paper_cfg, tmp: Path, gpu: bool) -> dict
 
     import numpy as np
 
-    from semcathode.config.paths import cache_root
+    from semcathode.config import cache_root
     from semcathode.models.top import fits_on_device
 
     if gpu:

@@ -7,7 +7,7 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # paths
-    "cache_root": "paths",
+    "cache_root": "_paths",
     # run
     "load_config": "run",
     "save_config": "run",

@@ -104,7 +104,7 @@ def study_settings(cfg: RunConfig, cache_root: str | Path | None = None) -> Stud
     -------
     StudySettings
     """
-    from .paths import cache_root as root_of
+    from ._paths import cache_root as root_of
 
     names = [f.name for f in dataclasses.fields(StudySettings) if f.name != "cache_root"]
     return StudySettings(**{k: copy.deepcopy(getattr(cfg, k)) for k in names},

@@ -9,12 +9,12 @@ _NAMES: dict[str, str] = {
     # download
     "fetch": "download",
     # factory
-    "example_study": "study",
+    "example_study": "_study",
     "build_manifest": "factory",
-    "load_study": "study",
+    "load_study": "_study",
     "prepare_splits": "factory",
     "schema_from_config": "factory",
-    "Study": "study",
+    "Study": "_study",
     "write_attribution": "factory",
     # loaders
     "make_dataloaders": "loaders",

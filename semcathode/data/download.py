@@ -317,7 +317,7 @@ def resolve_data_dir(name: str = "kaist-ncm", data_dir: str | Path | None = None
     local = find_local_data(name)
     if local is not None:
         return local
-    from ..config.paths import cache_root
+    from ..config import cache_root
 
     cache = cache_root() / "data" / name
     if not download:

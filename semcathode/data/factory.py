@@ -1,6 +1,6 @@
 """Assemble the study's data from the sections of a :class:`~semcathode.config.RunConfig` (``cfg.data``,
 ``cfg.target``, ``cfg.preprocess``) and the cache root; the study itself
-(:class:`~semcathode.data.study.Study`) is in :mod:`semcathode.data.study`.
+(:class:`~semcathode.data.Study`) is in :mod:`semcathode.data._study`.
 
 files -> manifest (indexed, validated) -> groups -> source / target / new-domain splits.
 """

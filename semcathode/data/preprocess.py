@@ -22,7 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from .._files import atomic_save
-from ..config.paths import cache_root
+from ..config import cache_root
 from ..io.databar import crop_data_bar
 from ..io.read import read_sem
 

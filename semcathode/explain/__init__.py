@@ -20,8 +20,8 @@ _NAMES: dict[str, str] = {
     # measures
     "cam_quant_table": "_measures",
     # gallery
-    "cam_files": "gallery",
-    "write_gallery": "gallery",
+    "cam_files": "_gallery",
+    "write_gallery": "_gallery",
     # explorer
     "explore": "_explorer",
     # runs

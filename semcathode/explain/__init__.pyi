@@ -4,6 +4,10 @@
 from ._explorer import (
     explore as explore,
 )
+from ._gallery import (
+    cam_files as cam_files,
+    write_gallery as write_gallery,
+)
 from ._measures import (
     cam_quant_table as cam_quant_table,
 )
@@ -20,10 +24,6 @@ from ._runs import (
 )
 from .compute import (
     compute_cams as compute_cams,
-)
-from .gallery import (
-    cam_files as cam_files,
-    write_gallery as write_gallery,
 )
 
 __all__ = ['cam_files', 'cam_particle_table', 'cam_quant_table', 'cam_sample', 'cam_study', 'compute_cams', 'explore', 'explorer_for', 'micrograph_cam', 'write_gallery']

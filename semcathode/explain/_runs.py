@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..data.preprocess import load_bar_free, preprocess_image
 from ..models.export import ExportedModel, arm_model_file, load_model
-from .gallery import cam_grid
+from ._gallery import cam_grid
 from ._measures import explain_items
 from ._micrograph import make_cam_fn, micrograph_cam
 from ._overlays import save_overlay

@@ -9,8 +9,8 @@ _NAMES: dict[str, str] = {
     # classification
     "classification_metrics": "classification",
     # intervals
-    "bootstrap_ci": "intervals",
-    "image_bootstrap_ci": "intervals",
+    "bootstrap_ci": "_intervals",
+    "image_bootstrap_ci": "_intervals",
     # tables
     "paired_table": "_tables",
     "paper_table": "_tables",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .classification import METRICS, _check_classes, short_class_name
-from .intervals import bootstrap_ci, paired_comparison
+from ._intervals import bootstrap_ci, paired_comparison
 
 __all__ = ["summarize_runs", "paired_table", "paper_table"]
 
@@ -85,7 +85,7 @@ def paired_table(
     group: str = "arm",
     pair_on: str = "seed",
 ) -> pd.DataFrame:
-    """:func:`~semcathode.metrics.intervals.paired_comparison` of every other arm against a reference arm.
+    """:func:`~semcathode.metrics._intervals.paired_comparison` of every other arm against a reference arm.
 
     Parameters
     ----------
@@ -94,7 +94,7 @@ def paired_table(
     reference : str
         Arm everything is compared with (it is ``b``; differences are ``arm - reference``).
     metric, group, pair_on : str
-        As for :func:`~semcathode.metrics.intervals.paired_comparison`.
+        As for :func:`~semcathode.metrics._intervals.paired_comparison`.
 
     Returns
     -------

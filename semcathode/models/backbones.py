@@ -197,7 +197,7 @@ def weights_cache_dir(cache_dir: str | Path | None = None) -> Path:
     Path
         ``<cache_dir>/weights``.
     """
-    from ..config.paths import cache_root
+    from ..config import cache_root
 
     return Path(cache_dir or cache_root()).expanduser() / "weights"
 

@@ -307,7 +307,7 @@ def _cmd_cam(args: argparse.Namespace) -> int:
     out = out_dir(args.out)
     px = _pixel_size(args.pixel_size)
     method = _cam_method(args.method)
-    from ..explain.gallery import cam_files
+    from ..explain import cam_files
 
     model: Any = _load_model(args.model)
     target = _cam_target(args.target, model.classes)

@@ -41,7 +41,7 @@ def report_roots(cfg: RunConfig) -> dict[str, Path | None]:
     (None, True)
     >>> tmp.cleanup()
     """
-    from ..config.paths import cache_root
+    from ..config import cache_root
     from ..data.factory import data_dir_for
 
     roots: dict[str, Path | None] = {"data_root": None, "cache_root": None}

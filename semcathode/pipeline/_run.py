@@ -90,7 +90,7 @@ def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="surrogateescape")
     if "path" not in df or df["path"].map(lambda p: os.path.isabs(str(p))).all():
         return
-    from ..config.paths import cache_root
+    from ..config import cache_root
     from ..data.factory import data_dir_for
 
     root = data_dir_for(cfg.data, cache_root(cfg))

@@ -28,7 +28,7 @@ import pandas as pd
 from .._progress import progress as _progress
 from ..config.sections import StageConfig
 from ..config.settings import StudySettings
-from ..data.study import Study
+from ..data import Study
 from ._evaluation import evaluate_model
 from ._store import arm_key, model_store
 from ._train import TrainedModel, _cached_fit, _crops, _log, _stage_epochs, _stage_steps, train_stage1, trunk_cache

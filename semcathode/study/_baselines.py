@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 
 from ..config.settings import StudySettings
-from ..data.study import Study
+from ..data import Study
 from ..metrics.classification import aggregate_tiles, classification_metrics
-from ..metrics.intervals import bootstrap_ci
+from ..metrics import bootstrap_ci
 
 __all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_floor"]
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._progress import progress as _progress
 from ..config.settings import StudySettings
-from ..data.study import Study
+from ..data import Study
 from ..data.splits import subset_per_class
 from ._arms import _needs_stage1, train_arm
 from ._evaluation import evaluate_model

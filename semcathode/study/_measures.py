@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics.classification import classification_metrics
-from ..metrics.intervals import bootstrap_ci
+from ..metrics import bootstrap_ci
 
 __all__ = ["BASELINE_MEASURES", "SUMMARY_MEASURES", "baseline_comparison", "measure_summary", "measures_baseline"]
 

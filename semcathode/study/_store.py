@@ -65,7 +65,7 @@ class ModelStore:
     """
 
     def __init__(self, root: str | Path | None = None):
-        from ..config.paths import cache_root
+        from ..config import cache_root
 
         self.root = Path(root) if root else cache_root() / "models"
 

@@ -19,7 +19,7 @@ import torch
 
 from ..config.sections import ModelConfig, StageConfig
 from ..config.settings import StudySettings
-from ..data.study import Study
+from ..data import Study
 from ..data.loaders import class_weights, make_dataloaders
 from ..models.learner import resolve_backbone
 from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..data.study import Study
+from ..data import Study
 from .._progress import progress as _progress
 from ..metrics.classification import chance_level, classification_metrics
 

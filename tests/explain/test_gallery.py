@@ -12,7 +12,7 @@ import pytest
 timm = pytest.importorskip("timm")
 pytest.importorskip("pytorch_grad_cam")
 
-from semcathode.explain.gallery import (  # noqa: E402
+from semcathode.explain._gallery import (  # noqa: E402
     cam_files,
     cam_grid,
     write_gallery,

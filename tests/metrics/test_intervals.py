@@ -1,4 +1,4 @@
-"""Tests of semcathode.metrics.intervals: bootstrap intervals and paired tests on tiny inputs."""
+"""Tests of semcathode.metrics._intervals: bootstrap intervals and paired tests on tiny inputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from semcathode.metrics.intervals import (
+from semcathode.metrics._intervals import (
     bootstrap_ci,
     image_bootstrap_ci,
     paired_comparison,

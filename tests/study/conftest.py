@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from semcathode.data.study import Study
+from semcathode.data import Study
 from semcathode.config.settings import study_settings
 from semcathode.config.run import load_config
 from semcathode.data.factory import prepare_splits

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.data.study import Study
+from semcathode.data import Study
 from semcathode.config.settings import study_settings
 from semcathode.config.run import load_config
 from semcathode.data.schema import default_schema

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from semcathode.data.study import Study
+from semcathode.data import Study
 from semcathode.config.settings import study_settings
 import semcathode as sc
 from semcathode.study._evaluation import evaluate_model, split_rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semcathode.data.study import Study
+from semcathode.data import Study
 from semcathode.config.settings import study_settings
 from semcathode.data.schema import default_schema
 from semcathode.metrics.classification import aggregate_tiles

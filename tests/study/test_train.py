@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from semcathode.data.study import Study
+from semcathode.data import Study
 from semcathode.config.settings import study_settings
 from semcathode.config.sections import StageConfig
 from semcathode.data.loaders import make_dataloaders

@@ -77,11 +77,11 @@ def test_extra_shift_composes(tmp_path):
 
 
 def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
-    from semcathode.config.paths import cache_root
+    from semcathode.config import cache_root
     from semcathode.config.run import load_config
     from semcathode.data.manifest import write_manifest
     from semcathode.data.factory import build_manifest, prepare_splits
-    from semcathode.data.study import load_study
+    from semcathode.data import load_study
     from semcathode.study._validity import session_probe
 
     cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.data_dir": str(synthetic_root), "preprocess.size": 32,
