@@ -16,7 +16,7 @@ import pandas as pd
 from .._files import atomic_write_text
 from ..io.walk import find_images
 from ._records import correct_flags
-from .compute import _class_index, _method_key
+from .compute import _class_index, cam_method_key
 from ._layers import ModelLike, find_target_layer
 from ._micrograph import micrograph_cam
 from ._overlays import overlay, save_overlay
@@ -76,7 +76,7 @@ def cam_files(
     """
     from ..io.read import SEMReadError
 
-    method = _method_key(method)
+    method = cam_method_key(method)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_index = _class_index(model_like.classes, target)

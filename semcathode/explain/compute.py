@@ -26,7 +26,7 @@ from torch import nn
 
 from ._layers import _as_layers
 
-__all__ = ["CAM_METHODS", "compute_cams"]
+__all__ = ["CAM_METHODS", "cam_method_key", "compute_cams"]
 
 #: method name -> pytorch-grad-cam class.  ``eigencam`` is class-agnostic (first principal
 #: component of the activations; ``targets`` are ignored); the others follow a class logit.
@@ -40,7 +40,28 @@ CAM_METHODS: dict[str, type] = {
 }
 
 
-def _method_key(method: str) -> str:
+def cam_method_key(method: str) -> str:
+    """The key of :data:`CAM_METHODS` a method name means (case, ``-``, ``_`` and ``+`` ignored).
+
+    Parameters
+    ----------
+    method : str
+        E.g. ``"GradCAM++"``, ``"gradcam_pp"`` or ``"layercam"``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        No such method (the message lists the known ones).
+
+    Examples
+    --------
+    >>> cam_method_key("GradCAM++"), cam_method_key("grad-cam")
+    ('gradcampp', 'gradcam')
+    """
     key = str(method).lower().replace("++", "pp").replace("-", "").replace("_", "").replace("+", "p")
     if key not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {method!r}; known: {', '.join(CAM_METHODS)}")
@@ -48,7 +69,7 @@ def _method_key(method: str) -> str:
 
 
 def _method_class(method: str) -> type:
-    return CAM_METHODS[_method_key(method)]
+    return CAM_METHODS[cam_method_key(method)]
 
 
 def _as_batch(inputs: torch.Tensor) -> torch.Tensor:

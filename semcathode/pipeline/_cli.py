@@ -283,13 +283,12 @@ class _WithPixelSize:
 
 
 def _cam_method(method: str) -> str:
-    from ..explain import compute as cam
+    from ..explain.compute import cam_method_key
 
-    check: Callable[[str], str] | None = getattr(cam, "_method_key", None)
     try:
-        return check(method) if check else (method if method in cam.CAM_METHODS else cam.CAM_METHODS[method])
-    except (ValueError, KeyError):
-        raise CliError(f"unknown CAM method {method!r}; known: {', '.join(cam.CAM_METHODS)}") from None
+        return cam_method_key(method)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _cam_target(target: str | None, classes: Sequence[str]) -> str | None:
