@@ -283,7 +283,25 @@ def _private_imports_across_subpackages(pkg: Path = PKG) -> list[str]:
             for alias in node.names:
                 if alias.name.startswith("_") or private_module:
                     found.append(f"{'/'.join(rel)}: {alias.name} from {'.'.join(target)}")
+        found += _private_getattrs_across_subpackages(path, rel, here)
     return sorted(found)
+
+
+def _private_getattrs_across_subpackages(path: Path, rel: tuple[str, ...], here: str) -> list[str]:
+    """``getattr(module, "_name")`` on a module imported from another subpackage: the same private
+    access as an import, spelled so that the import check does not see it."""
+    tree = ast.parse(path.read_text())
+    foreign: dict[str, str] = {}  # local name -> the other subpackage's module it is bound to
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            target = list(rel[:-1])[: len(rel) - node.level] + (node.module.split(".") if node.module else [])
+            if target and target[0] != here:
+                foreign.update({a.asname or a.name: ".".join(target + [a.name]) for a in node.names})
+    return [f"{'/'.join(rel)}: {node.args[1].value} of {foreign[node.args[0].id]} (getattr)"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" and len(node.args) >= 2
+            and isinstance(node.args[0], ast.Name) and node.args[0].id in foreign
+            and isinstance(node.args[1], ast.Constant) and str(node.args[1].value).startswith("_")]
 
 
 def test_no_private_name_is_imported_across_subpackages(tmp_path):
@@ -291,8 +309,10 @@ def test_no_private_name_is_imported_across_subpackages(tmp_path):
     # the checker sees both kinds
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "m.py").write_text("from ..a.x import _hidden\nfrom ..a._impl import shown\nfrom .._files import ok\n")
-    assert _private_imports_across_subpackages(tmp_path) == ["b/m.py: _hidden from a.x", "b/m.py: shown from a._impl"]
+    (tmp_path / "b" / "m.py").write_text("from ..a.x import _hidden\nfrom ..a._impl import shown\nfrom .._files import ok\n"
+                                         "from ..a import y\nf = getattr(y, '_key', None)\n")
+    assert _private_imports_across_subpackages(tmp_path) == [
+        "b/m.py: _hidden from a.x", "b/m.py: _key of a.y (getattr)", "b/m.py: shown from a._impl"]
 
 
 def _public_modules_no_other_subpackage_imports(pkg: Path = PKG) -> list[str]:
