@@ -3,12 +3,12 @@ batched timm forward over the same tiles, in one run. Prints JSON.
 
 A synthetic tree of small micrographs (256 x 256 grey PNGs in folders of 500, made here in a
 temporary folder, never committed) is predicted by ``semcathode predict --stream`` (library
-path :func:`semcathode.models.archive.predict_archive`, decoding in 2 DataLoader workers) in a child
+path :func:`semcathode.models._archive.predict_archive`, decoding in 2 DataLoader workers) in a child
 process per size, whose peak resident memory (``ru_maxrss``) is read after it ends. The plain
 forward runs in a child process too (the same start-up and warm-up), over the same tiles decoded
 beforehand. The machine's speed drifts between minutes, so the throughput is measured in
 ``--rounds`` interleaved rounds (plain, archive with no decoding worker, archive with the default
-workers of :func:`semcathode.models.archive.decode_workers`, archive with 2 workers), each ratio
+workers of :func:`semcathode.models._archive.decode_workers`, archive with 2 workers), each ratio
 taken within its round and the median ratio reported. Targets (issue 20): memory at 10k <= 1.2x
 memory at 1k; archive tiles/s >= 0.9x the plain forward's.
 Usage: python benchmarks/bench_archive.py [--n 10000] [--small 1000] [--size 224] [--rounds 3]
@@ -31,8 +31,8 @@ import numpy as np
 
 CHILD = """
 import sys, time, json, resource
-from semcathode.models.archive import predict_archive
-from semcathode.models.export import load_model
+from semcathode.models._archive import predict_archive
+from semcathode.models._export import load_model
 m = load_model(sys.argv[1]).optimize()
 t = time.perf_counter()
 w = None if sys.argv[4] == "auto" else int(sys.argv[4])
@@ -48,8 +48,8 @@ import sys, time, json, resource
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
-from semcathode.models.export import load_model
-from semcathode.models.forward import normalise_batch
+from semcathode.models._export import load_model
+from semcathode.models._forward import normalise_batch
 m = load_model(sys.argv[1]).optimize()
 side = int(sys.argv[3])
 files = sorted(Path(sys.argv[2]).rglob("*.png"))
@@ -99,10 +99,10 @@ def main() -> None:
     import timm
     import torch
 
-    from semcathode.data.preprocess import PreprocessParams
-    from semcathode.data.schema import default_schema
-    from semcathode.models.archive import decode_workers
-    from semcathode.models.export import export_model
+    from semcathode.data._preprocess import PreprocessParams
+    from semcathode.data._schema import default_schema
+    from semcathode.models._archive import decode_workers
+    from semcathode.models._export import export_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-archive-"))
     classes = default_schema().classes

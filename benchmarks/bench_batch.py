@@ -3,7 +3,7 @@ whole network that predicts and runs the CAM measures, each as the library runs 
 channels-last) and the whole network also as loaded (unfolded). Interleaved rounds in one process,
 so that a machine whose speed drifts between runs still gives fair ratios. Prints JSON.
 
-Behind ``semcathode.models.forward.CPU_BATCH`` (the default tiles per forward pass on a CPU).
+Behind ``semcathode.models._forward.CPU_BATCH`` (the default tiles per forward pass on a CPU).
 Usage: python benchmarks/bench_batch.py [--batches 2 4 8 16 32] [--tiles 192] [--rounds 3] [--trunk 6]
 """
 
@@ -19,10 +19,10 @@ import warnings
 import numpy as np
 import torch
 
-from semcathode.models.export import fold_batchnorm
-from semcathode.models.forward import CPU_BATCH
-from semcathode.models.learner import create_model
-from semcathode.models.trunk import split_network
+from semcathode.models._export import fold_batchnorm
+from semcathode.models._forward import CPU_BATCH
+from semcathode.models._learner import create_model
+from semcathode.models._trunk import split_network
 
 
 def _rate(net: torch.nn.Module, batch: int, tiles: int, channels_last: bool) -> float:

@@ -43,7 +43,7 @@ def main() -> None:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from semcathode.explain import compute_cams
-    from semcathode.explain.compute import CAM_METHODS
+    from semcathode.explain._compute import CAM_METHODS
     from semcathode.explain._layers import find_target_layer
 
     torch.set_num_threads(args.threads)

@@ -16,9 +16,9 @@ import time
 import torch
 
 import semcathode as sc
-from semcathode.data.download import resolve_data_dir
-from semcathode.data.preprocess import PreprocessCache
-from semcathode.data.loaders import load_item, make_dataloaders
+from semcathode.data._download import resolve_data_dir
+from semcathode.data._preprocess import PreprocessCache
+from semcathode.data._loaders import load_item, make_dataloaders
 
 
 def main() -> None:

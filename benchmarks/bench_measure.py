@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from semcathode.io.walk import find_images
+from semcathode.io._walk import find_images
 from semcathode.morphology import measure_paths
 
 REPO = Path(__file__).resolve().parents[1]

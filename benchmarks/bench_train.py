@@ -31,18 +31,18 @@ import numpy as np
 import torch
 
 import semcathode as sc
-from semcathode.data.download import resolve_data_dir
+from semcathode.data._download import resolve_data_dir
 from semcathode.data._inputs import crop_items, grid_items
-from semcathode.data.preprocess import PreprocessCache
-from semcathode.data.schema import default_schema
-from semcathode.models.head import linear_head
-from semcathode.data.loaders import load_item, make_dataloaders
-from semcathode.models.learner import create_model, fit_stage, make_learner, seed_everything
-from semcathode.models.backbones import normalization
-from semcathode.models.top import CachedTiles, make_top_learner
-from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
+from semcathode.data._preprocess import PreprocessCache
+from semcathode.data._schema import default_schema
+from semcathode.models._head import linear_head
+from semcathode.data._loaders import load_item, make_dataloaders
+from semcathode.models._learner import create_model, fit_stage, make_learner, seed_everything
+from semcathode.models._backbones import normalization
+from semcathode.models._top import CachedTiles, make_top_learner
+from semcathode.models._trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
 from semcathode.study._train import TrainedModel
-from semcathode.data.factory import preprocess_params
+from semcathode.data._factory import preprocess_params
 
 
 def cache_benchmark(args: argparse.Namespace) -> None:

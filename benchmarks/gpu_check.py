@@ -40,7 +40,7 @@ def main() -> None:
     import torch
 
     import semcathode as sc
-    from semcathode.models.archive import predict_archive
+    from semcathode.models._archive import predict_archive
 
     gpu = args.mode == "gpu"
     if gpu and not torch.cuda.is_available():
@@ -112,7 +112,7 @@ def _trunk_cache_path(sc, torch, study, paper_cfg, tmp: Path, gpu: bool) -> dict
     import numpy as np
 
     from semcathode.config import cache_root
-    from semcathode.models.top import fits_on_device
+    from semcathode.models._top import fits_on_device
 
     if gpu:
         cfg = sc.load_config("demo", overrides={"protocol.seeds": [0], "preprocess.cache_dir": str(tmp / "cache")})

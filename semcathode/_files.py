@@ -30,6 +30,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 if TYPE_CHECKING:  # pandas is imported by the writers that need it (keeps the CLI start fast)
     import pandas as pd
 
+__all__ = ["TEXT_ERRORS", "sha256_file", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_save",
+           "current_umask", "new_file_mode", "swap_dir", "LockedError", "exclusive_lock", "refuse_to_replace",
+           "json_default"]
+
 #: How characters that UTF-8 cannot encode (undecodable file-name bytes) are written.
 TEXT_ERRORS = "surrogateescape"
 

@@ -10,6 +10,8 @@ import importlib
 import sys
 from typing import Any, Callable
 
+__all__ = ["attach"]
+
 
 def attach(package: str, names: dict[str, str], submodules: tuple[str, ...] = ()) -> tuple[
         Callable[[str], Any], Callable[[], list[str]]]:

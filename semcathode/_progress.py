@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Iterable
 
+__all__ = ["progress"]
+
 
 def progress(it: Iterable, desc: str):
     """Wrap ``it`` in a plain-text tqdm bar on stderr (updates at most every 5 s)."""

@@ -63,9 +63,9 @@ def tiny_model_path(tmp_path_factory) -> Path:
     import timm
     import torch
 
-    from semcathode.data.preprocess import PreprocessParams
-    from semcathode.data.schema import default_schema
-    from semcathode.models.export import export_model
+    from semcathode.data._preprocess import PreprocessParams
+    from semcathode.data._schema import default_schema
+    from semcathode.models._export import export_model
 
     d = tmp_path_factory.mktemp("tiny-model")
     torch.manual_seed(0)
@@ -113,8 +113,8 @@ def write_jpeg(path: Path, arr01, quality: int = 95) -> None:
 
 def fastai_probs(learn, items, classes, bs: int = 32):
     """Reference probabilities through fastai's own test dataloader (``make_test_dl`` + ``get_preds``),
-    independent of the tile-grid path of :mod:`semcathode.models.forward`."""
-    from semcathode.data.loaders import make_test_dl
+    independent of the tile-grid path of :mod:`semcathode.models._forward`."""
+    from semcathode.data._loaders import make_test_dl
 
     if items.empty:
         return items.assign(**{f"p_{c}": [] for c in classes})

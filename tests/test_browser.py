@@ -65,7 +65,7 @@ def run_dir(tmp_path_factory) -> Path:
 
     ``$SEMCATHODE_BROWSER_RUN`` names an existing smoke report to copy instead (saves the runs).
     """
-    from semcathode.config.run import load_config
+    from semcathode.config._run import load_config
     from semcathode.pipeline._run import run_pipeline
 
     out = tmp_path_factory.mktemp("browser") / "smoke"
@@ -252,7 +252,7 @@ def _drive_explorer(page, base: str, token: str, shots: Path) -> None:
 
 
 def test_report_index_images_load(browser, run_dir, shots):
-    from semcathode.report.index import write_index
+    from semcathode.report._index import write_index
 
     index = run_dir / "index.html"
     if not index.exists():

@@ -44,19 +44,19 @@ import tifffile
 from PIL import Image
 
 from semcathode._files import atomic_write_csv, atomic_write_json, atomic_write_text
-from semcathode.config.run import load_config
-from semcathode.config.sections import ConfigError
-from semcathode.data.manifest import index_folder, read_manifest, write_manifest
-from semcathode.data.schema import Schema, default_schema
-from semcathode.io import metadata as smeta, read as sio
-from semcathode.io.metadata import SEMMetadataWarning, read_metadata
-from semcathode.io.read import SEMReadError, read_image, read_sem
+from semcathode.config._run import load_config
+from semcathode.config._sections import ConfigError
+from semcathode.data._manifest import index_folder, read_manifest, write_manifest
+from semcathode.data._schema import Schema, default_schema
+from semcathode.io import _metadata as smeta, _read as sio
+from semcathode.io._metadata import SEMMetadataWarning, read_metadata
+from semcathode.io._read import SEMReadError, read_image, read_sem
 from semcathode.pipeline._console import list_bad, safe
 from semcathode.pipeline._cli import main
 from semcathode.pipeline._notebooks import NOTEBOOK_NAMES, notebook_spec
 from semcathode.pipeline._run import run_pipeline
-from semcathode.report.index import write_index
-from semcathode.report.outputs import NotebookOutputs
+from semcathode.report._index import write_index
+from semcathode.report._outputs import NotebookOutputs
 
 CLASSES3 = ["NCM333_pristine", "NCM333_formation", "NCM333_cycled"]
 SENTINEL = "previous,content\n1,2\n"
@@ -511,7 +511,7 @@ def model_dir(tmp_path_factory) -> Path:
     from safetensors.torch import save_file
 
     from semcathode.models._modelcheck import FORMAT, classes_digest
-    from semcathode.data.preprocess import PreprocessParams
+    from semcathode.data._preprocess import PreprocessParams
 
     d = tmp_path_factory.mktemp("model")
     classes = default_schema().classes
@@ -695,7 +695,7 @@ def test_cam_batch_keeps_good_files(tmp_path, capsys, model_dir):
 def one_file_registry(monkeypatch, tmp_path):
     import hashlib
 
-    import semcathode.data.download as ds
+    import semcathode.data._download as ds
 
     data = b"hello"
     reg = pd.DataFrame([("images/a.png", hashlib.sha256(data).hexdigest(), len(data), "0" * 40, "a.png")],
@@ -757,7 +757,7 @@ def test_help_does_not_import_heavy_modules():
 
     code = ("import sys, semcathode.pipeline._cli as c\n"
             "try:\n    c.build_parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'fastai', 'pandas', 'matplotlib', 'timm', 'semcathode.io.read') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'fastai', 'pandas', 'matplotlib', 'timm', 'semcathode.io._read') if m in sys.modules]\n"
             "print(heavy)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -1023,7 +1023,7 @@ def test_the_lock_is_released_however_the_run_ends(tmp_path, fake_papermill, how
 @pytest.mark.parametrize("content", [{}, {"notes.txt": "not a micrograph"}, {"sub/readme.md": "# nothing"}])
 def test_data_folder_without_micrographs_is_bad_input_and_stays_unchanged(tmp_path, capsys, papermill_must_not_run,
                                                                         content):
-    from semcathode.data.factory import data_dir_for
+    from semcathode.data._factory import data_dir_for
 
     data = tmp_path / "mydata"
     data.mkdir()
@@ -1041,7 +1041,7 @@ def test_data_folder_without_micrographs_is_bad_input_and_stays_unchanged(tmp_pa
 
 
 def test_synthetic_data_is_written_only_into_the_cache(tmp_path):
-    from semcathode.data.factory import data_dir_for
+    from semcathode.data._factory import data_dir_for
 
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -1063,7 +1063,7 @@ def test_synthetic_data_is_written_only_into_the_cache(tmp_path):
 @pytest.mark.parametrize("spelling", ["absolute_link", "relative_link"])
 def test_portable_report_relativises_data_reached_through_a_link(tmp_path, monkeypatch, spelling):
     from semcathode.pipeline._roots import report_roots
-    from semcathode.report.portable import absolute_paths, make_portable
+    from semcathode.report._portable import absolute_paths, make_portable
 
     real = tmp_path / "store" / "data"
     img = _png(real / "NCM333_pristine" / "img_0.png", seed=1)
@@ -1099,7 +1099,7 @@ def test_smoke_report_through_a_symlinked_data_root_holds_no_absolute_path(tmp_p
     """The real notebooks under the smoke profile, the data reached through a link (a fresh clone
     whose ``../shared`` is a link): no report file names an absolute path of this machine."""
     from semcathode.data._synthetic import write_synthetic_dataset
-    from semcathode.report.portable import absolute_paths
+    from semcathode.report._portable import absolute_paths
 
     smoke = load_config("smoke")
     s = smoke.data.synthetic_size
@@ -1501,7 +1501,7 @@ def _deep_json(depth: int = 100_000) -> str:
 
 
 def test_deeply_nested_config_is_bad_input(tmp_path, capsys, monkeypatch):
-    import semcathode.config.run as run_config
+    import semcathode.config._run as run_config
 
     cfg = tmp_path / "deep.yaml"
     cfg.write_text("stage1: " + "[" * 20000 + "]" * 20000 + "\n")
@@ -1519,7 +1519,7 @@ def test_deeply_nested_config_is_bad_input(tmp_path, capsys, monkeypatch):
 
 
 def test_model_too_deep_or_too_big_is_bad_input(tmp_path, capsys, model_dir, monkeypatch):
-    import semcathode.models.export as export
+    import semcathode.models._export as export
 
     model = tmp_path / "m" / "model.safetensors"
     model.parent.mkdir()
@@ -1959,7 +1959,7 @@ def test_string_enum_keys_are_checked_up_front(tmp_path, capsys, no_pipeline, ov
 
 
 def _str_keys() -> list[tuple[str, dict]]:
-    from semcathode.config.sections import RunConfig
+    from semcathode.config._sections import RunConfig
 
     out = []
     sections = typing.get_type_hints(RunConfig)
@@ -1975,7 +1975,7 @@ def _str_keys() -> list[tuple[str, dict]]:
 
 
 def test_every_string_key_is_a_declared_enumeration_or_free_text():
-    from semcathode.config.sections import CHOICES, FREE_TEXT_KEYS
+    from semcathode.config._sections import CHOICES, FREE_TEXT_KEYS
 
     tables = set(map(tuple, CHOICES.values()))
     keys = _str_keys()
@@ -1999,10 +1999,10 @@ def _arm_names() -> tuple[str, ...]:
 
 
 def test_declared_names_match_the_modules_that_define_them():
-    from semcathode.config.sections import CHOICES
-    from semcathode.data.shift import SHIFT_KINDS
-    from semcathode.explain.compute import CAM_METHODS
-    from semcathode.models.backbones import BACKBONES
+    from semcathode.config._sections import CHOICES
+    from semcathode.data._shift import SHIFT_KINDS
+    from semcathode.explain._compute import CAM_METHODS
+    from semcathode.models._backbones import BACKBONES
 
     assert CHOICES["cam_method"] == tuple(CAM_METHODS)
     assert len(_arm_names()) >= 5 and CHOICES["arm"] == _arm_names()
@@ -2150,8 +2150,8 @@ def test_60000_duplicate_classes_are_refused_in_linear_time(model_dir_model, mon
 def test_exported_k_is_at_most_the_bank_and_the_bank_is_checked(tmp_path):
     import timm
 
-    from semcathode.data.preprocess import PreprocessParams
-    from semcathode.models.export import ModelFileError, export_model, load_model
+    from semcathode.data._preprocess import PreprocessParams
+    from semcathode.models._export import ModelFileError, export_model, load_model
 
     classes = default_schema().classes
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=len(classes)).eval()
@@ -2207,8 +2207,8 @@ def test_upsampling_and_tiles_are_capped_per_file(tmp_path, capsys, model_dir_mo
 
 
 def test_resample_plan_matches_the_tile_grid():
-    from semcathode.data.preprocess import PreprocessParams, preprocess_image
-    from semcathode.data.tiles import tile_grid
+    from semcathode.data._preprocess import PreprocessParams, preprocess_image
+    from semcathode.data._tiles import tile_grid
     from semcathode.data._resample import plan_resample
 
     img = np.random.default_rng(0).random((90, 130)).astype(np.float32)

@@ -9,16 +9,16 @@ _NAMES: dict[str, str] = {
     # paths
     "cache_root": "_paths",
     # run
-    "load_config": "run",
-    "save_config": "run",
+    "load_config": "_run",
+    "save_config": "_run",
     # settings
-    "study_settings": "settings",
+    "study_settings": "_settings",
     # sections
-    "config_hash": "sections",
-    "ConfigError": "sections",
-    "MorphologyConfig": "sections",
-    "PROFILES": "sections",
-    "RunConfig": "sections",
+    "config_hash": "_sections",
+    "ConfigError": "_sections",
+    "MorphologyConfig": "_sections",
+    "PROFILES": "_sections",
+    "RunConfig": "_sections",
 }
 
 __all__ = sorted(_NAMES)

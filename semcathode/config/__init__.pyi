@@ -4,18 +4,18 @@
 from ._paths import (
     cache_root as cache_root,
 )
-from .run import (
+from ._run import (
     load_config as load_config,
     save_config as save_config,
 )
-from .sections import (
+from ._sections import (
     ConfigError as ConfigError,
     MorphologyConfig as MorphologyConfig,
     PROFILES as PROFILES,
     RunConfig as RunConfig,
     config_hash as config_hash,
 )
-from .settings import (
+from ._settings import (
     study_settings as study_settings,
 )
 

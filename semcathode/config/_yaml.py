@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from yaml.nodes import Node
 
-from .limits import env_limit
+from ._limits import env_limit
 
 __all__ = ["YamlLimitError", "BoundedLoader", "bounded_load", "max_config_bytes",
            "MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "MAX_CONFIG_DEPTH"]

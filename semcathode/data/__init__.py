@@ -7,27 +7,27 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # download
-    "fetch": "download",
+    "fetch": "_download",
     # factory
     "example_study": "_study",
-    "build_manifest": "factory",
+    "build_manifest": "_factory",
     "load_study": "_study",
-    "prepare_splits": "factory",
-    "schema_from_config": "factory",
+    "prepare_splits": "_factory",
+    "schema_from_config": "_factory",
     "Study": "_study",
-    "write_attribution": "factory",
+    "write_attribution": "_factory",
     # loaders
-    "make_dataloaders": "loaders",
+    "make_dataloaders": "_loaders",
     # manifest
-    "index_folder": "manifest",
-    "ManifestError": "manifest",
-    "read_manifest": "manifest",
-    "write_manifest": "manifest",
+    "index_folder": "_manifest",
+    "ManifestError": "_manifest",
+    "read_manifest": "_manifest",
+    "write_manifest": "_manifest",
     # preprocess
-    "build_items": "preprocess",
-    "PreprocessParams": "preprocess",
+    "build_items": "_preprocess",
+    "PreprocessParams": "_preprocess",
     # splits
-    "check_no_group_leak": "splits",
+    "check_no_group_leak": "_splits",
     # summary
     "count_table": "_summary",
     "data_summary": "_summary",

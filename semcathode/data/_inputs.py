@@ -1,16 +1,16 @@
 """Network inputs from cached micrographs: random training crops and evaluation tile grids.
 
-The rows of :func:`semcathode.data.preprocess.build_items` (one per cached micrograph) become
+The rows of :func:`semcathode.data._preprocess.build_items` (one per cached micrograph) become
 one row per network input: ``crop_y``/``crop_x`` of ``-1`` draw a new random crop each time
-the item is loaded (training), fixed corners on the :func:`~semcathode.data.tiles.tile_grid`
-cover the whole frame (evaluation). :func:`semcathode.data.loaders.crop_array` cuts them.
+the item is loaded (training), fixed corners on the :func:`~semcathode.data._tiles.tile_grid`
+cover the whole frame (evaluation). :func:`semcathode.data._loaders.crop_array` cuts them.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .tiles import tile_grid
+from ._tiles import tile_grid
 
 __all__ = ["crop_items", "grid_items"]
 
@@ -21,7 +21,7 @@ def crop_items(items: pd.DataFrame, k: int = 1) -> pd.DataFrame:
     Parameters
     ----------
     items : DataFrame
-        From :func:`~semcathode.data.preprocess.build_items`.
+        From :func:`~semcathode.data._preprocess.build_items`.
     k : int
         Crops per micrograph per epoch (at least 1).
 
@@ -37,12 +37,12 @@ def crop_items(items: pd.DataFrame, k: int = 1) -> pd.DataFrame:
 
 
 def grid_items(items: pd.DataFrame, stride: float = 1.0, center_only: bool = False) -> pd.DataFrame:
-    """Evaluation inputs: the :func:`~semcathode.data.tiles.tile_grid` tiles of every micrograph (or its central tile).
+    """Evaluation inputs: the :func:`~semcathode.data._tiles.tile_grid` tiles of every micrograph (or its central tile).
 
     Parameters
     ----------
     items : DataFrame
-        From :func:`~semcathode.data.preprocess.build_items` (``height``, ``width``, ``size``).
+        From :func:`~semcathode.data._preprocess.build_items` (``height``, ``width``, ``size``).
     stride : float
         Tile-grid stride as a fraction of the input size.
     center_only : bool

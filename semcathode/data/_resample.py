@@ -1,12 +1,12 @@
 """Limits on what bringing one micrograph to a model's scale may cost, checked before resampling
-(private to :mod:`semcathode.data`; :func:`semcathode.data.preprocess.preprocess_image` runs the check).
+(private to :mod:`semcathode.data`; :func:`semcathode.data._preprocess.preprocess_image` runs the check).
 
 A model at 1.0 µm/px given a frame whose metadata says 14 µm/px would upsample it ×14 (a
 240 KB JPEG became 55,554 tiles, 3.5 GB); at 99.75 µm/px the resampling alone runs out of
 memory. :func:`check_resample` estimates the resampled size and the tile count from the frame's
 size and the scale factor (nothing is allocated) and refuses, naming the file, an upsampling
 beyond :data:`MAX_UPSAMPLE`, a resampled frame beyond the image-pixel limit of
-:func:`semcathode.io.read.max_image_pixels`, or more than :data:`MAX_TILES` tiles.
+:func:`semcathode.io._read.max_image_pixels`, or more than :data:`MAX_TILES` tiles.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..config.limits import env_limit
-from .tiles import grid_size
+from ..config._limits import env_limit
+from ._tiles import grid_size
 
 __all__ = ["MAX_TILES", "MAX_UPSAMPLE", "ResampleLimitError", "plan_resample", "check_resample"]
 
@@ -30,7 +30,7 @@ class ResampleLimitError(ValueError):
 
 
 def plan_resample(shape: tuple[int, int], pixel_size_um: float | None, params: Any) -> tuple[float, float, tuple[int, int], int]:
-    """What :func:`semcathode.data.preprocess.preprocess_image` would make of a frame, without doing it.
+    """What :func:`semcathode.data._preprocess.preprocess_image` would make of a frame, without doing it.
 
     Parameters
     ----------
@@ -54,7 +54,7 @@ def plan_resample(shape: tuple[int, int], pixel_size_um: float | None, params: A
 
     Examples
     --------
-    >>> from semcathode.data.preprocess import PreprocessParams
+    >>> from semcathode.data._preprocess import PreprocessParams
     >>> plan_resample((960, 1280), 14.0, PreprocessParams("scale", 64, 1.0))
     (14.0, 14.0, (13440, 17920), 58800)
     """
@@ -91,7 +91,7 @@ def check_resample(name: str, shape: tuple[int, int], pixel_size_um: float | Non
         Upsampling above :data:`MAX_UPSAMPLE`, a resampled frame above the image-pixel limit,
         or more than :data:`MAX_TILES` tiles (each raised with its environment variable).
     """
-    from ..io.read import max_image_pixels
+    from ..io._read import max_image_pixels
 
     f_scale, f, (h, w), tiles = plan_resample(shape, pixel_size_um, params)
     up = float(env_limit("SEMCATHODE_MAX_UPSAMPLE", MAX_UPSAMPLE, float))

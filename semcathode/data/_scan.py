@@ -14,10 +14,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.metadata import SEMMetadataWarning
-from ..io.read import SUPPORTED_EXTENSIONS
-from ..io.walk import file_kind, is_image_name, sidecar_paths
-from .schema import Schema
+from ..io._metadata import SEMMetadataWarning
+from ..io._read import SUPPORTED_EXTENSIONS
+from ..io._walk import file_kind, is_image_name, sidecar_paths
+from ._schema import Schema
 
 __all__ = ["Item", "scan", "items_from_folders", "check_sidecar", "has_images"]
 

@@ -1,5 +1,5 @@
 """The study the notebooks after 01 share (:class:`Study`): the split manifest, its pre-processed
-inputs, the classes and the :class:`~semcathode.config.settings.StudySettings` they are trained and
+inputs, the classes and the :class:`~semcathode.config._settings.StudySettings` they are trained and
 evaluated with; :func:`load_study` reads one, :func:`example_study` builds a tiny synthetic one."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config.sections import RunConfig
-from ..config.settings import StudySettings, study_settings
-from .factory import build_manifest, cache_for, data_dir_for, preprocess_params, prepare_splits, schema_from_config
-from .preprocess import PreprocessCache, PreprocessParams, build_items
+from ..config._sections import RunConfig
+from ..config._settings import StudySettings, study_settings
+from ._factory import build_manifest, cache_for, data_dir_for, preprocess_params, prepare_splits, schema_from_config
+from ._preprocess import PreprocessCache, PreprocessParams, build_items
 
 __all__ = ["Study", "load_study", "example_study"]
 
@@ -48,7 +48,7 @@ class Study:
 
     def using(self, **sections) -> "Study":
         """The same study under changed settings (see :meth:`StudySettings.replace
-        <semcathode.config.settings.StudySettings.replace>`); the items are rebuilt through the
+        <semcathode.config._settings.StudySettings.replace>`); the items are rebuilt through the
         cache when the pre-processing changes.
 
         Parameters
@@ -150,7 +150,7 @@ def load_study(settings: StudySettings, manifest_csv: str | Path) -> Study:
     >>> len(study.classes), int((study.items["split"] == "train").sum()) > 0
     (9, True)
     """
-    from .manifest import read_manifest
+    from ._manifest import read_manifest
 
     path = Path(manifest_csv)
     if not path.exists():
@@ -198,8 +198,8 @@ def example_study(cache_dir: str | Path | None = None) -> tuple[RunConfig, Study
     >>> cfg.profile, len(study.classes), sorted(study.items["split"].unique())[:3]
     ('smoke', 9, ['tail', 'test', 'train'])
     """
-    from ..config.run import load_config
-    from .manifest import write_manifest
+    from ..config._run import load_config
+    from ._manifest import write_manifest
 
     cfg = load_config("smoke", overrides={"preprocess.cache_dir": str(cache_dir)} if cache_dir else None)
     settings = study_settings(cfg)

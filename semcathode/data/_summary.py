@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .duplicates import check_duplicates, find_duplicates
+from ._duplicates import check_duplicates, find_duplicates
 
 __all__ = ["count_table", "pixel_size_table", "split_table", "duplicate_report", "data_summary"]
 
@@ -92,7 +92,7 @@ def duplicate_report(df: pd.DataFrame, max_distance: int = 4) -> tuple[pd.DataFr
     Returns
     -------
     pairs : DataFrame
-        From :func:`~semcathode.data.duplicates.find_duplicates`, with ``<column>_a``/``_b``.
+        From :func:`~semcathode.data._duplicates.find_duplicates`, with ``<column>_a``/``_b``.
     warnings : list of str
         Pairs that cross a split or domain.
     """

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from .preprocess import to_uint8
+from ._preprocess import to_uint8
 
 __all__ = [
     "SYNTHETIC_COMPOSITIONS",

@@ -14,7 +14,7 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # compute
-    "compute_cams": "compute",
+    "compute_cams": "_compute",
     # micrograph
     "micrograph_cam": "_micrograph",
     # measures

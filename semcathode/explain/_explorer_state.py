@@ -21,7 +21,7 @@ __all__ = ["FILTERS", "CORRECTNESS", "DEFAULT_METHODS", "ExplorerState"]
 FILTERS: tuple[str, ...] = ("label", "pred", "correctness", "domain", "arm")
 #: Values of the ``correctness`` filter.
 CORRECTNESS: tuple[str, ...] = ("all", "correct", "incorrect")
-#: CAM methods offered by default (keys of :data:`semcathode.explain.compute.CAM_METHODS`).
+#: CAM methods offered by default (keys of :data:`semcathode.explain._compute.CAM_METHODS`).
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "eigencam", "layercam", "hirescam", "xgradcam")
 
 _ALL = "(all)"

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from .._files import atomic_write_text
-from ..io.walk import find_images
+from ..io._walk import find_images
 from ._records import correct_flags
-from .compute import _class_index, cam_method_key
+from ._compute import _class_index, cam_method_key
 from ._layers import ModelLike, find_target_layer
 from ._micrograph import micrograph_cam
 from ._overlays import overlay, save_overlay
@@ -42,7 +42,7 @@ def cam_files(
         A loaded model: ``.model``, ``.classes``, ``.load_array(path) -> (grey bar-free image,
         frame at the model's scale)`` and what :func:`~semcathode.explain.micrograph_cam` uses.
     paths : sequence of str or Path
-        Images and/or folders (searched recursively for :data:`semcathode.io.read.SUPPORTED_EXTENSIONS`, hidden files
+        Images and/or folders (searched recursively for :data:`semcathode.io._read.SUPPORTED_EXTENSIONS`, hidden files
         and anything under ``out_dir`` skipped).
     out_dir : str or Path
         Output folder, created if needed.
@@ -74,7 +74,7 @@ def cam_files(
     >>> [p.suffix for p in sc.cam_files(model, study.manifest["path"][:2].tolist(), f"{tmp}/cams")]
     ['.png', '.png']
     """
-    from ..io.read import SEMReadError
+    from ..io._read import SEMReadError
 
     method = cam_method_key(method)
     out = Path(out_dir)

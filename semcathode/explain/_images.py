@@ -1,7 +1,7 @@
 """Small image adapters shared by the explain modules: unit range, grey, map resizing.
 
 They are thin wrappers around the package's single definitions
-(:func:`semcathode.io.read.to_grey`, :func:`semcathode.data.preprocess.resize`) that add
+(:func:`semcathode.io._read.to_grey`, :func:`semcathode.data._preprocess.resize`) that add
 what the CAM code needs on top: integer/bool inputs scaled by their dtype, and a
 nearest-neighbour path for masks.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.preprocess import resize
-from ..io.read import to_grey, to_unit
+from ..data._preprocess import resize
+from ..io._read import to_grey, to_unit
 
 __all__ = ["unit", "grey01", "resize_map", "fit_side"]
 
@@ -29,13 +29,13 @@ def grey01(image: np.ndarray) -> np.ndarray:
     """A float32 grey image in [0, 1] from grey/RGB(A), float or integer input.
 
     The values are first brought to [0, 1] by :func:`unit` (``to_grey`` expects that), then
-    :func:`semcathode.io.read.to_grey` takes the luminance of colour input.
+    :func:`semcathode.io._read.to_grey` takes the luminance of colour input.
     """
     return to_grey(unit(image))
 
 
 def resize_map(arr: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize a 2-D map to ``shape``: :func:`semcathode.data.preprocess.resize` (bilinear), or
+    """Resize a 2-D map to ``shape``: :func:`semcathode.data._preprocess.resize` (bilinear), or
     nearest neighbour for masks; the same shape is returned unchanged (as float32)."""
     arr = np.asarray(arr, np.float32)
     shape = (int(shape[0]), int(shape[1]))

@@ -60,7 +60,7 @@ class ModelLike(Protocol):
         ...
 
     def normalise(self, arr: np.ndarray) -> torch.Tensor:
-        """The network input of uint8 tiles: :func:`semcathode.models.forward.normalise_batch` with
+        """The network input of uint8 tiles: :func:`semcathode.models._forward.normalise_batch` with
         the model's own normalisation settings (as ``ExportedModel.normalise`` does).
 
         Parameters

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from ._images import grey01, resize_map
-from ..models.forward import predict_probs
-from .compute import _as_batch, _class_index, _kept_modes, compute_cams
+from ..models._forward import predict_probs
+from ._compute import _as_batch, _class_index, _kept_modes, compute_cams
 
 __all__ = ["structure_map", "energy_on_mask", "deletion_curve", "deletion_auc", "cam_quant_table", "explain_items"]
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ._images import resize_map
-from .compute import _class_index, compute_cams
+from ._compute import _class_index, compute_cams
 from ._layers import ModelLike, _as_layers
 
 __all__ = ["stitch_tiles", "MicrographCam", "micrograph_cam", "make_cam_fn"]
@@ -130,7 +130,7 @@ def micrograph_cam(model_like: ModelLike, grey: np.ndarray, arr: np.ndarray, met
     -------
     MicrographCam
     """
-    from ..data.tiles import cut_tiles
+    from ..data._tiles import cut_tiles
 
     params = model_like.params
     tiles, positions = cut_tiles(np.asarray(arr), params.size, params.tile_stride)

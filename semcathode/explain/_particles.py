@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from ..morphology.segment import Segmentation
+from ..morphology._segment import Segmentation
 
 __all__ = ["REGIONS", "particle_regions", "particle_energy", "cam_particle_table"]
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data.preprocess import load_bar_free, preprocess_image
-from ..models.export import ExportedModel, arm_model_file, load_model
+from ..data._preprocess import load_bar_free, preprocess_image
+from ..models._export import ExportedModel, arm_model_file, load_model
 from ._gallery import cam_grid
 from ._measures import explain_items
 from ._micrograph import make_cam_fn, micrograph_cam
@@ -20,7 +20,7 @@ from ._overlays import save_overlay
 from ._particles import particle_energy
 
 if TYPE_CHECKING:
-    from ..config.sections import MorphologyConfig
+    from ..config._sections import MorphologyConfig
 
 __all__ = ["load_run_models", "cam_sample", "row_loader", "cam_study", "explorer_for"]
 
@@ -142,7 +142,7 @@ def cam_study(models: dict[str, ExportedModel], sample: pd.DataFrame, out_dir: s
     out_dir : str or Path
         Folder of the overlays (``out_dir/overlays``); overlay paths are recorded relative to it.
     method : str
-        A key of :data:`~semcathode.explain.compute.CAM_METHODS`.
+        A key of :data:`~semcathode.explain._compute.CAM_METHODS`.
     steps : int
         Deletion-curve steps.
     opacity : float
@@ -250,7 +250,7 @@ def explorer_for(records: pd.DataFrame, models: dict[str, ExportedModel], classe
     outlines_fn = None
     if morphology is not None:
         from ..morphology import segment_particles
-        from ..morphology.overlay import outline_mask
+        from ..morphology._overlay import outline_mask
 
         def outlines_fn(row: pd.Series, shape: tuple[int, int]) -> np.ndarray:
             full = rows[rows["path"] == row["path"]].iloc[0]

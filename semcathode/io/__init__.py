@@ -7,14 +7,14 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # metadata
-    "SEMMetadata": "metadata",
+    "SEMMetadata": "_metadata",
     # read
-    "read_image": "read",
-    "read_sem": "read",
-    "SEMImage": "read",
-    "SEMReadError": "read",
+    "read_image": "_read",
+    "read_sem": "_read",
+    "SEMImage": "_read",
+    "SEMReadError": "_read",
     # walk
-    "find_images": "walk",
+    "find_images": "_walk",
 }
 
 __all__ = sorted(_NAMES)

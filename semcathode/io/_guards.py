@@ -1,20 +1,20 @@
 """The checks every SEM reader runs on a file before decoding it, and the error they raise.
 
-Private to :mod:`semcathode.io`: the pixel reader (:mod:`semcathode.io.read`) and the metadata
-reader (:mod:`semcathode.io.metadata`) both start here, so neither imports the other for it.
+Private to :mod:`semcathode.io`: the pixel reader (:mod:`semcathode.io._read`) and the metadata
+reader (:mod:`semcathode.io._metadata`) both start here, so neither imports the other for it.
 :data:`SUPPORTED_EXTENSIONS`, :class:`SEMReadError` and :class:`SEMReadWarning` are public through
-:mod:`semcathode.io.read`.
+:mod:`semcathode.io._read`.
 
 The size guard (:func:`check_decoded_size`) works from the file header alone: width, height,
 planes, samples per pixel and bytes per sample give the decoded size before any pixel is
-decoded. Limits come from ``$SEMCATHODE_MAX_...`` variables read by :func:`semcathode.config.limits.env_limit`.
+decoded. Limits come from ``$SEMCATHODE_MAX_...`` variables read by :func:`semcathode.config._limits.env_limit`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..config.limits import short_repr
+from ..config._limits import short_repr
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -28,8 +28,8 @@ __all__ = [
     "check_decoded_size",
 ]
 
-#: File name extensions :func:`semcathode.io.read.read_image` accepts (lower case). The one list
-#: of the package: folder scans (:mod:`semcathode.io.walk`) pick up exactly what the reader can read.
+#: File name extensions :func:`semcathode.io._read.read_image` accepts (lower case). The one list
+#: of the package: folder scans (:mod:`semcathode.io._walk`) pick up exactly what the reader can read.
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 #: Extensions read with :mod:`tifffile` (pixels and vendor tags).

@@ -1,7 +1,7 @@
 """Pixel arithmetic of the SEM readers: scaling to ``[0, 1]``, luminance, the finite-value check.
 
 Private to :mod:`semcathode.io`; :func:`to_unit` and :func:`to_grey` are public through
-:mod:`semcathode.io.read`. Scaling never overflows (float images holding values near the float32
+:mod:`semcathode.io._read`. Scaling never overflows (float images holding values near the float32
 limits are scaled in halves) and treats NaN / infinite samples deterministically.
 """
 

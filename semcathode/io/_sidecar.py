@@ -1,6 +1,6 @@
 """SNE sidecars: finding ``<image>.txt`` / ``<stem>.txt`` and reading them with a size bound.
 
-Private to :mod:`semcathode.io.metadata`, which interprets what is read here. A sidecar is never
+Private to :mod:`semcathode.io._metadata`, which interprets what is read here. A sidecar is never
 read whole without a bound: ``<stem>.txt`` is recognised from its first :data:`SNIFF_BYTES`, and
 :func:`read_sidecar` reads at most ``limit + 1`` bytes, so an unrelated 1.5 GB text file beside an
 image costs a few KiB.

@@ -1,6 +1,6 @@
 """Numbers, lengths, voltages, magnifications and dates as SEM instruments write them.
 
-Private to :mod:`semcathode.io`: the text parsing behind :mod:`semcathode.io.metadata`. Every
+Private to :mod:`semcathode.io`: the text parsing behind :mod:`semcathode.io._metadata`. Every
 parser returns ``None`` for what it cannot read; nothing is guessed. All numbers in text are
 read by :func:`parse_number`, which accepts one decimal comma (``'0,7'`` is 0.7) and refuses
 what could be read two ways (``'1,234'``, ``'1.234,5'``, ``'1,234,5'``).

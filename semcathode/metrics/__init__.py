@@ -7,7 +7,7 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # classification
-    "classification_metrics": "classification",
+    "classification_metrics": "_classification",
     # intervals
     "bootstrap_ci": "_intervals",
     "image_bootstrap_ci": "_intervals",

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .classification import METRICS, _check_classes, _check_labels, _encode, _scalar_metric
+from ._classification import METRICS, _check_classes, _check_labels, _encode, _scalar_metric
 
 __all__ = ["bootstrap_ci", "image_bootstrap_ci", "paired_comparison"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .classification import METRICS, _check_classes, short_class_name
+from ._classification import METRICS, _check_classes, short_class_name
 from ._intervals import bootstrap_ci, paired_comparison
 
 __all__ = ["summarize_runs", "paired_table", "paper_table"]
@@ -36,7 +36,7 @@ def summarize_runs(
     ----------
     results : DataFrame
         One row per (arm, seed) run with the metric columns (e.g. from
-        :func:`~semcathode.metrics.classification.results_row`); per-class ``f1_<class>`` columns can be listed in
+        :func:`~semcathode.metrics._classification.results_row`); per-class ``f1_<class>`` columns can be listed in
         ``metrics`` too.
     metrics : sequence of str
         Metric columns to summarise (each must exist).
@@ -139,9 +139,9 @@ def paper_table(
     ----------
     results : DataFrame
         One row per (arm, seed) with ``accuracy``, ``macro_f1`` and ``f1_<class>``
-        columns (as written by :func:`~semcathode.metrics.classification.results_row`).
+        columns (as written by :func:`~semcathode.metrics._classification.results_row`).
     classes : sequence of str
-        Class order of the per-class columns, headed by :func:`~semcathode.metrics.classification.short_class_name`
+        Class order of the per-class columns, headed by :func:`~semcathode.metrics._classification.short_class_name`
         (e.g. ``"333 pristine"``).
     group : str
         Column naming the arm; it becomes the index.

@@ -7,17 +7,17 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # backbones
-    "create_backbone": "backbones",
-    "normalization": "backbones",
+    "create_backbone": "_backbones",
+    "normalization": "_backbones",
     # export
-    "export_model": "export",
-    "ExportedModel": "export",
-    "load_model": "export",
-    "ModelFileError": "export",
+    "export_model": "_export",
+    "ExportedModel": "_export",
+    "load_model": "_export",
+    "ModelFileError": "_export",
     # learner
     "RankRecord": "_distributed",
-    # predict (files and folders; the forward pass of every predict path is in models.forward)
-    "predict": "archive",
+    # predict (files and folders; the forward pass of every predict path is in models._forward)
+    "predict": "_archive",
 }
 
 __all__ = sorted(_NAMES)

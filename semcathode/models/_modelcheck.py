@@ -13,16 +13,16 @@ file and the field:
   (when present) equals its length;
 * the classifier in the weights (``classifier.weight``/``.bias``, or ``head.fc``, ``fc``,
   ``head``): one row per class, bias of the same length; every floating tensor finite;
-* ``timm_name``: one of the local architectures (:data:`semcathode.models.backbones.BACKBONES`);
+* ``timm_name``: one of the local architectures (:data:`semcathode.models._backbones.BACKBONES`);
   hub or file references (``hf-hub:...``, anything with ``:`` or ``/``) are refused, so
   loading never contacts the network; ``backbone`` (when present) is a registered name of
   that architecture;
-* ``head`` (when present): the block stage a linear head reads (:func:`~semcathode.models.head.linear_head`);
+* ``head`` (when present): the block stage a linear head reads (:func:`~semcathode.models._head.linear_head`);
 * ``mean``/``std``: three finite numbers each, every ``std`` >= :data:`MIN_STD` (> 0);
 * ``normalize`` (when present): ``dataset`` or ``per_image``;
 * ``preprocess``: a mapping with ``mode`` in :data:`PREPROCESS_MODES`, an integer ``size`` in
   :data:`SIZE_RANGE` and at most :data:`MAX_INPUT_SIZE` px, and when present ``scale_um``
-  0 (native) or a pixel size in :data:`~semcathode.io.metadata.PIXEL_SIZE_RANGE_UM`, ``tile_stride`` in
+  0 (native) or a pixel size in :data:`~semcathode.io._metadata.PIXEL_SIZE_RANGE_UM`, ``tile_stride`` in
   :data:`STRIDE_RANGE` (a fraction of the tile side), ``crops_per_image`` an integer >= 1;
 * ``bar`` (when present): ``method`` a data-bar method, ``fraction`` in ``[0, 1)``;
 * ``temperature`` (when present): a finite number in :data:`TEMPERATURE_RANGE`;
@@ -45,8 +45,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..config.limits import env_limit, short_repr
-from ..config.sections import CHOICES
+from ..config._limits import env_limit, short_repr
+from ..config._sections import CHOICES
 
 __all__ = ["ModelFileError", "validate_model_meta", "classes_digest", "FORMAT", "PREPROCESS_MODES",
            "MAX_INPUT_SIZE", "MAX_CLASSES"]
@@ -94,7 +94,7 @@ def classes_digest(classes: Sequence[str]) -> str:
 
 
 def _known_architectures() -> dict[str, str]:
-    from .backbones import BACKBONES
+    from ._backbones import BACKBONES
 
     return dict(BACKBONES)
 
@@ -235,7 +235,7 @@ def _check_size(pp: dict, fail: Fail) -> None:
 
 
 def _check_scale(pp: dict, fail: Fail) -> None:
-    from ..io.metadata import PIXEL_SIZE_RANGE_UM
+    from ..io._metadata import PIXEL_SIZE_RANGE_UM
 
     lo, hi = PIXEL_SIZE_RANGE_UM
     for key in ("scale_um", "tile_scale_um", "pixel_size_um"):
@@ -270,7 +270,7 @@ def _check_preprocess(meta: dict, fail: Fail) -> None:
     try:  # the keys must also be what this version's PreprocessParams takes
         import dataclasses
 
-        from ..data.preprocess import PreprocessParams
+        from ..data._preprocess import PreprocessParams
 
         known = {f.name for f in dataclasses.fields(PreprocessParams)}
     except Exception:  # noqa: BLE001 - preprocessing unavailable: the checks above stand

@@ -6,9 +6,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .familiarity import multi_layer_score
-from .forward import MicrographOutputs
-from .scores import knn_ood_score
+from ._familiarity import multi_layer_score
+from ._forward import MicrographOutputs
+from ._scores import knn_ood_score
 
 
 class RowModel(Protocol):

@@ -23,11 +23,11 @@ from .._lazy import attach
 #: Public name -> module of this subpackage that defines it.
 _NAMES: dict[str, str] = {
     # segment
-    "segment_particles": "segment",
+    "segment_particles": "_segment",
     # measure
-    "micrograph_measures": "measure",
+    "micrograph_measures": "_measure",
     # files
-    "measure_paths": "files",
+    "measure_paths": "_measure_files",
     # manifest
     "measure_manifest": "_manifest",
 }

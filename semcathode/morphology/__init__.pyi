@@ -4,13 +4,13 @@
 from ._manifest import (
     measure_manifest as measure_manifest,
 )
-from .files import (
-    measure_paths as measure_paths,
-)
-from .measure import (
+from ._measure import (
     micrograph_measures as micrograph_measures,
 )
-from .segment import (
+from ._measure_files import (
+    measure_paths as measure_paths,
+)
+from ._segment import (
     segment_particles as segment_particles,
 )
 

@@ -1,6 +1,6 @@
 """Measure every micrograph of a manifest, through a cache keyed by the file, its shift and the settings.
 
-Each row is read as the rest of the study reads it (:func:`semcathode.data.preprocess.load_bar_free`: the
+Each row is read as the rest of the study reads it (:func:`semcathode.data._preprocess.load_bar_free`: the
 manifest's data-bar row, and the simulated acquisition shift of a target row) at the manifest's
 pixel size, then segmented and measured (:func:`~semcathode.morphology.segment_particles`,
 :func:`~semcathode.morphology.micrograph_measures`). Measured rows are kept in one CSV per
@@ -19,9 +19,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..config.sections import MorphologyConfig
-from .measure import MEASURE_COLUMNS, micrograph_measures, particle_table
-from .segment import segment_particles
+from ..config._sections import MorphologyConfig
+from ._measure import MEASURE_COLUMNS, micrograph_measures, particle_table
+from ._segment import segment_particles
 
 __all__ = ["MANIFEST_KEYS", "measure_manifest", "settings_digest"]
 
@@ -62,7 +62,7 @@ def _pixel(row: dict[str, Any], fallback: float | None) -> float | None:
 
 def _measure_row(job: tuple[dict[str, Any], dict, float | None]) -> dict[str, Any]:
     """The measures of one manifest row (a top-level function, so that a process pool can run it)."""
-    from ..data.preprocess import load_bar_free
+    from ..data._preprocess import load_bar_free
 
     row, settings, fallback = job
     px = _pixel(row, fallback)
@@ -102,7 +102,7 @@ def measure_manifest(manifest: pd.DataFrame, settings: MorphologyConfig | None =
     -------
     DataFrame
         :data:`MANIFEST_KEYS` (those present), ``threshold_method``, ``work_pixel_size_um``,
-        :data:`~semcathode.morphology.measure.MEASURE_COLUMNS` and ``error``.
+        :data:`~semcathode.morphology._measure.MEASURE_COLUMNS` and ``error``.
 
     Examples
     --------

@@ -22,7 +22,7 @@ __all__ = ["add_archive_arguments", "cmd_archive"]
 def _named_inputs(inputs: list[str]) -> list[tuple[Path, str]]:
     """The inputs ``--out`` must not be: named files, their sidecars and the model (folders are walked,
     and the walk only reads images, so a CSV inside one is never an input)."""
-    from ..io.walk import sidecar_paths
+    from ..io._walk import sidecar_paths
 
     out: list[tuple[Path, str]] = []
     for s in inputs:
@@ -35,7 +35,7 @@ def _named_inputs(inputs: list[str]) -> list[tuple[Path, str]]:
 
 def cmd_archive(args: argparse.Namespace, load_model: Any) -> int:
     """Run ``predict`` in archive mode (``--stream``, ``--resume``)."""
-    from ..models.archive import predict_archive
+    from ..models._archive import predict_archive
 
     out = Path(args.out)
     px = pixel_size_arg(args.pixel_size)
@@ -56,7 +56,7 @@ def cmd_archive(args: argparse.Namespace, load_model: Any) -> int:
     model = load_model(args.model).optimize(compile=args.compile)
     try:
         if args.processes > 1:
-            from ..models.archive import predict_archive_ranks
+            from ..models._archive import predict_archive_ranks
 
             counts = predict_archive_ranks(args.model, args.inputs, out, processes=args.processes, pixel_size_um=px,
                                            resume=args.resume, verify=args.verify, workers=args.workers,

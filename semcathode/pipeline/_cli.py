@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover - types only (the CLI imports torch only when a command needs it)
-    from ..models.export import ExportedModel
+    from ..models._export import ExportedModel
 
 from ._console import CliError, describe, error, escape_name, list_bad, safe, say, show_warning, user_error_types
 from ._outputs import (Input, check_out, image_inputs, is_manifest, is_predictions, is_skipped_list, model_inputs,
@@ -68,7 +68,7 @@ def _too_deep_or_big(exc: BaseException, what: str) -> CliError:
 
 
 def _load_model(path: str) -> Any:
-    from ..models.export import load_model
+    from ..models._export import load_model
 
     try:
         return load_model(path)
@@ -81,9 +81,9 @@ def _load_model(path: str) -> Any:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from ..data.duplicates import find_duplicates
-    from ..data.manifest import ManifestError, index_folder, skipped_path, write_manifest
-    from ..data.schema import Schema
+    from ..data._duplicates import find_duplicates
+    from ..data._manifest import ManifestError, index_folder, skipped_path, write_manifest
+    from ..data._schema import Schema
 
     out = Path(args.out)
     if args.min_size < 1:
@@ -132,7 +132,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _index_inputs(root: Path, labels_csv: str | None, schema: Any) -> Callable[[], list[Input]]:
     """The files ``data index`` reads (listed when first needed)."""
     def make() -> list[Input]:
-        from ..data.manifest import input_files
+        from ..data._manifest import input_files
 
         labels = Path(labels_csv) if labels_csv else None
         return [(f, "the labels CSV" if labels is not None and f == labels else
@@ -143,7 +143,7 @@ def _index_inputs(root: Path, labels_csv: str | None, schema: Any) -> Callable[[
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from ..data.download import attribution, fetch
+    from ..data._download import attribution, fetch
 
     def progress(i: int, n: int, f: str) -> None:
         if i == n or i % 100 == 0:
@@ -156,7 +156,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..config.run import load_config
+    from ..config._run import load_config
 
     overrides = list(args.set or [])
     if args.data:
@@ -190,7 +190,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from ..io.walk import walk_inputs
+    from ..io._walk import walk_inputs
 
     if args.stream or args.resume:
         from ._archive import cmd_archive
@@ -236,8 +236,8 @@ def _predict_table(model: "ExportedModel", entries: Sequence[tuple[Path, str | N
     """
     import pandas as pd
 
-    from ..io.walk import EMPTY_FOLDER
-    from ..models.export import predict_paths
+    from ..io._walk import EMPTY_FOLDER
+    from ..models._export import predict_paths
 
     files = [f for f, why in entries if why is None]
     bad = [(f, why) for f, why in entries if why is not None]
@@ -283,7 +283,7 @@ class _WithPixelSize:
 
 
 def _cam_method(method: str) -> str:
-    from ..explain.compute import cam_method_key
+    from ..explain._compute import cam_method_key
 
     try:
         return cam_method_key(method)
@@ -314,7 +314,7 @@ def _cmd_cam(args: argparse.Namespace) -> int:
         if "pixel_size_um" not in inspect.signature(model.preprocess_path).parameters:
             raise CliError("--pixel-size is not supported by this version's model pre-processing")
         model = _WithPixelSize(model, px)
-    from ..io.walk import EMPTY_FOLDER, walk_inputs
+    from ..io._walk import EMPTY_FOLDER, walk_inputs
 
     entries = walk_inputs(args.inputs, exclude=out.resolve())
     files = [f for f, why in entries if why is None]

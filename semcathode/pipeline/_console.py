@@ -174,8 +174,8 @@ def show_warning(message: Any, category: type, filename: str, lineno: int, file:
 def user_error_types() -> tuple[type, ...]:
     """Exception types that mean bad input (exit 2), from the modules already imported."""
     types: list[type] = [CliError, OSError, UnicodeError]
-    for module, name in (("semcathode.config.sections", "ConfigError"), ("semcathode.data.manifest", "ManifestError"),
-                         ("semcathode.data.download", "DatasetError"), ("semcathode.io.read", "SEMReadError"),
+    for module, name in (("semcathode.config._sections", "ConfigError"), ("semcathode.data._manifest", "ManifestError"),
+                         ("semcathode.data._download", "DatasetError"), ("semcathode.io._read", "SEMReadError"),
                          ("semcathode.models._modelcheck", "ModelFileError")):
         mod = sys.modules.get(module)
         if mod is not None and hasattr(mod, name):

@@ -22,21 +22,21 @@ __all__ = ["add_measure_parser"]
 
 
 def _is_measures(path: Path) -> bool:
-    from ..morphology.files import MEASURES_FILE_COLUMNS
+    from ..morphology._measure_files import MEASURES_FILE_COLUMNS
 
     cols = csv_header(path)
     return bool(cols) and cols[:len(MEASURES_FILE_COLUMNS)] == list(MEASURES_FILE_COLUMNS) and cols[-1] == "error"
 
 
 def _is_particles(path: Path) -> bool:
-    from ..morphology.measure import PARTICLE_COLUMNS
+    from ..morphology._measure import PARTICLE_COLUMNS
 
     return csv_header(path) == ["path", *PARTICLE_COLUMNS]
 
 
 def _settings(pairs: list[str] | None) -> Any:
     """The morphology settings, ``--set KEY=VALUE`` (``fines_um=2`` or ``morphology.fines_um=2``) checked."""
-    from ..config.run import load_config
+    from ..config._run import load_config
 
     overrides = [p if p.startswith("morphology.") else f"morphology.{p}" for p in (pairs or [])]
     return load_config("demo", None, overrides).morphology
@@ -44,8 +44,8 @@ def _settings(pairs: list[str] | None) -> Any:
 
 def _cmd_measure(args: argparse.Namespace) -> int:
     from .._files import atomic_write_csv
-    from ..io.walk import EMPTY_FOLDER, walk_inputs
-    from ..morphology.files import measure_paths
+    from ..io._walk import EMPTY_FOLDER, walk_inputs
+    from ..morphology._measure_files import measure_paths
     px = pixel_size_arg(args.pixel_size)
     settings = _settings(args.set)
     if args.workers < 1:
@@ -64,7 +64,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if not files and all(why == EMPTY_FOLDER for _, why in bad):
         raise CliError(f"no images found in {', '.join(args.inputs)} (supported: {supported_extensions()})")
     if overlay is not None:
-        from ..morphology.files import overlay_name
+        from ..morphology._measure_files import overlay_name
 
         taken: set[str] = set()
         for f in files:

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from ..config.sections import ConfigError, RunConfig, config_hash
+from ..config._sections import ConfigError, RunConfig, config_hash
 
 __all__ = [
     "ARM_MODELS",
@@ -275,7 +275,7 @@ def notebook_hashes(cfg: RunConfig, notebooks: Sequence[str] = NOTEBOOK_NAMES) -
 
     Examples
     --------
-    >>> from semcathode.config.run import load_config
+    >>> from semcathode.config._run import load_config
     >>> a = notebook_hashes(load_config("smoke"))
     >>> b = notebook_hashes(load_config("smoke", overrides={"stage2.epochs": 2}))
     >>> [nb for nb in a if a[nb] != b[nb]]

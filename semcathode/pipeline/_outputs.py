@@ -39,7 +39,7 @@ Input = tuple[Path, str]
 
 
 def file_kind(mode: int) -> str:
-    from ..io.walk import file_kind
+    from ..io._walk import file_kind
 
     return file_kind(mode)
 
@@ -168,7 +168,7 @@ def csv_header(path: Path) -> list[str] | None:
 
 def is_predictions(path: Path) -> bool:
     """Whether ``path`` is a CSV written by ``predict`` (its header; see the module notes)."""
-    from ..models.export import PREDICTION_COLUMNS
+    from ..models._rows import PREDICTION_COLUMNS
 
     cols = csv_header(path)
     return bool(cols) and cols[:len(PREDICTION_COLUMNS)] == list(PREDICTION_COLUMNS) and cols[-1] == "error"
@@ -176,7 +176,7 @@ def is_predictions(path: Path) -> bool:
 
 def is_manifest(path: Path) -> bool:
     """Whether ``path`` is a manifest written by ``data index`` (its header; see the module notes)."""
-    from ..data.manifest import MANIFEST_COLUMNS
+    from ..data._manifest import MANIFEST_COLUMNS
 
     cols = csv_header(path)
     return bool(cols) and cols[:3] == ["path", "relpath", "label"] and set(MANIFEST_COLUMNS) <= set(cols)
@@ -208,7 +208,7 @@ def model_inputs(model: str) -> list[Input]:
 
 def image_inputs(files: Iterable[Path]) -> list[Input]:
     """Input images and the sidecars their metadata may be read from."""
-    from ..io.walk import sidecar_paths
+    from ..io._walk import sidecar_paths
 
     out: list[Input] = []
     for f in files:
@@ -221,7 +221,7 @@ def pixel_size_arg(value: float | None) -> float | None:
     """A ``--pixel-size`` value, checked against the plausible SEM range (also refuses nan and inf)."""
     if value is None:
         return None
-    from ..io.metadata import PIXEL_SIZE_RANGE_UM
+    from ..io._metadata import PIXEL_SIZE_RANGE_UM
 
     lo, hi = PIXEL_SIZE_RANGE_UM
     if not lo <= value <= hi:
@@ -231,6 +231,6 @@ def pixel_size_arg(value: float | None) -> float | None:
 
 def supported_extensions() -> str:
     """The image extensions the readers take, for messages."""
-    from ..io.read import SUPPORTED_EXTENSIONS
+    from ..io._read import SUPPORTED_EXTENSIONS
 
     return ", ".join(SUPPORTED_EXTENSIONS)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..report.outputs import OUTPUTS_FILE, read_outputs
+from ..report._outputs import OUTPUTS_FILE, read_outputs
 from ._notebooks import notebook_spec
 
 __all__ = ["missing_products", "plan_resume"]

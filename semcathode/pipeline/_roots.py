@@ -25,7 +25,7 @@ def report_roots(cfg: RunConfig) -> dict[str, Path | None]:
     -------
     dict
         ``{"data_root": ..., "cache_root": ...}`` for :class:`semcathode.report.NotebookOutputs`
-        and :func:`semcathode.report.portable.make_portable`. A root that cannot be resolved (no
+        and :func:`semcathode.report._portable.make_portable`. A root that cannot be resolved (no
         data configured yet, an unusable cache setting) is None: a report never fails for it,
         its paths under that root are then left as they are.
 
@@ -42,7 +42,7 @@ def report_roots(cfg: RunConfig) -> dict[str, Path | None]:
     >>> tmp.cleanup()
     """
     from ..config import cache_root
-    from ..data.factory import data_dir_for
+    from ..data._factory import data_dir_for
 
     roots: dict[str, Path | None] = {"data_root": None, "cache_root": None}
     try:

@@ -22,10 +22,10 @@ from typing import Any, Callable, Sequence
 
 from .._files import atomic_write_csv, atomic_write_json, atomic_write_text, exclusive_lock, refuse_to_replace, swap_dir
 from ._resume import missing_products, plan_resume
-from ..config.run import save_config, validate
-from ..config.sections import RunConfig, config_hash
-from ..report.index import RUN_STATE, read_run_state, write_index
-from ..report.portable import make_portable
+from ..config._run import save_config, validate
+from ..config._sections import RunConfig, config_hash
+from ..report._index import RUN_STATE, read_run_state, write_index
+from ..report._portable import make_portable
 from ._roots import report_roots
 from ._notebooks import (MANIFEST, NOTEBOOK_NAMES, NOTEBOOKS, PipelineError, check_notebook_names, notebook_dir,
                         notebook_hashes, notebook_spec)
@@ -79,7 +79,7 @@ class _State:
 def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     """Resolve the relative micrograph paths of a published report's manifest against this
     machine's data root, so the notebooks after 01 can read the images when a run resumes
-    (:func:`semcathode.report.portable.make_portable` makes them relative again when the run completes)."""
+    (:func:`semcathode.report._portable.make_portable` makes them relative again when the run completes)."""
     import os
 
     path = run_dir / MANIFEST
@@ -91,7 +91,7 @@ def _localise_manifest(run_dir: Path, cfg: RunConfig) -> None:
     if "path" not in df or df["path"].map(lambda p: os.path.isabs(str(p))).all():
         return
     from ..config import cache_root
-    from ..data.factory import data_dir_for
+    from ..data._factory import data_dir_for
 
     root = data_dir_for(cfg.data, cache_root(cfg))
     df["path"] = [p if os.path.isabs(str(p)) else str(root / str(p)) for p in df["path"]]
@@ -239,9 +239,9 @@ def run_pipeline(
     >>> sc.run_pipeline(replace(cfg, stage1=replace(cfg.stage1, lr=-1.0)), tempfile.mkdtemp())
     Traceback (most recent call last):
     ...
-    semcathode.config.sections.ConfigError: ...stage1.lr...
+    semcathode.config._sections.ConfigError: ...stage1.lr...
     """
-    from ..data.factory import check_data_dir
+    from ..data._factory import check_data_dir
 
     validate(cfg)  # a config built in code gets the same range checks as one loaded from YAML
     if notebooks:  # names from the command line: checked before any path is built from one

@@ -31,9 +31,9 @@ _NAMES: dict[str, str] = {
     "target_domain_note": "_notes",
     "trust_note": "_notes",
     # index
-    "write_index": "index",
+    "write_index": "_index",
     # outputs
-    "NotebookOutputs": "outputs",
+    "NotebookOutputs": "_outputs",
     # a run folder read by the names of its results
     "open_run": "_run",
 }

@@ -10,6 +10,9 @@ from ._figures import (
     plot_examples as plot_examples,
     plot_history as plot_history,
 )
+from ._index import (
+    write_index as write_index,
+)
 from ._morphology import (
     cam_particle_note as cam_particle_note,
     measures_baseline_note as measures_baseline_note,
@@ -29,14 +32,11 @@ from ._notes import (
     target_domain_note as target_domain_note,
     trust_note as trust_note,
 )
+from ._outputs import (
+    NotebookOutputs as NotebookOutputs,
+)
 from ._run import (
     open_run as open_run,
-)
-from .index import (
-    write_index as write_index,
-)
-from .outputs import (
-    NotebookOutputs as NotebookOutputs,
 )
 
 __all__ = ['NotebookOutputs', 'budget_note', 'cam_note', 'cam_particle_note', 'curve_note', 'duplicate_note', 'measures_baseline_note', 'measures_note', 'open_run', 'plot_bars', 'plot_class_counts', 'plot_confusions', 'plot_curves', 'plot_domain_pair', 'plot_examples', 'plot_history', 'plot_measures', 'plot_outlines', 'probe_verdict', 'provenance_note', 'representation_note', 'split_note', 'target_domain_note', 'trust_note', 'write_index']

@@ -32,7 +32,7 @@ def plot_examples(df: pd.DataFrame, per_class: int = 1, scale_bar_um: float = 50
     -------
     matplotlib.figure.Figure
     """
-    from ..data.preprocess import load_bar_free
+    from ..data._preprocess import load_bar_free
 
     labels = list(dict.fromkeys(df["label"]))
     ncol = min(len(labels), 4)
@@ -275,7 +275,7 @@ def plot_domain_pair(df: pd.DataFrame, n: int = 3):
     -------
     matplotlib.figure.Figure
     """
-    from ..data.preprocess import load_bar_free
+    from ..data._preprocess import load_bar_free
 
     src = df[df["domain"] == "source"].drop_duplicates("label").head(n)
     tgt = df[df["domain"] == "target"].drop_duplicates("label").head(n)

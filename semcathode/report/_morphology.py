@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..config.sections import MorphologyConfig  # noqa: E402
+from ..config._sections import MorphologyConfig  # noqa: E402
 
 __all__ = ["plot_measures", "plot_outlines", "measures_note", "measures_baseline_note", "cam_particle_note"]
 
@@ -86,9 +86,9 @@ def plot_outlines(rows: pd.DataFrame, settings: MorphologyConfig | None = None, 
     -------
     matplotlib.figure.Figure
     """
-    from ..data.preprocess import load_bar_free
+    from ..data._preprocess import load_bar_free
     from ..morphology import micrograph_measures, segment_particles
-    from ..morphology.overlay import outline_overlay
+    from ..morphology._overlay import outline_overlay
 
     n = len(rows)
     nrow = int(np.ceil(n / ncol))

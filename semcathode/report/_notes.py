@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..config.sections import DataConfig, ModelConfig, PreprocessConfig, ProtocolConfig, TargetConfig
+from ..config._sections import DataConfig, ModelConfig, PreprocessConfig, ProtocolConfig, TargetConfig
 
 __all__ = [
     "split_note",
@@ -36,7 +36,7 @@ def representation_note(preprocess: PreprocessConfig, model: ModelConfig, aggreg
 
     Examples
     --------
-    >>> from semcathode.config.run import load_config
+    >>> from semcathode.config._run import load_config
     >>> cfg = load_config("demo")
     >>> representation_note(cfg.preprocess, cfg.model)[:99]
     'Input: every bar-free micrograph is resampled once from its instrument pixel size to 0.2625 µm/px; '
@@ -74,7 +74,7 @@ def training_note(model: ModelConfig) -> str:
 
     Examples
     --------
-    >>> from semcathode.config.run import load_config
+    >>> from semcathode.config._run import load_config
     >>> training_note(load_config("smoke").model)
     "Every layer of the network is trained from pixels (the paper's full fine-tuning)."
     >>> cfg = load_config("smoke", overrides={"model.trunk": 6, "model.head": "linear"})
@@ -84,7 +84,7 @@ def training_note(model: ModelConfig) -> str:
     m = model
     if not m.trunk:
         return "Every layer of the network is trained from pixels (the paper's full fine-tuning)."
-    from ..models.trunk import resolve_trunk_dtype
+    from ..models._trunk import resolve_trunk_dtype
 
     views = " and ".join({"full": "the micrograph as it is", "half": "a half-resolution copy"}.get(v, v)
                          for v in m.trunk_views)
@@ -194,10 +194,10 @@ def target_domain_note(target: TargetConfig) -> str:
     str
         One paragraph of markdown.
     """
-    from ..data.splits import SIMULATED_SHIFT_NOTE
+    from ..data._splits import SIMULATED_SHIFT_NOTE
 
     if target.kind == "simulated_shift":
-        from ..data.shift import simulated_instrument_shift
+        from ..data._shift import simulated_instrument_shift
 
         return SIMULATED_SHIFT_NOTE + f" Shift parameters: {simulated_instrument_shift().to_dict()}."
     return f"Target domain: rows whose `domain` column is {target.domain!r} (real data given by the user)."

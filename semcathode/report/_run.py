@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:  # pragma: no cover - types only
     import pandas as pd
 
-    from ..models.export import ExportedModel
+    from ..models._export import ExportedModel
 
 __all__ = ["Run", "open_run"]
 
@@ -112,7 +112,7 @@ class Run:
         -------
         ExportedModel
         """
-        from ..models.export import load_model
+        from ..models._export import load_model
 
         return load_model(self.path("model.safetensors" if arm == "stage1" else f"model_{arm}.safetensors"))
 

@@ -3,7 +3,7 @@
 Calling convention: a function of this list takes the :class:`~semcathode.data.Study` first
 (``sc.train_stage1(study, seed)``, ``sc.run_arms(study, keep=...)``,
 ``sc.study.learning_curve(study, sizes, arms, seeds)``) and reads its settings from
-``study.settings`` (a :class:`~semcathode.config.settings.StudySettings`); a trained model
+``study.settings`` (a :class:`~semcathode.config._settings.StudySettings`); a trained model
 (:class:`TrainedModel`) carries those settings on, so evaluating and exporting it take the
 model first. The building blocks in the modules (``train_arm``, ``extract_features``, the
 store's keys) take the rows they work on and the settings explicitly. No function here takes

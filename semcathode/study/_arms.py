@@ -26,8 +26,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .._progress import progress as _progress
-from ..config.sections import StageConfig
-from ..config.settings import StudySettings
+from ..config._sections import StageConfig
+from ..config._settings import StudySettings
 from ..data import Study
 from ._evaluation import evaluate_model
 from ._store import arm_key, model_store

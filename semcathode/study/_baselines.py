@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config.settings import StudySettings
+from ..config._settings import StudySettings
 from ..data import Study
-from ..metrics.classification import aggregate_tiles, classification_metrics
+from ..metrics._classification import aggregate_tiles, classification_metrics
 from ..metrics import bootstrap_ci
 
 __all__ = ["extract_features", "linear_probe", "linear_probe_report", "probe_floor"]
@@ -41,8 +41,8 @@ def extract_features(items: pd.DataFrame, settings: StudySettings, bs: int = 64)
     list of ndarray
         Per micrograph, float32 ``(T_i, D)``.
     """
-    from ..models.backbones import create_backbone
-    from ..models.forward import predict_arrays
+    from ..models._backbones import create_backbone
+    from ..models._forward import predict_arrays
     from ._evaluation import cached_network_outputs
     from ._train import input_norm, trunk_cache, trunk_spec
 
@@ -89,7 +89,7 @@ def linear_probe(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..models.forward import aggregate_log_probs
+    from ..models._forward import aggregate_log_probs
 
     ftr, fte = features if features is not None else (extract_features(train_items, settings), extract_features(test_items, settings))
     y = np.concatenate([[lbl] * len(f) for lbl, f in zip(train_items["label"], ftr)])
@@ -130,8 +130,8 @@ def linear_probe_report(study: Study, n_splits: int = 0) -> pd.DataFrame:
     DataFrame
         One row per protocol with macro-F1, accuracy and a bootstrap interval.
     """
-    from ..data.preprocess import build_items
-    from ..data.splits import group_folds
+    from ..data._preprocess import build_items
+    from ..data._splits import group_folds
 
     settings, classes = study.settings, study.classes
     rows = []

@@ -9,9 +9,9 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .._progress import progress as _progress
-from ..config.settings import StudySettings
+from ..config._settings import StudySettings
 from ..data import Study
-from ..data.splits import subset_per_class
+from ..data._splits import subset_per_class
 from ._arms import _needs_stage1, train_arm
 from ._evaluation import evaluate_model
 from ._train import TrainedModel, _log, train_stage1
@@ -59,7 +59,7 @@ def learning_curve(
     """Target macro-F1 against train images per class, per arm and seed.
 
     Subsets are drawn group-aware from the domain's **train split only**
-    (:func:`semcathode.data.splits.subset_per_class`, nested over sizes) and every model is scored
+    (:func:`semcathode.data._splits.subset_per_class`, nested over sizes) and every model is scored
     on the domain's test split.
 
     Parameters

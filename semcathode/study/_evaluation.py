@@ -1,5 +1,5 @@
 """Evaluating trained models: whole-micrograph predictions (tile grid, aggregated, through
-:func:`semcathode.models.forward.predict_arrays`), per-micrograph metrics and results rows."""
+:func:`semcathode.models._forward.predict_arrays`), per-micrograph metrics and results rows."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..metrics.classification import classification_metrics, results_row
-from ..models.export import ExportedModel
-from ..models.trunk import TrunkCache, TrunkSpec
+from ..metrics._classification import classification_metrics, results_row
+from ..models._export import ExportedModel
+from ..models._trunk import TrunkCache, TrunkSpec
 from ._train import TrainedModel, trunk_cache
 
 __all__ = ["micrograph_outputs", "cached_network_outputs", "predict_micrographs", "evaluate_model", "evaluate_models", "evaluate_splits",
@@ -37,7 +37,7 @@ def split_rows(items: pd.DataFrame, domain: str, split: str) -> pd.DataFrame:
 
 def micrograph_outputs(model: ExportedModel | TrainedModel, items: pd.DataFrame, features: bool = False,
                        layers: Sequence[str] = (), trunk: TrunkCache | None = None):
-    """:func:`semcathode.models.forward.predict_arrays` on cached micrographs with the model's own settings.
+    """:func:`semcathode.models._forward.predict_arrays` on cached micrographs with the model's own settings.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ def micrograph_outputs(model: ExportedModel | TrainedModel, items: pd.DataFrame,
         Also return the mean tile embeddings.
     layers : sequence of str
         Layers whose pooled output to average per micrograph (``layer_features``; see
-        :func:`semcathode.models.forward.predict_arrays`).
+        :func:`semcathode.models._forward.predict_arrays`).
     trunk : TrunkCache, optional
         Where the maps of a model with a frozen trunk (``meta["trunk"]`` > 0) are cached: they are
         read from there (computed once if missing) and only the top runs. Default: a
@@ -92,8 +92,8 @@ def cached_network_outputs(network: torch.nn.Module, items: pd.DataFrame, trunk:
     -------
     MicrographOutputs
     """
-    from ..models.top import CachedTiles, cached_outputs
-    from ..models.trunk import split_network
+    from ..models._top import CachedTiles, cached_outputs
+    from ..models._trunk import split_network
 
     frozen, top = split_network(network, spec.depth)
     trunk.build(items, frozen, spec, views=["full"], log=None)
@@ -103,7 +103,7 @@ def cached_network_outputs(network: torch.nn.Module, items: pd.DataFrame, trunk:
 
 def predict_micrographs(tm: ExportedModel | TrainedModel, items: pd.DataFrame, classes: Sequence[str],
                         features: bool = False, trunk: TrunkCache | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Whole-micrograph predictions of a trained model (tile grid, aggregated; see :mod:`semcathode.models.forward`).
+    """Whole-micrograph predictions of a trained model (tile grid, aggregated; see :mod:`semcathode.models._forward`).
 
     Parameters
     ----------
@@ -163,7 +163,7 @@ def evaluate_model(tm: ExportedModel | TrainedModel, items: pd.DataFrame, classe
     metrics : dict
         :func:`semcathode.metrics.classification_metrics` per micrograph.
     row : dict
-        :func:`semcathode.metrics.classification.results_row` plus ``tile_accuracy`` (secondary, per tile).
+        :func:`semcathode.metrics._classification.results_row` plus ``tile_accuracy`` (secondary, per tile).
     """
     img, _ = predict_micrographs(tm, items, classes, trunk=trunk)
     m = classification_metrics(img["label"], img["pred"], classes)

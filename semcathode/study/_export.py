@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..models.export import arm_model_file
+from ..models._export import arm_model_file
 from ._train import TrainedModel, model_object
 
 __all__ = ["export_trained", "export_models"]

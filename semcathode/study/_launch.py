@@ -26,8 +26,8 @@ from typing import Callable, Sequence
 import pandas as pd
 import torch
 
-from ..config.sections import StageConfig
-from ..config.settings import StudySettings
+from ..config._sections import StageConfig
+from ..config._settings import StudySettings
 
 __all__ = ["launch_fit", "backend_for"]
 
@@ -84,7 +84,7 @@ def launch_fit(store_root: str | Path, key: str, train_items: pd.DataFrame, vali
     """
     from safetensors.torch import save_file
 
-    from ..config.run import save_config
+    from ..config._run import save_config
 
     n = int(settings.distributed.processes)
     root = Path(store_root)

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..metrics.classification import classification_metrics
+from ..metrics._classification import classification_metrics
 from ..metrics import bootstrap_ci
 
 __all__ = ["BASELINE_MEASURES", "SUMMARY_MEASURES", "baseline_comparison", "measure_summary", "measures_baseline"]

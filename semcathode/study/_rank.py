@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..config.sections import StageConfig
+from ..config._sections import StageConfig
 from ._launch import _JOB
 
 __all__ = ["main"]
@@ -61,8 +61,8 @@ def _rank_main(job: Path) -> None:
     import torch.distributed as dist
     from safetensors.torch import load_file
 
-    from ..config.run import load_config
-    from ..config.settings import study_settings
+    from ..config._run import load_config
+    from ..config._settings import study_settings
     from ..models import RankRecord
     from ._store import ModelStore
     from ._train import _fit, warm_trunk_cache

@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 
 from .._files import atomic_save, atomic_write_json
-from ..config.sections import StageConfig
-from ..config.settings import StudySettings
+from ..config._sections import StageConfig
+from ..config._settings import StudySettings
 
 __all__ = ["ModelStore", "MODEL_FIELDS", "model_fields", "stage1_key", "arm_key", "model_store"]
 
@@ -165,7 +165,7 @@ def model_fields(settings: StudySettings, *groups: str, **sections: StageConfig)
             obj = sections.get(sec, getattr(settings, sec))
             out.setdefault(sec, {}).update({n: getattr(obj, n) for n in names})
     if "trunk_dtype" in out.get("model", {}):  # what the cache is computed in here, not the request
-        from ..models.trunk import resolve_trunk_dtype
+        from ..models._trunk import resolve_trunk_dtype
 
         out["model"]["trunk_dtype"] = resolve_trunk_dtype(out["model"]["trunk_dtype"])
     return out

@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config.sections import ModelConfig, StageConfig
-from ..config.settings import StudySettings
+from ..config._sections import ModelConfig, StageConfig
+from ..config._settings import StudySettings
 from ..data import Study
-from ..data.loaders import class_weights, make_dataloaders
-from ..models.learner import resolve_backbone
-from ..models.learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
-from ..models.export import ExportedModel
-from ..models.head import FeatureScale, linear_head
-from ..models.trunk import TrunkCache, TrunkSpec, resolve_trunk_dtype, split_network, trunk_digest
+from ..data._loaders import class_weights, make_dataloaders
+from ..models._learner import resolve_backbone
+from ..models._learner import create_model, fit_stage, load_body_weights, make_learner, seed_everything
+from ..models._export import ExportedModel
+from ..models._head import FeatureScale, linear_head
+from ..models._trunk import TrunkCache, TrunkSpec, resolve_trunk_dtype, split_network, trunk_digest
 from ._store import ModelStore, model_store, stage1_key
 
 __all__ = ["TrainedModel", "model_object", "input_norm", "trunk_cache", "trunk_spec", "warm_trunk_cache",
@@ -37,7 +37,7 @@ class TrainedModel:
     """The training record of one model: the learner, history, steps and time, and the model.
 
     The model itself is the model object, :attr:`model_object` (the trained network described by
-    ``settings``, the :class:`~semcathode.config.settings.StudySettings` of the study that trained it:
+    ``settings``, the :class:`~semcathode.config._settings.StudySettings` of the study that trained it:
     pre-processing, normalisation, aggregation, trunk boundary); evaluation, familiarity and the
     validity checks read it through that object, with :attr:`trunk` for the cached trunk maps, and
     :meth:`to_model` gives a copy for export, predict and Grad-CAM. ``steps`` counts the optimiser
@@ -65,7 +65,7 @@ class TrainedModel:
     def input_norm(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """``(mean, std)`` of the inputs, as the network's own ``pretrained_cfg`` gives them
         (the same name as :attr:`semcathode.models.ExportedModel.input_norm`)."""
-        from ..models.backbones import normalization
+        from ..models._backbones import normalization
 
         return normalization(self.model)
 
@@ -118,8 +118,8 @@ def model_object(tm: TrainedModel, classes: Sequence[str] | None = None, metrics
     """
     import copy as _copy
 
-    from ..data.factory import preprocess_params
-    from ..models.backbones import BACKBONES
+    from ..data._factory import preprocess_params
+    from ..models._backbones import BACKBONES
 
     classes = list(classes if classes is not None else tm.classes)
     if not classes and copy:  # the evaluation view (copy False) reads outputs only; a model file needs them named
@@ -153,14 +153,14 @@ def input_norm(model: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]
     ----------
     model : ModelConfig
         ``settings.model`` (its ``backbone`` and ``weights``; see
-        :func:`semcathode.models.learner.resolve_backbone`).
+        :func:`semcathode.models._learner.resolve_backbone`).
 
     Returns
     -------
     (mean, std)
         Per-channel tuples.
     """
-    from ..models.backbones import normalization
+    from ..models._backbones import normalization
 
     return normalization(resolve_backbone(model.backbone, model.weights))
 
@@ -306,8 +306,8 @@ def _fit_top(train_items: pd.DataFrame, valid_items: pd.DataFrame | None, classe
              stage: StageConfig, seed: int, init: str, strategy: str | None, init_state: dict | None = None,
              quiet: bool = True, label: str = "", max_epochs: int = 0, record: object | None = None):
     """:func:`_fit` with ``model.trunk`` > 0: the top trained on the cached maps of the frozen trunk."""
-    from ..data.loaders import oversample
-    from ..models.top import CachedTiles, make_top_learner
+    from ..data._loaders import oversample
+    from ..models._top import CachedTiles, make_top_learner
 
     seed_everything(seed)
     weights = {"stage1": "scratch", "imagenet": settings.model.weights, "scratch": "scratch"}[init]
@@ -398,7 +398,7 @@ def warm_trunk_cache(items: pd.DataFrame, settings: StudySettings, log: Callable
 
 
 def _pooled_inputs(data) -> torch.Tensor:
-    """Every cached tile of every view of a training :class:`~semcathode.models.top.CachedTiles`,
+    """Every cached tile of every view of a training :class:`~semcathode.models._top.CachedTiles`,
     pooled over space: ``(T, C)`` (the statistics a new linear head is standardised with)."""
     first = ~data.rows["cache_path"].duplicated().to_numpy()  # each micrograph once, however often oversampled
     parts = [np.asarray(m, np.float32).reshape(len(m), m.shape[1], -1).mean(-1)

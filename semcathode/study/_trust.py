@@ -23,10 +23,10 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
 
     With ``evaluate.familiarity_layers`` empty the score is the kNN cosine distance of a micrograph's
     final (pre-logit) embedding to the train split's. With candidate layers (``blocks.4``,
-    ``blocks.5``, ``final``, ...) it is :func:`semcathode.models.familiarity.multi_layer_score`: per layer a kNN
+    ``blocks.5``, ``final``, ...) it is :func:`semcathode.models._familiarity.multi_layer_score`: per layer a kNN
     score on standardised features, divided by its median on the valid split, summed over the layer
     set that best separates the valid split from ``select_items`` (micrographs known to be
-    unfamiliar, e.g. NCM523's train split; :func:`semcathode.models.familiarity.select_layers`). Report it on
+    unfamiliar, e.g. NCM523's train split; :func:`semcathode.models._familiarity.select_layers`). Report it on
     other micrographs than ``select_items``.
 
     Parameters
@@ -49,8 +49,8 @@ def calibrate(tm, valid_items: pd.DataFrame, train_items: pd.DataFrame, classes:
         either ``bank`` (``(M, D)`` final embeddings) or ``banks`` (layer -> ``(M, D_layer)``),
         ``layers`` (the chosen set) and ``scales``: pass it to :func:`~semcathode.study.export_trained` as ``trust``.
     """
-    from ..models.familiarity import layer_scales, multi_layer_score, select_layers
-    from ..models.scores import fit_temperature, knn_ood_score
+    from ..models._familiarity import layer_scales, multi_layer_score, select_layers
+    from ..models._scores import fit_temperature, knn_ood_score
     from ._evaluation import micrograph_outputs
 
     settings = tm.settings
@@ -98,8 +98,8 @@ def ood_scores(tm, trust: dict, items: pd.DataFrame) -> np.ndarray:
     ndarray
         ``(N,)``, one per row of ``items``.
     """
-    from ..models.familiarity import multi_layer_score
-    from ..models.scores import knn_ood_score
+    from ..models._familiarity import multi_layer_score
+    from ..models._scores import knn_ood_score
     from ._evaluation import micrograph_outputs
 
     if items.empty:
@@ -135,7 +135,7 @@ def trust_report(tm, trust: dict, test_items: pd.DataFrame, unfamiliar_items: pd
     DataFrame
         One row per quantity: ``quantity``, ``value``, ``n``.
     """
-    from ..models.scores import auroc, expected_calibration_error
+    from ..models._scores import auroc, expected_calibration_error
     from ._evaluation import micrograph_outputs
 
     idx = {c: j for j, c in enumerate(classes)}
@@ -209,7 +209,7 @@ def scale_check(model, paths: Sequence[str], factor: int = 2, pixel_size_um: flo
 
     Each file is downsampled ``factor`` x (Lanczos) into a temporary folder, its instrument
     sidecar copied unchanged (so the pixel size it implies grows by ``factor``), and both
-    files go through :func:`~semcathode.models.export.predict_paths`.
+    files go through :func:`~semcathode.models._export.predict_paths`.
 
     Parameters
     ----------
@@ -218,7 +218,7 @@ def scale_check(model, paths: Sequence[str], factor: int = 2, pixel_size_um: flo
         Micrographs (PNG/JPEG/TIFF with a ``<file>.txt`` sidecar, or pixel size given).
     factor : int
     pixel_size_um : float, optional
-        As for :func:`~semcathode.models.export.predict_paths` (for the original files; multiplied
+        As for :func:`~semcathode.models._export.predict_paths` (for the original files; multiplied
         by ``factor`` for the copies).
 
     Returns
@@ -232,7 +232,7 @@ def scale_check(model, paths: Sequence[str], factor: int = 2, pixel_size_um: flo
 
     from PIL import Image
 
-    from ..models.export import predict_paths
+    from ..models._export import predict_paths
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..data import Study
 from .._progress import progress as _progress
-from ..metrics.classification import chance_level, classification_metrics
+from ..metrics._classification import chance_level, classification_metrics
 
 __all__ = [
     "shortcut_features",
@@ -228,8 +228,8 @@ def robustness_items(test_rows: pd.DataFrame, kind: str, severity: float, params
     DataFrame
         Pre-processed items.
     """
-    from ..data.preprocess import build_items
-    from ..data.shift import shift_at_severity
+    from ..data._preprocess import build_items
+    from ..data._shift import shift_at_severity
 
     rows = test_rows.copy()
     if severity:
@@ -370,7 +370,7 @@ def session_probe(study: Study, n_splits: int = 5) -> pd.DataFrame:
     """
     from sklearn.model_selection import GroupKFold
 
-    from ..data.preprocess import build_items
+    from ..data._preprocess import build_items
     from ._baselines import extract_features, linear_probe
 
     m = study.manifest[study.manifest["label"].isin(study.classes)]

@@ -1,10 +1,10 @@
-"""Tests for semcathode.config.run: loading profiles, files and overrides; validation; saving."""
+"""Tests for semcathode.config._run: loading profiles, files and overrides; validation; saving."""
 
 import pytest
 import yaml
 
-from semcathode.config.run import load_config, save_config, validate
-from semcathode.config.sections import PROFILES, ConfigError, RunConfig, config_hash
+from semcathode.config._run import load_config, save_config, validate
+from semcathode.config._sections import PROFILES, ConfigError, RunConfig, config_hash
 
 
 @pytest.mark.parametrize("profile", PROFILES)

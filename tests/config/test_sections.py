@@ -1,10 +1,10 @@
-"""Tests for semcathode.config.sections: declared ranges and choices, the configuration hash."""
+"""Tests for semcathode.config._sections: declared ranges and choices, the configuration hash."""
 
 import dataclasses
 
 import pytest
 
-from semcathode.config.sections import ConfigError, Range, RunConfig, config_hash
+from semcathode.config._sections import ConfigError, Range, RunConfig, config_hash
 
 
 def test_range_membership_and_text():

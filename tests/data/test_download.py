@@ -3,8 +3,8 @@ import shutil
 import pandas as pd
 import pytest
 
-import semcathode.data.download as ds
-from semcathode.data.download import DatasetError, build_registry, fetch, registry, verify
+import semcathode.data._download as ds
+from semcathode.data._download import DatasetError, build_registry, fetch, registry, verify
 
 from conftest import KAIST, needs_kaist
 

@@ -1,4 +1,4 @@
-"""Tests for semcathode.data.duplicates: exact and near-duplicate pairs, pairs crossing splits."""
+"""Tests for semcathode.data._duplicates: exact and near-duplicate pairs, pairs crossing splits."""
 
 import shutil
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semcathode.data.duplicates import DuplicateWarning, check_duplicates, find_duplicates
-from semcathode.data.manifest import index_folder
+from semcathode.data._duplicates import DuplicateWarning, check_duplicates, find_duplicates
+from semcathode.data._manifest import index_folder
 
 
 def test_duplicates_exact_and_near(tree):

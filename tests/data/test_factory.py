@@ -1,13 +1,13 @@
 import pytest
 
-from semcathode.config.settings import study_settings
+from semcathode.config._settings import study_settings
 from semcathode.config import cache_root
-from semcathode.config.run import load_config
-from semcathode.data.splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
-from semcathode.data.factory import build_manifest, prepare_splits, write_attribution
+from semcathode.config._run import load_config
+from semcathode.data._splits import SIMULATED_SHIFT_NOTE, check_no_group_leak
+from semcathode.data._factory import build_manifest, prepare_splits, write_attribution
 from semcathode.data import load_study
 from semcathode.report._notes import target_domain_note
-from semcathode.data.manifest import write_manifest
+from semcathode.data._manifest import write_manifest
 from semcathode.pipeline import MANIFEST
 
 

@@ -1,4 +1,4 @@
-"""Tests for semcathode.data.loaders: oversampling, class weights, DataLoaders (vocab, grey, sampling, normalisation)."""
+"""Tests for semcathode.data._loaders: oversampling, class weights, DataLoaders (vocab, grey, sampling, normalisation)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from semcathode.data.loaders import class_counts, class_weights, make_dataloaders, oversample, sample_weights
-from semcathode.data.manifest import index_folder
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.data.schema import default_schema
-from semcathode.data.splits import assign_groups, split_groups
+from semcathode.data._loaders import class_counts, class_weights, make_dataloaders, oversample, sample_weights
+from semcathode.data._manifest import index_folder
+from semcathode.data._preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.data._schema import default_schema
+from semcathode.data._splits import assign_groups, split_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

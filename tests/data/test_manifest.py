@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from semcathode.data.manifest import (
+from semcathode.data._manifest import (
     ManifestError,
     index_folder,
     read_manifest,
     write_manifest,
 )
-from semcathode.data.schema import Schema
+from semcathode.data._schema import Schema
 
 from conftest import KAIST, needs_kaist
 

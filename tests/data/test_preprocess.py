@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from semcathode.data.manifest import index_folder
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items, load_bar_free, preprocess_image
+from semcathode.data._manifest import index_folder
+from semcathode.data._preprocess import PreprocessCache, PreprocessParams, build_items, load_bar_free, preprocess_image
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import pytest
 
-from semcathode.data.schema import Schema, default_schema
+from semcathode.data._schema import Schema, default_schema
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for semcathode.data.shift (acquisition-shift transforms)."""
+"""Tests for semcathode.data._shift (acquisition-shift transforms)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from semcathode.data.shift import (
+from semcathode.data._shift import (
     SHIFT_KINDS,
     AcquisitionShift,
     random_shift,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.data.splits import (
+from semcathode.data._splits import (
     assign_groups,
     check_no_group_leak,
     group_folds,
@@ -95,7 +95,7 @@ def test_group_folds_keep_groups_together():
 
 
 def test_duplicate_pairs_share_a_group():
-    from semcathode.data.splits import merge_duplicate_groups
+    from semcathode.data._splits import merge_duplicate_groups
 
     df = assign_groups(_manifest({"A": 20, "B": 10}), block_size=5)
     a, b, c = df.index[0], df.index[12], df.index[21]  # A block 0, A block 2, B block 0
@@ -111,7 +111,7 @@ def test_duplicate_pairs_share_a_group():
 
 
 def test_session_tail_holds_out_exactly_the_last_frames_of_each_session():
-    from semcathode.data.splits import session_tail
+    from semcathode.data._splits import session_tail
 
     rng = np.random.default_rng(0)
     rows = []
@@ -130,9 +130,9 @@ def test_session_tail_holds_out_exactly_the_last_frames_of_each_session():
 
 
 def test_prepare_splits_puts_the_session_tail_into_its_own_test_split(synthetic_root):
-    from semcathode.config.run import load_config
-    from semcathode.data.manifest import index_folder
-    from semcathode.data.factory import prepare_splits
+    from semcathode.config._run import load_config
+    from semcathode.data._manifest import index_folder
+    from semcathode.data._factory import prepare_splits
 
     cfg = load_config("smoke", overrides={"data.tail_frac": 0.25, "data.data_dir": str(synthetic_root)})
     m = index_folder(synthetic_root)
@@ -156,7 +156,7 @@ def test_group_leak_check_ignores_unused_rows():
 
 def test_session_position_layout_per_session():
     """Per session, by frame: train | pre-tail | tail, each session on its own, whatever the row order."""
-    from semcathode.data.splits import session_position, session_tail
+    from semcathode.data._splits import session_position, session_tail
 
     rng = np.random.default_rng(0)
     rows = []

@@ -1,5 +1,5 @@
-from semcathode.data.manifest import index_folder
-from semcathode.data.splits import assign_groups, split_groups
+from semcathode.data._manifest import index_folder
+from semcathode.data._splits import assign_groups, split_groups
 from semcathode.data._summary import count_table, data_summary, duplicate_report, pixel_size_table, split_table
 from semcathode.report._notes import duplicate_note
 

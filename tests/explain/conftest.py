@@ -21,12 +21,12 @@ def effnet():
 
 @pytest.fixture
 def stub_model():
-    """The class of a loaded model as ``semcathode.models.export.load_model`` gives (tiny EfficientNet,
+    """The class of a loaded model as ``semcathode.models._export.load_model`` gives (tiny EfficientNet,
     resize mode by default) that records the files it reads: ``stub_model(mode, size, stride)``."""
     timm = pytest.importorskip("timm")
     import torch
 
-    from semcathode.models.export import ExportedModel
+    from semcathode.models._export import ExportedModel
 
     class StubModel(ExportedModel):
         def __init__(self, mode: str = "resize", size: int = 64, stride: float = 1.0) -> None:

@@ -10,7 +10,7 @@ from torch import nn
 timm = pytest.importorskip("timm")
 pytest.importorskip("pytorch_grad_cam")
 
-from semcathode.explain.compute import (  # noqa: E402
+from semcathode.explain._compute import (  # noqa: E402
     CAM_METHODS,
     compute_cams,
 )

@@ -13,7 +13,7 @@ pytest.importorskip("pytorch_grad_cam")
 from semcathode.explain._layers import (  # noqa: E402
     find_target_layer,
 )
-from semcathode.explain.compute import compute_cams  # noqa: E402
+from semcathode.explain._compute import compute_cams  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

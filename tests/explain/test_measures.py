@@ -19,7 +19,7 @@ from semcathode.explain._measures import (  # noqa: E402
     explain_items,
     structure_map,
 )
-from semcathode.explain.compute import compute_cams  # noqa: E402
+from semcathode.explain._compute import compute_cams  # noqa: E402
 from semcathode.data._synthetic import make_blob_dataset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -201,7 +201,7 @@ def test_a_folded_forward_model_gives_the_same_records_and_leaves_the_cam_model_
     the records agree with the model's own to float rounding, and the CAM still hooks the original."""
     import copy
 
-    from semcathode.models.export import fold_batchnorm
+    from semcathode.models._export import fold_batchnorm
 
     net, images, x, labels, _ = planted
     sel = np.r_[np.flatnonzero(labels == 1)[:2], np.flatnonzero(labels == 0)[:2]]

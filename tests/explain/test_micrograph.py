@@ -36,7 +36,7 @@ def test_stitch_tiles_reassembles():
 
 
 def test_micrograph_cam_is_the_stitched_tile_cams(tmp_path, stub_model):
-    from semcathode.data.tiles import tile_grid
+    from semcathode.data._tiles import tile_grid
 
     stub = stub_model(mode="scale", size=32, stride=1.0)
     rng = np.random.default_rng(3)
@@ -46,7 +46,7 @@ def test_micrograph_cam_is_the_stitched_tile_cams(tmp_path, stub_model):
     assert len(tile_grid(arr.shape, 32, 1.0)) == len(mc.inputs) == 6
     assert mc.cam.shape == grey.shape
     # same resolution and non-overlapping tiles: the stitched map holds each tile's CAM in place
-    from semcathode.data.preprocess import resize
+    from semcathode.data._preprocess import resize
 
     np.testing.assert_allclose(mc.cam[32:64, 64:96], resize(mc.tile_cams[5], (32, 32)), atol=1e-5)
     assert mc.target == int(mc.probs.argmax())

@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from semcathode.models.export import export_model
+from semcathode.models._export import export_model
 from semcathode.explain._runs import cam_sample, cam_study, explorer_for, load_run_models
 from semcathode.report._notes import cam_note
 from semcathode.explain._measures import cam_quant_table
-from semcathode.data.manifest import index_folder
-from semcathode.data.preprocess import PreprocessParams
-from semcathode.data.schema import default_schema
+from semcathode.data._manifest import index_folder
+from semcathode.data._preprocess import PreprocessParams
+from semcathode.data._schema import default_schema
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_cam_study_on_a_block_stage_gives_finer_maps(run_dir, synthetic_root):
     on a 64-px tile instead of 32x32), recorded per row."""
     import numpy as np
 
-    from semcathode.explain.compute import compute_cams
+    from semcathode.explain._compute import compute_cams
 
     models = load_run_models(run_dir, ["ft_only"])
     df = index_folder(synthetic_root)

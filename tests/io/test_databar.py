@@ -1,4 +1,4 @@
-"""Tests for semcathode.io.databar: finding and cutting off the instrument's data bar."""
+"""Tests for semcathode.io._databar: finding and cutting off the instrument's data bar."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from PIL import Image
 
 from conftest import texture as _texture, write_jpeg as _write_jpeg
 from conftest import KAIST, SEM_TIFF as SEMTIFF, needs_kaist_images as needs_kaist, needs_semtiff
-from semcathode.io.databar import BarCrop, crop_data_bar, find_data_bar
-from semcathode.io.metadata import SEMMetadata
-from semcathode.io.read import SEMImage, read_sem
+from semcathode.io._databar import BarCrop, crop_data_bar, find_data_bar
+from semcathode.io._metadata import SEMMetadata
+from semcathode.io._read import SEMImage, read_sem
 
 
 

@@ -1,4 +1,4 @@
-"""Tests for semcathode.io.metadata: SNE sidecars, Zeiss and FEI TIFF tags."""
+"""Tests for semcathode.io._metadata: SNE sidecars, Zeiss and FEI TIFF tags."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from PIL import Image
 
 from conftest import texture as _texture, write_jpeg as _write_jpeg
 from conftest import KAIST, SEM_TIFF as SEMTIFF, needs_kaist_images as needs_kaist, needs_semtiff
-from semcathode.io.databar import BarCrop, find_data_bar
-from semcathode.io.metadata import SEMMetadata, read_metadata
-from semcathode.io.read import read_sem
+from semcathode.io._databar import BarCrop, find_data_bar
+from semcathode.io._metadata import SEMMetadata, read_metadata
+from semcathode.io._read import read_sem
 
 
 

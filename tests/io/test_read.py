@@ -1,4 +1,4 @@
-"""Tests for semcathode.io.read: pixels of every supported format, guards and read errors."""
+"""Tests for semcathode.io._read: pixels of every supported format, guards and read errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from PIL import Image
 
 from conftest import texture as _texture, write_jpeg as _write_jpeg
 from conftest import SEM_TIFF as SEMTIFF, needs_semtiff
-from semcathode.io.metadata import read_metadata
-from semcathode.io.read import SUPPORTED_EXTENSIONS, SEMReadError, read_image, read_sem, to_unit
+from semcathode.io._metadata import read_metadata
+from semcathode.io._read import SUPPORTED_EXTENSIONS, SEMReadError, read_image, read_sem, to_unit
 
 
 

@@ -1,4 +1,4 @@
-"""Tests of semcathode.metrics.classification against hand-computed values on tiny inputs."""
+"""Tests of semcathode.metrics._classification against hand-computed values on tiny inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semcathode.metrics.classification import (
+from semcathode.metrics._classification import (
     aggregate_tiles,
     chance_level,
     classification_metrics,

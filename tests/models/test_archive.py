@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from semcathode.data.schema import default_schema
-from semcathode.io.walk import iter_inputs, walk_inputs
-from semcathode.models.archive import archive_columns, done_keys, predict_archive
-from semcathode.models.export import load_model, predict_paths
+from semcathode.data._schema import default_schema
+from semcathode.io._walk import iter_inputs, walk_inputs
+from semcathode.models._archive import archive_columns, done_keys, predict_archive
+from semcathode.models._export import load_model, predict_paths
 
 
 def _tree(root: Path, n: int, seed: int = 0) -> Path:
@@ -87,8 +87,8 @@ def test_resume_refuses_an_output_of_another_model(tiny_model_path, tmp_path):
 
 _RUN = """
 import sys
-from semcathode.models.archive import predict_archive
-from semcathode.models.export import load_model
+from semcathode.models._archive import predict_archive
+from semcathode.models._export import load_model
 predict_archive(load_model(sys.argv[1]), [sys.argv[2]], sys.argv[3], resume=True, workers=0, chunk=3,
                 batch_tiles=4, verify=sys.argv[4] == "1")
 """
@@ -120,7 +120,7 @@ def test_kill_9_leaves_a_readable_output_and_resume_finishes_it_without_repeatin
 
 
 def test_two_ranks_predict_disjoint_shards_merged_into_one_output(tiny_model_path, tmp_path):
-    from semcathode.models.archive import predict_archive_ranks
+    from semcathode.models._archive import predict_archive_ranks
 
     root = _tree(tmp_path / "t", 30)
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"

@@ -1,4 +1,4 @@
-"""Tests for semcathode.models.backbones: registry, strict Lite0 loading, cache, hub fallback."""
+"""Tests for semcathode.models._backbones: registry, strict Lite0 loading, cache, hub fallback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semcathode.models import backbones as bb
+from semcathode.models import _backbones as bb
 
 
 def _sha(path):
@@ -133,7 +133,7 @@ def test_corrupt_cache_rebuilt(tmp_path: Path, damage: str, caplog: pytest.LogCa
     else:
         raw = bytearray(b"not a safetensors file")
     cache.write_bytes(bytes(raw))
-    with caplog.at_level(logging.WARNING, logger="semcathode.models.backbones"):
+    with caplog.at_level(logging.WARNING, logger="semcathode.models._backbones"):
         sd, _ = bb.lite0_state_dict(tmp_path)
     assert "rebuilding" in caplog.text
     assert all(torch.equal(sd[k], ref[k]) for k in ref)
@@ -161,7 +161,7 @@ def test_b0_auto_falls_back_fast_offline(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     bb.lite0_state_dict(cache_root)  # warm the cache so timing measures the hub attempt
     t0 = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="semcathode.models.backbones"):
+    with caplog.at_level(logging.WARNING, logger="semcathode.models._backbones"):
         model, info = bb.create_backbone("efficientnet_b0", "auto", cache_dir=cache_root)
     assert time.perf_counter() - t0 < 5.0
     assert info.backbone == "efficientnet_lite0" and info.timm_name == "tf_efficientnet_lite0"

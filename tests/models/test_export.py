@@ -1,4 +1,4 @@
-"""Tests for semcathode.models.export: export -> load -> predict equals the in-memory model; file errors."""
+"""Tests for semcathode.models._export: export -> load -> predict equals the in-memory model; file errors."""
 
 from __future__ import annotations
 
@@ -11,19 +11,19 @@ import pandas as pd
 import pytest
 import torch
 
-from semcathode.config.settings import study_settings
-from semcathode.models.backbones import normalization
-from semcathode.config.run import load_config
-from semcathode.data.loaders import make_dataloaders
-from semcathode.models.export import FORMAT, ModelFileError, export_model, load_model, predict_paths
+from semcathode.config._settings import study_settings
+from semcathode.models._backbones import normalization
+from semcathode.config._run import load_config
+from semcathode.data._loaders import make_dataloaders
+from semcathode.models._export import FORMAT, ModelFileError, export_model, load_model, predict_paths
 from semcathode.study._export import export_trained
-from semcathode.models.learner import make_learner, seed_everything
-from semcathode.data.manifest import index_folder
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.models._learner import make_learner, seed_everything
+from semcathode.data._manifest import index_folder
+from semcathode.data._preprocess import PreprocessCache, PreprocessParams, build_items
 from semcathode.study._evaluation import predict_micrographs
 from semcathode.study._train import TrainedModel
-from semcathode.data.schema import default_schema
-from semcathode.data.splits import assign_groups, split_groups
+from semcathode.data._schema import default_schema
+from semcathode.data._splits import assign_groups, split_groups
 from conftest import fastai_probs as _fastai_probs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -110,7 +110,7 @@ def test_prediction_is_sensitive_to_the_preprocessing(exported, manifest):
 def test_optimize_sets_nothing_on_the_network_and_its_layout_chooses_the_input_format(exported, manifest):
     """The one model object needs no flag patched onto the module: the input format is read from
     the folded network's own weights, and the trained model's normalisation from its own cfg."""
-    from semcathode.models.forward import _input_format
+    from semcathode.models._forward import _input_format
 
     _, _, tm, path = exported
     assert not hasattr(tm.learner, "norm_stats") and not hasattr(tm.learner, "weights_info")
@@ -279,7 +279,7 @@ def test_protocol_model_export_matches_in_memory(manifest, pcache, tmp_path):
 
 
 def test_protocol_model_export_matches_after_b0_fallback(manifest, pcache, tmp_path, monkeypatch):
-    from semcathode.models import backbones
+    from semcathode.models import _backbones as backbones
 
     def offline(*a, **k):
         raise backbones.HubUnavailableError("offline (test)")
@@ -302,7 +302,7 @@ def test_export_model_writes_atomically_named_pair(exported, tmp_path):
 def test_fold_batchnorm_keeps_predictions():
     import timm
 
-    from semcathode.models.export import fold_batchnorm
+    from semcathode.models._export import fold_batchnorm
 
     torch.manual_seed(0)
     model = timm.create_model("tf_efficientnet_lite0", num_classes=9, pretrained=False)
@@ -377,7 +377,7 @@ def test_multi_layer_familiarity_is_fitted_exported_and_scored_by_predict(manife
     """evaluate.familiarity_layers: calibrate keeps a bank per layer (chosen against known-unfamiliar
     micrographs), export stores them beside the weights, and predict writes the same multi-layer score
     the study computes; a JSON that does not match the banks is refused, naming the field."""
-    from semcathode.models.familiarity import multi_layer_score
+    from semcathode.models._familiarity import multi_layer_score
     from semcathode.study._trust import calibrate, ood_scores
 
     cfg, items, tm, _ = _learner_and_export(manifest, pcache, tmp_path, mode="scale")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from semcathode.models.familiarity import layer_scales, multi_layer_score, select_layers
-from semcathode.models.scores import auroc
+from semcathode.models._familiarity import layer_scales, multi_layer_score, select_layers
+from semcathode.models._scores import auroc
 
 
 def _layers(rng, n, centres, new=False):

@@ -1,4 +1,4 @@
-"""Tests for physical-scale input and whole-micrograph prediction (semcathode.data.preprocess, .data,
+"""Tests for physical-scale input and whole-micrograph prediction (semcathode.data._preprocess, .data,
 .predict, .trust, .export): crops, tile grids, aggregation, scale invariance, calibration, familiarity."""
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ import torch
 from PIL import Image
 from torch import nn
 
-from semcathode.data.loaders import crop_array
-from semcathode.io.databar import crop_data_bar
-from semcathode.io.read import read_sem
-from semcathode.data.manifest import index_folder
-from semcathode.models.forward import aggregate_log_probs, predict_arrays
-from semcathode.models.scores import auroc, expected_calibration_error, fit_temperature, knn_ood_score
+from semcathode.data._loaders import crop_array
+from semcathode.io._databar import crop_data_bar
+from semcathode.io._read import read_sem
+from semcathode.data._manifest import index_folder
+from semcathode.models._forward import aggregate_log_probs, predict_arrays
+from semcathode.models._scores import auroc, expected_calibration_error, fit_temperature, knn_ood_score
 from semcathode.data._inputs import crop_items, grid_items
-from semcathode.data.preprocess import (
+from semcathode.data._preprocess import (
     PreprocessCache,
     PreprocessParams,
     build_items,
     preprocess_image,
     resample_to_scale,
 )
-from semcathode.data.tiles import cut_tiles, tile_grid
+from semcathode.data._tiles import cut_tiles, tile_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -213,7 +213,7 @@ def test_knn_ood_score_and_auroc():
 def test_a_compiled_network_gives_the_eager_predictions_and_is_used_only_where_it_can_be():
     """``predict_tiles(compiled=)``: torch.compile's graph (really compiled, here on the CPU) for full
     batches that need no layer taps; the eager network for the last, shorter batch and for taps."""
-    from semcathode.models.forward import predict_tiles
+    from semcathode.models._forward import predict_tiles
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -241,7 +241,7 @@ def test_a_compiled_network_gives_the_eager_predictions_and_is_used_only_where_i
 def test_the_batch_size_does_not_change_the_predictions():
     """Every forward pass batches tiles (4 on a CPU by default, :func:`forward_batch`): the answer per
     micrograph is the same for any batch size."""
-    from semcathode.models.forward import forward_batch
+    from semcathode.models._forward import forward_batch
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),

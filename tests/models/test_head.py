@@ -6,9 +6,9 @@ import pytest
 import timm
 import torch
 
-from semcathode.config.sections import CHOICES
-from semcathode.models.head import HEAD_LAYERS, FeatureScale, head_layer_of, linear_head
-from semcathode.models.trunk import split_network
+from semcathode.config._sections import CHOICES
+from semcathode.models._head import HEAD_LAYERS, FeatureScale, head_layer_of, linear_head
+from semcathode.models._trunk import split_network
 
 
 def _net(n=3):

@@ -1,4 +1,4 @@
-"""Tests for semcathode.models.learner: splitter, schedules (freeze / discriminative / paper), head init,
+"""Tests for semcathode.models._learner: splitter, schedules (freeze / discriminative / paper), head init,
 channels_last, stage-weight loading and predictions."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 
-from semcathode.models.backbones import normalization
-from semcathode.config.sections import StageConfig
-from semcathode.data.loaders import make_dataloaders
-from semcathode.models.learner import (
+from semcathode.models._backbones import normalization
+from semcathode.config._sections import StageConfig
+from semcathode.data._loaders import make_dataloaders
+from semcathode.models._learner import (
     ChannelsLastInputs,
     efficientnet_splitter,
     fit_stage,
@@ -22,10 +22,10 @@ from semcathode.models.learner import (
     make_learner,
     seed_everything,
 )
-from semcathode.data.manifest import index_folder
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.data.schema import default_schema
-from semcathode.data.splits import assign_groups, split_groups
+from semcathode.data._manifest import index_folder
+from semcathode.data._preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.data._schema import default_schema
+from semcathode.data._splits import assign_groups, split_groups
 from conftest import fastai_probs as _fastai_probs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -241,7 +241,7 @@ def test_epoch_lines_show_a_validation_metric_only_when_the_stage_validates(lear
 
 def test_progress_bar_only_in_an_interactive_kernel(learn, monkeypatch):
     """Inside a Jupyter kernel the fastai bar stays, unless the caller turns it off (a batch run)."""
-    from semcathode.models import learner as learner_module
+    from semcathode.models import _learner as learner_module
 
     calls = []
     original = learn.no_bar

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from semcathode.models._modelcheck import FORMAT, ModelFileError, classes_digest, validate_model_meta
-from semcathode.data.schema import default_schema
+from semcathode.data._schema import default_schema
 
 CLASSES = default_schema().classes
 JSON = Path("/models/model.json")

@@ -7,11 +7,11 @@ import pandas as pd
 import timm
 import torch
 
-from semcathode.config.sections import StageConfig
-from semcathode.models.learner import fit_stage, seed_everything
-from semcathode.models.forward import aggregate_log_probs
-from semcathode.models.top import CachedTiles, cached_log_probs, make_top_learner, top_splitter
-from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
+from semcathode.config._sections import StageConfig
+from semcathode.models._learner import fit_stage, seed_everything
+from semcathode.models._forward import aggregate_log_probs
+from semcathode.models._top import CachedTiles, cached_log_probs, make_top_learner, top_splitter
+from semcathode.models._trunk import TrunkCache, TrunkSpec, split_network, trunk_digest
 
 CLASSES = ["smooth", "rough"]
 
@@ -73,7 +73,7 @@ def test_top_learns_from_the_cache_and_predicts_like_the_network(tmp_path):
     acc = float((per_image.argmax(1) == ev.y).mean())
     assert acc >= 0.9, acc
     # the trained network (trunk + top) gives the same tile logits from pixels
-    from semcathode.models.forward import normalise_batch
+    from semcathode.models._forward import normalise_batch
 
     tiles = cache.tiles(items.iloc[0], spec)
     net.eval()
@@ -85,7 +85,7 @@ def test_top_learns_from_the_cache_and_predicts_like_the_network(tmp_path):
 def test_maps_held_in_one_tensor_give_the_same_inputs_and_the_same_fit(tmp_path):
     """The GPU-resident path (``hold_on``), exercised on the CPU: every input, augmentation draw and
     training loss equal the host path's; a CPU never holds them by itself."""
-    from semcathode.models.top import fits_on_device
+    from semcathode.models._top import fits_on_device
 
     net, trunk, top, spec, cache, items = _setup(tmp_path)
     host = CachedTiles(items, CLASSES, cache, spec, views=("full", "half"), tiles_per_epoch=3, seed=4)

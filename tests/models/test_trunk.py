@@ -9,10 +9,10 @@ import pytest
 import timm
 import torch
 
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams
-from semcathode.data.tiles import cut_tiles
-from semcathode.models.forward import normalise_batch
-from semcathode.models.trunk import TrunkCache, TrunkSpec, split_network, trunk_digest, view_of
+from semcathode.data._preprocess import PreprocessCache, PreprocessParams
+from semcathode.data._tiles import cut_tiles
+from semcathode.models._forward import normalise_batch
+from semcathode.models._trunk import TrunkCache, TrunkSpec, split_network, trunk_digest, view_of
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
@@ -156,8 +156,8 @@ def test_layer_features_from_the_cache_equal_those_from_pixels(tmp_path):
     """Familiarity layers: stages inside the trunk are read from the cache's pooled stage outputs, the
     trunk's output from the cached maps, later blocks and the final features from the top; together they
     equal the pixel path's taps (to float16 tolerance)."""
-    from semcathode.models.forward import predict_arrays
-    from semcathode.models.top import CachedTiles, cached_outputs
+    from semcathode.models._forward import predict_arrays
+    from semcathode.models._top import CachedTiles, cached_outputs
 
     pd = __import__("pandas")
     net = _net()

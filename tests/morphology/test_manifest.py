@@ -8,7 +8,7 @@ import pytest
 from semcathode.config import MorphologyConfig
 from semcathode.data import example_study
 from semcathode.morphology import measure_manifest
-from semcathode.morphology.measure import MEASURE_COLUMNS
+from semcathode.morphology._measure import MEASURE_COLUMNS
 from semcathode.morphology._manifest import settings_digest
 
 

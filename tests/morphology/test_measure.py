@@ -9,7 +9,7 @@ from skimage.measure import regionprops_table
 from semcathode.config import MorphologyConfig
 from semcathode.data import render_micrograph
 from semcathode.morphology import micrograph_measures, segment_particles
-from semcathode.morphology.measure import particle_table
+from semcathode.morphology._measure import particle_table
 
 NATIVE = MorphologyConfig(work_um=0, threshold="otsu")  # hand-made images: their own pixel size, one level
 

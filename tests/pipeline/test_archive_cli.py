@@ -57,7 +57,7 @@ def test_processes_shard_and_merge(tiny_model_path, tmp_path, capsys):
 
 def test_compile_belongs_to_archive_mode_and_the_default_workers_follow_the_machine(tiny_model_path, tmp_path,
                                                                                     capsys):
-    from semcathode.models.archive import decode_workers
+    from semcathode.models._archive import decode_workers
 
     root = _tree(tmp_path / "t", 3)
     out = tmp_path / "p.csv"

@@ -57,7 +57,7 @@ def test_parser_has_all_commands():
 
 
 def test_fetch_from_mirror_cli(tmp_path, capsys, monkeypatch, synthetic_root):
-    import semcathode.data.download as ds
+    import semcathode.data._download as ds
     import shutil
 
     f = next((synthetic_root / "NCM333_cycled").glob("*.png"))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from semcathode.config.run import load_config
+from semcathode.config._run import load_config
 from semcathode.pipeline._notebooks import (
     ARM_MODELS,
     MANIFEST,

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from semcathode.config.run import load_config
+from semcathode.config._run import load_config
 from semcathode.pipeline._notebooks import NOTEBOOK_NAMES, PipelineError
 from semcathode.pipeline._resume import missing_products
 from semcathode.pipeline._run import package_versions, run_pipeline
@@ -109,7 +109,7 @@ def test_stub_report_is_portable(stubs, tmp_path):
 
 
 def _absolute_paths(report: Path, *extra: Path) -> dict:
-    from semcathode.report.portable import absolute_paths
+    from semcathode.report._portable import absolute_paths
 
     needles = [str(REPO), str(Path.home()) + os.sep, tempfile.gettempdir() + os.sep, sys.prefix,
                os.environ.get("SEMCATHODE_CACHE", ""), *map(str, extra)]
@@ -119,7 +119,7 @@ def _absolute_paths(report: Path, *extra: Path) -> dict:
 def test_ctrl_c_prints_one_line_and_exits_130(stubs, tmp_path):
     _stub(stubs, "02_pretrain", "import time\nprint('training', flush=True)\ntime.sleep(60)")
     out = tmp_path / "report"
-    code = ("import logging, sys\nfrom semcathode.config.run import load_config\nfrom semcathode.pipeline._run import run_pipeline\n"
+    code = ("import logging, sys\nfrom semcathode.config._run import load_config\nfrom semcathode.pipeline._run import run_pipeline\n"
             "logging.basicConfig(level=logging.WARNING, stream=sys.stdout)\n"
             f"run_pipeline(load_config('smoke'), {str(out)!r}, log=lambda m: print(m, flush=True), html=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from semcathode.report.outputs import NotebookOutputs
+from semcathode.report._outputs import NotebookOutputs
 
 
 @pytest.fixture

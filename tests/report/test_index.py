@@ -3,8 +3,8 @@
 import json
 
 
-from semcathode.report.index import RUN_STATE, read_run_state, write_index
-from semcathode.report.outputs import NotebookOutputs
+from semcathode.report._index import RUN_STATE, read_run_state, write_index
+from semcathode.report._outputs import NotebookOutputs
 
 
 def test_outputs_and_index(one_notebook_run):

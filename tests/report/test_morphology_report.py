@@ -39,7 +39,7 @@ def test_cam_particle_note_reads_the_ratios_honestly():
 
 
 def test_figures_draw(synthetic_root):
-    from semcathode.data.manifest import index_folder
+    from semcathode.data._manifest import index_folder
 
     man = index_folder(synthetic_root)
     rows = man.drop_duplicates("label").head(2)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from semcathode.config.run import load_config
+from semcathode.config._run import load_config
 from semcathode.report._notes import (
     budget_note,
     cam_note,

@@ -7,7 +7,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-from semcathode.report.outputs import NotebookOutputs, df_to_markdown, read_outputs, read_table
+from semcathode.report._outputs import NotebookOutputs, df_to_markdown, read_outputs, read_table
 
 
 def test_outputs_saved_and_read_back(one_notebook_run):
@@ -51,7 +51,7 @@ def test_figure_is_shown_inline_and_saved(tmp_path):
 
 
 def test_figure_outside_ipython_only_saves(tmp_path, monkeypatch):
-    from semcathode.report import outputs as report
+    from semcathode.report import _outputs as report
 
     monkeypatch.setattr(report, "_in_ipython", lambda: False)
     out = NotebookOutputs(tmp_path, "01_data")
@@ -60,7 +60,7 @@ def test_figure_outside_ipython_only_saves(tmp_path, monkeypatch):
 
 
 def test_tables_json_and_text_hold_no_absolute_paths(tmp_path):
-    from semcathode.report.portable import PathRelativizer
+    from semcathode.report._portable import PathRelativizer
 
     data = tmp_path / "data"
     run = tmp_path / "run"

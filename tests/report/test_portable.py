@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from semcathode.report.portable import PathRelativizer, absolute_paths, machine_relativizer, make_portable
+from semcathode.report._portable import PathRelativizer, absolute_paths, machine_relativizer, make_portable
 
 REPO = Path(__file__).resolve().parents[2]
 

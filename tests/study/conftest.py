@@ -11,12 +11,12 @@ from __future__ import annotations
 import pytest
 
 from semcathode.data import Study
-from semcathode.config.settings import study_settings
-from semcathode.config.run import load_config
-from semcathode.data.factory import prepare_splits
-from semcathode.data.manifest import index_folder
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.data.schema import default_schema
+from semcathode.config._settings import study_settings
+from semcathode.config._run import load_config
+from semcathode.data._factory import prepare_splits
+from semcathode.data._manifest import index_folder
+from semcathode.data._preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.data._schema import default_schema
 
 CLASSES = default_schema().classes
 ARMS5 = ["pre_ft_oversample", "pre_ft_weighted", "ft_only", "pretrain_only", "scratch_ft"]

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from semcathode.data import Study
-from semcathode.config.settings import study_settings
-from semcathode.config.run import load_config
-from semcathode.data.schema import default_schema
+from semcathode.config._settings import study_settings
+from semcathode.config._run import load_config
+from semcathode.data._schema import default_schema
 from semcathode.study._arms import ARMS, fair_stage, run_arms, train_arm
 from semcathode.study._evaluation import split_rows
 from semcathode.study._train import _stage_epochs

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from semcathode.data import Study
-from semcathode.config.settings import study_settings
-from semcathode.data.schema import default_schema
+from semcathode.config._settings import study_settings
+from semcathode.data._schema import default_schema
 from semcathode.study import _curves as curves
 from semcathode.study._curves import learning_curve
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from semcathode.data import Study
-from semcathode.config.settings import study_settings
+from semcathode.config._settings import study_settings
 import semcathode as sc
 from semcathode.study._evaluation import evaluate_model, split_rows
 from semcathode.study._store import model_store

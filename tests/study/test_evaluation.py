@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from semcathode.data import Study
-from semcathode.config.settings import study_settings
-from semcathode.data.schema import default_schema
-from semcathode.metrics.classification import aggregate_tiles
+from semcathode.config._settings import study_settings
+from semcathode.data._schema import default_schema
+from semcathode.metrics._classification import aggregate_tiles
 from semcathode.study._evaluation import split_rows
 from semcathode.study._train import train_stage1
 
@@ -46,7 +46,7 @@ def test_a_loaded_model_file_is_evaluated_like_the_trained_model(study_setup, st
     """The model object (here read back from its file) carries its trunk boundary: ``evaluate_splits``
     reads its maps from the study's trunk cache under the key training used, and scores it as the
     trained model; without the cache it runs from pixels to the same answer."""
-    from semcathode.models.export import load_model
+    from semcathode.models._export import load_model
     from semcathode.study._evaluation import evaluate_splits, micrograph_outputs
     from semcathode.study._export import export_trained
     from semcathode.study._train import trunk_cache, trunk_spec

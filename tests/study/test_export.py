@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import semcathode as sc
-from semcathode.models.export import ExportedModel, load_model
+from semcathode.models._export import ExportedModel, load_model
 from semcathode.study._export import export_trained
 from semcathode.study._train import model_object
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from semcathode.config.settings import study_settings
-from semcathode.config.run import load_config
-from semcathode.config.sections import RunConfig
+from semcathode.config._settings import study_settings
+from semcathode.config._run import load_config
+from semcathode.config._sections import RunConfig
 from semcathode.study._store import MODEL_FIELDS, ModelStore, arm_key, model_fields, stage1_key
 
 ITEMS = pd.DataFrame({"sha256": ["a", "b", "c"], "shift": ["", "", "blur"], "label": ["x", "y", "x"]})

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from semcathode.data import Study
-from semcathode.config.settings import study_settings
-from semcathode.config.sections import StageConfig
-from semcathode.data.loaders import make_dataloaders
-from semcathode.data.schema import default_schema
+from semcathode.config._settings import study_settings
+from semcathode.config._sections import StageConfig
+from semcathode.data._loaders import make_dataloaders
+from semcathode.data._schema import default_schema
 from semcathode.study import _train as train
 from semcathode.study._arms import train_arm
 from semcathode.study._evaluation import split_rows
@@ -102,7 +102,7 @@ def test_stage_epochs_paper_schedule_ignores_freeze_epochs():
 
 
 def test_pre_ft_after_b0_fallback(study_setup, study_cfg, tmp_path, monkeypatch):
-    from semcathode.models import backbones
+    from semcathode.models import _backbones as backbones
 
     def offline(*a, **k):
         raise backbones.HubUnavailableError("offline (test)")
@@ -123,8 +123,8 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
     still the whole network, evaluated from the cache as from pixels, stored and reloaded whole."""
     import numpy as np
 
-    from semcathode.models.forward import predict_arrays
-    from semcathode.models.trunk import Top
+    from semcathode.models._forward import predict_arrays
+    from semcathode.models._trunk import Top
     from semcathode.study._arms import train_arm
     from semcathode.study._evaluation import micrograph_outputs
     from semcathode.study._train import train_stage1
@@ -154,8 +154,8 @@ def test_trunk_mode_trains_the_top_on_the_cache_and_evaluates_like_the_pixel_pat
 def test_trunk_spec_follows_what_changes_the_maps_and_nothing_else(tmp_path):
     """The trunk cache key (TrunkSpec.key) changes with weights, depth, tile, grid, scale-free input
     statistics; report-only, evaluation and training-schedule keys leave it alone."""
-    from semcathode.config.run import load_config
-    from semcathode.models.learner import create_model
+    from semcathode.config._run import load_config
+    from semcathode.models._learner import create_model
     from semcathode.study._train import trunk_spec
 
     net, _ = create_model("efficientnet_lite0", "packaged", 9)
@@ -177,9 +177,9 @@ def test_auto_trunk_dtype_is_bfloat16_only_where_the_hardware_has_it(tmp_path, m
     """model.trunk_dtype = auto: bfloat16 where the device computes it natively, float32 where it is
     emulated (5-10x slower there); the cache key, the model-store key and the report's words say what
     was computed, so an auto run and a run asking for that dtype share their cache and models."""
-    from semcathode.config.run import load_config
-    from semcathode.models import trunk as trunk_mod
-    from semcathode.models.learner import create_model
+    from semcathode.config._run import load_config
+    from semcathode.models import _trunk as trunk_mod
+    from semcathode.models._learner import create_model
     from semcathode.report._notes import representation_note
     from semcathode.study._store import model_fields
     from semcathode.study._train import trunk_spec
@@ -203,8 +203,8 @@ def test_probe_features_come_from_the_trunk_cache_and_equal_the_pixel_path(study
     features of the pixel path."""
     import numpy as np
 
-    from semcathode.models.backbones import create_backbone
-    from semcathode.models.forward import predict_arrays
+    from semcathode.models._backbones import create_backbone
+    from semcathode.models._forward import predict_arrays
     from semcathode.study._baselines import extract_features
     from semcathode.study._train import input_norm
 
@@ -232,9 +232,9 @@ def test_linear_head_trains_only_a_standardised_classifier_and_exports_whole(stu
     import torch
 
     from semcathode.models import load_model
-    from semcathode.models.head import FeatureScale, head_layer_of
+    from semcathode.models._head import FeatureScale, head_layer_of
     from semcathode.study._export import export_trained
-    from semcathode.models.forward import predict_arrays
+    from semcathode.models._forward import predict_arrays
     from semcathode.study._arms import train_arm
     from semcathode.study._evaluation import micrograph_outputs
     from semcathode.study._train import train_stage1

@@ -3,12 +3,12 @@ import json
 import numpy as np
 import pandas as pd
 
-from semcathode.config.settings import study_settings
-from semcathode.data.manifest import index_folder
+from semcathode.config._settings import study_settings
+from semcathode.data._manifest import index_folder
 from semcathode.pipeline import MANIFEST
-from semcathode.data.preprocess import PreprocessCache, PreprocessParams, build_items
-from semcathode.data.schema import Schema
-from semcathode.data.splits import assign_groups, split_groups
+from semcathode.data._preprocess import PreprocessCache, PreprocessParams, build_items
+from semcathode.data._schema import Schema
+from semcathode.data._splits import assign_groups, split_groups
 from semcathode.data._synthetic import write_synthetic_dataset
 from semcathode.study._validity import (
     robustness_items,
@@ -78,9 +78,9 @@ def test_extra_shift_composes(tmp_path):
 
 def test_session_probe_holds_out_whole_sessions(tmp_path, synthetic_root):
     from semcathode.config import cache_root
-    from semcathode.config.run import load_config
-    from semcathode.data.manifest import write_manifest
-    from semcathode.data.factory import build_manifest, prepare_splits
+    from semcathode.config._run import load_config
+    from semcathode.data._manifest import write_manifest
+    from semcathode.data._factory import build_manifest, prepare_splits
     from semcathode.data import load_study
     from semcathode.study._validity import session_probe
 

@@ -23,8 +23,8 @@ from PIL import Image
 
 from .._files import atomic_save
 from ..config import cache_root
-from ..io.databar import crop_data_bar
-from ..io.read import read_sem
+from ..io._databar import crop_data_bar
+from ..io._read import read_sem
 
 from ._resample import check_resample
 
@@ -111,7 +111,7 @@ def standardise(x: Any) -> Any:
     """Per-image standardisation of a batch: zero mean and unit standard deviation per image.
 
     The one definition of ``normalize='per_image'``, used in training
-    (:class:`semcathode.data.loaders.PerImageStandardize`) and at prediction time.
+    (:class:`semcathode.data._loaders.PerImageStandardize`) and at prediction time.
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ def load_bar_free(row: pd.Series | dict, apply_shift: bool = True) -> np.ndarray
     ----------
     row : Series or dict
         Manifest row with ``path`` and ``bar_row`` (and optionally ``shift``: JSON of one
-        :class:`~semcathode.data.shift.AcquisitionShift` dict or of a list applied in order; ``sha256``).
+        :class:`~semcathode.data._shift.AcquisitionShift` dict or of a list applied in order; ``sha256``).
     apply_shift : bool
         Apply the row's ``shift`` (simulated target domain) when present.
 
@@ -183,7 +183,7 @@ def load_bar_free(row: pd.Series | dict, apply_shift: bool = True) -> np.ndarray
         img, _ = crop_data_bar(sem.image, sem.meta)
     shift = row.get("shift") if hasattr(row, "get") else None
     if apply_shift and isinstance(shift, str) and shift:
-        from .shift import AcquisitionShift
+        from ._shift import AcquisitionShift
 
         seed = _image_seed(str(row.get("sha256", "0" * 8)))
         spec = json.loads(shift)

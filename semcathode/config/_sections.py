@@ -2,8 +2,8 @@
 
 Every field declares its allowed values in its dataclass metadata (``range``: a :class:`Range`;
 ``choices``, from :data:`CHOICES`; ``nonempty``; ``items``: the range or choices of each list
-item), so the rules sit beside the field they govern; :func:`semcathode.config.run.validate` checks them. Loading, validation and
-saving live in :mod:`semcathode.config.run`.
+item), so the rules sit beside the field they govern; :func:`semcathode.config._run.validate` checks them. Loading, validation and
+saving live in :mod:`semcathode.config._run`.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ GE1 = Range(1)
 POS = Range(0, lo_open=True)
 FRACTION = Range(0, 1, hi_open=True)  # [0, 1)
 UNIT = Range(0, 1)  # [0, 1]
-#: Backbone names (the keys of :data:`semcathode.models.backbones.BACKBONES`; kept here so that a config
+#: Backbone names (the keys of :data:`semcathode.models._backbones.BACKBONES`; kept here so that a config
 #: loads without importing torch; a test keeps the two in step).
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
 
@@ -127,9 +127,9 @@ BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "efficientnet_lite0")
 #: names: the one table the fields' ``choices``/``items`` come from. Names that other
 #: subpackages define are repeated here so a config loads without importing them (torch,
 #: pytorch-grad-cam); tests keep them in step: ``arm`` = the keys of
-#: :data:`semcathode.study.ARMS`, ``shift_kind`` = :data:`semcathode.data.shift.SHIFT_KINDS`,
-#: ``cam_method`` = the keys of :data:`semcathode.explain.compute.CAM_METHODS`, ``aggregate`` =
-#: :data:`semcathode.models.forward.AGGREGATIONS`, ``backbone`` = :data:`semcathode.models.backbones.BACKBONES`.
+#: :data:`semcathode.study.ARMS`, ``shift_kind`` = :data:`semcathode.data._shift.SHIFT_KINDS`,
+#: ``cam_method`` = the keys of :data:`semcathode.explain._compute.CAM_METHODS`, ``aggregate`` =
+#: :data:`semcathode.models._forward.AGGREGATIONS`, ``backbone`` = :data:`semcathode.models._backbones.BACKBONES`.
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("kaist-ncm", "synthetic", "folder"),
     "bar_method": ("auto", "metadata", "detect", "fraction", "none"),

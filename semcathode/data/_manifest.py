@@ -6,10 +6,10 @@ pixel_size_um, magnification, voltage_kv, brightness, contrast, meta_source, wid
 bar_row, bar_method, mean_grey, std_grey, sha256, bytes, phash``.
 
 The scan picks up exactly the extensions the reader reads
-(:data:`semcathode.io.read.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
+(:data:`semcathode.io._read.SUPPORTED_EXTENSIONS`) and follows symbolic links to folders (a link
 back into a folder already scanned, or a broken link, is reported). The same image (same
 sha256) filed under two different labels is a problem naming every copy and its label: its
-copies are not indexed. Duplicate pairs are found by :mod:`semcathode.data.duplicates`.
+copies are not indexed. Duplicate pairs are found by :mod:`semcathode.data._duplicates`.
 
 Nothing is skipped in silence: a FIFO, device or socket named like an image is a problem ("not a
 regular file"; it is never opened), and a warning names a special file with another name, a
@@ -30,14 +30,15 @@ import numpy as np
 import pandas as pd
 
 from .._files import atomic_write_csv, sha256_file
-from ..config.sections import ConfigError
-from ..io.databar import crop_data_bar
-from ..io.read import SEMReadError, read_sem
-from ..io.walk import sidecar_paths
+from ..config._sections import ConfigError
+from ..io._databar import crop_data_bar
+from ..io._read import SEMReadError, read_sem
+from ..io._walk import sidecar_paths
 from ._scan import Item, check_sidecar, items_from_folders, scan
-from .schema import Schema, default_schema
+from ._schema import Schema, default_schema
 
 __all__ = [
+    "MANIFEST_COLUMNS",
     "ManifestError",
     "index_folder",
     "input_files",
@@ -244,7 +245,7 @@ def index_folder(
     min_size : int
         Smallest usable height/width in pixels.
     bar_method, bar_fraction
-        Data-bar removal (see :func:`semcathode.io.databar.find_data_bar`).
+        Data-bar removal (see :func:`semcathode.io._databar.find_data_bar`).
     workers : int
         Threads for decoding.
 

@@ -14,7 +14,7 @@ import re
 import reprlib
 from typing import Any
 
-from .sections import ConfigError
+from ._sections import ConfigError
 
 __all__ = ["env_limit", "short_repr", "short_text"]
 

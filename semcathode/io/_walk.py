@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
-from .read import SUPPORTED_EXTENSIONS
+from ._read import SUPPORTED_EXTENSIONS
 
 __all__ = ["EMPTY_FOLDER", "file_kind", "find_images", "is_image_name", "iter_inputs", "sidecar_paths", "walk_inputs"]
 

@@ -2,10 +2,10 @@
 what it runs for a lab's whole archive: files streamed, decoded in workers, tiles batched across
 micrographs, rows appended in chunks, resumable.
 
-:func:`predict_archive` walks the inputs as a stream (:func:`semcathode.io.walk.iter_inputs`), so an
+:func:`predict_archive` walks the inputs as a stream (:func:`semcathode.io._walk.iter_inputs`), so an
 archive of any size is never listed into memory. DataLoader workers read each file, cut its
 data bar, bring it to the model's scale and cut its tiles; the main process forwards tiles of
-several micrographs per batch (:func:`~semcathode.models.forward.predict_tiles`, the forward
+several micrographs per batch (:func:`~semcathode.models._forward.predict_tiles`, the forward
 pass of every predict path) and appends each chunk of rows to the output CSV with a single
 ``write`` (a ``kill -9`` leaves whole rows: at most the chunk in flight is lost). ``resume``
 skips the files already in the output (same path, size and modification time; with ``verify``
@@ -25,10 +25,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .._files import sha256_file
-from ..data.tiles import cut_tiles
+from ..data._tiles import cut_tiles
 from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
-from .export import ExportedModel
-from .forward import predict_tiles
+from ._export import ExportedModel
+from ._forward import predict_tiles
 
 __all__ = ["ARCHIVE_COLUMNS", "archive_columns", "decode_workers", "predict", "predict_archive", "predict_archive_ranks",
            "done_keys"]
@@ -229,7 +229,7 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
         if header != cols:
             raise ValueError(f"{out}: its columns are not those of this model's predictions; "
                              "write a new file or resume with the model that wrote it")
-    from ..io.walk import iter_inputs
+    from ..io._walk import iter_inputs
 
     def stream() -> Iterator[tuple[int, str, str | None]]:
         for i, (path, why) in enumerate(iter_inputs(inputs, exclude=exclude)):
@@ -291,7 +291,7 @@ def predict_archive(model: ExportedModel, inputs: Sequence[str | Path], out: str
 
 def _rank_main(rank: int, world: int, model_path: str, inputs: list[str], out: str, kwargs: dict) -> None:
     """One rank of :func:`predict_archive_ranks` (a top-level function, for ``spawn``)."""
-    from .export import load_model
+    from ._export import load_model
 
     cores = max(1, (os.cpu_count() or 1) // world)
     torch.set_num_threads(cores)
@@ -348,7 +348,7 @@ def predict_archive_ranks(model_path: str | Path, inputs: Sequence[str | Path], 
     import pandas as pd
 
     from .._files import atomic_write_csv
-    from .export import load_model
+    from ._export import load_model
 
     out = Path(out)
     cols = archive_columns(load_model(model_path).classes)
@@ -436,7 +436,7 @@ def predict(model: ExportedModel, inputs: str | Path | Sequence[str | Path], out
     >>> sc.predict(model, study.manifest["path"][:2].tolist(), out=f"{tmp}/preds.csv", workers=0)
     {'predicted': 2, 'failed': 0, 'skipped': 0}
     """
-    from .export import predict_paths
+    from ._export import predict_paths
 
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if out is None:

@@ -75,14 +75,14 @@ def merge_duplicate_groups(df: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFram
     Near-duplicates are often the same field of view taken twice a few frames apart; if they
     sat in different frame blocks, one could land in train and its twin in test. Groups linked
     by a duplicate pair are merged (union-find); pairs with different labels are left alone
-    (a labelling problem that :func:`semcathode.data.duplicates.check_duplicates` reports).
+    (a labelling problem that :func:`semcathode.data._duplicates.check_duplicates` reports).
 
     Parameters
     ----------
     df : DataFrame
         Manifest with ``group`` and ``label``.
     pairs : DataFrame
-        From :func:`semcathode.data.duplicates.find_duplicates` (row labels ``a``, ``b``).
+        From :func:`semcathode.data._duplicates.find_duplicates` (row labels ``a``, ``b``).
 
     Returns
     -------
@@ -200,7 +200,7 @@ def make_transfer_splits(
         Target train budget per class (0 = all).
     seed : int
     shift : dict, optional
-        :class:`~semcathode.data.shift.AcquisitionShift` as a dict; default the package's
+        :class:`~semcathode.data._shift.AcquisitionShift` as a dict; default the package's
         simulated instrument shift.
 
     Returns
@@ -208,7 +208,7 @@ def make_transfer_splits(
     DataFrame
         Copy with ``domain`` in {source, target}, ``split`` and ``shift``.
     """
-    from .shift import simulated_instrument_shift
+    from ._shift import simulated_instrument_shift
 
     out = df.copy()
     out["domain"] = "source"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._files import json_default, atomic_save, atomic_write_csv, atomic_write_json
-from .portable import PathRelativizer
+from ._portable import PathRelativizer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,7 +160,7 @@ class NotebookOutputs:
 
     Figures are also displayed inline (in JupyterLab and in the executed notebook). Paths in
     tables, JSON and text are written relative to the run folder or the data root, so the
-    report folder can be moved (see :class:`~semcathode.report.portable.PathRelativizer`).
+    report folder can be moved (see :class:`~semcathode.report._portable.PathRelativizer`).
 
     Parameters
     ----------

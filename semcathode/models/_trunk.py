@@ -4,7 +4,7 @@ On a CPU the stem and early blocks of EfficientNet are most of every forward pas
 it at 224 px), yet with ``model.trunk`` blocks frozen their output for a given tile never
 changes. :class:`TrunkCache` therefore runs the frozen part **once** per micrograph, tile and
 view and keeps its output on disk (float16, memory-mapped), the sibling of
-:class:`semcathode.data.preprocess.PreprocessCache`; training then runs only the :class:`Top` on those maps.
+:class:`semcathode.data._preprocess.PreprocessCache`; training then runs only the :class:`Top` on those maps.
 
 The split does not copy the network: :func:`split_network` returns two views that share the
 network's own modules, so training the top trains the network, and the exported model is still
@@ -33,10 +33,10 @@ import torch
 from torch import nn
 
 from .._files import atomic_save
-from ..data.preprocess import resize
-from ..data.tiles import cut_tiles
-from .head import FeatureScale
-from .forward import forward_batch, normalise_batch
+from ..data._preprocess import resize
+from ..data._tiles import cut_tiles
+from ._head import FeatureScale
+from ._forward import forward_batch, normalise_batch
 
 __all__ = ["TRUNK_VIEWS", "Trunk", "Top", "TrunkSpec", "TrunkCache", "resolve_trunk_dtype", "split_network", "trunk_digest",
            "view_of"]
@@ -380,7 +380,7 @@ class TrunkCache:
         spec : TrunkSpec
         views : sequence of str
         batch_size : int, optional
-            Tiles per forward pass (None: :func:`~semcathode.models.forward.forward_batch`'s default for
+            Tiles per forward pass (None: :func:`~semcathode.models._forward.forward_batch`'s default for
             the device, 4 on a CPU, where small batches keep the early maps in the cores' caches).
         log : callable, optional
             Receives progress lines (about every 10 % and at the end).
@@ -397,7 +397,7 @@ class TrunkCache:
                 if not (p.exists() and self.stages_path(p).exists())]
         if not todo:
             return out
-        from .forward import fold_batchnorm
+        from ._forward import fold_batchnorm
 
         # a copy with every BatchNorm folded into its convolution (the network's own modules stay as they
         # are): in eval mode the same function, and on a CPU the unfused BatchNorm is a third of the time

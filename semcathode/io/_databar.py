@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metadata import SEMMetadata
-from .read import to_grey, to_unit
+from ._metadata import SEMMetadata
+from ._read import to_grey, to_unit
 
 __all__ = ["BarCrop", "find_data_bar", "crop_data_bar"]
 

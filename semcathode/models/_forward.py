@@ -2,13 +2,13 @@
 
 One path serves the study's evaluation, the exported model and ``semcathode predict``:
 
-1. the cached (or freshly resampled) micrograph is cut into the :func:`~semcathode.data.tiles.tile_grid`;
+1. the cached (or freshly resampled) micrograph is cut into the :func:`~semcathode.data._tiles.tile_grid`;
 2. every tile goes through the network (no augmentation); the pooled features are kept;
 3. tiles are aggregated per micrograph: by default the **mean log-probability**
    (``z_c = mean_t log p_t(c)``, renormalised with a softmax), which is the product of the
    tiles' likelihoods and lets a few confident tiles outvote many unsure ones;
-4. optional temperature scaling (:func:`~semcathode.models.scores.fit_temperature`, fitted on the valid split);
-5. a familiarity score in feature space (:func:`~semcathode.models.scores.knn_ood_score`): mean cosine distance of the
+4. optional temperature scaling (:func:`~semcathode.models._scores.fit_temperature`, fitted on the valid split);
+5. a familiarity score in feature space (:func:`~semcathode.models._scores.knn_ood_score`): mean cosine distance of the
    micrograph's mean tile embedding to its ``k`` nearest training micrographs.
 """
 
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config.sections import CHOICES
-from ..data.preprocess import standardise
-from ..data.tiles import cut_tiles
+from ..config._sections import CHOICES
+from ..data._preprocess import standardise
+from ..data._tiles import cut_tiles
 from ._taps import FINAL, LayerTap
 
 __all__ = [
@@ -292,7 +292,7 @@ def predict_arrays(
     arrays : sequence of ndarray
         uint8 ``(H, W)`` frames, each at least ``size`` on both sides.
     size, stride : int, float
-        Tile side and grid stride (see :func:`~semcathode.data.tiles.tile_grid`).
+        Tile side and grid stride (see :func:`~semcathode.data._tiles.tile_grid`).
     normalize, mean, std
         See :func:`normalise_batch`.
     aggregate : str

@@ -26,8 +26,8 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from torch import nn
 
-from .backbones import WeightsInfo, create_backbone
-from ..config.sections import StageConfig
+from ._backbones import WeightsInfo, create_backbone
+from ..config._sections import StageConfig
 
 __all__ = [
     "efficientnet_splitter",
@@ -313,7 +313,7 @@ def _history(learn: Learner, phase: str, wall: float) -> pd.DataFrame:
 
 @functools.cache
 def resolve_backbone(name: str = "efficientnet_lite0", weights: str = "auto") -> str:
-    """The backbone that :func:`~semcathode.models.backbones.create_backbone` returns for ``name`` and ``weights``.
+    """The backbone that :func:`~semcathode.models._backbones.create_backbone` returns for ``name`` and ``weights``.
 
     Only ``efficientnet_b0`` with ``weights='auto'`` can differ from ``name``: it falls back to
     ``efficientnet_lite0`` when the hub cannot give its weights. Finding that out means trying
@@ -323,9 +323,9 @@ def resolve_backbone(name: str = "efficientnet_lite0", weights: str = "auto") ->
     Parameters
     ----------
     name : str
-        Registry name, one of :func:`~semcathode.models.backbones.list_backbones` (``cfg.model.backbone``).
+        Registry name, one of :func:`~semcathode.models._backbones.list_backbones` (``cfg.model.backbone``).
     weights : str
-        One of :data:`~semcathode.models.backbones.WEIGHT_CHOICES` (``cfg.model.weights``).
+        One of :data:`~semcathode.models._backbones.WEIGHT_CHOICES` (``cfg.model.weights``).
 
     Returns
     -------
@@ -339,7 +339,7 @@ def resolve_backbone(name: str = "efficientnet_lite0", weights: str = "auto") ->
     """
     if weights in ("scratch", "packaged", "hub") or name == "efficientnet_lite0":
         return name
-    from .backbones import create_backbone
+    from ._backbones import create_backbone
 
     _, info = create_backbone(name, weights=weights, num_classes=0)
     return info.backbone

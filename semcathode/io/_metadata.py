@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config.limits import env_limit, short_repr, short_text
+from ..config._limits import env_limit, short_repr, short_text
 from ._guards import TIFF_EXTENSIONS, SEMReadError, SEMReadWarning, check_path
 from ._quiet import library_calls, one_warning
 from ._sidecar import find_sidecar, parse_sne, read_sidecar

@@ -13,9 +13,9 @@ from conftest import KAIST, needs_kaist_images
 from semcathode.config import MorphologyConfig
 from semcathode.data import render_micrograph
 from semcathode.morphology import measure_paths, micrograph_measures, segment_particles
-from semcathode.morphology.measure import MEASURE_COLUMNS, PARTICLE_COLUMNS
-from semcathode.morphology.overlay import outline_mask
-from semcathode.morphology.files import read_bar_free
+from semcathode.morphology._measure import MEASURE_COLUMNS, PARTICLE_COLUMNS
+from semcathode.morphology._overlay import outline_mask
+from semcathode.morphology._measure_files import read_bar_free
 
 
 def _write(path: Path, img: np.ndarray, px: float | None) -> Path:

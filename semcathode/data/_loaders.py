@@ -22,7 +22,7 @@ from fastai.torch_core import TensorImage
 from fastai.vision.augment import aug_transforms
 from fasttransform import Transform
 
-from .preprocess import standardise
+from ._preprocess import standardise
 
 __all__ = [
     "class_counts",
@@ -159,7 +159,7 @@ def crop_array(row: pd.Series | dict, arr: np.ndarray | None = None) -> np.ndarr
 
     ``crop_y``/``crop_x`` >= 0 give a fixed crop (evaluation tile); -1 (or absent columns)
     draws a uniform random crop inside the cached frame (training; Python's ``random``,
-    seeded by :func:`semcathode.models.learner.seed_everything`). A cached array already of the
+    seeded by :func:`semcathode.models._learner.seed_everything`). A cached array already of the
     input size is returned whole.
 
     Parameters
@@ -222,7 +222,7 @@ class PerImageStandardize(Transform):
         Returns
         -------
         TensorImage
-            :func:`semcathode.data.preprocess.standardise` of ``x``.
+            :func:`semcathode.data._preprocess.standardise` of ``x``.
         """
         return standardise(x)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_save
-from .measure import _touching
-from .segment import Segmentation
+from ._measure import _touching
+from ._segment import Segmentation
 
 __all__ = ["outline_overlay", "outline_mask", "save_outlines"]
 

@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..config.sections import MorphologyConfig
-from .measure import MEASURE_COLUMNS, micrograph_measures, particle_table
-from .segment import Segmentation, segment_particles
+from ..config._sections import MorphologyConfig
+from ._measure import MEASURE_COLUMNS, micrograph_measures, particle_table
+from ._segment import Segmentation, segment_particles
 
 __all__ = ["MEASURES_FILE_COLUMNS", "measure_file", "measure_paths", "overlay_name", "read_bar_free"]
 
@@ -48,8 +48,8 @@ def read_bar_free(path: str | Path, pixel_size_um: float | None = None) -> tuple
     ValueError
         Neither the file nor ``pixel_size_um`` gives a pixel size.
     """
-    from ..io.databar import crop_data_bar
-    from ..io.read import read_sem
+    from ..io._databar import crop_data_bar
+    from ..io._read import read_sem
 
     sem = read_sem(path)
     grey, _ = crop_data_bar(sem.image, sem.meta)
@@ -76,9 +76,9 @@ def measure_file(path: str | Path, settings: MorphologyConfig | None = None,
     Returns
     -------
     row : dict
-        :data:`MEASURES_FILE_COLUMNS` and :data:`~semcathode.morphology.measure.MEASURE_COLUMNS`.
+        :data:`MEASURES_FILE_COLUMNS` and :data:`~semcathode.morphology._measure.MEASURE_COLUMNS`.
     particles : DataFrame
-        :func:`~semcathode.morphology.measure.particle_table` with the file's ``path``.
+        :func:`~semcathode.morphology._measure.particle_table` with the file's ``path``.
     seg : Segmentation
     grey : numpy.ndarray
         The bar-free micrograph at its own resolution.
@@ -123,7 +123,7 @@ def overlay_name(path: Path, taken: set[str]) -> str:
 
 def _one(job: tuple[str, dict, float | None, str | None]) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """One file of a batch (a top-level function, so that a process pool can run it)."""
-    from ..io.read import SEMReadError
+    from ..io._read import SEMReadError
 
     path, settings, px, overlay = job
     try:
@@ -132,7 +132,7 @@ def _one(job: tuple[str, dict, float | None, str | None]) -> tuple[dict[str, Any
         msg = str(exc)
         return {"path": path, "error": msg if path in msg else f"{path}: {msg}"}, None
     if overlay:
-        from .overlay import save_outlines
+        from ._overlay import save_outlines
 
         save_outlines(overlay, grey, seg)
         row["overlay"] = overlay
@@ -162,10 +162,10 @@ def measure_paths(paths: Sequence[str | Path], settings: MorphologyConfig | None
     Returns
     -------
     measures : DataFrame
-        :data:`MEASURES_FILE_COLUMNS`, :data:`~semcathode.morphology.measure.MEASURE_COLUMNS`, the
+        :data:`MEASURES_FILE_COLUMNS`, :data:`~semcathode.morphology._measure.MEASURE_COLUMNS`, the
         ``setting_*`` columns, ``overlay`` (when written) and ``error`` (empty when measured).
     particles : DataFrame
-        ``path`` and :data:`~semcathode.morphology.measure.PARTICLE_COLUMNS`, every measured file.
+        ``path`` and :data:`~semcathode.morphology._measure.PARTICLE_COLUMNS`, every measured file.
 
     Examples
     --------
@@ -198,7 +198,7 @@ def measure_paths(paths: Sequence[str | Path], settings: MorphologyConfig | None
     measures["error"] = measures["error"].fillna("")
     for c in ("height_px", "width_px", "n_particles", "n_sized"):  # whole numbers, empty for a failed file
         measures[c] = measures[c].astype("Int64")
-    from .measure import PARTICLE_COLUMNS
+    from ._measure import PARTICLE_COLUMNS
 
     particles = (pd.concat(parts, ignore_index=True) if parts
                  else pd.DataFrame(columns=["path", *PARTICLE_COLUMNS]))

@@ -1,12 +1,12 @@
 """Training the top of a network on cached trunk maps: the dataset, the splitter and the learner.
 
-With the frozen trunk's output on disk (:class:`semcathode.models.trunk.TrunkCache`), an epoch
-is a pass of the :class:`~semcathode.models.trunk.Top` only. Each epoch draws ``tiles_per_epoch``
+With the frozen trunk's output on disk (:class:`semcathode.models._trunk.TrunkCache`), an epoch
+is a pass of the :class:`~semcathode.models._trunk.Top` only. Each epoch draws ``tiles_per_epoch``
 tiles of every training micrograph (a random tile of a random cached view each time), augmented
 on the maps themselves by flips and quarter turns (the maps of a flipped tile are the flipped
 maps, up to the trunk's padding at the border). The learner is a fastai ``Learner`` like the
 full-network one, with three parameter groups (first trainable stage, the rest with the head
-convolution, the classifier), so :func:`semcathode.models.learner.fit_stage` runs the same
+convolution, the classifier), so :func:`semcathode.models._learner.fit_stage` runs the same
 schedule (head first, then discriminative rates, one-cycle) on it.
 """
 
@@ -26,10 +26,10 @@ from fastai.torch_core import TensorCategory
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from .learner import ChannelsLastInputs, _cuda_precision
+from ._learner import ChannelsLastInputs, _cuda_precision
 from ._taps import FINAL, LayerTap
-from .forward import MicrographOutputs, summarise_tiles
-from .trunk import Top, TrunkCache, TrunkSpec, _compute_device
+from ._forward import MicrographOutputs, summarise_tiles
+from ._trunk import Top, TrunkCache, TrunkSpec, _compute_device
 
 __all__ = ["CachedTiles", "top_splitter", "make_top_learner", "cached_log_probs", "cached_outputs", "fits_on_device"]
 
@@ -327,11 +327,11 @@ def cached_outputs(top: Top, data: CachedTiles, aggregate: str = "mean_log_prob"
     data : CachedTiles
         Evaluation inputs (``tiles_per_epoch=0``), one entry per micrograph of its items.
     aggregate : str
-        See :func:`semcathode.models.forward.aggregate_log_probs`.
+        See :func:`semcathode.models._forward.aggregate_log_probs`.
     features : bool
         Also the L2-normalised mean pooled feature per micrograph.
     layers : sequence of str
-        As for :func:`~semcathode.models.forward.predict_arrays` (``MicrographOutputs.layer_features``), named
+        As for :func:`~semcathode.models._forward.predict_arrays` (``MicrographOutputs.layer_features``), named
         in the whole network: the trunk's output ``blocks.<depth - 1>`` (read from the cached maps), a
         block of the top, or ``final``.
 

@@ -3,7 +3,7 @@
 Precedence: profile defaults <- YAML file <- command-line / notebook overrides.
 
 :func:`load_config` checks every value against the rules declared beside its field in
-:mod:`semcathode.config.sections` before any work starts and raises one :class:`ConfigError`
+:mod:`semcathode.config._sections` before any work starts and raises one :class:`ConfigError`
 listing every unknown key, value of the wrong type and value out of range or choices, each with
 what is allowed. The profile recorded in the configuration is the one whose values were used: a
 file that says ``profile: paper`` is loaded on the paper profile, and contradicting it with
@@ -14,7 +14,7 @@ than ``$SEMCATHODE_MAX_CONFIG_BYTES`` (1 MiB), a document of more than
 ``$SEMCATHODE_MAX_CONFIG_NODES`` (100,000) nodes or nested deeper than
 ``$SEMCATHODE_MAX_CONFIG_DEPTH`` (64) levels, aliases counted where they are used (a "billion
 laughs" file is refused in milliseconds), the same for ``--set`` values; every value quoted in
-an error is shortened (:func:`~semcathode.config.limits.short_repr`).
+an error is shortened (:func:`~semcathode.config._limits.short_repr`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import yaml
 
 from .._files import atomic_write_text
 from ._yaml import YamlLimitError, bounded_load, max_config_bytes
-from .limits import short_repr
-from .sections import CHOICES, CUSTOM_PROFILE, FRACTION, PROFILES, ConfigError, RunConfig, config_hash
+from ._limits import short_repr
+from ._sections import CHOICES, CUSTOM_PROFILE, FRACTION, PROFILES, ConfigError, RunConfig, config_hash
 
 __all__ = [
     "load_config",
@@ -396,7 +396,7 @@ def load_config(
     >>> load_config("smoke", overrides={"stage1.epochz": 2})
     Traceback (most recent call last):
     ...
-    semcathode.config.sections.ConfigError: unknown config key 'stage1.epochz' in 'stage1'; valid keys: ...
+    semcathode.config._sections.ConfigError: unknown config key 'stage1.epochz' in 'stage1'; valid keys: ...
     """
     file_values = _read_yaml(path) if path else {}
     file_values.pop("config_hash", None)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config.sections import DataConfig, PreprocessConfig, TargetConfig
-from .download import resolve_data_dir
+from ..config._sections import DataConfig, PreprocessConfig, TargetConfig
+from ._download import resolve_data_dir
 from ._scan import has_images
-from .manifest import index_folder
-from .preprocess import PreprocessCache, PreprocessParams
-from .schema import Schema
-from .splits import assign_groups, make_transfer_splits, split_groups
+from ._manifest import index_folder
+from ._preprocess import PreprocessCache, PreprocessParams
+from ._schema import Schema
+from ._splits import assign_groups, make_transfer_splits, split_groups
 
 __all__ = [
     "schema_from_config", "check_data_dir", "data_dir_for", "synthetic_dir", "build_manifest", "prepare_splits", "preprocess_params", "cache_for", "write_attribution",
@@ -77,10 +77,10 @@ def check_data_dir(data: DataConfig) -> Path | None:
     >>> check_data_dir(load_config("smoke", overrides={"data.data_dir": tmp}).data)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    semcathode.config.sections.ConfigError: data.data_dir: no micrographs found in ... (supported: ...)
+    semcathode.config._sections.ConfigError: data.data_dir: no micrographs found in ... (supported: ...)
     """
-    from ..config.sections import ConfigError
-    from ..io.read import SUPPORTED_EXTENSIONS
+    from ..config._sections import ConfigError
+    from ..io._read import SUPPORTED_EXTENSIONS
 
     if not data.data_dir:
         if data.dataset == "folder":
@@ -194,14 +194,14 @@ def prepare_splits(manifest: pd.DataFrame, data: DataConfig, target: TargetConfi
     Duplicate and near-duplicate images of one class are first put into one group
     (``data.merge_duplicates``), so a pair never straddles train/test or source/target.
     First the last frames of every session of the schema's classes (``data.tail_frac``,
-    :func:`~semcathode.data.splits.session_position`) become the source domain's ``tail`` split: a
+    :func:`~semcathode.data._splits.session_position`) become the source domain's ``tail`` split: a
     test of extrapolation along the stage, kept out of every training set. With
     ``data.pretail_frac`` the frames just before the tail become the source's ``valid`` split
     (the pre-tail: shaped like the tail, so every setting chosen on it is chosen for the test that
     matters), and the frame-block split then has no valid part.
     The other rows of the schema's classes are partitioned into ``source`` and ``target``: with
     ``target.kind = simulated_shift`` by held-out frame blocks plus the acquisition shift
-    (see :data:`semcathode.data.splits.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
+    (see :data:`semcathode.data._splits.SIMULATED_SHIFT_NOTE`); with ``domain_column`` by the
     manifest's own ``domain`` column. Rows of extra compositions (e.g. NCM523, a real new
     domain) keep their domain and get their own group split.
 
@@ -240,7 +240,7 @@ def prepare_splits(manifest: pd.DataFrame, data: DataConfig, target: TargetConfi
     True
     """
     schema = schema_from_config(data)
-    from .splits import session_position
+    from ._splits import session_position
 
     is_main = manifest["label"].isin(schema.classes)
     position = session_position(manifest[is_main], data.tail_frac, data.pretail_frac)
@@ -253,14 +253,14 @@ def prepare_splits(manifest: pd.DataFrame, data: DataConfig, target: TargetConfi
     # with a pre-tail, it is the source's valid split: no frame-block valid split beside it
     valid_frac = 0.0 if len(pretail) else data.valid_frac
     if data.merge_duplicates:
-        from .duplicates import find_duplicates
-        from .splits import merge_duplicate_groups
+        from ._duplicates import find_duplicates
+        from ._splits import merge_duplicate_groups
 
         df = merge_duplicate_groups(df, find_duplicates(df))
     main = df[df["label"].isin(schema.classes)]
     extra = df[~df["label"].isin(schema.classes)]
     if target.kind == "simulated_shift":
-        from .shift import simulated_instrument_shift
+        from ._shift import simulated_instrument_shift
 
         shift = simulated_instrument_shift()
         main = make_transfer_splits(
@@ -339,7 +339,7 @@ def write_attribution(data: DataConfig, out_dir: str | Path) -> Path:
         The file written.
     """
     from .._files import atomic_write_text
-    from .download import DATASETS, attribution
+    from ._download import DATASETS, attribution
 
     if data.dataset in DATASETS:
         text = attribution(data.dataset)

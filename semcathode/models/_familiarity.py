@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .scores import auroc, knn_ood_score
+from ._scores import auroc, knn_ood_score
 
 __all__ = ["layer_scores", "layer_scales", "multi_layer_score", "select_layers"]
 

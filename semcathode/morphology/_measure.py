@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from .segment import Segmentation
+from ._segment import Segmentation
 
 __all__ = ["PARTICLE_COLUMNS", "MEASURE_COLUMNS", "particle_table", "micrograph_measures"]
 

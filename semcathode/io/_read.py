@@ -1,14 +1,14 @@
 """Read SEM micrographs: grey float pixels with size guards, plus their instrument metadata.
 
 :func:`read_sem` is the entry point: pixels (:func:`read_image`), bit depth and metadata
-(:func:`semcathode.io.metadata.read_metadata`). Every reader checks the image from the file
+(:func:`semcathode.io._metadata.read_metadata`). Every reader checks the image from the file
 header before decoding (TIFF included, see :func:`semcathode.io._guards.check_decoded_size`):
 an image with more than 4 samples per pixel, larger than :data:`MAX_IMAGE_PIXELS` pixels or
 larger than :data:`MAX_IMAGE_BYTES` bytes decoded (configurable, see :func:`max_image_pixels`
 and :func:`max_image_bytes`) is refused with a :class:`SEMReadError` naming the file and its
 dimensions. Of a multi-page TIFF only the first page is read. Warnings and log lines of the
 libraries (tifffile, Pillow, numpy) become one :class:`SEMReadWarning` naming the file. The data
-bar is cut off by :mod:`semcathode.io.databar`.
+bar is cut off by :mod:`semcathode.io._databar`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from ._guards import (
     check_decoded_size,
     check_path,
 )
-from ..config.limits import env_limit, short_text
+from ..config._limits import env_limit, short_text
 from ._pixels import finite_check, to_grey, to_unit
 from ._quiet import library_calls, one_warning
-from .metadata import SEMMetadata, read_metadata
+from ._metadata import SEMMetadata, read_metadata
 
 __all__ = [
     "SEMReadError",

@@ -5,7 +5,7 @@ Examples
 --------
 >>> import tempfile
 >>> import pandas as pd
->>> from semcathode.report.outputs import NotebookOutputs
+>>> from semcathode.report._outputs import NotebookOutputs
 >>> tmp = tempfile.TemporaryDirectory()
 >>> out = NotebookOutputs(tmp.name, "01_data")
 >>> _ = out.table(pd.DataFrame({"label": ["NCM333"], "n": [3]}), "counts", "Images per class", section="Summary")
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .._files import atomic_write_text
-from .outputs import OUTPUTS_FILE, read_outputs
+from ._outputs import OUTPUTS_FILE, read_outputs
 
 __all__ = ["RUN_STATE", "read_run_state", "write_index"]
 
@@ -89,7 +89,7 @@ def write_index(run_dir: str | Path, notebooks: Sequence[tuple[str, str]] | None
     text = _index_markdown(run_dir, state, notebooks, state.get("profile", profile or "?"))
     md_path = atomic_write_text(run_dir / "README.md", text)
     # raw HTML in the markdown is escaped, not passed through: the tables already escape their
-    # values (report.outputs.markdown_cell), and this holds for any other text that reaches the page
+    # values (report._outputs.markdown_cell), and this holds for any other text that reaches the page
     to_html = mistune.create_markdown(escape=True, plugins=["strikethrough", "footnotes", "table"])
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>semcathode report</title>"
             f"<style>{_STYLE}</style></head><body>" + to_html(text) + "</body></html>")

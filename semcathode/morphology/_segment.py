@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..config.sections import MorphologyConfig
+from ..config._sections import MorphologyConfig
 
 __all__ = ["Segmentation", "segment_particles", "working_pixel_size"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .sections import (DataConfig, DistributedConfig, EvalConfig, ModelConfig, PreprocessConfig, ProtocolConfig,
+from ._sections import (DataConfig, DistributedConfig, EvalConfig, ModelConfig, PreprocessConfig, ProtocolConfig,
                        RunConfig, StageConfig, TargetConfig, ValidityConfig)
 
 __all__ = ["StudySettings", "study_settings"]

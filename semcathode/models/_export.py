@@ -18,18 +18,19 @@ from torch import nn
 
 from .._files import atomic_save, atomic_write_json
 from ._modelcheck import FORMAT, OOD_BANK, OOD_BANKS, ModelFileError, classes_digest, validate_model_meta
-from ..io.walk import find_images
-from ..data.preprocess import PreprocessParams, preprocess_image
-from ..data.tiles import cut_tiles, tile_grid
+from ..io._walk import find_images
+from ..data._preprocess import PreprocessParams, preprocess_image
+from ..data._tiles import cut_tiles, tile_grid
 from ._rows import PREDICTION_COLUMNS, familiarity_request, micrograph_rows
-from .forward import fold_batchnorm, normalise_batch, predict_arrays, predict_probs
-from .head import head_layer_of, linear_head
+from ._forward import fold_batchnorm, normalise_batch, predict_arrays, predict_probs
+from ._head import head_layer_of, linear_head
 
 if TYPE_CHECKING:
-    from .trunk import TrunkSpec
+    from ._trunk import TrunkSpec
 
 __all__ = [
-    "arm_model_file","ModelFileError", "ExportedModel", "export_model", "fold_batchnorm", "load_model", "predict_paths", "FORMAT"]
+    "arm_model_file", "ModelFileError", "ExportedModel", "export_model", "fold_batchnorm", "load_model", "predict_paths",
+    "FORMAT"]
 
 
 def _json_path(path: Path) -> Path:
@@ -192,11 +193,11 @@ class ExportedModel:
 
     @property
     def input_norm(self) -> tuple[str, list[float], list[float]]:
-        """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models.forward.normalise_batch`)."""
+        """``(normalize, mean, std)`` of the network input (see :func:`~semcathode.models._forward.normalise_batch`)."""
         return self.meta.get("normalize", "dataset"), self.meta["mean"], self.meta["std"]
 
     def trunk_spec(self) -> "TrunkSpec | None":
-        """The key of this model's frozen-trunk maps in a :class:`~semcathode.models.trunk.TrunkCache`.
+        """The key of this model's frozen-trunk maps in a :class:`~semcathode.models._trunk.TrunkCache`.
 
         Returns
         -------
@@ -204,7 +205,7 @@ class ExportedModel:
             As training computed the maps (backbone, trunk depth and weights, tile grid, input
             statistics and ``trunk_dtype``); None when every layer was trained (``meta["trunk"]`` 0).
         """
-        from .trunk import TrunkSpec, split_network, trunk_digest
+        from ._trunk import TrunkSpec, split_network, trunk_digest
 
         depth = int(self.meta.get("trunk", 0))
         if not depth:
@@ -216,7 +217,7 @@ class ExportedModel:
                          dtype=self.meta.get("trunk_dtype", "float32"))
 
     def normalise(self, arr: np.ndarray) -> torch.Tensor:
-        """:func:`~semcathode.models.forward.normalise_batch` with this model's settings.
+        """:func:`~semcathode.models._forward.normalise_batch` with this model's settings.
 
         Parameters
         ----------
@@ -251,10 +252,10 @@ class ExportedModel:
         ValueError
             The model needs a physical scale and neither the file nor ``pixel_size_um`` gives one;
             or bringing the frame to the model's scale would exceed a limit (upsampling, pixels,
-            tiles: :func:`~semcathode.data.preprocess.preprocess_image` checks them), checked before resampling.
+            tiles: :func:`~semcathode.data._preprocess.preprocess_image` checks them), checked before resampling.
         """
-        from ..io.databar import crop_data_bar
-        from ..io.read import read_sem
+        from ..io._databar import crop_data_bar
+        from ..io._read import read_sem
 
         sem = read_sem(path)
         bar = self.meta.get("bar", {})
@@ -271,11 +272,11 @@ class ExportedModel:
         return img, self.normalise(tiles)
 
     def tile_positions(self, grey_shape: tuple[int, int], arr_shape: tuple[int, int]) -> list[tuple[int, int]]:
-        """Corners of the tile grid in the scaled frame (see :func:`~semcathode.data.tiles.tile_grid`)."""
+        """Corners of the tile grid in the scaled frame (see :func:`~semcathode.data._tiles.tile_grid`)."""
         return tile_grid(arr_shape, self.params.size, self.params.tile_stride)
 
     def predict_arrays(self, arrays: Sequence[np.ndarray], features: bool = False, layers: Sequence[str] = ()):
-        """:func:`semcathode.models.forward.predict_arrays` with this model's settings."""
+        """:func:`semcathode.models._forward.predict_arrays` with this model's settings."""
         return predict_arrays(self.model, arrays, self.params.size, *self.input_norm, stride=self.params.tile_stride,
                               aggregate=self.meta.get("aggregate", "mean_log_prob"), features=features,
                               layers=layers)
@@ -315,7 +316,7 @@ class ExportedModel:
 
     @torch.no_grad()
     def predict_tensor(self, x: torch.Tensor, bs: int | None = None) -> np.ndarray:
-        """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models.forward.predict_probs`)."""
+        """Softmax probabilities (N, n_classes) for normalised inputs (:func:`~semcathode.models._forward.predict_probs`)."""
         return predict_probs(self.model, x, bs).numpy()
 
 
@@ -436,8 +437,8 @@ def predict_paths(model: ExportedModel, inputs: Sequence[str | Path], pixel_size
     >>> len(table), int(table["pred"].isin(study.classes).sum()), table["error"].iloc[-1] != ""
     (3, 2, True)
     """
-    from ..config.sections import ConfigError
-    from ..io.read import SEMReadError
+    from ..config._sections import ConfigError
+    from ..io._read import SEMReadError
 
     rows: list[dict[str, Any]] = []
     for f in find_images(inputs, missing="keep"):

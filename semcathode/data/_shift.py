@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.transform import resize
 
-from ..io.read import to_unit
+from ..io._read import to_unit
 
 __all__ = [
     "SHIFT_KINDS",
