@@ -1,7 +1,7 @@
 """Exact and near-duplicate micrographs of a manifest, and duplicates that cross splits.
 
 Exact duplicates share their sha256; near duplicates have perceptual hashes (the manifest's
-``phash`` column, see :func:`semcathode.data._manifest.index_folder`) within a small Hamming
+``phash`` column, see :func:`semcathode.data.index_folder`) within a small Hamming
 distance. A pair whose members land in different splits or domains leaks information; such
 pairs are reported by :func:`check_duplicates`.
 """

@@ -1,6 +1,6 @@
 """Network inputs from cached micrographs: random training crops and evaluation tile grids.
 
-The rows of :func:`semcathode.data._preprocess.build_items` (one per cached micrograph) become
+The rows of :func:`semcathode.data.build_items` (one per cached micrograph) become
 one row per network input: ``crop_y``/``crop_x`` of ``-1`` draw a new random crop each time
 the item is loaded (training), fixed corners on the :func:`~semcathode.data._tiles.tile_grid`
 cover the whole frame (evaluation). :func:`semcathode.data._loaders.crop_array` cuts them.
@@ -21,7 +21,7 @@ def crop_items(items: pd.DataFrame, k: int = 1) -> pd.DataFrame:
     Parameters
     ----------
     items : DataFrame
-        From :func:`~semcathode.data._preprocess.build_items`.
+        From :func:`~semcathode.data.build_items`.
     k : int
         Crops per micrograph per epoch (at least 1).
 
@@ -42,7 +42,7 @@ def grid_items(items: pd.DataFrame, stride: float = 1.0, center_only: bool = Fal
     Parameters
     ----------
     items : DataFrame
-        From :func:`~semcathode.data._preprocess.build_items` (``height``, ``width``, ``size``).
+        From :func:`~semcathode.data.build_items` (``height``, ``width``, ``size``).
     stride : float
         Tile-grid stride as a fraction of the input size.
     center_only : bool

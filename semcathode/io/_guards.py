@@ -28,7 +28,7 @@ __all__ = [
     "check_decoded_size",
 ]
 
-#: File name extensions :func:`semcathode.io._read.read_image` accepts (lower case). The one list
+#: File name extensions :func:`semcathode.io.read_image` accepts (lower case). The one list
 #: of the package: folder scans (:mod:`semcathode.io._walk`) pick up exactly what the reader can read.
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 

@@ -3,7 +3,7 @@
 Private to :mod:`semcathode.io`. :mod:`tifffile` logs problems of a file on the ``tifffile``
 logger (twice when the file is opened twice), Pillow and numpy raise bare warnings; none of
 them name the file. The readers wrap their library calls in :func:`library_calls`, and
-:func:`semcathode.io._read.read_sem` wraps a whole read in :func:`one_warning`: what was said is
+:func:`semcathode.io.read_sem` wraps a whole read in :func:`one_warning`: what was said is
 collected (each message once, cut to one short line) and given as one :class:`SEMReadWarning`
 ``"<file>: ..."`` when the read succeeds. A read that fails raises its :class:`SEMReadError`
 instead. Only records of the reading thread are taken; other threads log as usual.

@@ -313,7 +313,7 @@ def _history(learn: Learner, phase: str, wall: float) -> pd.DataFrame:
 
 @functools.cache
 def resolve_backbone(name: str = "efficientnet_lite0", weights: str = "auto") -> str:
-    """The backbone that :func:`~semcathode.models._backbones.create_backbone` returns for ``name`` and ``weights``.
+    """The backbone that :func:`~semcathode.models.create_backbone` returns for ``name`` and ``weights``.
 
     Only ``efficientnet_b0`` with ``weights='auto'`` can differ from ``name``: it falls back to
     ``efficientnet_lite0`` when the hub cannot give its weights. Finding that out means trying

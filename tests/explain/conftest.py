@@ -21,7 +21,7 @@ def effnet():
 
 @pytest.fixture
 def stub_model():
-    """The class of a loaded model as ``semcathode.models._export.load_model`` gives (tiny EfficientNet,
+    """The class of a loaded model as ``semcathode.models.load_model`` gives (tiny EfficientNet,
     resize mode by default) that records the files it reads: ``stub_model(mode, size, stride)``."""
     timm = pytest.importorskip("timm")
     import torch
